@@ -1,0 +1,112 @@
+"""The shape of a model: a frozen, validated `ModelShape`, and `resolve_shape` that builds one
+from the `model` config group (a named rung of the size ladder, then explicit overrides).
+
+Pure Python (no torch), so the counting and fitting side can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from scaling.errors import ConfigError
+
+ARCHS = ("decoder",)  # a later task adds "encoder" and "encoder_decoder" on the same blocks
+ATTENTIONS = ("sdpa", "matmul")  # torch's fused scaled_dot_product_attention | explicit matmuls
+RUNG_KEYS = ("d_model", "n_layers", "n_heads")  # what a ladder rung fixes
+
+
+def _positive_int(field: str, value: Any, fix: str) -> int:
+    """`value` as an int > 0, else a ConfigError naming `field` and how to fix it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        # an integral float such as 64.0 (YAML "6.4e1") is accepted; 64.5 or "64" is not
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ConfigError(f"model.{field}={value!r} must be a positive integer; {fix}")
+    if value <= 0:
+        raise ConfigError(f"model.{field}={value} must be a positive integer; {fix}")
+    return value
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Everything that fixes a model's parameters and FLOPs (and the attention kernel used).
+
+    d_ff defaults to 4 * d_model. Construction validates; a bad value raises ConfigError.
+    """
+
+    d_model: int  # width of the residual stream
+    n_layers: int  # number of transformer blocks
+    n_heads: int  # attention heads per block; head dim = d_model // n_heads
+    ctx: int  # context length: the longest sequence the position embedding covers
+    vocab_size: int = 256  # byte-level tokens
+    d_ff: int | None = None  # MLP hidden width; None means 4 * d_model
+    arch: str = "decoder"  # only "decoder" for now
+    attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"model.arch={self.arch!r} is not supported; choose one of: {', '.join(ARCHS)}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(
+                f"model.attention={self.attention!r} is unknown; choose one of: {', '.join(ATTENTIONS)}"
+            )
+        d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
+        for name, value in (("d_model", self.d_model), ("n_layers", self.n_layers), ("n_heads", self.n_heads),
+                            ("ctx", self.ctx), ("vocab_size", self.vocab_size), ("d_ff", d_ff)):
+            object.__setattr__(self, name, _positive_int(name, value, "set it to a whole number >= 1"))
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"model.n_heads={self.n_heads} does not divide model.d_model={self.d_model}; "
+                f"pick n_heads among the divisors of d_model (e.g. d_model/16 for head dim 16)"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+def _plain(cfg: Any) -> dict:
+    """A plain dict from a dict or an OmegaConf DictConfig (interpolations resolved)."""
+    if type(cfg).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"the model config must be a mapping, got {type(cfg).__name__}; pass the model group")
+    return dict(cfg)
+
+
+def resolve_shape(model_cfg: Any) -> ModelShape:
+    """The ModelShape of a `model` config: the rung named by `size` (from its `ladder`), then
+    any explicit d_model / n_layers / n_heads / ctx / ... that is not null overrides it."""
+    cfg = _plain(model_cfg)
+    shape_keys = {f.name for f in fields(ModelShape)}
+    unknown = sorted(set(cfg) - shape_keys - {"size", "ladder"})
+    if unknown:
+        raise ConfigError(
+            f"unknown model key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(shape_keys | {'size', 'ladder'}))}"
+        )
+    values: dict[str, Any] = {}
+    size = cfg.get("size")
+    if size is not None:
+        ladder = cfg.get("ladder") or {}
+        if size not in ladder:
+            names = ", ".join(map(str, ladder)) or "(the config has no model.ladder)"
+            raise ConfigError(f"model.size={size!r} is not a rung of the ladder; choose one of: {names}")
+        rung = ladder[size]
+        if not isinstance(rung, Mapping) or any(k not in rung for k in RUNG_KEYS):
+            raise ConfigError(
+                f"model.ladder.{size} must set {', '.join(RUNG_KEYS)}; fix that rung in conf/model/"
+            )
+        values.update({k: rung[k] for k in RUNG_KEYS})
+    values.update({k: v for k, v in cfg.items() if k in shape_keys and v is not None})
+    missing = [k for k in ("d_model", "n_layers", "n_heads", "ctx") if k not in values]
+    if missing:
+        raise ConfigError(
+            f"model.{missing[0]} is not set; pick a rung with model.size=<name> or set "
+            f"{', '.join('model.' + k for k in missing)} explicitly"
+        )
+    return ModelShape(**values)

@@ -1,0 +1,249 @@
+"""The run store: where runs live under `runs/`, how they are written, claimed, found and tabled.
+
+Layout (docs/architecture.md): `runs/<sweep>/<run_id>/{config.yaml, metrics.jsonl, result.json}`
+and `runs/<sweep>/runs.csv`. A run is finished iff its `result.json` exists; `runs.csv` is
+always rebuilt from those files (never appended), under a lock, so parallel launchers cannot
+corrupt it. Every write goes to a temp file in the same folder and is renamed into place.
+This module never imports torch: the fitting side reads runs through it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+try:  # POSIX advisory locks: released by the kernel when the holder dies, so no stale claims
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+CHECKPOINT = "checkpoint.pt"
+RUNS_CSV = "runs.csv"
+LOCK = ".lock"
+
+# runs.csv columns, in order: the contract's columns first, then the shape and run settings.
+RUNS_CSV_COLUMNS = [
+    "run_id", "sweep", "arch", "data", "size", "N", "N_nonembed", "D", "C", "C_6ND",
+    "C_kaplan", "C_chinchilla", "loss", "loss_train", "entropy_floor", "seed", "status",
+    "wall_s", "tokens_per_s",
+    "d_model", "n_layers", "n_heads", "ctx", "d_ff", "vocab_size",
+    "steps", "batch_size", "lr", "device", "precision", "resumed_from_step",
+]
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf are not JSON: store them as null (a diverged run has no finite loss)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Rewrite a whole JSON-lines file atomically (metrics files are a few dozen lines)."""
+    atomic_write_text(path, "".join(json.dumps(_json_safe(r), sort_keys=True) + "\n" for r in rows))
+
+
+# ---------------------------------------------------------------- layout and ids
+
+def sweep_dir(runs_dir: str | os.PathLike, sweep: str) -> Path:
+    return Path(runs_dir) / sweep
+
+
+def run_dir(runs_dir: str | os.PathLike, sweep: str, run_id: str) -> Path:
+    return sweep_dir(runs_dir, sweep) / run_id
+
+
+def make_run_id(readable: str, identity: dict) -> str:
+    """`<readable>-<hash8>`: readable for people, the hash of everything that changes the result.
+
+    `identity` holds the settings that define the experiment (data, model, optimisation, seed,
+    tokens), not how it is executed (device, threads, checkpointing), so a rerun finds the run.
+    """
+    blob = json.dumps(_json_safe(identity), sort_keys=True, separators=(",", ":"), default=str)
+    return f"{readable}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+def is_finished(path: str | os.PathLike) -> bool:
+    return (Path(path) / RESULT).is_file()
+
+
+def read_result(path: str | os.PathLike) -> dict:
+    with open(Path(path) / RESULT, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    file = Path(path) / METRICS
+    if not file.is_file():
+        return []
+    with open(file, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def iter_run_dirs(sweep_path: str | os.PathLike) -> Iterator[Path]:
+    """Run folders of a sweep, sorted by name (hidden folders such as `.hydra` excluded)."""
+    root = Path(sweep_path)
+    if root.is_dir():
+        yield from sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def load_results(sweep_path: str | os.PathLike) -> list[dict]:
+    """The result.json of every finished run of a sweep, sorted by run_id."""
+    return [read_result(p) for p in iter_run_dirs(sweep_path) if is_finished(p)]
+
+
+# ---------------------------------------------------------------- claims and locks
+
+class FileLock:
+    """An exclusive, non-blocking (or blocking) lock on a file, held until `release()`.
+
+    Uses `flock`, which the kernel drops when the holder exits or is killed, so an interrupted
+    run never leaves a stale claim. After locking we check the file we hold is still the one at
+    `path` (another holder may have unlinked it on release); if not we retry.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    os.close(fd)
+                    return False
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return True
+            os.close(fd)  # the file was replaced under us; lock the new one
+
+    def release(self, unlink: bool = False) -> None:
+        if self._fd is None:
+            return
+        if unlink:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> "FileLock":
+        self.acquire(blocking=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def claim(path: str | os.PathLike) -> FileLock | None:
+    """Claim a run folder for training: a held lock, or None if another process is training it."""
+    lock = FileLock(Path(path) / LOCK)
+    return lock if lock.acquire(blocking=False) else None
+
+
+# ---------------------------------------------------------------- runs.csv
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else repr(value)
+    return value
+
+
+def runs_table_text(results: list[dict]) -> str:
+    """runs.csv text: contract columns first, then any extra result keys in sorted order."""
+    extra = sorted({k for r in results for k in r if k not in RUNS_CSV_COLUMNS and not isinstance(r[k], (dict, list))})
+    columns = RUNS_CSV_COLUMNS + extra
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({c: _csv_value(r.get(c)) for c in columns})
+    return buf.getvalue()
+
+
+def rebuild_runs_csv(sweep_path: str | os.PathLike) -> Path:
+    """Rebuild `<sweep>/runs.csv` from every result.json, under the sweep's lock, atomically."""
+    sweep_path = Path(sweep_path)
+    with FileLock(sweep_path / ".runs.csv.lock"):
+        text = runs_table_text(load_results(sweep_path))
+        atomic_write_text(sweep_path / RUNS_CSV, text)
+    return sweep_path / RUNS_CSV
+
+
+def read_runs_csv(path: str | os.PathLike) -> list[dict]:
+    """runs.csv as a list of dicts of strings (use `scaling.tables` for a typed frame)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def format_table(results: list[dict]) -> str:
+    """A short fixed-width table of finished runs for the terminal, sorted by N then D."""
+    rows = sorted(results, key=lambda r: (r.get("N") or 0, r.get("D") or 0, r.get("run_id", "")))
+    head = f"{'run_id':<34} {'N':>9} {'D':>9} {'C':>9} {'loss':>7} {'floor':>7} {'status':>8} {'wall_s':>7}"
+    lines = [head]
+    for r in rows:
+        loss, floor = r.get("loss"), r.get("entropy_floor")
+        lines.append(
+            f"{r.get('run_id', ''):<34} {r.get('N', 0):>9,} {r.get('D', 0):>9.3g} {r.get('C', 0):>9.3g} "
+            f"{'nan' if loss is None else f'{loss:.4f}':>7} {'-' if floor is None else f'{floor:.4f}':>7} "
+            f"{r.get('status', ''):>8} {r.get('wall_s', 0):>7.1f}"
+        )
+    return "\n".join(lines)
