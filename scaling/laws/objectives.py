@@ -80,3 +80,19 @@ def huber_objective_and_grad(theta, log_n, log_d, log_loss, weights=None, delta:
 def log_lsq_objective(pred_log_loss: np.ndarray, log_loss: np.ndarray) -> np.ndarray:
     """Sum of squared log residuals (used by the Kaplan fit, which has no irreducible term)."""
     return ((pred_log_loss - log_loss) ** 2).sum(axis=-1)
+
+
+def huber_fg(theta: np.ndarray, log_n, log_d, log_loss, weights, delta: float = HUBER_DELTA):
+    """Fast single-vector objective and gradient (the inner loop of every polish and bootstrap fit)."""
+    a, b, e, alpha, beta = theta
+    t1 = a - alpha * log_n
+    t2 = b - beta * log_d
+    m = np.maximum(np.maximum(t1, t2), e)
+    e1, e2, e3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(e - m)
+    s = e1 + e2 + e3
+    r = m + np.log(s) - log_loss
+    ar = np.abs(r)
+    h = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
+    g = np.clip(r, -delta, delta) * weights / s
+    g1, g2 = g * e1, g * e2
+    return float(h @ weights), np.array([g1.sum(), g2.sum(), (g * e3).sum(), -(g1 @ log_n), -(g2 @ log_d)])

@@ -1,0 +1,158 @@
+"""`scaling fit PATH...`: fit Kaplan's law and the three Chinchilla approaches to sweep folders or
+any CSV/parquet/JSONL table, print a comparison table, optionally write JSON (see docs/fit.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from scaling.errors import FitWarning
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scaling fit", description=__doc__.split("\n")[0].strip("`"))
+    p.add_argument("paths", nargs="+", help="sweep folders (runs/<sweep>), runs/ itself, or .csv/.parquet/.jsonl tables")
+    g = p.add_argument_group("columns")
+    g.add_argument("--n", default="N", help="parameter-count column (default N; N_nonembed counts the Kaplan way)")
+    g.add_argument("--d", default="D", help="training-tokens column (default D; derived as C/(6N) if absent)")
+    g.add_argument("--c", default="C", help="compute column (default C; derived as 6ND if absent)")
+    g.add_argument("--loss", default="loss", help="loss column (default loss)")
+    g.add_argument("--group", help="fit every value of this column separately and compare them side by side")
+    f = p.add_argument_group("filters")
+    f.add_argument("--query", help="pandas query on the raw table first, e.g. \"source_file == 'summary_df'\"")
+    f.add_argument("--drop-top-loss", type=int, default=0, metavar="K",
+                   help="drop the K highest losses (per group), as Epoch did with K=5 on the Chinchilla data")
+    m = p.add_argument_group("fitting")
+    m.add_argument("--method", choices=("fast", "grid"), default="fast",
+                   help="Approach 3: fast global method (default) or Hoffmann's 4500-start grid")
+    m.add_argument("--approach2", choices=("akima", "local", "full"), default="akima",
+                   help="IsoFLOP minimum: Akima interpolation (default), local 5-point parabola, or one parabola")
+    m.add_argument("--budget-tol", type=float, default=0.05, help="decades of C merged into one budget (default 0.05)")
+    m.add_argument("--keep-edge", action="store_true", help="keep budgets whose minimum is at an edge size in Approach 2")
+    m.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples (default 200; 0 = none)")
+    m.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    m.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    m.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (default 1)")
+    m.add_argument("--budget", type=float, action="append", default=[], metavar="C",
+                   help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the data)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON (schema in docs/fit.md)")
+    return p
+
+
+def _fmt(x, spec=".3f") -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def _ci(ci) -> str:
+    if not ci or any(v is None or not math.isfinite(v) for v in ci):
+        return ""
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def render(name: str, study) -> str:
+    """The readable report of one study."""
+    lines = [f"== {name}: {study.n_points} points ==" if name else f"== {study.n_points} points =="]
+    for label, fit in (("Approach 3", study.approach3), ("Kaplan", study.kaplan)):
+        if fit is not None:
+            lines.append(f"{label:<11} {fit.law!r}")
+            if fit.status.value != "converged":
+                lines.append(f"{'':<11} WARNING: status {fit.status.value}; these numbers are not a clean optimum")
+    for label, fit in (("Approach 2", study.approach2), ("Approach 1", study.approach1)):
+        if fit is not None:
+            lines.append(f"{label:<11} {fit.allocation!r}")
+    for k, why in study.skipped.items():
+        lines.append(f"{k:<11} skipped: {why}")
+    if study.approach3 is not None:
+        law, key = study.approach3.law, "approach3"
+        cis = "  ".join(f"{n} {_ci(study.ci(key, n))}" for n in ("alpha", "beta") if _ci(study.ci(key, n)))
+        lines.append(f"{'':<11} objective {study.approach3.objective:.6g} ({study.approach3.method}); "
+                     f"SE alpha {_fmt(study.se(key, 'alpha'), '.4f')}, beta {_fmt(study.se(key, 'beta'), '.4f')}"
+                     + (f"; {int(100 * study.options.level)}% CI {cis}" if cis else ""))
+    lines.append("")
+    lines.append(f"{'approach':<11} {'a (N_opt~C^a)':>14} {'interval':>18} {'b (D_opt~C^b)':>14} {'interval':>18}  status")
+    for r in study.comparison.table:
+        lines.append(f"{r.approach:<11} {_fmt(r.a):>14} {_ci(r.a_ci):>18} {_fmt(r.b):>14} {_ci(r.b_ci):>18}  {r.status}")
+    el = study.comparison.elasticities
+    if el:
+        lines.append("")
+        for k, e in el.items():
+            lines.append(f"elasticity {k:<10} dlogL/dlogN {e['N']:+.3f} {_ci(e.get('N_ci'))}  "
+                         f"dlogL/dlogD {e['D']:+.3f} {_ci(e.get('D_ci'))}  at N={e['at']['N']:.3g}, D={e['at']['D']:.3g}")
+    for pr in study.predictions:
+        lines.append(f"at C={pr['C']:.3g} {pr['law']:<10} N_opt {pr['N_opt']:.3g}  D_opt {pr['D_opt']:.3g}  "
+                     f"D/N {pr['tokens_per_param']:.3g}" + (f"  loss {pr['loss']:.3f}" if "loss" in pr else ""))
+    ex = study.comparison.extrapolation
+    if ex is not None:
+        errs = ", ".join(f"{k} {v:.2%}" if k != "approach2" else f"{k} |ln N*| {v:.3f}" for k, v in ex.errors.items())
+        lines.append(f"extrapolation: fitted on {ex.n_train} points, tested on {ex.n_holdout} with C >= {ex.holdout_C_min:.3g}: {errs}")
+    lines.append("")
+    lines.append("verdict: " + study.comparison.verdict)
+    for w in study.warnings:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def render_groups(studies: dict) -> str:
+    """Side-by-side a/b of every group (the walk across setups in one table)."""
+    width = max(len(k) for k in studies)
+    head = f"{'group':<{width}}  " + "  ".join(f"{k:>10}" for k in ("a A1", "a A2", "a A3", "a Kaplan", "b A2", "b A3"))
+    out = [head]
+    for name, s in studies.items():
+        rows = {r.approach: r for r in s.comparison.table}
+        vals = [rows[k].a if k in rows else None for k in ("approach1", "approach2", "approach3", "kaplan")]
+        vals += [rows[k].b if k in rows else None for k in ("approach2", "approach3")]
+        out.append(f"{name:<{width}}  " + "  ".join(f"{_fmt(v):>10}" for v in vals))
+    return "\n".join(out)
+
+
+def write_json_atomic(path: str | Path, payload: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from scaling.errors import ConfigError
+    from scaling.laws.study import FitOptions, fit_study
+    from scaling.tables import load_points
+
+    if args.bootstrap < 0 or args.jobs < 1 or not 0 < args.level < 1:
+        raise ConfigError("--bootstrap must be >= 0, --jobs >= 1 and --level between 0 and 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings and printed there
+        points = load_points(args.paths, n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group,
+                             drop_top_loss=args.drop_top_loss, query=args.query)
+        opts = FitOptions(method=args.method, n_boot=args.bootstrap, seed=args.seed, level=args.level,
+                          approach2_method=args.approach2, budget_tol=args.budget_tol, drop_edge=not args.keep_edge,
+                          n_jobs=args.jobs, predict_C=tuple(args.budget))
+        print(f"columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
+        if args.group:
+            studies = {name: fit_study(p, options=opts) for name, p in points.groups().items()}
+            for name, s in studies.items():
+                print(render(name, s))
+                print()
+            print(render_groups(studies))
+            payload = {"groups": {name: s.to_json() for name, s in studies.items()}}
+        else:
+            s = fit_study(points, options=opts)
+            print(render("", s))
+            payload = s.to_json()
+    if args.json:
+        write_json_atomic(args.json, payload)
+        print(f"wrote {args.json}")
+    return 0

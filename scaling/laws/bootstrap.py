@@ -1,0 +1,133 @@
+"""Bootstrap over points: refit every law on resampled data and report percentile intervals.
+
+A resample is represented by per-point counts used as weights (identical to refitting on the
+resampled rows, cheaper). Approach 3 and Kaplan refits start from the full-data optimum and are
+polished to tight tolerances; chunks can run in joblib processes (`n_jobs`). Approach 2 resamples
+within each compute budget (an IsoFLOP profile keeps its shape), Approach 1 resamples points, or
+whole runs when it works from training curves. Seeds fix everything: same seed, same samples.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import FitError, FitWarning
+from scaling.laws._blas import single_thread_blas
+from scaling.laws.approaches import approach1, approach2, budget_labels
+from scaling.laws.fit import FitStatus, fit_kaplan, polish_chinchilla
+
+
+def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) counts of each point in each resample (rows sum to n)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    return np.stack([np.bincount(row, minlength=n) for row in idx]).astype(float)
+
+
+def interval(samples, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite samples (NaN, NaN if none)."""
+    s = np.asarray(samples, float)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return float("nan"), float("nan")
+    q = 100 * (1 - level) / 2
+    lo, hi = np.percentile(s, [q, 100 - q])
+    return float(lo), float(hi)
+
+
+def _chinchilla_chunk(theta0, logs, counts):
+    out = np.empty((len(counts), 5))
+    ok = np.empty(len(counts), bool)
+    with single_thread_blas():
+        for i, w in enumerate(counts):
+            theta, _, status = polish_chinchilla(theta0, *logs, weights=w)
+            out[i], ok[i] = theta, status is FitStatus.CONVERGED
+    return out, ok
+
+
+def _kaplan_chunk(p0, logs, counts):
+    out = np.empty((len(counts), 4))
+    ok = np.empty(len(counts), bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        for i, w in enumerate(counts):
+            f = fit_kaplan(*logs, weights=w, starts=p0[None, :])
+            law = f.law
+            out[i] = (law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c))
+            ok[i] = f.ok
+    return out, ok
+
+
+def _run_chunks(func, start, logs, counts, n_jobs: int):
+    if n_jobs == 1 or len(counts) < 50:
+        return func(start, logs, counts)
+    from joblib import Parallel, delayed
+
+    chunks = np.array_split(counts, n_jobs)
+    parts = Parallel(n_jobs=n_jobs)(delayed(func)(start, logs, c) for c in chunks)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _logs(df: pd.DataFrame):
+    return (np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float)), np.log(df["loss"].to_numpy(float)))
+
+
+def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0, n_jobs: int = 1):
+    """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask)."""
+    counts = resample_counts(len(df), n_boot, seed)
+    return _run_chunks(_chinchilla_chunk, np.asarray(theta0, float), _logs(df), counts, n_jobs)
+
+
+def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int = 1):
+    """Kaplan refits: (samples (n_boot, 4) as (alpha_N, alpha_D, ln N_c, ln D_c), converged mask)."""
+    counts = resample_counts(len(df), n_boot, seed + 1)
+    p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
+    return _run_chunks(_kaplan_chunk, p0, _logs(df), counts, n_jobs)
+
+
+def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kwargs) -> np.ndarray:
+    """(n_boot, 2) samples of (a, b), resampling points within each budget; NaN where a refit fails."""
+    rng = np.random.default_rng(seed + 2)
+    labels = budget_labels(df["C"].to_numpy(), kwargs.get("budget_tol", 0.05))
+    groups = [np.flatnonzero(labels == lab) for lab in np.unique(labels)]
+    out = np.full((n_boot, 2), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        for i in range(n_boot):
+            idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+            try:
+                f = approach2(df.iloc[idx], **kwargs)
+                out[i] = f.a, f.b
+            except FitError:
+                pass
+    return out
+
+
+def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_boot: int = 200,
+                        seed: int = 0) -> np.ndarray:
+    """(n_boot, 2) samples of (a, b): resampling points, or whole runs when curves are given."""
+    rng = np.random.default_rng(seed + 3)
+    out = np.full((n_boot, 2), np.nan)
+    use_curves = curves is not None and len(curves) and "run_id" in df
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        for i in range(n_boot):
+            idx = rng.integers(0, len(df), len(df))
+            sub = df.iloc[idx]
+            cv = None
+            if use_curves:  # a resampled run appears once per draw: relabel its copies
+                pieces = []
+                for k, rid in enumerate(sub["run_id"]):
+                    piece = curves[curves["run_id"] == rid].copy()
+                    piece["run_id"] = f"{rid}#{k}"
+                    pieces.append(piece)
+                cv = pd.concat(pieces, ignore_index=True)
+            try:
+                f = approach1(sub, cv)
+                out[i] = f.a, f.b
+            except FitError:
+                pass
+    return out

@@ -1,0 +1,264 @@
+"""`fit_study`: every law on one points frame, with bootstrap intervals and the comparison; the
+single entry point for the CLI, plots and reports. `StudyFit.to_json()` is the stable schema."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import FitError, FitWarning
+from scaling.laws.approaches import Approach1Fit, Approach2Fit, approach1, approach2, approach3, kaplan
+from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bootstrap_chinchilla, bootstrap_kaplan,
+                                    interval)
+from scaling.laws.compare import AllocationRow, Comparison, extrapolation_check, verdict
+from scaling.laws.fit import ChinchillaFit, KaplanFit
+from scaling.laws.forms import ChinchillaLaw, KaplanLaw
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Knobs of a study; every field maps to one `scaling fit` flag."""
+
+    method: str = "fast"  # Approach 3: "fast" (variable projection + polish) or "grid" (Hoffmann's 4500 starts)
+    n_boot: int = 200  # bootstrap resamples (0: no intervals)
+    seed: int = 0
+    level: float = 0.95  # percentile interval level
+    approach2_method: str = "akima"  # "akima" | "local" | "full"
+    budget_tol: float = 0.05  # decades of C grouped into one IsoFLOP budget
+    drop_edge: bool = True  # leave budgets whose minimum sits on a sampled edge out of Approach 2
+    n_jobs: int = 1  # processes for the Approach 3 / Kaplan bootstrap
+    predict_C: tuple[float, ...] = ()  # budgets for predictions; default: the largest C in the data
+    extrapolate: bool = True
+
+
+@dataclass
+class StudyFit:
+    """All fits of one points frame. Laws absent from `skipped` are set; arrays serve the plots:
+    `samples[law][param]` bootstrap draws, `residuals[law]` log residuals per point,
+    `approach2.budgets` the IsoFLOP profiles, `approach1.envelope` the envelope points."""
+
+    approach1: Approach1Fit | None
+    approach2: Approach2Fit | None
+    approach3: ChinchillaFit | None
+    kaplan: KaplanFit | None
+    comparison: Comparison
+    n_points: int
+    points: pd.DataFrame
+    samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    residuals: dict[str, np.ndarray] = field(default_factory=dict)
+    predictions: list[dict] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    options: FitOptions = field(default_factory=FitOptions)
+
+    def ci(self, law: str, name: str) -> tuple[float, float]:
+        s = self.samples.get(law, {}).get(name)
+        return interval(s, self.options.level) if s is not None else (math.nan, math.nan)
+
+    def se(self, law: str, name: str) -> float:
+        s = self.samples.get(law, {}).get(name)
+        if s is None:
+            return math.nan
+        s = s[np.isfinite(s)]
+        return float(np.std(s, ddof=1)) if s.size > 1 else math.nan
+
+    def to_json(self) -> dict:
+        """Stable schema: approach1, approach2, approach3, kaplan, comparison, n_points (+ warnings, bootstrap)."""
+        return _to_json(self)
+
+
+def _clean(x):
+    """JSON-safe: NaN/inf -> None, numpy -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _with_ci(study: StudyFit, law: str, names) -> dict:
+    return {n: list(study.ci(law, n)) for n in names if n in study.samples.get(law, {})}
+
+
+def _to_json(s: StudyFit) -> dict:
+    out: dict = {"n_points": s.n_points}
+    if s.approach3 is not None:
+        law = s.approach3.law
+        names = ("E", "A", "B", "alpha", "beta", "a", "b")
+        out["approach3"] = dict({n: getattr(law, n) for n in names}, objective=s.approach3.objective,
+                                status=s.approach3.status.value, method=s.approach3.method, formula=repr(law).split("   ")[0],
+                                ci=_with_ci(s, "approach3", names), se={n: s.se("approach3", n) for n in names})
+    else:
+        out["approach3"] = {"status": "skipped", "reason": s.skipped.get("approach3")}
+    if s.kaplan is not None:
+        law = s.kaplan.law
+        names = ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")
+        out["kaplan"] = dict({n: getattr(law, n) for n in names}, alpha_C=law.alpha_C, objective=s.kaplan.objective,
+                             status=s.kaplan.status.value, formula=repr(law).split("   ")[0], ci=_with_ci(s, "kaplan", names))
+    else:
+        out["kaplan"] = {"status": "skipped", "reason": s.skipped.get("kaplan")}
+    if s.approach2 is not None:
+        f = s.approach2
+        out["approach2"] = dict(a=f.a, b=f.b, status="converged", method=f.method, ci=_with_ci(s, "approach2", ("a", "b")),
+                                N_opt=repr(f.allocation.n_opt), D_opt=repr(f.allocation.d_opt),
+                                budgets=[dict(C=b.C, N_star=b.n_star, D_star=b.d_star, loss_star=b.loss_star,
+                                              n_sizes=len(b.N), edge=b.edge, used=b.used) for b in f.budgets])
+    else:
+        out["approach2"] = {"a": None, "b": None, "status": "skipped", "reason": s.skipped.get("approach2")}
+    if s.approach1 is not None:
+        f = s.approach1
+        out["approach1"] = dict(a=f.a, b=f.b, status="converged", source=f.source, ci=_with_ci(s, "approach1", ("a", "b")),
+                                N_opt=repr(f.allocation.n_opt), D_opt=repr(f.allocation.d_opt), n_envelope=len(f.envelope))
+    else:
+        out["approach1"] = {"a": None, "b": None, "status": "skipped", "reason": s.skipped.get("approach1")}
+    c = s.comparison
+    ex = c.extrapolation
+    out["comparison"] = dict(
+        table=[dict(approach=r.approach, a=r.a, a_ci=list(r.a_ci), b=r.b, b_ci=list(r.b_ci), status=r.status)
+               for r in c.table],
+        elasticities=c.elasticities, verdict=c.verdict, predictions=s.predictions,
+        extrapolation=None if ex is None else dict(holdout_C_min=ex.holdout_C_min, n_train=ex.n_train,
+                                                   n_holdout=ex.n_holdout, errors=ex.errors))
+    out["bootstrap"] = {"n": s.options.n_boot, "seed": s.options.seed, "level": s.options.level}
+    out["warnings"] = list(s.warnings)
+    return _clean(out)
+
+
+def _check(df: pd.DataFrame) -> None:
+    if len(df) < 3:
+        raise FitError(f"only {len(df)} point(s); every law needs more points than parameters")
+    if df["N"].nunique() < 2:
+        raise FitError(f"all {len(df)} points have one model size (N = {df['N'].iloc[0]:.4g}); "
+                       "fitting how loss depends on N needs at least 2 sizes (better 3+)")
+
+
+def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | None = None) -> StudyFit:
+    """Fit Approaches 1-3 and Kaplan to `points` (a `scaling.tables.Points` or a frame with N, D, C, loss).
+
+    A law that cannot be fitted on this data (too few budgets, points, ...) is recorded in `skipped`
+    with its reason; FitError is raised only when the data support no law at all.
+    """
+    opt = options or FitOptions()
+    if hasattr(points, "frame"):
+        curves = points.curves if curves is None else curves
+        base_warnings = list(points.warnings)
+        df = points.frame
+    else:
+        df, base_warnings = points, []
+    df = df.reset_index(drop=True)
+    _check(df)
+    msgs: list[str] = list(base_warnings)
+    skipped: dict[str, str] = {}
+    samples: dict[str, dict[str, np.ndarray]] = {}
+    residuals: dict[str, np.ndarray] = {}
+
+    def attempt(name, func):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FitWarning)
+                result = func()
+            msgs.extend(str(w.message) for w in caught if issubclass(w.category, FitWarning))
+            return result
+        except FitError as err:
+            skipped[name] = str(err)
+            return None
+
+    a3 = attempt("approach3", lambda: approach3(df, opt.method))
+    kp = attempt("kaplan", lambda: kaplan(df))
+    a2 = attempt("approach2", lambda: approach2(df, opt.approach2_method, opt.budget_tol, opt.drop_edge))
+    a1 = attempt("approach1", lambda: approach1(df, curves))
+    if all(x is None for x in (a1, a2, a3, kp)):
+        raise FitError("no law could be fitted: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+
+    logn, logd, logl = (np.log(df[c].to_numpy(float)) for c in ("N", "D", "loss"))
+    if a3 is not None:
+        residuals["approach3"] = np.log(a3.law.predict(df["N"], df["D"])) - logl
+    if kp is not None:
+        residuals["kaplan"] = np.log(kp.law.predict(df["N"], df["D"])) - logl
+
+    if opt.n_boot > 0:
+        if a3 is not None:
+            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs)
+            th = th[ok]
+            laws = [ChinchillaLaw.from_theta(t) for t in th]
+            samples["approach3"] = {n: np.array([getattr(l, n) for l in laws]) for n in ("E", "A", "B", "alpha", "beta", "a", "b")}
+            if (~ok).sum() > 0.05 * len(ok):
+                msgs.append(f"Approach 3 bootstrap: {int((~ok).sum())} of {len(ok)} refits did not converge cleanly; left out")
+        if kp is not None:
+            ps, ok = bootstrap_kaplan(df, kp.law, opt.n_boot, opt.seed, opt.n_jobs)
+            laws = [KaplanLaw(p[0], p[1], float(np.exp(p[2])), float(np.exp(p[3]))) for p in ps[ok]]
+            samples["kaplan"] = {n: np.array([getattr(l, n) for l in laws]) for n in ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")}
+        if a2 is not None:
+            ab = bootstrap_approach2(df, opt.n_boot, opt.seed, method=opt.approach2_method, budget_tol=opt.budget_tol,
+                                     drop_edge=opt.drop_edge)
+            samples["approach2"] = {"a": ab[:, 0], "b": ab[:, 1]}
+        if a1 is not None:
+            ab = bootstrap_approach1(df, curves, min(opt.n_boot, 200) if curves is not None else opt.n_boot, opt.seed)
+            samples["approach1"] = {"a": ab[:, 0], "b": ab[:, 1]}
+
+    study = StudyFit(a1, a2, a3, kp, None, len(df), df, samples, residuals, [], skipped, msgs, opt)  # type: ignore[arg-type]
+    rows = []
+    for name, fit in (("approach1", a1), ("approach2", a2), ("approach3", a3), ("kaplan", kp)):
+        if fit is None:
+            continue
+        status = getattr(fit, "status", None)
+        law = getattr(fit, "law", None) or fit
+        rows.append(AllocationRow(name, law.a, study.ci(name, "a"), law.b, study.ci(name, "b"),
+                                  status.value if status is not None else "converged"))
+
+    # elasticities at the median point, with bootstrap intervals
+    Nm, Dm = float(np.exp(np.median(logn))), float(np.exp(np.median(logd)))
+    elast = {}
+    for name, fit, cls, keys in (("approach3", a3, ChinchillaLaw, ("E", "A", "B", "alpha", "beta")),
+                                 ("kaplan", kp, KaplanLaw, ("alpha_N", "alpha_D", "N_c", "D_c"))):
+        if fit is None:
+            continue
+        eN, eD = fit.law.elasticities(Nm, Dm)
+        entry = {"N": float(eN), "D": float(eD), "at": {"N": Nm, "D": Dm}}
+        if name in samples and len(samples[name][keys[0]]):
+            s = samples[name]
+            bN, bD = cls(*(s[k] for k in keys)).elasticities(Nm, Dm)
+            entry["N_ci"], entry["D_ci"] = list(interval(bN, opt.level)), list(interval(bD, opt.level))
+        elast[name] = entry
+
+    # predictions at chosen budgets (default: the largest C in the data)
+    for C in (opt.predict_C or (float(df["C"].max()),)):
+        for name, fit in (("approach1", a1), ("approach2", a2), ("approach3", a3), ("kaplan", kp)):
+            if fit is None:
+                continue
+            law = getattr(fit, "law", None) or fit.allocation
+            n_opt, d_opt = (float(v) for v in law.allocation(C))
+            row = {"law": name, "C": C, "N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt}
+            if hasattr(law, "loss_at_budget"):
+                row["loss"] = float(law.loss_at_budget(C))
+            if name == "approach3" and "approach3" in samples and len(samples["approach3"]["E"]):
+                s = samples["approach3"]
+                bl = ChinchillaLaw(s["E"], s["A"], s["B"], s["alpha"], s["beta"])
+                bn, bd = bl.allocation(C)
+                row["N_opt_ci"], row["D_opt_ci"] = list(interval(bn, opt.level)), list(interval(bd, opt.level))
+                row["tokens_per_param_ci"] = list(interval(bd / bn, opt.level))
+                row["loss_ci"] = list(interval(bl.loss_at_budget(C), opt.level))
+            study.predictions.append(row)
+
+    ex = None
+    if opt.extrapolate:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            ex = extrapolation_check(df, opt.method, opt.budget_tol, opt.approach2_method)
+    study.comparison = Comparison(tuple(rows), elast, ex, verdict(tuple(rows), opt.level))
+    return study
+
+
+def fit_groups(points, options: FitOptions | None = None) -> dict[str, StudyFit]:
+    """`fit_study` on every group of a `Points` (one entry 'all' without a group column)."""
+    return {name: fit_study(p, options=options) for name, p in points.groups().items()}

@@ -1,0 +1,258 @@
+"""Read any table of (N, D, loss) measurements into the canonical points frame.
+
+Sources: our sweep folders (`runs/<sweep>/runs.csv` plus each run's `metrics.jsonl`, read directly
+with pandas/json, never through torch), or any CSV, parquet or JSON-lines table. Columns are
+mapped by name (`n=`, `d=`, `c=`, `loss=`), one of N, D, C is derived from the other two with
+C = 6ND, and every bad value is reported as a one-line `DataError`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import DataError, FitWarning
+
+FLOPS_PER_PARAM_TOKEN = 6.0
+# Names tried, case-insensitively, when the default column name is absent (never for explicit names).
+ALIASES = {
+    "N": ("N", "params", "n_params", "parameters", "model_size", "Model Size"),
+    "D": ("D", "tokens", "n_tokens", "data_size", "Training Tokens"),
+    "C": ("C", "flops", "compute", "training_flops", "Training FLOP"),
+    "loss": ("loss", "loss_val", "val_loss", "final_loss"),
+}
+DEFAULTS = {"N": "N", "D": "D", "C": "C", "loss": "loss"}
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+                  ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+@dataclass
+class Points:
+    """The canonical points frame (N, D, C, loss [+ group, run_id, entropy_floor]) and, for our sweep
+    folders, the training curves (run_id, N, D_run, tokens, flops, loss) used by Approach 1."""
+
+    frame: pd.DataFrame
+    curves: pd.DataFrame | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column (or "derived")
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def groups(self) -> dict[str, "Points"]:
+        """One Points per value of the `group` column (in order of first appearance)."""
+        if "group" not in self.frame:
+            return {"all": self}
+        out = {}
+        for name in pd.unique(self.frame["group"]):
+            f = self.frame[self.frame["group"] == name].reset_index(drop=True)
+            c = None
+            if self.curves is not None and "run_id" in f:
+                c = self.curves[self.curves["run_id"].isin(set(f["run_id"]))].reset_index(drop=True)
+            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings))
+        return out
+
+
+def _warn(msg: str, sink: list[str]) -> None:
+    sink.append(msg)
+    warnings.warn(msg, FitWarning, stacklevel=3)
+
+
+def read_metrics(path: Path, sink: list[str]) -> list[dict]:
+    """One run's metrics.jsonl; a truncated last line (a run killed mid-write) is skipped with a warning."""
+    rows = []
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                _warn(f"{path}: last line is truncated; ignored it", sink)
+            else:
+                raise DataError(f"{path}: line {i + 1} is not valid JSON; fix or delete that line") from None
+    return rows
+
+
+def _read_sweep(folder: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A sweep folder: runs.csv (finished runs) and each run's metrics.jsonl (curves)."""
+    table = pd.read_csv(folder / "runs.csv")
+    if "status" in table:
+        bad = table["status"].astype(str) != "ok"
+        if bad.any():
+            _warn(f"{folder}: left out {int(bad.sum())} run(s) whose status is not 'ok' (diverged)", sink)
+            table = table[~bad].reset_index(drop=True)
+    curves = []
+    if "run_id" in table:
+        for run_id in table["run_id"].astype(str):
+            mpath = folder / run_id / "metrics.jsonl"
+            if not mpath.exists():
+                continue
+            rows = read_metrics(mpath, sink)
+            if rows:
+                c = pd.DataFrame(rows)
+                c["run_id"] = run_id
+                curves.append(c)
+    return table, (pd.concat(curves, ignore_index=True) if curves else None)
+
+
+def read_table(path: str | Path, sink: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read one source into a raw DataFrame (+ raw curves for sweep folders)."""
+    sink = [] if sink is None else sink
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file or folder")
+    if p.is_dir():
+        if (p / "runs.csv").exists():
+            return _read_sweep(p, sink)
+        subs = sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
+        if not subs:
+            raise DataError(f"{p}: a folder must hold runs.csv (a sweep) or sweeps that do; found neither")
+        parts = [_read_sweep(q, sink) for q in subs]
+        curves = [c for _, c in parts if c is not None]
+        return (pd.concat([t for t, _ in parts], ignore_index=True),
+                pd.concat(curves, ignore_index=True) if curves else None)
+    if p.name == "runs.csv":
+        return _read_sweep(p.parent, sink)
+    kind = TABLE_SUFFIXES.get(p.suffix.lower())
+    try:
+        if kind == "csv":
+            return pd.read_csv(p), None
+        if kind == "tsv":
+            return pd.read_csv(p, sep="\t"), None
+        if kind == "parquet":
+            return pd.read_parquet(p), None
+        if kind == "jsonl":
+            try:
+                return pd.read_json(p, lines=True), None
+            except ValueError:
+                return pd.read_json(p), None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise DataError(f"{p}: cannot read it as {kind} ({str(err).splitlines()[0]})") from None
+    raise DataError(f"{p}: unknown table type {p.suffix!r}; use .csv, .tsv, .parquet or .jsonl (or a sweep folder)")
+
+
+def _resolve(table: pd.DataFrame, key: str, name: str | None) -> str | None:
+    """The source column for canonical `key`: the given name, or an alias when the default is absent."""
+    if name is None:
+        return None
+    if name in table.columns:
+        return name
+    if name == DEFAULTS[key]:
+        lower = {str(c).lower(): c for c in table.columns}
+        for alias in ALIASES[key]:
+            if alias.lower() in lower:
+                return lower[alias.lower()]
+    return None
+
+
+def _numeric(table: pd.DataFrame, col: str, what: str, source: str) -> np.ndarray:
+    values = pd.to_numeric(table[col], errors="coerce")
+    bad = values.isna() & table[col].notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{source}: column {col!r} ({what}) is not numeric, e.g. {table[col].iloc[i]!r} in row {i + 1}")
+    v = values.to_numpy(dtype=float)
+    for test, word in ((np.isnan(v), "NaN/empty"), (np.isinf(v), "infinite"), (v <= 0, "zero or negative")):
+        if test.any():
+            i = int(np.flatnonzero(test)[0])
+            raise DataError(f"{source}: column {col!r} ({what}) has {int(test.sum())} {word} value(s), first in row "
+                            f"{i + 1} ({v[i]}); filter them (--query) or fix the table")
+    return v
+
+
+def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "loss", group: str | None = None,
+                drop_top_loss: int = 0, query: str | None = None, min_points: int = 2) -> Points:
+    """Read `paths` (files or sweep folders) into a validated `Points`.
+
+    n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
+    one of N, D, C may be missing and is derived with C = 6ND. `n="N_nonembed"` counts parameters
+    the Kaplan way. group: a column whose values split the fit. query: a pandas query run on the raw
+    table first (e.g. "dataset == 'rw'"). drop_top_loss=k: Epoch's filter, keep loss below the k-th
+    largest loss (per group), e.g. 5 for the Chinchilla data.
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise DataError("no input given; pass a sweep folder or a CSV/parquet/JSONL table")
+    sink: list[str] = []
+    tables, curves = [], []
+    for p in paths:
+        t, cv = read_table(p, sink)
+        tables.append(t)
+        if cv is not None:
+            curves.append(cv)
+    table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    source = ", ".join(str(p) for p in paths)
+    if query:
+        try:
+            table = table.query(query).reset_index(drop=True)
+        except Exception as err:  # pandas raises many types for a bad expression
+            raise DataError(f"--query {query!r} failed: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+        if table.empty:
+            raise DataError(f"--query {query!r} kept no rows")
+    found = ", ".join(map(str, table.columns))
+    cols = {k: _resolve(table, k, v) for k, v in (("N", n), ("D", d), ("C", c), ("loss", loss))}
+    if cols["loss"] is None:
+        raise DataError(f"{source}: no loss column {loss!r} (--loss); found columns: {found}")
+    missing = [k for k in ("N", "D", "C") if cols[k] is None]
+    if len(missing) > 1:
+        asked = {"N": n, "D": d, "C": c}
+        raise DataError(f"{source}: need two of N, D, C but columns {', '.join(repr(asked[k]) for k in missing)} "
+                        f"(--{'/--'.join(k.lower() for k in missing)}) are missing; found columns: {found}")
+    values = {k: _numeric(table, col, k, source) for k, col in cols.items() if col is not None}
+    if "C" not in values:
+        values["C"] = FLOPS_PER_PARAM_TOKEN * values["N"] * values["D"]
+    elif "D" not in values:
+        values["D"] = values["C"] / (FLOPS_PER_PARAM_TOKEN * values["N"])
+    elif "N" not in values:
+        values["N"] = values["C"] / (FLOPS_PER_PARAM_TOKEN * values["D"])
+    frame = pd.DataFrame({k: values[k] for k in ("N", "D", "C", "loss")})
+    if group is not None:
+        if group not in table:
+            raise DataError(f"{source}: no group column {group!r} (--group); found columns: {found}")
+        frame["group"] = table[group].astype(str).to_numpy()
+    for extra in ("run_id", "entropy_floor"):
+        if extra in table:
+            frame[extra] = table[extra].to_numpy()
+    if drop_top_loss:
+        keys = frame["group"] if "group" in frame else pd.Series(0, index=frame.index)
+        keep = np.ones(len(frame), bool)
+        for _, idx in frame.groupby(keys, sort=False).groups.items():
+            ls = frame.loc[idx, "loss"].to_numpy()
+            if len(ls) > drop_top_loss:
+                thresh = np.sort(ls)[-drop_top_loss]
+                keep[np.asarray(idx)] = ls < thresh
+        frame = frame[keep].reset_index(drop=True)
+    if len(frame) < min_points:
+        raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
+    columns = {k: (cols[k] if cols[k] is not None else "derived (C = 6ND)") for k in cols}
+    curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
+    return Points(frame, curve_frame, columns, sink)
+
+
+def _canonical_curves(raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]) -> pd.DataFrame | None:
+    """Curves as (run_id, N, D_run, tokens, flops, loss), with N and the FLOP accounting of the chosen
+    columns: flops = C_run * tokens / D_run, so `--n N_nonembed --c C_kaplan` carries into Approach 1."""
+    if "run_id" not in frame or "tokens" not in raw:
+        return None
+    lcol = "loss_val" if "loss_val" in raw else ("loss" if "loss" in raw else None)
+    if lcol is None:
+        _warn("metrics.jsonl has no loss_val column; Approach 1 uses final points only", sink)
+        return None
+    runs = frame.drop_duplicates("run_id").set_index("run_id")
+    c = raw[raw["run_id"].isin(runs.index)]
+    tokens = pd.to_numeric(c["tokens"], errors="coerce").to_numpy(float)
+    lossv = pd.to_numeric(c[lcol], errors="coerce").to_numpy(float)
+    rid = c["run_id"].to_numpy()
+    N = runs.loc[rid, "N"].to_numpy(float)
+    D = runs.loc[rid, "D"].to_numpy(float)
+    C = runs.loc[rid, "C"].to_numpy(float)
+    out = pd.DataFrame({"run_id": rid, "N": N, "D_run": D, "tokens": tokens, "flops": C * tokens / D, "loss": lossv})
+    ok = np.isfinite(out["loss"]) & (out["loss"] > 0) & np.isfinite(out["tokens"]) & (out["tokens"] > 0)
+    return out[ok].reset_index(drop=True)
