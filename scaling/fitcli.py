@@ -14,8 +14,8 @@ from pathlib import Path
 from scaling.errors import FitWarning
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scaling fit", description=__doc__.split("\n")[0].strip("`"))
+def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The inputs, column, filter and fitting options shared by `scaling fit`, `plot` and `report`."""
     p.add_argument("paths", nargs="+", help="sweep folders (runs/<sweep>), runs/ itself, or .csv/.parquet/.jsonl tables")
     g = p.add_argument_group("columns")
     g.add_argument("--n", default="N", help="parameter-count column (default N; N_nonembed counts the Kaplan way)")
@@ -40,6 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (default 1)")
     m.add_argument("--budget", type=float, action="append", default=[], metavar="C",
                    help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the data)")
+    return p
+
+
+def load_kwargs(args: argparse.Namespace) -> dict:
+    """`load_points` keyword arguments from parsed common options."""
+    return dict(n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group, drop_top_loss=args.drop_top_loss,
+                query=args.query)
+
+
+def fit_options(args: argparse.Namespace):
+    """`FitOptions` from parsed common options; ConfigError on impossible values."""
+    from scaling.errors import ConfigError
+    from scaling.laws.study import FitOptions
+
+    if args.bootstrap < 0 or args.jobs < 1 or not 0 < args.level < 1:
+        raise ConfigError("--bootstrap must be >= 0, --jobs >= 1 and --level between 0 and 1")
+    return FitOptions(method=args.method, n_boot=args.bootstrap, seed=args.seed, level=args.level,
+                      approach2_method=args.approach2, budget_tol=args.budget_tol, drop_edge=not args.keep_edge,
+                      n_jobs=args.jobs, predict_C=tuple(args.budget))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scaling fit", description=__doc__.split("\n")[0].strip("`"))
+    add_common_arguments(p)
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (schema in docs/fit.md)")
     return p
 
@@ -127,19 +151,13 @@ def write_json_atomic(path: str | Path, payload: dict) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from scaling.errors import ConfigError
-    from scaling.laws.study import FitOptions, fit_study
+    from scaling.laws.study import fit_study
     from scaling.tables import load_points
 
-    if args.bootstrap < 0 or args.jobs < 1 or not 0 < args.level < 1:
-        raise ConfigError("--bootstrap must be >= 0, --jobs >= 1 and --level between 0 and 1")
+    opts = fit_options(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings and printed there
-        points = load_points(args.paths, n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group,
-                             drop_top_loss=args.drop_top_loss, query=args.query)
-        opts = FitOptions(method=args.method, n_boot=args.bootstrap, seed=args.seed, level=args.level,
-                          approach2_method=args.approach2, budget_tol=args.budget_tol, drop_edge=not args.keep_edge,
-                          n_jobs=args.jobs, predict_C=tuple(args.budget))
+        points = load_points(args.paths, **load_kwargs(args))
         print(f"columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
         if args.group:
             studies = {name: fit_study(p, options=opts) for name, p in points.groups().items()}

@@ -1,0 +1,397 @@
+"""`write_report`: fit, plot and write `report.md`, `fits.json` and the figures into one folder.
+
+The folder is built beside the target and renamed into place (`staged_dir`), so a failure leaves
+either the previous folder or none, never a half-written one. A folder is only ever replaced when it
+is empty or was written by this module (it holds `manifest.json`). Never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from scaling import __version__
+from scaling.errors import ConfigError, FitWarning
+from scaling.laws.study import FitOptions, fit_study
+from scaling.tables import Points, load_points
+
+MANIFEST = "manifest.json"
+
+
+# ------------------------------------------------------------------------------------- the folder
+
+def check_replaceable(out: Path) -> None:
+    """ConfigError unless `out` is absent, an empty folder, or a folder this toolkit wrote."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder name")
+    if any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise ConfigError(f"--out {out} exists and was not written by scaling plot/report (no {MANIFEST}); "
+                          "choose a new folder or empty it")
+
+
+@contextmanager
+def staged_dir(out: str | Path):
+    """Yield a temp folder beside `out`; on success it replaces `out` by rename, on failure it is removed."""
+    out = Path(out)
+    check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / "x")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def slug(name: str) -> str:
+    """A folder name for a group value."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "group"
+    return s[:60]
+
+
+def group_folders(names) -> dict[str, str]:
+    """A distinct subfolder name per group value."""
+    out: dict[str, str] = {}
+    for name in names:
+        sl = slug(name)
+        while sl in out.values():
+            sl += "_"
+        out[name] = sl
+    return out
+
+
+def write_figures(plots, folder: Path, pdf: bool = False) -> list[str]:
+    """Save each plot into folder; the file names relative to folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for p in plots:
+        names += [f.name for f in p.save(folder, pdf=pdf)]
+    return names
+
+
+def write_manifest(folder: Path, kind: str, files: list[str], provenance: dict) -> None:
+    payload = {"kind": kind, "files": sorted(files), **provenance}
+    (folder / MANIFEST).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------------------------- provenance
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_hashes(paths) -> list[dict]:
+    """sha256 of every file an input names: a table itself; for a sweep folder its runs.csv and one
+    combined digest over its runs' metrics.jsonl files."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_file():
+            out.append({"path": str(p), "sha256": _sha256(p), "bytes": p.stat().st_size})
+            continue
+        sweeps = [p] if (p / "runs.csv").exists() else sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
+        for s in sweeps:
+            out.append({"path": str(s / "runs.csv"), "sha256": _sha256(s / "runs.csv"),
+                        "bytes": (s / "runs.csv").stat().st_size})
+            metrics = sorted(s.glob("*/metrics.jsonl"))
+            if metrics:
+                h = hashlib.sha256()
+                for m in metrics:
+                    h.update(m.parent.name.encode() + b"\0" + _sha256(m).encode())
+                out.append({"path": str(s / "*/metrics.jsonl"), "files": len(metrics), "sha256": h.hexdigest()})
+    return out
+
+
+def provenance(paths, command: str | None, options: FitOptions, points: Points, load: dict) -> dict:
+    """Inputs and their hashes, the command, the toolkit version, the date, the options."""
+    if paths is None:
+        inputs = [{"path": "(in-memory points)", "rows": len(points.frame)}]
+    else:
+        inputs = input_hashes(paths)
+    return {"inputs": inputs, "command": command or "scaling.report.write_report (Python API)",
+            "toolkit": f"scaling {__version__}", "python": platform.python_version(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "columns": dict(points.columns), "load": {k: v for k, v in load.items() if v not in (None, 0)},
+            "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()}}
+
+
+# ------------------------------------------------------------------------------------- markdown
+
+def _num(x, spec: str = ".4g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return format(x, spec)
+
+
+def _interval(lo, hi, spec: str = ".3f") -> str:
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "-"
+    return f"[{format(lo, spec)}, {format(hi, spec)}]"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    rows = [[c.replace("|", "\\|") for c in r] for r in rows]
+    return ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"] + \
+           ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _floor(study) -> float | None:
+    from scaling.plots import entropy_floor
+
+    return entropy_floor(study)
+
+
+def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed: bool) -> list[str]:
+    """The sections of one study; figure paths are `prefix + name.png`."""
+    from scaling.plots import LABEL
+
+    h = "#" * level
+    pct = int(round(100 * study.options.level))
+    df = study.points
+    lines = []
+    lines.append(f"{study.n_points} points; N {df['N'].min():.3g} to {df['N'].max():.3g} parameters, "
+                 f"D {df['D'].min():.3g} to {df['D'].max():.3g} tokens, C {df['C'].min():.3g} to "
+                 f"{df['C'].max():.3g} FLOPs; {study.options.n_boot} bootstrap resamples (seed {study.options.seed}).")
+    lines.append("")
+    lines.append(f"**Verdict.** {study.comparison.verdict}")
+    lines.append("")
+    lines.append(f"{h} Compute-optimal allocation (N_opt ~ C^a, D_opt ~ C^b)")
+    lines.append("")
+    lines += _table(["approach", "a", f"{pct}% interval", "b", f"{pct}% interval", "status"],
+                    [[LABEL[r.approach], _num(r.a, ".3f"), _interval(*r.a_ci), _num(r.b, ".3f"), _interval(*r.b_ci),
+                      r.status] for r in study.comparison.table])
+    for name, why in study.skipped.items():
+        lines.append(f"\n{LABEL.get(name, name)} was skipped: {why}")
+    if study.predictions:
+        lines.append("")
+        lines.append(f"Compute-optimal allocation at a budget (Approach 3 with {pct}% intervals):")
+        lines.append("")
+        rows = []
+        for p in study.predictions:
+            ci = lambda k: (" " + _interval(*p[k], ".3g")) if k in p else ""
+            rows.append([LABEL[p["law"]], _num(p["C"], ".3g"), _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
+                         _num(p["D_opt"], ".3g") + ci("D_opt_ci"),
+                         _num(p["tokens_per_param"], ".3g") + ci("tokens_per_param_ci"),
+                         _num(p.get("loss"), ".4f") + ci("loss_ci")])
+        lines += _table(["law", "C (FLOPs)", "N_opt", "D_opt", "tokens per parameter", "loss"], rows)
+    lines.append("")
+    lines.append(f"{h} Fitted laws")
+    if study.approach3 is not None:
+        law, key = study.approach3.law, "approach3"
+        lines += ["", f"**Approach 3** `{repr(law).split('   ')[0]}` (objective {study.approach3.objective:.6g}, "
+                      f"{study.approach3.method}, {study.approach3.status.value})", ""]
+        lines += _table(["parameter", "value", f"{pct}% interval", "bootstrap SE"],
+                        [[n, _num(getattr(law, n)), _interval(*study.ci(key, n), ".4g"), _num(study.se(key, n))]
+                         for n in ("E", "A", "B", "alpha", "beta", "a", "b")])
+        floor = _floor(study)
+        if floor is not None:
+            lo, hi = study.ci(key, "E")
+            inside = math.isfinite(lo) and lo <= floor <= hi
+            lines += ["", f"Known irreducible loss (entropy floor of the data): **{floor:.4f}** nats/token; fitted "
+                          f"E = {law.E:.4f} {_interval(lo, hi, '.4f')} "
+                          f"({'the floor lies inside the interval' if inside else 'the floor lies outside the interval'}"
+                          f"; E - floor = {law.E - floor:+.4f})."]
+    if study.kaplan is not None:
+        law, key = study.kaplan.law, "kaplan"
+        lines += ["", f"**Kaplan** `{repr(law).split('   ')[0]}` (objective {study.kaplan.objective:.6g}, "
+                      f"{study.kaplan.status.value}); on the compute frontier L(C) ~ C^-{law.alpha_C:.3f}", ""]
+        lines += _table(["parameter", "value", f"{pct}% interval"],
+                        [[n, _num(getattr(law, n)), _interval(*study.ci(key, n), ".4g")]
+                         for n in ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")])
+    for key, label in (("approach2", "Approach 2"), ("approach1", "Approach 1")):
+        fit = getattr(study, key)
+        if fit is not None:
+            extra = (f"{sum(b.used for b in fit.budgets)} of {len(fit.budgets)} budgets used, {fit.method}"
+                     if key == "approach2" else f"{len(fit.envelope)} envelope points from {fit.source}")
+            lines += ["", f"**{label}** `{fit.allocation!r}` ({extra})"]
+    el = study.comparison.elasticities
+    if el:
+        lines += ["", f"{h} Loss elasticities at the median point", ""]
+        rows = [[LABEL[k], f"{e['N']:+.4f} {_interval(*e['N_ci'], '+.4f') if 'N_ci' in e else ''}",
+                 f"{e['D']:+.4f} {_interval(*e['D_ci'], '+.4f') if 'D_ci' in e else ''}",
+                 f"N = {e['at']['N']:.3g}, D = {e['at']['D']:.3g}"] for k, e in el.items()]
+        lines += _table(["law", "d log L / d log N", "d log L / d log D", "at"], rows)
+    lines += ["", f"{h} Extrapolation check", ""]
+    ex = study.comparison.extrapolation
+    if ex is None:
+        lines.append("Not run: too few points or budgets to hold the largest one out.")
+    else:
+        lines.append(f"Each law refitted on the {ex.n_train} points below C = {ex.holdout_C_min:.3g} and scored on "
+                     f"the {ex.n_holdout} held-out point(s) at or above it.")
+        lines.append("")
+        rows = []
+        for k, v in ex.errors.items():
+            what = "|ln(N* predicted / N* measured)|" if k == "approach2" else "mean |relative error| of loss"
+            rows.append([LABEL[k], f"{v:.3f}" if k == "approach2" else f"{v:.2%}", what])
+        lines += _table(["law", "error", "measure"], rows)
+    lines += ["", f"{h} Figures", ""]
+    for p in plots:
+        if embed:
+            lines += [f"**{p.title}.**", "", f"![{p.name}]({prefix}{p.name}.png)", ""]
+        else:
+            lines.append(f"- [{p.title}]({prefix}{p.name}.png)")
+    for name, why in skipped_figs.items():
+        lines.append(f"- `{name}` not drawn: {why}")
+    if study.warnings:
+        lines += ["", f"{h} Warnings", ""] + [f"- {w}" for w in dict.fromkeys(study.warnings)]
+    return lines
+
+
+def _provenance_md(prov: dict) -> list[str]:
+    lines = ["## Provenance", ""]
+    rows = [[f"`{i['path']}`", f"`{i.get('sha256', '-')}`",
+             str(i.get("bytes", f"{i['files']} files" if "files" in i else i.get("rows", "-")))] for i in prov["inputs"]]
+    lines += _table(["input", "sha256", "size"], rows)
+    lines += ["", f"- command: `{prov['command']}`", f"- toolkit: {prov['toolkit']} (Python {prov['python']})",
+              f"- date: {prov['date']}",
+              "- columns: " + ", ".join(f"{k} <- {v}" for k, v in prov["columns"].items()),
+              "- options: " + ", ".join(f"{k}={v}" for k, v in {**prov["load"], **prov["options"]}.items())]
+    return lines
+
+
+def _group_table(studies: dict) -> list[str]:
+    from scaling.plots import SHORT, exponents
+
+    laws = ("approach1", "approach2", "approach3", "kaplan")
+    pct = int(round(100 * next(iter(studies.values())).options.level))
+    head = ["group", "points"] + [f"a {SHORT[k]} [{pct}%]" for k in laws] + [f"b {SHORT[k]} [{pct}%]" for k in
+                                                                              ("approach2", "approach3")]
+    rows = []
+    for name, s in studies.items():
+        row = [name, str(s.n_points)]
+        for key in [("a", k) for k in laws] + [("b", k) for k in ("approach2", "approach3")]:
+            which, law = key
+            if getattr(s, law) is None:
+                row.append("skipped")
+                continue
+            v = exponents(s, law)[0 if which == "a" else 1]
+            row.append(f"{v:.3f} {_interval(*s.ci(law, which))}")
+        rows.append(row)
+    return _table(head, rows)
+
+
+def render_markdown(studies: dict, figures: dict, prov: dict, title: str, grouped: bool) -> str:
+    """report.md from {group: StudyFit} and {group: (plots, skipped figures, prefix)}."""
+    lines = [f"# Scaling-law report: {title}", ""]
+    if not grouped:
+        study = next(iter(studies.values()))
+        plots, skipped, prefix = figures["all"]
+        lines += [f"![Compute-optimal allocation from every approach]({prefix}comparison.png)", ""]
+        lines += _study_body(study, prefix, [p for p in plots if p.name != "comparison"], skipped, 2, True)
+    else:
+        lines += [f"{len(studies)} groups, fitted separately and compared side by side.", "",
+                  "![Compute-optimal allocation by group](comparison.png)", "", "## a and b per group", ""]
+        lines += _group_table(studies)
+        lines += ["", "Verdict per group:", ""]
+        for name, s in studies.items():
+            lines.append(f"- **{name}**: {s.comparison.verdict}")
+        for name, s in studies.items():
+            plots, skipped, prefix = figures[name]
+            lines += ["", f"## Group: {name}", ""]
+            if any(p.name == "comparison" for p in plots):
+                lines += [f"![{name}: compute-optimal allocation]({prefix}comparison.png)", ""]
+            lines += _study_body(s, prefix, [p for p in plots if p.name != "comparison"], skipped, 3, False)
+    lines += [""] + _provenance_md(prov)
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------- entry point
+
+def write_report(paths_or_points, out_dir: str | Path, options: FitOptions | None = None, *,
+                 command: str | None = None, load: dict | None = None, title: str | None = None,
+                 pdf: bool = False) -> Path:
+    """Fit every law to the input, draw every figure, write report.md, fits.json and the figures
+    into `out_dir` (replaced atomically); returns `out_dir`.
+
+    paths_or_points: a `Points`, or one or more sweep folders / tables read with `load_points(**load)`
+    (load: n, d, c, loss, group, query, drop_top_loss). With a `group` column every group is fitted
+    separately and compared side by side, each group's figures in its own subfolder.
+    E.g. after a sweep: `write_report(Path("runs") / sweep, Path("analysis") / sweep, FitOptions(),
+    command="scaling sweep ...")`.
+    """
+    from scaling import plots as P
+
+    options = options or FitOptions()
+    load = dict(load or {})
+    out = Path(out_dir)
+    check_replaceable(out)  # fail before any work
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings
+        if isinstance(paths_or_points, Points):
+            points, paths = paths_or_points, None
+        else:
+            paths = [paths_or_points] if isinstance(paths_or_points, (str, Path)) else list(paths_or_points)
+            points = load_points(paths, **load)
+        grouped = "group" in points.frame
+        parts = points.groups()
+        studies = {name: fit_study(p, options=options) for name, p in parts.items()}
+    figures: dict = {}
+    if grouped:
+        folders = group_folders(studies)
+        for name, s in studies.items():
+            sl = folders[name]
+            plots, skipped = P.all_figures(s, parts[name])
+            figures[name] = (plots, skipped, f"{sl}/")
+        top = [P.group_comparison(studies)]
+    else:
+        plots, skipped = P.all_figures(studies["all"], points)
+        figures["all"] = (plots, skipped, "")
+        top = []
+    prov = provenance(paths, command, options, points, load)
+    if title is None:
+        title = ", ".join(Path(p).name for p in paths) if paths else "in-memory points"
+    md = render_markdown(studies, figures, prov, title, grouped)
+    if grouped:
+        fits = {"groups": {name: s.to_json() for name, s in studies.items()}}
+    else:
+        fits = studies["all"].to_json()
+    fits["provenance"] = prov
+    with staged_dir(out) as tmp:
+        files = write_figures(top, tmp, pdf)
+        for name, (plots, _, prefix) in figures.items():
+            files += [prefix + f for f in write_figures(plots, tmp / prefix if prefix else tmp, pdf)]
+        (tmp / "report.md").write_text(md)
+        (tmp / "fits.json").write_text(json.dumps(_json_safe(fits), indent=2) + "\n")
+        write_manifest(tmp, "report", files + ["report.md", "fits.json"], prov)
+    for plots, _, _ in figures.values():
+        for p in plots:
+            p.figure.clear()
+    return out
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x

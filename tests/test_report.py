@@ -1,0 +1,156 @@
+"""`scaling plot` / `scaling report` and `write_report`: the files, their content and provenance,
+groups side by side, and bad input failing like `scaling fit` (one line, exit 2, no output folder)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+from scaling import plots as P
+from scaling.cli import main
+from scaling.laws import FitOptions, fit_study
+from scaling.report import write_report
+from scaling.tables import load_points
+from test_plots import REF, TRUE, needs_ref, write_sweep
+
+FIGS = {"comparison", "loss_vs_n", "loss_vs_d", "isoflop", "approach1", "approach3_contours", "bootstrap", "residuals"}
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    return write_sweep(tmp_path_factory.mktemp("runs") / "toy", seed=3)
+
+
+@pytest.fixture(scope="module")
+def report(sweep_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("analysis") / "toy"
+    rc = main(["report", str(sweep_dir), "--bootstrap", "12", "--seed", "4", "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def test_report_files_links_and_values(report, sweep_dir):
+    assert {p.stem for p in report.glob("*.png")} == FIGS
+    md = (report / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert {Path(l).stem for l in links} == FIGS and all((report / l).exists() for l in links)
+    fits = json.loads((report / "fits.json").read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = fit_study(load_points(sweep_dir), options=FitOptions(n_boot=12, seed=4))
+    assert fits["approach3"]["alpha"] == pytest.approx(study.approach3.law.alpha)
+    assert fits["approach2"]["ci"]["a"] == pytest.approx(list(study.ci("approach2", "a")))
+    # the tables quote the fit: a of every approach with its interval, the verdict, the extrapolation errors
+    for row in study.comparison.table:
+        assert f"| {P.LABEL[row.approach]} | {row.a:.3f} | [{row.a_ci[0]:.3f}, {row.a_ci[1]:.3f}] |" in md
+    assert study.comparison.verdict in md
+    for law, err in study.comparison.extrapolation.errors.items():
+        assert (f"{err:.2%}" if law != "approach2" else f"{err:.3f}") in md
+    assert f"entropy floor of the data): **{TRUE.E:.4f}**" in md and f"E = {study.approach3.law.E:.4f}" in md
+
+
+def test_provenance_hashes_command_version_date(report, sweep_dir):
+    prov = json.loads((report / "fits.json").read_text())["provenance"]
+    runs = next(i for i in prov["inputs"] if i["path"].endswith("runs.csv"))
+    assert runs["sha256"] == hashlib.sha256((sweep_dir / "runs.csv").read_bytes()).hexdigest()
+    metrics = next(i for i in prov["inputs"] if "metrics.jsonl" in i["path"])
+    assert metrics["files"] == 49
+    assert prov["command"].startswith("scaling report ") and "--bootstrap 12" in prov["command"]
+    assert prov["toolkit"] == "scaling 0.1.0" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", prov["date"])
+    assert prov["options"]["n_boot"] == 12 and prov["options"]["seed"] == 4
+    md = (report / "report.md").read_text()
+    assert runs["sha256"] in md and prov["command"] in md
+    manifest = json.loads((report / "manifest.json").read_text())
+    assert set(manifest["files"]) == {p.name for p in report.iterdir() if p.name != "manifest.json"}
+
+
+def test_write_report_api_replaces_its_own_folder(report, sweep_dir):
+    """The call `scaling sweep` makes; a second report replaces the first (its own folder) in place."""
+    before = (report / "fits.json").read_text()
+    out = write_report(sweep_dir, report, FitOptions(n_boot=0), command="scaling sweep preset=toy")
+    assert out == report
+    fits = json.loads((report / "fits.json").read_text())
+    assert fits["provenance"]["command"] == "scaling sweep preset=toy" and fits["bootstrap"]["n"] == 0
+    assert before != (report / "fits.json").read_text()
+    assert not (report / "bootstrap.png").exists()  # no resamples: that figure is listed as not drawn
+    assert "`bootstrap` not drawn" in (report / "report.md").read_text()
+    assert [p.name for p in report.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_failure_mid_write_leaves_previous_folder_intact(tmp_path, report, sweep_dir, monkeypatch):
+    snapshot = {p.name: p.read_bytes() for p in report.iterdir()}
+    before = sorted(p.name for p in report.parent.iterdir())
+
+    def boom(self, folder, pdf=False, dpi=P.DPI):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(P.Plot, "save", boom)
+    for out in (report, tmp_path / "fresh"):
+        with pytest.raises(OSError, match="disk full"):
+            write_report(sweep_dir, out, FitOptions(n_boot=0))
+    assert {p.name: p.read_bytes() for p in report.iterdir()} == snapshot  # the previous report, untouched
+    assert sorted(p.name for p in report.parent.iterdir()) == before  # no temp folder left beside it
+    assert list(tmp_path.iterdir()) == []  # and no half-written new one
+
+
+@pytest.mark.parametrize("cmd", ["plot", "report"])
+@pytest.mark.parametrize("content, extra, needle", [
+    ("a,b,loss\n1,2,3\n", [], "found columns: a, b, loss"),
+    ("N,D,loss\n1e6,1e8,nan\n2e6,1e8,3\n", [], "NaN"),
+    ("N,D,loss\n" + "".join(f"1e6,{d}e8,{3 - d / 10}\n" for d in range(1, 9)), [], "one model size"),
+    ("N,D,loss\n1e6,1e8,3\n2e6,1e8,2.9\n", ["--level", "2"], "--level"),
+])
+def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, cmd, content, extra, needle):
+    path = tmp_path / "t.csv"
+    path.write_text(content)
+    out = tmp_path / "out"
+    assert main([cmd, str(path), "--out", str(out), "--bootstrap", "0", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err and err.startswith(f"scaling {cmd}: error:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path, capsys, sweep_dir):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main(["report", str(sweep_dir), "--out", str(out), "--bootstrap", "0"]) == 2
+    assert "not written by scaling" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_plot_command_writes_every_figure(tmp_path, sweep_dir, capsys):
+    out = tmp_path / "figs"
+    assert main(["plot", str(sweep_dir), "--out", str(out), "--bootstrap", "0"]) == 0
+    figs = FIGS - {"bootstrap"}  # no resamples, no bootstrap figure (said so on stdout)
+    assert {p.name for p in out.iterdir()} == {f"{f}.png" for f in figs} | {"manifest.json"}
+    assert json.loads((out / "manifest.json").read_text())["kind"] == "plot"
+    text = capsys.readouterr().out
+    assert f"wrote {len(figs)} figure files" in text and "bootstrap not drawn: no bootstrap samples" in text
+
+
+@needs_ref
+def test_grouped_report_side_by_side(tmp_path):
+    out = tmp_path / "porian"
+    query = ("source_file == 'summary_df' and dataset == 'rw' and "
+             "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']")
+    assert main(["report", str(REF / "porian2024_isoflop_points.csv"), "--c", "flops", "--group", "label",
+                 "--query", query, "--bootstrap", "5", "--out", str(out)]) == 0
+    assert (out / "comparison.png").exists()
+    for sub in ("Reproducing_Kaplan_et_al", "Optimizer_tuning_no_decay"):
+        assert {p.stem for p in (out / sub).glob("*.png")} == FIGS
+    fits = json.loads((out / "fits.json").read_text())
+    md = (out / "report.md").read_text()
+    for name, g in fits["groups"].items():
+        a, (lo, hi) = g["approach2"]["a"], g["approach2"]["ci"]["a"]
+        row = next(l for l in md.splitlines() if l.startswith(f"| {name} |"))
+        assert f"{a:.3f} [{lo:.3f}, {hi:.3f}]" in row
+    assert fits["groups"]["Reproducing Kaplan et al."]["approach2"]["a"] == pytest.approx(0.834, abs=0.03)
+    assert fits["groups"]["Optimizer tuning (no decay)"]["approach2"]["a"] == pytest.approx(0.497, abs=0.03)
+    links = re.findall(r"\]\(([^)]+\.png)\)", md)
+    assert len(links) == 1 + 2 * len(FIGS) and all((out / l).exists() for l in links)
