@@ -15,7 +15,7 @@ import numpy as np
 
 from scaling.data import DataConfig, build_source
 from scaling.data.ngram import NGram
-from scaling.data.synthetic import Language, LanguageSpec
+from scaling.data.synthetic import Corpus, LanguageSpec
 
 
 def _rate(source, batch: int, ctx: int, seconds: float = 2.0) -> float:
@@ -45,19 +45,20 @@ def speed(ctx: int) -> None:
 
 
 def ladder(ctx: int, val_tokens: int) -> None:
-    """Cross-entropy on the validation rows of predictors that know more and more of the language."""
+    """Cross-entropy on the validation rows of predictors that know more and more of the language
+    (all of them know the probe documents' rules, which are scored exactly alike)."""
     spec = LanguageSpec()
     val = build_source(DataConfig(val_tokens=val_tokens), ctx).val_batch().numpy()
     full = np.array([spec.w_unigram, spec.w_topic, spec.w_bigram, spec.w_cache])
     labels = ["lexicon + Zipf unigram", "+ topic inference", "+ word bigram", "+ cache (the true model)"]
-    floor = -Language(spec).walk(val).mean()
+    floor = -Corpus(spec).walk(val).mean()
     print("\n## exact predictors that know part of the structure (nats/token on val)")
     print("| predictor knows | loss | gap to E* |\n| --- | --- | --- |")
     for k, label in enumerate(labels, start=1):
         w = np.where(np.arange(4) < k, full, 0.0)  # the same lexicon, the first k components only
         w /= w.sum()
         names = ("w_unigram", "w_topic", "w_bigram", "w_cache")
-        loss = -Language(dataclasses.replace(spec, **dict(zip(names, map(float, w))))).walk(val).mean()
+        loss = -Corpus(dataclasses.replace(spec, **dict(zip(names, map(float, w))))).walk(val).mean()
         print(f"| {label} | {loss:.4f} | {loss - floor:.4f} |")
 
 

@@ -18,6 +18,26 @@ SOURCES = ("synthetic", "stdlib", "text")
 
 
 @dataclass
+class ProbeConfig:
+    """Probe documents of the synthetic corpus (scaling/data/probes.py, docs/emergence.md)."""
+
+    fraction: float = 0.1  # share of documents that are probes; 0 turns probes (and their scores) off
+    w_icl: float = 1.0  # relative share of each kind among probe documents
+    w_reasoning: float = 1.0
+    w_knowledge: float = 1.0
+    value_len: int = 2  # letters per icl / knowledge answer
+    icl_pairs: int = 6  # key -> value examples per in-context episode
+    icl_queries: int = 6
+    reasoning_symbols: int = 6  # letters permuted by each reasoning episode's relation
+    reasoning_steps: int = 3  # queries chain 1..reasoning_steps relations (difficulty)
+    reasoning_queries: int = 6
+    knowledge_facts: int = 128  # corpus-wide facts
+    knowledge_key_len: int = 3
+    knowledge_zipf: float = 0.5  # fact frequency ~ rank^-zipf
+    eval_rows: int = 32  # held-out rows per probe kind scored at every evaluation point
+
+
+@dataclass
 class SyntheticConfig:
     """The generated language (scaling/data/synthetic.py); fixed for a whole sweep."""
 
@@ -34,6 +54,7 @@ class SyntheticConfig:
     w_topic: float = 0.25
     w_bigram: float = 0.25
     w_cache: float = 0.15  # copy an earlier word of the same document
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 @dataclass
@@ -59,6 +80,9 @@ class TokenSource(Protocol):
     def val_batch(self) -> torch.LongTensor: ...
 
 
+_NESTED = {"synthetic": SyntheticConfig, "probes": ProbeConfig}
+
+
 def _from_mapping(cls: type, values: dict, where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
@@ -66,8 +90,8 @@ def _from_mapping(cls: type, values: dict, where: str) -> Any:
         raise ConfigError(f"unknown field {where}.{unknown[0]}; valid fields are: {', '.join(known)}")
     kwargs = {}
     for key, value in values.items():
-        if key == "synthetic" and isinstance(value, dict):
-            value = _from_mapping(SyntheticConfig, value, f"{where}.synthetic")
+        if key in _NESTED and isinstance(value, dict):
+            value = _from_mapping(_NESTED[key], value, f"{where}.{key}")
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -126,6 +150,27 @@ def validate(cfg: DataConfig, ctx: int) -> None:
                 raise ConfigError(f"data.synthetic.{key}={getattr(s, key)} must be >= 1")
         if s.zipf_exponent <= 0 or s.letter_concentration <= 0:
             raise ConfigError("data.synthetic.zipf_exponent and letter_concentration must be > 0")
+        _validate_probes(s.probes)
+
+
+def _validate_probes(p: ProbeConfig) -> None:
+    where = "data.synthetic.probes"
+    if not 0.0 <= p.fraction <= 1.0:
+        raise ConfigError(f"{where}.fraction={p.fraction} must be in [0, 1]; e.g. 0.1, or 0 to turn probes off")
+    weights = (p.w_icl, p.w_reasoning, p.w_knowledge)
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise ConfigError(f"{where}.w_icl/w_reasoning/w_knowledge={weights} must be >= 0 with a positive sum")
+    ranges = {"value_len": (1, 8), "icl_pairs": (1, 26), "icl_queries": (1, 64), "reasoning_symbols": (2, 26),
+              "reasoning_steps": (1, 9), "reasoning_queries": (1, 64), "knowledge_key_len": (1, 6),
+              "eval_rows": (1, 4096)}
+    for key, (lo, hi) in ranges.items():
+        if not lo <= getattr(p, key) <= hi:
+            raise ConfigError(f"{where}.{key}={getattr(p, key)} must be in [{lo}, {hi}]")
+    if not 1 <= p.knowledge_facts <= 26**p.knowledge_key_len // 2:
+        raise ConfigError(f"{where}.knowledge_facts={p.knowledge_facts} must be in [1, 26^knowledge_key_len/2]; "
+                          "lower it or raise knowledge_key_len")
+    if p.knowledge_zipf < 0:
+        raise ConfigError(f"{where}.knowledge_zipf={p.knowledge_zipf} must be >= 0 (0: uniform facts)")
 
 
 def build_source(data_cfg: Any, ctx: int) -> TokenSource:
@@ -133,9 +178,12 @@ def build_source(data_cfg: Any, ctx: int) -> TokenSource:
     cfg = as_data_config(data_cfg)
     validate(cfg, ctx)
     if cfg.name == "synthetic":
+        from scaling.data.probes import ProbeSpec
         from scaling.data.synthetic import LanguageSpec, SyntheticSource
 
-        spec = LanguageSpec(**dataclasses.asdict(cfg.synthetic))
+        fields = dataclasses.asdict(cfg.synthetic)
+        fields["probes"] = ProbeSpec(**fields["probes"])
+        spec = LanguageSpec(**fields)
         return SyntheticSource(spec, int(ctx), int(cfg.val_tokens), int(cfg.val_seed))
     from scaling.data.text import ByteSource, collect_paths, stdlib_files
 

@@ -13,17 +13,20 @@ Every row starts at a document start and the topic is hidden, so the state (prev
 earlier words, topic posterior, current word prefix) is a deterministic function of the
 visible prefix; the exact p(next byte) is a ratio of word masses under a trie node, which a
 lexicographically sorted lexicon turns into prefix sums. `Language.sample` generates rows and
-`Language.walk` scores them; a new segment type (probes) adds its own sampler and scorer.
+`Language.walk` scores them. `Corpus` mixes these word documents with probe documents
+(scaling/data/probes.py, a marker byte at x[0]) and dispatches scoring by that byte.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from scaling.data.probes import KIND_OF_MARKER, KINDS, Answers, ProbeSpec, Probes, probes_for
 from scaling.errors import ConfigError
 
 SEP = 0x20  # the space byte ends every word
@@ -52,6 +55,7 @@ class LanguageSpec:
     w_topic: float = 0.25
     w_bigram: float = 0.25
     w_cache: float = 0.15
+    probes: ProbeSpec = ProbeSpec()  # probe documents mixed into the corpus (Corpus; Language ignores it)
 
 
 def _zipf(n: int, exponent: float) -> np.ndarray:
@@ -302,18 +306,68 @@ class Language:
 
 
 @functools.lru_cache(maxsize=4)
-def _language(spec: LanguageSpec) -> Language:
-    """Languages are immutable, so runs of a sweep sharing a process build each one once."""
+def _word_language(spec: LanguageSpec) -> Language:
     return Language(spec)
+
+
+def _language(spec: LanguageSpec) -> Language:
+    """Languages are immutable, so runs of a sweep sharing a process build each one once
+    (whatever their probe settings, which do not change the word language)."""
+    return _word_language(dataclasses.replace(spec, probes=ProbeSpec()))
+
+
+class Corpus:
+    """The training distribution: word documents, and with probability `probes.fraction` a probe
+    document instead (its kind drawn by the probe weights). Rows start at a document start, and
+    x[0] (a letter or a probe marker, never predicted) tells the scorer which kind a row is."""
+
+    def __init__(self, spec: LanguageSpec):
+        self.language = _language(spec)
+        self.probes: Probes | None = probes_for(spec.probes, spec.seed) if spec.probes.fraction > 0 else None
+        if self.probes is not None:
+            f = spec.probes.fraction
+            self.kind_cdf = np.cumsum(np.concatenate([[1.0 - f], f * self.probes.mix]))
+
+    def sample(self, rng: np.random.Generator, n_rows: int, length: int) -> np.ndarray:
+        """(n_rows, length) uint8 rows; with probes off exactly `Language.sample`."""
+        if self.probes is None:
+            return self.language.sample(rng, n_rows, length)
+        kind = _sample_cdf(self.kind_cdf, rng.random(n_rows))  # 0 = words, 1.. = KINDS[kind - 1]
+        out = np.empty((n_rows, length), dtype=np.uint8)
+        if (kind == 0).any():
+            out[kind == 0] = self.language.sample(rng, int((kind == 0).sum()), length)
+        for k, name in enumerate(KINDS, start=1):
+            if (kind == k).any():
+                out[kind == k] = self.probes.sample(rng, name, int((kind == k).sum()), length)
+        return out
+
+    def walk(self, rows: np.ndarray, full: bool = False) -> np.ndarray:
+        """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (see `Language.walk`)."""
+        rows = np.asarray(rows)
+        kind = np.array([KINDS.index(KIND_OF_MARKER[m]) + 1 if m in KIND_OF_MARKER else 0 for m in rows[:, 0].tolist()])
+        if self.probes is None or not kind.any():
+            return self.language.walk(rows, full)
+        out = np.empty(rows.shape[:1] + (rows.shape[1] - 1,) + ((256,) if full else ()))
+        if (kind == 0).any():
+            out[kind == 0] = self.language.walk(rows[kind == 0], full)
+        for k in range(1, len(KINDS) + 1):
+            if (kind == k).any():
+                out[kind == k] = self.probes.walk(rows[kind == k], full)
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus(spec: LanguageSpec) -> Corpus:
+    return Corpus(spec)
 
 
 @functools.lru_cache(maxsize=4)
 def _validation(spec: LanguageSpec, ctx: int, val_tokens: int, val_seed: int) -> tuple[np.ndarray, float]:
     """The fixed validation rows (a function of the data config only) and their exact E*."""
-    lang = _language(spec)
-    rows = lang.sample(np.random.default_rng([0x7A1, val_seed]), -(-val_tokens // ctx), ctx + 1)
+    corpus = _corpus(spec)
+    rows = corpus.sample(np.random.default_rng([0x7A1, val_seed]), -(-val_tokens // ctx), ctx + 1)
     rows.flags.writeable = False
-    return rows, float(-lang.walk(rows).mean())
+    return rows, float(-corpus.walk(rows).mean())
 
 
 class SyntheticSource:
@@ -323,21 +377,31 @@ class SyntheticSource:
     vocab_size = 256
 
     def __init__(self, spec: LanguageSpec, ctx: int, val_tokens: int, val_seed: int):
-        self.language = _language(spec)
-        self.ctx = ctx
+        self.corpus = _corpus(spec)
+        self.language = self.corpus.language
+        self.probes = self.corpus.probes  # None when data.synthetic.probes.fraction = 0
+        self.ctx, self.val_seed = ctx, val_seed
         self._val, self.entropy_floor = _validation(spec, ctx, val_tokens, val_seed)
 
     def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor:
         rng = np.random.default_rng([0x7EA, seed, step])
-        return torch.from_numpy(self.language.sample(rng, batch_size, self.ctx + 1).astype(np.int64))
+        return torch.from_numpy(self.corpus.sample(rng, batch_size, self.ctx + 1).astype(np.int64))
+
+    def probe_eval(self, kind: str) -> tuple[torch.LongTensor, Answers]:
+        """The held-out rows (eval_rows, ctx + 1) of a probe kind and where their answers are;
+        fixed by the data config (language seed, probe knobs, val_seed) like `val_batch`."""
+        if self.probes is None:
+            raise ValueError("probes are off (data.synthetic.probes.fraction=0)")
+        rows = self.probes.eval_rows(kind, self.ctx + 1, self.val_seed)
+        return torch.from_numpy(rows.astype(np.int64)), self.probes.answers(kind, rows)
 
     def val_batch(self) -> torch.LongTensor:
         return torch.from_numpy(self._val.astype(np.int64))
 
     def true_log_probs(self, rows: torch.Tensor) -> torch.Tensor:
         """log p_true(x[:, t] | x[:, :t]) for t = 1..T, as float64 (B, T)."""
-        return torch.from_numpy(self.language.walk(np.asarray(torch.as_tensor(rows).cpu())))
+        return torch.from_numpy(self.corpus.walk(np.asarray(torch.as_tensor(rows).cpu())))
 
     def true_probs(self, rows: torch.Tensor) -> torch.Tensor:
         """p_true(. | x[:, :t]) over all 256 bytes for t = 1..T, as float64 (B, T, 256)."""
-        return torch.from_numpy(self.language.walk(np.asarray(torch.as_tensor(rows).cpu()), full=True))
+        return torch.from_numpy(self.corpus.walk(np.asarray(torch.as_tensor(rows).cpu()), full=True))
