@@ -31,6 +31,15 @@ CHECKPOINT = "checkpoint.pt"
 RUNS_CSV = "runs.csv"
 LOCK = ".lock"
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes files owner-only
+
 # runs.csv columns, in order: the contract's columns first, then the shape and run settings.
 RUNS_CSV_COLUMNS = [
     "run_id", "sweep", "arch", "data", "size", "N", "N_nonembed", "D", "C", "C_6ND",
@@ -53,6 +62,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

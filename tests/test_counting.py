@@ -12,20 +12,31 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from scaling.models import ModelShape, Transformer, forward_flops_per_token, param_counts, training_flops
+from scaling.models import (ModelShape, Transformer, forward_flops_per_row, forward_flops_per_token, param_counts,
+                            training_flops)
+from scaling.objectives import generator, loss_sum, make_batch
 
 SHAPES = [
     ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=16),
     ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=16),
     ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=16, d_ff=40, vocab_size=100),
 ]
+# the other two architectures on the same knobs (ctx 32: 5 noise tokens in 2 spans for the encoder-decoder)
+ARCH_SHAPES = [
+    ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=32, arch="encoder"),
+    ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=32, d_ff=40, vocab_size=100, arch="encoder"),
+    ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=32, arch="encoder_decoder"),
+    ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=32, d_ff=40, vocab_size=100, arch="encoder_decoder",
+               noise_density=0.3, mean_span=2.0),
+]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("shape", SHAPES + ARCH_SHAPES, ids=str)
 def test_param_counts_equal_the_module(shape):
     model = Transformer(shape)
     counts = param_counts(shape)
     assert counts.N == sum(p.numel() for p in model.parameters())
+    assert model.wte.weight.shape[0] == shape.vocab_size + shape.n_special  # special tokens are counted rows
     # Kaplan: drop the token embedding (also the tied LM head) and the position embedding
     embeddings = {"wte.weight", "wpe.weight"}
     assert counts.N_nonembed == sum(p.numel() for n, p in model.named_parameters() if n not in embeddings)
@@ -81,3 +92,57 @@ def test_kaplan_and_chinchilla_differ_from_the_measurement_by_their_documented_t
 def test_counting_does_not_import_torch():
     code = "import sys, scaling.models.counting, scaling.models; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def measured_row_flops(shape: ModelShape, batch: int) -> tuple[int, int]:
+    """(forward, forward + backward) FLOPs of the arch's real objective on `batch` rows."""
+    model = Transformer(shape, seed=0)
+    rows = torch.randint(0, shape.vocab_size, (batch, shape.ctx + 1), generator=torch.Generator().manual_seed(0))
+    objective = make_batch(shape, rows, generator(0, 0))
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = loss_sum(model, objective)
+        forward = counter.get_total_flops()
+        loss.backward()
+    return forward, counter.get_total_flops()
+
+
+@pytest.mark.parametrize("shape", ARCH_SHAPES, ids=str)
+def test_every_arch_matmul_flops_equal_flop_counter_and_conventions_add_their_terms(shape):
+    # the encoder runs the head at all ctx positions; the encoder-decoder runs its encoder over
+    # src_len positions, its decoder (self + cross-attention) and head over tgt_len positions
+    shape = ModelShape(**{**shape.__dict__, "attention": "matmul"})
+    batch = 2
+    forward, total = measured_row_flops(shape, batch)
+    assert forward == forward_flops_per_row(shape) * batch
+    assert total == 3 * forward
+    d, L, V, H = shape.d_model, shape.n_layers, shape.n_vocab, shape.n_heads
+    tokens = batch * shape.ctx  # D counts data tokens: ctx per row for every arch
+    flops = training_flops(shape, tokens)
+    if shape.arch == "encoder":
+        S, T, scores = shape.ctx, 0, shape.ctx**2
+    else:
+        S, T = shape.src_len, shape.tgt_len
+        scores = S * S + T * T + T * S  # encoder self, decoder self and cross-attention score matrices
+    embedded = S + T  # positions whose token is embedded (both stacks' inputs)
+    # Chinchilla adds the one-hot embedding matmuls and 3 FLOPs per attention score per head
+    assert flops.C_chinchilla == pytest.approx(total + 3 * batch * (2 * V * d * embedded + 3 * H * L * scores), rel=1e-12)
+    # Kaplan: 2 FLOPs per non-embedding weight per position it is applied at, one of the two
+    # attention products, no head. Matmul weights at their positions reproduce the count exactly
+    # once the LayerNorm weights are added and the second attention product and head removed.
+    if shape.arch == "encoder":
+        ln = (2 * L + 1) * d * S
+        head = 2 * d * V * S
+    else:
+        ln = ((2 * L + 1) * S + (3 * L + 1) * T) * d  # encoder LNs + ln_enc at S; decoder LNs + ln_f at T
+        head = 2 * d * V * T
+    assert flops.C_kaplan == pytest.approx(total + 3 * batch * (2 * ln - 2 * L * d * scores - head), rel=1e-12)
+    assert flops.C_6ND == 6 * param_counts(shape).N * tokens
+
+
+def test_encoder_decoder_pays_for_two_stacks():
+    # n_layers in each stack: N grows by the decoder blocks and their cross-attention, exactly
+    kw = dict(d_model=32, n_layers=2, n_heads=2, ctx=32)
+    dec, ed = param_counts(ModelShape(**kw)), param_counts(ModelShape(**kw, arch="encoder_decoder"))
+    d, f, L = 32, 128, 2
+    assert ed.N_nonembed - dec.N_nonembed == d + L * (8 * d * d + 2 * d * f + 3 * d)  # ln_enc + decoder blocks
+    assert ed.N - dec.N == ed.N_nonembed - dec.N_nonembed + (ModelShape(**kw, arch="encoder_decoder").n_special) * d

@@ -6,6 +6,7 @@ from __future__ import annotations
 from scaling.models.counting import (
     FlopCounts,
     ParamCounts,
+    forward_flops_per_row,
     forward_flops_per_token,
     param_counts,
     training_flops,
@@ -17,6 +18,7 @@ __all__ = [
     "ModelShape",
     "ParamCounts",
     "Transformer",
+    "forward_flops_per_row",
     "forward_flops_per_token",
     "param_counts",
     "resolve_shape",

@@ -12,9 +12,12 @@ from typing import Any
 
 from scaling.errors import ConfigError
 
-ARCHS = ("decoder",)  # a later task adds "encoder" and "encoder_decoder" on the same blocks
+ARCHS = ("decoder", "encoder", "encoder_decoder")  # one set of blocks and size knobs (docs/architectures.md)
 ATTENTIONS = ("sdpa", "matmul")  # torch's fused scaled_dot_product_attention | explicit matmuls
 RUNG_KEYS = ("d_model", "n_layers", "n_heads")  # what a ladder rung fixes
+# objective knobs and the arch that reads each; for any other arch the knob is stored as None, so
+# it cannot split run ids (a decoder run is the same run whatever mask_fraction says)
+OBJECTIVE_KNOBS = {"mask_fraction": "encoder", "noise_density": "encoder_decoder", "mean_span": "encoder_decoder"}
 
 
 def _positive_int(field: str, value: Any, fix: str) -> int:
@@ -35,6 +38,8 @@ class ModelShape:
     """Everything that fixes a model's parameters and FLOPs (and the attention kernel used).
 
     d_ff defaults to 4 * d_model. Construction validates; a bad value raises ConfigError.
+    The objective knobs fix sequence lengths (hence FLOPs) and the special tokens (hence N), so
+    they live here too: `mask_fraction` (encoder), `noise_density` and `mean_span` (encoder_decoder).
     """
 
     d_model: int  # width of the residual stream
@@ -43,8 +48,11 @@ class ModelShape:
     ctx: int  # context length: the longest sequence the position embedding covers
     vocab_size: int = 256  # byte-level tokens
     d_ff: int | None = None  # MLP hidden width; None means 4 * d_model
-    arch: str = "decoder"  # only "decoder" for now
+    arch: str = "decoder"  # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
     attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only)
+    mask_fraction: float | None = 0.15  # encoder: share of the ctx positions replaced by <mask> and predicted
+    noise_density: float | None = 0.15  # encoder_decoder: share of the ctx positions corrupted (T5)
+    mean_span: float | None = 3.0  # encoder_decoder: mean length of a corrupted span (T5)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -57,6 +65,27 @@ class ModelShape:
         for name, value in (("d_model", self.d_model), ("n_layers", self.n_layers), ("n_heads", self.n_heads),
                             ("ctx", self.ctx), ("vocab_size", self.vocab_size), ("d_ff", d_ff)):
             object.__setattr__(self, name, _positive_int(name, value, "set it to a whole number >= 1"))
+        for knob, arch in OBJECTIVE_KNOBS.items():
+            value = getattr(self, knob)
+            if arch != self.arch:
+                object.__setattr__(self, knob, None)
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"model.{knob}={value!r} must be a number for model.arch={arch}; e.g. "
+                                  f"model.{knob}={getattr(ModelShape, knob)}")
+            else:
+                object.__setattr__(self, knob, float(value))
+        if self.arch == "encoder" and not 0.0 < self.mask_fraction < 1.0:
+            raise ConfigError(f"model.mask_fraction={self.mask_fraction} must lie in (0, 1); e.g. 0.15 (BERT)")
+        if self.arch == "encoder_decoder":
+            if not 0.0 < self.noise_density < 1.0:
+                raise ConfigError(f"model.noise_density={self.noise_density} must lie in (0, 1); e.g. 0.15 (T5)")
+            if self.mean_span < 1.0:
+                raise ConfigError(f"model.mean_span={self.mean_span} must be >= 1; e.g. 3 (T5)")
+            if self.ctx - self.n_noise < self.n_spans:
+                raise ConfigError(
+                    f"model.ctx={self.ctx} with noise_density={self.noise_density} leaves {self.ctx - self.n_noise} "
+                    f"clean tokens for {self.n_spans} spans; lower model.noise_density or raise model.ctx"
+                )
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"model.n_heads={self.n_heads} does not divide model.d_model={self.d_model}; "
@@ -66,6 +95,47 @@ class ModelShape:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    # ---- the objective's token counts (docs/architectures.md); all fixed by the shape
+
+    @property
+    def n_masked(self) -> int:
+        """encoder: positions per row replaced by <mask> and predicted (at least one)."""
+        return max(1, round(self.ctx * self.mask_fraction))
+
+    @property
+    def n_noise(self) -> int:
+        """encoder_decoder: corrupted tokens per row (T5's num_noise_tokens, at least one)."""
+        return max(1, round(self.ctx * self.noise_density))
+
+    @property
+    def n_spans(self) -> int:
+        """encoder_decoder: corrupted spans per row (T5's num_noise_spans, at least one)."""
+        return max(1, round(self.n_noise / self.mean_span))
+
+    @property
+    def n_special(self) -> int:
+        """Ids past the data's vocab_size: <mask> (encoder); one sentinel per span plus the
+        decoder's start token (encoder_decoder); none for the decoder."""
+        if self.arch == "encoder_decoder":
+            return self.n_spans + 1
+        return 1 if self.arch == "encoder" else 0
+
+    @property
+    def n_vocab(self) -> int:
+        """Rows of the token embedding (= columns of the tied output head)."""
+        return self.vocab_size + self.n_special
+
+    @property
+    def src_len(self) -> int:
+        """Length of the sequence the first (or only) stack reads: ctx, or for the encoder-decoder
+        the corrupted text (ctx - n_noise clean tokens + one sentinel per span)."""
+        return self.ctx - self.n_noise + self.n_spans if self.arch == "encoder_decoder" else self.ctx
+
+    @property
+    def tgt_len(self) -> int:
+        """encoder_decoder: length of the decoder's sequence (a sentinel then the span, per span)."""
+        return self.n_noise + self.n_spans if self.arch == "encoder_decoder" else 0
 
 
 def _plain(cfg: Any) -> dict:

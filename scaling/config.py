@@ -1,0 +1,320 @@
+"""Typed config of a run and its validation: one `Config` (data, model, train, sweep, runs_dir).
+
+The dataclasses are registered with Hydra's ConfigStore as the schema under `conf/config.yaml`,
+so an unknown key or a wrongly typed value fails while composing. `resolve_run` then checks
+what types cannot (sizes, divisibility, budgets, the data source) and returns a `RunSpec`:
+everything a run needs, derived once, before any folder is made or any step is trained.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from scaling import runs
+from scaling.data import DataConfig
+from scaling.errors import ConfigError
+from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the repo's conf/ (editable install)
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+COMPILES = ("auto", "true", "false")
+# train keys that change how a run executes, not what it computes: not part of the run id
+EXECUTION_KEYS = ("tokens", "flops", "device", "precision", "compile", "threads", "checkpoint_every")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and execution of one run (defaults: conf/train/default.yaml)."""
+
+    tokens: Optional[float] = 2.0e5  # D: training tokens, rounded to whole steps of batch_size*ctx
+    flops: Optional[float] = None  # C: if set (and tokens null), D = C / (6 N)  (isoflop sweeps)
+    batch_size: int = 16  # sequences per optimiser step
+    lr: float = 3e-3  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at exactly D tokens
+    warmup_frac: float = 0.05  # fraction of the steps spent in linear warmup
+    weight_decay: float = 0.1  # AdamW decoupled weight decay on matrices (not LayerNorm)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    seed: int = 0  # fixes the model init and the data order
+    n_evals: int = 10  # validation points, log-spaced over the run (the last one at D)
+    checkpoint_every: int = 250  # steps between checkpoints (0: never); deleted when the run ends
+    device: str = "auto"  # auto (CUDA if present, else CPU) | cpu | cuda | cuda:<i>
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | fp32 | bf16
+    compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
+    threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
+
+
+@dataclass
+class SweepConfig:
+    """Names the folder runs go to; the grid itself is `hydra.sweeper.params` of the preset."""
+
+    name: str = "quick"  # runs land in <runs_dir>/<name>/<run_id>/
+    description: str = ""  # one line shown by `scaling sweep --help`
+    report: bool = True  # after the sweep, report it (the table; later scaling.report); false: runs.csv only
+
+
+@dataclass
+class Config:
+    """The whole config: conf/config.yaml composes presets of each group onto this schema."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Any = MISSING  # a ladder rung plus overrides; validated by scaling.models.resolve_shape
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    runs_dir: str = "runs"  # root of the run store, relative to the working directory
+
+
+def register_configs() -> None:
+    """Store the schema as `scaling_config` (the first entry of conf/config.yaml's defaults)."""
+    ConfigStore.instance().store(name="scaling_config", node=Config)
+
+
+# ---------------------------------------------------------------- validation and derivation
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated run: its identity, shape, budget and where it lives."""
+
+    run_id: str
+    sweep: str
+    run_dir: Path
+    shape: ModelShape
+    counts: ParamCounts
+    size: str  # ladder rung name, or "custom"
+    data_name: str
+    tokens_per_step: int  # batch_size * ctx
+    steps: int
+    D: int  # training tokens = steps * tokens_per_step
+    train: TrainConfig
+    config: dict  # the resolved config (train.tokens = D), saved as config.yaml
+
+
+def _fail(field_name: str, value: Any, need: str, fix: str) -> None:
+    raise ConfigError(f"{field_name}={value!r} {need}; {fix}")
+
+
+def _check_train(t: TrainConfig) -> None:
+    def positive(name: str, value: Any, fix: str) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            _fail(f"train.{name}", value, "must be a positive number", fix)
+
+    positive("batch_size", t.batch_size, "set train.batch_size to a whole number >= 1")
+    positive("lr", t.lr, "set train.lr to a positive learning rate such as 3e-3")
+    if not 0.0 <= t.min_lr_ratio <= 1.0:
+        _fail("train.min_lr_ratio", t.min_lr_ratio, "must lie in [0, 1]", "e.g. train.min_lr_ratio=0.1")
+    if not 0.0 <= t.warmup_frac < 1.0:
+        _fail("train.warmup_frac", t.warmup_frac, "must lie in [0, 1)", "e.g. train.warmup_frac=0.05")
+    if t.weight_decay < 0:
+        _fail("train.weight_decay", t.weight_decay, "must be >= 0", "e.g. train.weight_decay=0.1")
+    for name in ("beta1", "beta2"):
+        if not 0.0 <= getattr(t, name) < 1.0:
+            _fail(f"train.{name}", getattr(t, name), "must lie in [0, 1)", f"e.g. train.{name}=0.9")
+    if t.grad_clip < 0:
+        _fail("train.grad_clip", t.grad_clip, "must be >= 0", "use 0 to turn clipping off or e.g. 1.0")
+    if t.n_evals < 1:
+        _fail("train.n_evals", t.n_evals, "must be >= 1", "e.g. train.n_evals=10")
+    if t.checkpoint_every < 0:
+        _fail("train.checkpoint_every", t.checkpoint_every, "must be >= 0", "use 0 for no checkpoints")
+    if t.threads < 0:
+        _fail("train.threads", t.threads, "must be >= 0", "use 0 for torch's default")
+    if t.seed < 0:
+        _fail("train.seed", t.seed, "must be >= 0", "e.g. train.seed=0")
+    if not (t.device in DEVICES or re.fullmatch(r"cuda:\d+", t.device)):
+        _fail("train.device", t.device, "is unknown", f"choose one of: {', '.join(DEVICES)}, cuda:<i>")
+    if str(t.precision).lower() not in PRECISIONS:
+        _fail("train.precision", t.precision, "is unknown", f"choose one of: {', '.join(PRECISIONS)}")
+    if str(t.compile).lower() not in COMPILES:
+        _fail("train.compile", t.compile, "is unknown", f"choose one of: {', '.join(COMPILES)}")
+    if (t.tokens is None) == (t.flops is None):
+        _fail("train.tokens", t.tokens, f"and train.flops={t.flops!r} are both set or both null",
+              "set exactly one: train.tokens=<D> or train.tokens=null train.flops=<C>")
+    if t.tokens is not None:
+        positive("tokens", t.tokens, "set train.tokens to the number of training tokens, e.g. 2e5")
+    if t.flops is not None:
+        positive("flops", t.flops, "set train.flops to the FLOP budget C, e.g. 1e12")
+
+
+@functools.lru_cache(maxsize=8)
+def _source(data_json: str, ctx: int) -> Any:
+    from scaling.data import build_source  # imports torch; the fitting side never calls this
+
+    return build_source(OmegaConf.create(json.loads(data_json)), ctx)
+
+
+def token_source(cfg: DictConfig | dict, ctx: int) -> Any:
+    """The data config's token source (built once per distinct config; sources are pure)."""
+    data = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
+    return _source(json.dumps(data, sort_keys=True), ctx)
+
+
+def _human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:g}"
+
+
+def resolve_run(cfg: DictConfig) -> RunSpec:
+    """Validate a composed config and derive the run (shape, N, D, steps, run id, folder).
+
+    Raises ConfigError naming the field and the fix; touches nothing on disk.
+    """
+    container = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(container, dict) or not {"data", "model", "train", "sweep"} <= set(container):
+        raise ConfigError("the config lacks data/model/train/sweep; compose it from conf/config.yaml")
+    train = TrainConfig(**container["train"])
+    _check_train(train)
+    sweep_name = str(container["sweep"]["name"])
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", sweep_name):
+        _fail("sweep.name", sweep_name, "is not a plain folder name", "use letters, digits, '-', '_' or '.'")
+    if not str(container.get("runs_dir") or "").strip():
+        _fail("runs_dir", container.get("runs_dir"), "is empty", "set runs_dir=runs (or any folder)")
+
+    if train.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail("train.device", train.device, "needs CUDA, which is not available here",
+                  "use train.device=auto or train.device=cpu")
+    shape = resolve_shape(container["model"])
+    source = token_source(container["data"], shape.ctx)
+    if shape.vocab_size != source.vocab_size:
+        _fail("model.vocab_size", shape.vocab_size, f"differs from the data's vocab_size={source.vocab_size}",
+              f"set model.vocab_size={source.vocab_size}")
+    counts = param_counts(shape)
+
+    tokens_per_step = int(train.batch_size) * shape.ctx
+    if train.tokens is not None:
+        wanted, name = float(train.tokens), "train.tokens"
+    else:
+        wanted, name = float(train.flops) / (6.0 * counts.N), "train.flops"
+    steps = int(round(wanted / tokens_per_step))
+    if wanted < tokens_per_step:
+        value = train.tokens if train.tokens is not None else train.flops
+        _fail(name, value, f"gives D={wanted:.4g} tokens, less than one batch "
+              f"(train.batch_size*model.ctx = {train.batch_size}*{shape.ctx} = {tokens_per_step})",
+              f"raise {name} or lower train.batch_size")
+    D = steps * tokens_per_step
+
+    container["train"]["tokens"] = float(D)
+    size = str(container["model"].get("size") or "custom")
+    data_name = str(container["data"].get("name", "data"))
+    # The run id hashes what defines the experiment, as the saved config.yaml states it: the data,
+    # the model keys (the ladder reduced to the resolved dimensions) and the optimisation, seed
+    # and D. Execution knobs (device, precision, compile, threads, checkpoints, kernel) are left
+    # out, so the same experiment on other hardware finds the same run.
+    dims = ("d_model", "n_layers", "n_heads", "ctx", "vocab_size", "d_ff")
+    identity = {
+        "data": container["data"],
+        "model": {**{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
+                  **{k: getattr(shape, k) for k in dims}},
+        "train": {k: v for k, v in container["train"].items() if k not in EXECUTION_KEYS},
+        "D": D,
+    }
+    arch = "" if shape.arch == "decoder" else f"{shape.arch}-"
+    run_id = runs.make_run_id(f"{arch}{size}-{data_name}-D{_human(D)}-seed{train.seed}", identity)
+    return RunSpec(
+        run_id=run_id, sweep=sweep_name, run_dir=runs.run_dir(container["runs_dir"], sweep_name, run_id),
+        shape=shape, counts=counts, size=size, data_name=data_name, tokens_per_step=tokens_per_step,
+        steps=steps, D=D, train=train, config=container,
+    )
+
+
+# ---------------------------------------------------------------- composing from overrides
+
+_NOISE = ("object_type=", "reference_type=", "value_type=", "full_key:", "Config search path", "provider=",
+          "To append to your config")
+
+
+def _one_line(err: BaseException) -> str:
+    """Hydra/OmegaConf errors span several lines (message, full_key, object_type): keep the
+    message and the key, on one line."""
+    parts, seen = [], set()
+    for e in (err, err.__cause__):
+        if e is None:
+            continue
+        for line in str(e).splitlines():
+            line = line.strip()
+            line = line.replace("add --multirun to your command line", "run it with `scaling sweep`")
+            if line and not line.startswith(_NOISE) and line not in seen:
+                seen.add(line)
+                parts.append(line)
+    return " ".join(parts) or type(err).__name__
+
+
+def compose_all(override_lists: list[list[str]], return_hydra_config: bool = False) -> list[DictConfig]:
+    """Compose conf/config.yaml once per list of Hydra overrides (no run folder, no logging).
+
+    A bad override (unknown key, wrong type, missing preset, a sweep list outside a sweep)
+    raises ConfigError with Hydra's reason on one line.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None, job_name="scaling"):
+            return [hydra_compose("config", overrides=list(o), return_hydra_config=return_hydra_config)
+                    for o in override_lists]
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"bad override: {_one_line(err)} (see --help for the keys and presets)") from None
+
+
+def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """The config for one list of overrides (see `compose_all`)."""
+    return compose_all([overrides], return_hydra_config)[0]
+
+
+def split_help(argv: list[str]) -> tuple[list[str], bool]:
+    """argv without -h/--help, and whether help was asked for."""
+    rest = [a for a in argv if a not in ("-h", "--help")]
+    return rest, len(rest) != len(argv)
+
+
+def _presets() -> dict[str, list[str]]:
+    return {g.name: sorted(p.stem for p in g.glob("*.yaml"))
+            for g in sorted(CONF_DIR.iterdir()) if g.is_dir() and g.name != "hydra"}
+
+
+def help_text(sweep: bool = False) -> str:
+    """The override syntax, the presets of every config group and the composed defaults."""
+    lines = [
+        "",
+        "overrides (Hydra syntax, any number, in any order):",
+        "  group=preset      pick a preset file conf/<group>/<preset>.yaml, e.g. data=stdlib sweep=isoflop",
+        "  key=value         set one field, e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
+        "  runs_dir=PATH     root of the run store (default: runs/ under the current directory)",
+    ]
+    if sweep:
+        lines.append("  key=a,b,c         add or replace a grid axis, e.g. train.seed=0,1,2 model.size=s1,s2")
+    lines += ["", "presets:"]
+    lines += [f"  {group}: {', '.join(names)}" for group, names in _presets().items()]
+    lines += ["", "train fields (conf/train/default.yaml):"]
+    train_yaml = CONF_DIR / "train" / "default.yaml"
+    if train_yaml.is_file():
+        lines += ["  " + line for line in train_yaml.read_text().splitlines() if line and not line.startswith("#")]
+    base = compose([])
+    rungs = []
+    for name in base.model.get("ladder") or {}:
+        shape = resolve_shape({**OmegaConf.to_container(base.model, resolve=True), "size": name})
+        rungs.append(f"{name} (N={param_counts(shape).N:,})")
+    lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
+    lines += ["model: pick a rung with model.size=<name> (ladder in conf/model/decoder.yaml) or set",
+              "  model.d_model/n_layers/n_heads/ctx directly; model.attention=sdpa|matmul picks the kernel.",
+              "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
+              "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/."]
+    return "\n".join(lines)

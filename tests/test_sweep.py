@@ -1,0 +1,104 @@
+"""`scaling sweep`: presets span the grid they promise, a sweep trains every point once, a rerun
+trains nothing, an interrupted sweep trains only what is missing, and Hydra's own folders stay
+inside the run store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from scaling import runs
+from scaling.cli import main as cli_main
+from scaling.errors import ConfigError
+from scaling.sweep import grid_overrides, plan
+
+TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
+        "train.batch_size=8", "data.val_tokens=256", "train.threads=1", "train.precision=fp32",
+        "train.device=cpu", "train.checkpoint_every=0"]
+GRID = ["sweep.name=tiny", "model.d_model=16,32", "train.tokens=1280,2560"]
+
+
+def test_quick_preset_spans_8x_in_N_and_D(tmp_path):
+    specs = plan([f"runs_dir={tmp_path}"])
+    Ns = {s.counts.N for s in specs}
+    Ds = {s.D for s in specs}
+    assert len(specs) >= 16 and len({s.run_id for s in specs}) == len(specs)
+    assert max(Ns) / min(Ns) >= 8 and max(Ds) / min(Ds) >= 8
+    assert {s.sweep for s in specs} == {"quick"} and not tmp_path.joinpath("quick").exists()
+
+
+def test_isoflop_preset_trains_each_size_on_C_over_6N(tmp_path):
+    specs = plan([f"runs_dir={tmp_path}", "sweep=isoflop"])
+    budgets = {s.train.flops for s in specs}
+    assert len(budgets) >= 3 and len({s.counts.N for s in specs}) >= 5
+    for s in specs:
+        assert s.train.tokens is None
+        assert abs(6 * s.counts.N * s.D - s.train.flops) <= 6 * s.counts.N * s.tokens_per_step / 2
+
+
+def test_grid_preset_is_a_full_product(tmp_path):
+    specs = plan([f"runs_dir={tmp_path}", "sweep=grid"])
+    Ns, Ds = {s.counts.N for s in specs}, {s.D for s in specs}
+    assert len(specs) == len(Ns) * len(Ds) and len(Ns) >= 4 and len(Ds) >= 3
+
+
+def test_command_line_axes_add_to_or_replace_the_preset():
+    jobs = grid_overrides(["model.size=s1,s2", "train.seed=0,1"])
+    assert len(jobs) == 2 * 4 * 2  # size replaced (2), the preset's tokens kept (4), seed added (2)
+    assert all(any(o.startswith("model.size=") for o in job) for job in jobs)
+
+
+def test_one_bad_grid_point_stops_the_sweep_before_training(tmp_path, capsys):
+    rc = cli_main(["sweep", f"runs_dir={tmp_path}", *TINY, *GRID, "model.n_heads=1,3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not divide" in err and "grid point" in err and len(err.strip().splitlines()) == 1
+    assert not tmp_path.joinpath("tiny").exists()
+    with pytest.raises(ConfigError):
+        plan([f"runs_dir={tmp_path}", *TINY, *GRID, "model.n_heads=1,3"])
+
+
+def _mtimes(folder):
+    return {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("*/result.json")}
+
+
+def test_sweep_trains_all_then_nothing_then_only_what_is_missing(tmp_path, capsys, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    argv = ["sweep", f"runs_dir={tmp_path / 'runs'}", *TINY, *GRID]
+    assert cli_main(argv) == 0
+    folder = tmp_path / "runs" / "tiny"
+    rows = runs.read_runs_csv(folder / "runs.csv")
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+    assert len({r["N"] for r in rows}) == 2 and len({r["D"] for r in rows}) == 2
+    assert os.listdir(cwd) == []  # no outputs/ or multirun/ from Hydra in the working directory
+    first = _mtimes(folder)
+    out, err = capsys.readouterr()
+    assert "%|" not in out + err and out.count(": ok ") == 4  # one line per run, no bars off a terminal
+
+    assert cli_main(argv) == 0  # a finished sweep: nothing trains, the skipped runs are named
+    out, err = capsys.readouterr()
+    assert "%|" not in out + err  # no progress bars when the output is not a terminal
+    assert "4 finished, 0 to train" in out and all(rid in out for rid in first)
+    assert _mtimes(folder) == first
+
+    victim = sorted(first)[0]  # simulate an interruption: one run never finished
+    (folder / victim / runs.RESULT).unlink()
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 finished, 1 to train" in out
+    after = _mtimes(folder)
+    assert {k for k in after if after[k] != first.get(k)} == {victim}
+    assert len(runs.read_runs_csv(folder / "runs.csv")) == 4
+
+
+def test_a_diverged_run_does_not_stop_the_sweep(tmp_path, capsys):
+    argv = ["sweep", f"runs_dir={tmp_path}", *TINY, "sweep.name=div", "train.tokens=1280",
+            "train.grad_clip=0", "train.warmup_frac=0", "train.lr=3e-3,1e6", "sweep.report=false"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert ": diverged " in out and ": ok " in out
+    assert "run_id " not in out  # sweep.report=false: runs.csv only, no table
+    statuses = sorted(r["status"] for r in runs.read_runs_csv(tmp_path / "div" / "runs.csv"))
+    assert statuses == ["diverged", "ok"]
