@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling import __version__
-from scaling.errors import ConfigError, FitWarning
+from scaling.errors import ConfigError, DataError, FitWarning
 from scaling.laws.study import FitOptions, fit_study
 from scaling.tables import Points, load_points
 
@@ -376,13 +376,35 @@ def write_report(paths_or_points, out_dir: str | Path, options: FitOptions | Non
         files = write_figures(top, tmp, pdf)
         for name, (plots, _, prefix) in figures.items():
             files += [prefix + f for f in write_figures(plots, tmp / prefix if prefix else tmp, pdf)]
+        md += _emergence_section(paths, tmp)
         (tmp / "report.md").write_text(md)
         (tmp / "fits.json").write_text(json.dumps(_json_safe(fits), indent=2) + "\n")
+        files += [f"emergence/{f.name}" for f in sorted((tmp / "emergence").glob("*"))]
         write_manifest(tmp, "report", files + ["report.md", "fits.json"], prov)
     for plots, _, _ in figures.values():
         for p in plots:
             p.figure.clear()
     return out
+
+
+def _emergence_section(paths, folder: Path) -> str:
+    """The emergence analysis (scaling.emergence) of sweep folders whose runs carry probe scores,
+    written into `folder/emergence/`; its statement as a report.md section, or "" for other data."""
+    from scaling import emergence
+
+    if not paths:
+        return ""
+    try:
+        df, _ = emergence.load([str(p) for p in paths])
+    except DataError:
+        return ""  # not sweep folders (a plain table), or too few ok runs: no probes to analyse
+    if not emergence.abilities(list(df.columns)):
+        return ""
+    result = emergence.report([str(p) for p in paths], folder / "emergence")
+    lines = ["", "## Emergent abilities", "", "![Probe scores against N, D and C](emergence/emergence.png)", ""]
+    lines += [f"- {e['statement']}" for e in result["abilities"].values()]
+    lines += ["", "Per-ability figures and the abruptness table: [emergence/emergence.md](emergence/emergence.md).", ""]
+    return "\n".join(lines)
 
 
 def _json_safe(x):

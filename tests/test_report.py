@@ -9,6 +9,8 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from scaling import plots as P
@@ -154,3 +156,21 @@ def test_grouped_report_side_by_side(tmp_path):
     assert fits["groups"]["Optimizer tuning (no decay)"]["approach2"]["a"] == pytest.approx(0.497, abs=0.03)
     links = re.findall(r"\]\(([^)]+\.png)\)", md)
     assert len(links) == 1 + 2 * len(FIGS) and all((out / l).exists() for l in links)
+
+
+def test_report_adds_emergence_section_when_runs_carry_probe_scores(tmp_path, report):
+    """Runs with probe scores get the emergence analysis inside the report; others do not."""
+    assert "Emergent abilities" not in (report / "report.md").read_text()
+    sweep = write_sweep(tmp_path / "runs" / "probed", seed=5)
+    table = pd.read_csv(sweep / "runs.csv")
+    # knowledge accuracy jumps between the two largest sizes: the analysis must find and say it
+    sizes = sorted(table["N"].unique())
+    table["knowledge_acc"] = np.where(table["N"] == sizes[-1], 0.9, 0.02)
+    table["knowledge_logp"] = -3.0 + np.log(table["N"]) / 5
+    table.to_csv(sweep / "runs.csv", index=False)
+    out = write_report(sweep, tmp_path / "analysis" / "probed", FitOptions(n_boot=8, seed=1))
+    md = (out / "report.md").read_text()
+    assert "## Emergent abilities" in md and "knowledge (memorised facts)" in md
+    analysis = json.loads((out / "emergence" / "emergence.json").read_text())["abilities"]["knowledge"]
+    assert analysis["acc"]["N"]["x1"] == pytest.approx(sizes[-1])
+    assert "emergence/emergence.png" in json.loads((out / "manifest.json").read_text())["files"]
