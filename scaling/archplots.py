@@ -3,8 +3,6 @@
 - `attention_patterns()`: the boolean attention masks that the modules of each architecture apply
   (asked from the models via `Transformer.masks()`, not drawn by hand).
 - `loss_vs_compute(studies)`: every group's runs and its Approach 3 compute frontier on one figure.
-- `comparison_markdown(studies)` / `comparison_text(studies)`: alpha, beta, a, b per group with
-  intervals, and whether they differ beyond those intervals, in plain words.
 
 Only `attention_patterns` imports torch (lazily): the fitting side can call the rest.
 `python -m scaling.archplots --out analysis/architectures` writes attention_patterns.png.
@@ -13,9 +11,7 @@ Only `attention_patterns` imports torch (lazily): the fitting side can call the 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +20,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from scaling.laws.groups import ARCH_ORDER, ordered
 from scaling.plots import Plot
 
-ARCH_ORDER = ("decoder", "encoder", "encoder_decoder")
-EXPONENTS = ("alpha", "beta", "a", "b")  # of Approach 3's L(N, D) = E + A/N^alpha + B/D^beta
-MEANING = {"alpha": "alpha (L ~ N^-alpha)", "beta": "beta (L ~ D^-beta)", "a": "a (N_opt ~ C^a)",
-           "b": "b (D_opt ~ C^b)"}
 
 
 # ------------------------------------------------------------------------------ attention patterns
@@ -92,11 +85,6 @@ def attention_patterns(ctx: int = 32, **knobs) -> Plot:
 
 # ------------------------------------------------------------------------------ loss against compute
 
-def _ordered(studies: dict) -> list[str]:
-    """Group names, the three architectures first in their usual order."""
-    return sorted(studies, key=lambda g: (ARCH_ORDER.index(g) if g in ARCH_ORDER else len(ARCH_ORDER), g))
-
-
 def loss_vs_compute(studies: dict) -> Plot:
     """Every run's final loss against C, one colour per group, with that group's Approach 3
     compute frontier L(N_opt(C), D_opt(C)) and its known floor (dotted) where there is one."""
@@ -106,7 +94,7 @@ def loss_vs_compute(studies: dict) -> Plot:
     ax = fig.subplots()
     cmap = colormaps["tab10"]
     drawn: dict[str, dict] = {}
-    for gi, name in enumerate(_ordered(studies)):
+    for gi, name in enumerate(ordered(studies)):
         s, color = studies[name], cmap(gi % 10)
         df = s.points
         ax.scatter(df["C"], df["loss"], s=16, color=color, alpha=0.8, label=f"{name}: runs")
@@ -133,75 +121,6 @@ def loss_vs_compute(studies: dict) -> Plot:
                  fontsize=9)
     return Plot("loss_vs_compute", "Loss against compute, every group on one figure, with its Approach 3 frontier",
                 fig, dict(groups=drawn))
-
-
-# ------------------------------------------------------------------------------ the comparison in words
-
-def _value(study, name: str) -> tuple[float, float, float]:
-    """(value, lo, hi) of an Approach 3 quantity; nan where not fitted or without bootstrap."""
-    if study.approach3 is None:
-        return math.nan, math.nan, math.nan
-    lo, hi = study.ci("approach3", name)
-    return float(getattr(study.approach3.law, name)), float(lo), float(hi)
-
-
-def _fmt(v: float, lo: float, hi: float) -> str:
-    if not math.isfinite(v):
-        return "not fitted"
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) and math.isfinite(hi) else f"{v:.3f} [no interval]"
-
-
-def comparison_statements(studies: dict) -> list[str]:
-    """One plain-words sentence per exponent: which groups differ beyond their intervals."""
-    names = _ordered(studies)
-    pct = int(round(100 * next(iter(studies.values())).options.level)) if studies else 95
-    out = []
-    for q in EXPONENTS:
-        vals = {n: _value(studies[n], q) for n in names}
-        missing = [n for n, (v, lo, hi) in vals.items() if not (math.isfinite(lo) and math.isfinite(hi))]
-        have = [n for n in names if n not in missing]
-        lead = (f"{MEANING[q]}: no {pct}% interval for {', '.join(missing)} (its Approach 3 fit has none: not "
-                "fitted, stopped at a bound, or no bootstrap)") if missing else f"{MEANING[q]}:"
-        if len(have) < 2:
-            out.append(f"{lead}; nothing left to compare.")
-            continue
-        among = " among the others" if missing else ""
-        apart = [(x, y) for x, y in combinations(have, 2) if vals[x][2] < vals[y][1] or vals[y][2] < vals[x][1]]
-        if not apart:
-            out.append(f"{lead}{';' if missing else ''}{among} the {pct}% intervals of {', '.join(have)} overlap, so "
-                       "these runs show no difference beyond the intervals.")
-            continue
-        pairs = "; ".join(f"{x} is {'higher' if vals[x][0] > vals[y][0] else 'lower'} than {y}" for x, y in apart)
-        same = [f"{x} and {y}" for x, y in combinations(have, 2) if (x, y) not in apart]
-        tail = f" ({', '.join(same)} overlap)" if same else ""
-        out.append(f"{lead}{';' if missing else ''}{among} differs beyond the {pct}% intervals: {pairs}{tail}.")
-    return out
-
-
-def comparison_markdown(studies: dict) -> list[str]:
-    """Markdown lines: a table of alpha, beta, a, b per group (Approach 3, with intervals) and the
-    plain-words statements. For report.md's grouped branch."""
-    names = _ordered(studies)
-    pct = int(round(100 * next(iter(studies.values())).options.level))
-    lines = [f"## Exponents per group (Approach 3, {pct}% bootstrap intervals)", "",
-             "| group | points | " + " | ".join(MEANING[q] for q in EXPONENTS) + " |",
-             "|" + "|".join(" --- " for _ in range(len(EXPONENTS) + 2)) + "|"]
-    for n in names:
-        lines.append(f"| {n} | {studies[n].n_points} | " + " | ".join(_fmt(*_value(studies[n], q)) for q in EXPONENTS)
-                     + " |")
-    lines += ["", "Do they differ? (two groups differ when their intervals do not overlap; losses of different "
-              "objectives are in different units, so compare exponents, not E, A, B.)", ""]
-    lines += [f"- {s}" for s in comparison_statements(studies)]
-    return lines + ["", "![Loss against compute per group](loss_vs_compute.png)", ""]
-
-
-def comparison_text(studies: dict) -> str:
-    """The same for a terminal (`scaling fit --group arch`)."""
-    names = _ordered(studies)
-    width = max(8, *(len(n) for n in names))
-    head = f"{'group':<{width}}  " + "  ".join(f"{q:>22}" for q in EXPONENTS)
-    rows = [f"{n:<{width}}  " + "  ".join(f"{_fmt(*_value(studies[n], q)):>22}" for q in EXPONENTS) for n in names]
-    return "\n".join(["Approach 3 exponents per group:", head, *rows, *comparison_statements(studies)])
 
 
 # ------------------------------------------------------------------------------ command line

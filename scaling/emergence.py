@@ -96,7 +96,8 @@ def load(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 c = pd.DataFrame(rows)
                 c["run_id"], c["N"], c["D_run"] = run_id, n, d
                 curves.append(c)
-    table = pd.concat(frames, ignore_index=True)
+    # a score that is NaN in every run (e.g. a probe longer than the context) carries nothing
+    table = pd.concat(frames, ignore_index=True).dropna(axis=1, how="all")
     if len(table) < 2:
         raise DataError(f"{len(table)} finished ok run(s) in {', '.join(paths)}; emergence needs at least 2 "
                         "(train a sweep over model.size or train.tokens)")

@@ -27,6 +27,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     f.add_argument("--query", help="pandas query on the raw table first, e.g. \"source_file == 'summary_df'\"")
     f.add_argument("--drop-top-loss", type=int, default=0, metavar="K",
                    help="drop the K highest losses (per group), as Epoch did with K=5 on the Chinchilla data")
+    f.add_argument("--curve-points", action="store_true",
+                   help="every evaluation of every run is a point (D = tokens so far), as Kaplan's protocol reads runs")
     m = p.add_argument_group("fitting")
     m.add_argument("--method", choices=("fast", "grid"), default="fast",
                    help="Approach 3: fast global method (default) or Hoffmann's 4500-start grid")
@@ -46,7 +48,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def load_kwargs(args: argparse.Namespace) -> dict:
     """`load_points` keyword arguments from parsed common options."""
     return dict(n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group, drop_top_loss=args.drop_top_loss,
-                query=args.query)
+                query=args.query, curves_as_points=args.curve_points)
 
 
 def fit_options(args: argparse.Namespace):
@@ -136,8 +138,13 @@ def render_groups(studies: dict) -> str:
 
 def write_json_atomic(path: str | Path, payload: dict) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        from scaling.errors import ConfigError
+
+        raise ConfigError(f"--json {path}: cannot write there ({err.strerror}); choose a writable path") from None
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(payload, fh, indent=2)
@@ -151,6 +158,7 @@ def write_json_atomic(path: str | Path, payload: dict) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from scaling.laws.groups import comparison_text
     from scaling.laws.study import fit_study
     from scaling.tables import load_points
 
@@ -165,6 +173,7 @@ def main(argv: list[str]) -> int:
                 print(render(name, s))
                 print()
             print(render_groups(studies))
+            print(comparison_text(studies))
             payload = {"groups": {name: s.to_json() for name, s in studies.items()}}
         else:
             s = fit_study(points, options=opts)

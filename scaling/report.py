@@ -25,6 +25,7 @@ import numpy as np
 
 from scaling import __version__
 from scaling.errors import ConfigError, DataError, FitWarning
+from scaling.laws.groups import comparison_markdown
 from scaling.laws.study import FitOptions, fit_study
 from scaling.tables import Points, load_points
 
@@ -34,14 +35,28 @@ MANIFEST = "manifest.json"
 # ------------------------------------------------------------------------------------- the folder
 
 def check_replaceable(out: Path) -> None:
-    """ConfigError unless `out` is absent, an empty folder, or a folder this toolkit wrote."""
+    """ConfigError unless `out` is absent, an empty folder, or a folder this toolkit wrote, and its
+    parent folder can be written."""
     if not out.exists():
+        _check_writable(out)
         return
     if not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder name")
     if any(out.iterdir()) and not (out / MANIFEST).exists():
         raise ConfigError(f"--out {out} exists and was not written by scaling plot/report (no {MANIFEST}); "
                           "choose a new folder or empty it")
+    _check_writable(out)
+
+
+def _check_writable(out: Path) -> None:
+    """ConfigError unless a folder can be made beside `out` (probed in its nearest existing parent)."""
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.probe-"))
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write in {parent} ({err.strerror}); choose a writable folder") from None
 
 
 @contextmanager
@@ -308,6 +323,7 @@ def render_markdown(studies: dict, figures: dict, prov: dict, title: str, groupe
         lines += [f"{len(studies)} groups, fitted separately and compared side by side.", "",
                   "![Compute-optimal allocation by group](comparison.png)", "", "## a and b per group", ""]
         lines += _group_table(studies)
+        lines += [""] + comparison_markdown(studies) + ["![Loss against compute per group](loss_vs_compute.png)", ""]
         lines += ["", "Verdict per group:", ""]
         for name, s in studies.items():
             lines.append(f"- **{name}**: {s.comparison.verdict}")
@@ -358,7 +374,9 @@ def write_report(paths_or_points, out_dir: str | Path, options: FitOptions | Non
             sl = folders[name]
             plots, skipped = P.all_figures(s, parts[name])
             figures[name] = (plots, skipped, f"{sl}/")
-        top = [P.group_comparison(studies)]
+        from scaling.archplots import loss_vs_compute
+
+        top = [P.group_comparison(studies), loss_vs_compute(studies)]
     else:
         plots, skipped = P.all_figures(studies["all"], points)
         figures["all"] = (plots, skipped, "")

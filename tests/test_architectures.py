@@ -13,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scaling.archplots import attention_patterns, combined_encoder_decoder, comparison_statements, loss_vs_compute
+from scaling.archplots import attention_patterns, combined_encoder_decoder, loss_vs_compute
+from scaling.laws.groups import comparison_statements
 from scaling.laws import FitOptions, fit_study
 from scaling.laws.forms import ChinchillaLaw
 from scaling.models import ModelShape, Transformer

@@ -12,7 +12,7 @@ import pytest
 
 from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.emergence import analyse, jump
+from scaling.emergence import analyse, jump, report
 
 def test_jump_is_one_for_a_step_and_even_for_a_straight_line():
     x = np.array([1e3, 1e4, 1e5, 1e6, 1e7])
@@ -115,3 +115,17 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert cli_main(["emergence", str(sweep)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no probe scores" in err and "\n" not in err
+
+
+def test_a_score_that_is_nan_in_every_run_is_left_out(tmp_path):
+    """A probe longer than the context scores NaN everywhere: the others are still analysed and drawn."""
+    sweep = tmp_path / "short_ctx"
+    sweep.mkdir()
+    n = [1e4, 3e4, 1e5]
+    pd.DataFrame({"run_id": list("abc"), "N": n, "D": [1e6] * 3, "C": [6e10, 1.8e11, 6e11], "status": ["ok"] * 3,
+                  "icl_acc": [math.nan] * 3, "icl_logp": [math.nan] * 3,
+                  "knowledge_acc": [0.0, 0.1, 0.9], "knowledge_logp": [-3.0, -2.0, -0.5]}
+                 ).to_csv(sweep / runs.RUNS_CSV, index=False)
+    result = report([str(sweep)], tmp_path / "out")
+    assert set(result["abilities"]) == {"knowledge"}
+    assert (tmp_path / "out" / "emergence_knowledge.png").is_file()

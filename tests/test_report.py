@@ -155,7 +155,9 @@ def test_grouped_report_side_by_side(tmp_path):
     assert fits["groups"]["Reproducing Kaplan et al."]["approach2"]["a"] == pytest.approx(0.834, abs=0.03)
     assert fits["groups"]["Optimizer tuning (no decay)"]["approach2"]["a"] == pytest.approx(0.497, abs=0.03)
     links = re.findall(r"\]\(([^)]+\.png)\)", md)
-    assert len(links) == 1 + 2 * len(FIGS) and all((out / l).exists() for l in links)
+    # top level: the allocation comparison and loss against compute, each group's figures twice
+    assert len(links) == 2 + 2 * len(FIGS) and all((out / l).exists() for l in links)
+    assert "loss_vs_compute.png" in links and "## Exponents per group" in md
 
 
 def test_report_adds_emergence_section_when_runs_carry_probe_scores(tmp_path, report):
