@@ -57,6 +57,19 @@ class TrainConfig:
 
 
 @dataclass
+class ProtocolConfig:
+    """How runs become (N, D) points (conf/protocol/, docs/study.md): `chinchilla` (default) trains one
+    run per (N, D) with the cosine ending at D; `kaplan` ends the schedule at a fixed horizon past
+    every run's D, so each intermediate evaluation is an (N, D) point of one run per size."""
+
+    name: str = "chinchilla"  # chinchilla | kaplan
+    horizon_tokens: Optional[float] = None  # kaplan: tokens where warmup + cosine end, the same for every run (>= D)
+
+
+PROTOCOLS = ("chinchilla", "kaplan")
+
+
+@dataclass
 class SweepConfig:
     """Names the folder runs go to; the grid itself is `hydra.sweeper.params` of the preset."""
 
@@ -72,6 +85,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = MISSING  # a ladder rung plus overrides; validated by scaling.models.resolve_shape
     train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     runs_dir: str = "runs"  # root of the run store, relative to the working directory
 
@@ -146,6 +160,24 @@ def _check_train(t: TrainConfig) -> None:
         positive("flops", t.flops, "set train.flops to the FLOP budget C, e.g. 1e12")
 
 
+def _check_protocol(p: dict, D: int) -> dict:
+    """The protocol block, checked against the run's D (a Kaplan horizon must lie at or past it)."""
+    name, horizon = p.get("name"), p.get("horizon_tokens")
+    if name not in PROTOCOLS:
+        _fail("protocol.name", name, "is unknown", "use protocol=chinchilla or protocol=kaplan")
+    if name == "chinchilla" and horizon is not None:
+        _fail("protocol.horizon_tokens", horizon, "is only read by protocol=kaplan (chinchilla's schedule ends at D)",
+              "drop it or add protocol=kaplan")
+    if name == "kaplan":
+        if not (isinstance(horizon, (int, float)) and math.isfinite(horizon) and horizon > 0):
+            _fail("protocol.horizon_tokens", horizon, "must be a positive number of tokens under protocol=kaplan",
+                  "set it past the longest run, e.g. protocol.horizon_tokens=2e7")
+        if horizon < D:
+            _fail("protocol.horizon_tokens", horizon, f"is less than the run's D={D}",
+                  f"raise it to at least {D} (Kaplan's schedule ends past the data seen)")
+    return {"name": name, "horizon_tokens": None if horizon is None else float(horizon)}
+
+
 @functools.lru_cache(maxsize=8)
 def _source(data_json: str, ctx: int) -> Any:
     from scaling.data import build_source  # imports torch; the fitting side never calls this
@@ -207,6 +239,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
               f"(train.batch_size*model.ctx = {train.batch_size}*{shape.ctx} = {tokens_per_step})",
               f"raise {name} or lower train.batch_size")
     D = steps * tokens_per_step
+    protocol = _check_protocol(container.get("protocol") or {"name": "chinchilla"}, D)
 
     container["train"]["tokens"] = float(D)
     size = str(container["model"].get("size") or "custom")
@@ -223,8 +256,11 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         "train": {k: v for k, v in container["train"].items() if k not in EXECUTION_KEYS},
         "D": D,
     }
+    if protocol["name"] != "chinchilla":  # the default stays out of the hash: existing run ids do not change
+        identity["protocol"] = protocol
     arch = "" if shape.arch == "decoder" else f"{shape.arch}-"
-    run_id = runs.make_run_id(f"{arch}{size}-{data_name}-D{_human(D)}-seed{train.seed}", identity)
+    kind = "" if protocol["name"] == "chinchilla" else f"{protocol['name']}-"
+    run_id = runs.make_run_id(f"{kind}{arch}{size}-{data_name}-D{_human(D)}-seed{train.seed}", identity)
     return RunSpec(
         run_id=run_id, sweep=sweep_name, run_dir=runs.run_dir(container["runs_dir"], sweep_name, run_id),
         shape=shape, counts=counts, size=size, data_name=data_name, tokens_per_step=tokens_per_step,
@@ -314,7 +350,7 @@ def help_text(sweep: bool = False) -> str:
         rungs.append(f"{name} (N={param_counts(shape).N:,})")
     lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
     lines += ["model: pick a rung with model.size=<name> (ladder in conf/model/decoder.yaml) or set",
-              "  model.d_model/n_layers/n_heads/ctx directly; model.attention=sdpa|matmul picks the kernel.",
+              "  model.d_model/n_layers/n_heads/ctx directly; model.attention=auto|sdpa|matmul picks the kernel.",
               "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
               "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/."]
     return "\n".join(lines)

@@ -9,25 +9,31 @@ the architecture's objective (scaling/objectives.py): next-token for the decoder
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
+import signal
 import sys
+import threading
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from scaling import objectives, progress, runs
 from scaling.config import RunSpec, TrainConfig, compose, help_text, resolve_run, split_help, token_source
-from scaling.models import Transformer, training_flops
+from scaling.models import Transformer, forward_flops_per_token, training_flops
 
 
 # ---------------------------------------------------------------- schedule and evaluation points
 
 def lr_at(step: int, steps: int, t: TrainConfig) -> float:
-    """Learning rate for optimiser step `step` (0-based) of `steps`: linear warmup to t.lr, then
-    a cosine from t.lr down to t.lr * t.min_lr_ratio that ends exactly at the last token of D."""
+    """Learning rate for optimiser step `step` (0-based) of a schedule `steps` long: linear warmup
+    to t.lr, then a cosine from t.lr down to t.lr * t.min_lr_ratio that ends exactly at `steps`:
+    the run's own D under protocol=chinchilla, Kaplan's fixed horizon otherwise (`schedule_steps`)."""
     warmup = int(round(t.warmup_frac * steps))
     if step < warmup:
         return t.lr * (step + 1) / warmup
@@ -36,16 +42,42 @@ def lr_at(step: int, steps: int, t: TrainConfig) -> float:
     return floor + 0.5 * (t.lr - floor) * (1.0 + math.cos(math.pi * progress_))
 
 
-def eval_steps(steps: int, n_evals: int) -> list[int]:
-    """About `n_evals` step counts, log-spaced from ~1% of the run to its end (always included)."""
+def protocol_name(spec: RunSpec) -> str:
+    """The run's protocol (conf/protocol/): "chinchilla" (the default) or "kaplan"."""
+    return str((spec.config.get("protocol") or {}).get("name") or "chinchilla")
+
+
+def schedule_steps(spec: RunSpec) -> int:
+    """Length of the run's lr schedule in steps: its own steps (chinchilla: the cosine ends at D),
+    or protocol.horizon_tokens (kaplan: one horizon for every run, at or past its D, so the lr at a
+    given step does not depend on the run's D)."""
+    if protocol_name(spec) != "kaplan":
+        return spec.steps
+    return max(spec.steps, int(round(spec.config["protocol"]["horizon_tokens"] / spec.tokens_per_step)))
+
+
+def eval_steps(steps: int, n_evals: int, exact: bool = False) -> list[int]:
+    """About `n_evals` step counts, log-spaced from ~1% of the run to its end (always included).
+    exact: exactly min(n_evals, steps) distinct steps (Kaplan's curve points): where rounding makes
+    two early points collide, the later ones move up by a step, staying as log-spaced as whole steps allow."""
     first = max(1, round(steps / 100))
     if n_evals == 1 or first >= steps:
         return [steps]
-    ratio = (steps / first) ** (1.0 / (n_evals - 1))
-    return sorted({min(steps, round(first * ratio**i)) for i in range(n_evals)} | {steps})
+    n = min(n_evals, steps) if exact else n_evals
+    ratio = (steps / first) ** (1.0 / (n - 1))
+    if not exact:
+        return sorted({min(steps, round(first * ratio**i)) for i in range(n)} | {steps})
+    points = [max(1, round(first * ratio**i)) for i in range(n)]
+    for i in range(1, n):  # strictly increasing ...
+        points[i] = max(points[i], points[i - 1] + 1)
+    points[-1] = steps
+    for i in range(n - 2, -1, -1):  # ... and ending at the run's last step
+        points[i] = min(points[i], points[i + 1] - 1)
+    return points
 
 
-# ---------------------------------------------------------------- devices and precision
+# ---------------------------------------------------------------- the engine: how a run computes
+# (docs/performance.md has the measurements behind every default below)
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -59,11 +91,25 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """Autocast dtype: bf16 or fp32 (master weights and optimiser state stay fp32 either way)."""
+def pick_attention(attention: str, precision: str, device: torch.device) -> str:
+    """The attention kernel: "auto" is explicit matmuls where bf16 autocast runs on a CPU (the
+    fused SDPA kernel is slower in bf16 there than in fp32), else torch's fused SDPA."""
+    if attention != "auto":
+        return attention
+    bf16 = str(precision).lower() == "bf16" or (str(precision).lower() == "auto" and cpu_has_native_bf16())
+    return "matmul" if device.type == "cpu" and bf16 else "sdpa"
+
+
+def pick_dtype(precision: str, device: torch.device, attention: str = "matmul") -> torch.dtype:
+    """Autocast dtype: bf16 or fp32 (master weights and optimiser state stay fp32 either way).
+    "auto" is bf16 on CUDA GPUs that support it, and on CPUs with native bf16 unless attention
+    runs through SDPA, whose CPU kernel is slower in bf16 than in fp32."""
     precision = precision.lower()
     if precision == "auto":
-        native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+        if device.type == "cuda":
+            native = torch.cuda.is_bf16_supported()
+        else:
+            native = cpu_has_native_bf16() and attention != "sdpa"
         precision = "bf16" if native else "fp32"
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
@@ -74,24 +120,153 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-COMPILE_MIN_STEPS = 1000  # compiling costs tens of seconds: "auto" compiles only runs long enough to repay it
+TORCH_THREADS = torch.get_num_threads()  # torch's default at import: the launcher's share (OMP_NUM_THREADS)
 
 
-def pick_compile(choice: str, device: torch.device, steps: int) -> bool:
-    """torch.compile or not: "auto" means on CUDA, for runs of at least COMPILE_MIN_STEPS steps."""
+def idle_cores(window_s: float = 0.1) -> float:
+    """Cores left idle by every process over the next `window_s` seconds (Linux /proc/stat);
+    infinity where that cannot be read."""
+    def sample() -> tuple[int, int, int]:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+        ticks = [int(v) for v in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+        n_cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        return sum(ticks), ticks[3] + ticks[4], n_cpus
+    try:
+        total0, idle0, n_cpus = sample()
+        time.sleep(window_s)
+        total1, idle1, _ = sample()
+    except (OSError, ValueError, IndexError):
+        return math.inf
+    return n_cpus * (idle1 - idle0) / max(1, total1 - total0)
+
+
+def pick_threads(threads: int) -> int:
+    """Intra-op threads: `threads` if set; 0 (auto) is torch's default, which already fits the
+    launcher (joblib/loky, SLURM and users set OMP_NUM_THREADS), capped by the cores that are idle
+    now: an OpenMP thread that shares its core with another process stalls all the others (here a
+    2-thread step on a busy 2-core machine ran 3-4x slower than a 1-thread one)."""
+    if threads:
+        return threads
+    return max(1, min(TORCH_THREADS, int(idle_cores() + 0.2)))  # a core counts as idle when >= 80% idle
+
+
+COMPILE_MIN_STEPS = 1000  # CUDA: "auto" compiles runs of at least this many steps (not measured here: no GPU)
+COMPILE_AFTER_S = 600  # CPU: "auto" compiles runs whose eager estimate exceeds this (cold compile: 30-90 s, gain ~1.1x)
+CPU_FLOPS_PER_THREAD = 1.0e11  # training matmul FLOP/s of one thread in eager bf16, about what this machine reaches
+
+
+CHECK_EVERY = 16  # on a GPU, steps between reads of the summed loss (divergence checks)
+
+
+def pick_compile(choice: str, device: torch.device, spec: RunSpec, threads: int) -> bool:
+    """torch.compile or not. "auto": on CUDA for runs of >= COMPILE_MIN_STEPS steps; on a CPU
+    when the run's estimated eager time (training matmul FLOPs / CPU_FLOPS_PER_THREAD per thread)
+    exceeds COMPILE_AFTER_S, so that ~10% faster steps repay the compile. Pure function of the
+    config, so a rerun makes the same choice."""
     choice = str(choice).lower()
-    if choice == "auto":
-        return device.type == "cuda" and steps >= COMPILE_MIN_STEPS
-    return choice == "true"
+    if choice != "auto":
+        return choice == "true"
+    if device.type == "cuda":
+        return spec.steps >= COMPILE_MIN_STEPS
+    flops = 3 * forward_flops_per_token(spec.shape) * spec.D
+    return flops / (CPU_FLOPS_PER_THREAD * threads) >= COMPILE_AFTER_S
 
 
-def make_optimizer(model: torch.nn.Module, t: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices (and the embeddings), none on LayerNorm weights."""
+def make_optimizer(model: torch.nn.Module, t: TrainConfig) -> tuple[torch.optim.AdamW, str]:
+    """AdamW with weight decay on matrices (and the embeddings), none on LayerNorm weights; the
+    fused kernel (one pass over all parameters; CPU and CUDA) where torch has it, else foreach."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2))
+    for kind in ("fused", "foreach"):
+        try:
+            return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), **{kind: True}), kind
+        except (RuntimeError, TypeError, ValueError):  # an older torch without it for this device
+            continue
+    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2)), "for-loop"
+
+
+class Batches:
+    """`source.train_batch(step, ...)` for consecutive steps, each made one step ahead on a
+    background thread (and copied to the device there, through pinned memory on CUDA), so the
+    model never waits for data. `get(step)` returns exactly the batch of that step."""
+
+    def __init__(self, source: Any, batch_size: int, seed: int, device: torch.device, start: int, end: int):
+        self.source, self.batch_size, self.seed, self.device, self.end = source, batch_size, seed, device, end
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="scaling-batches")
+        self._ahead = (start, self._pool.submit(self._make, start))
+
+    def _make(self, step: int) -> torch.Tensor:
+        rows = self.source.train_batch(step, self.batch_size, self.seed)
+        if self.device.type == "cuda":
+            rows = rows.pin_memory().to(self.device, non_blocking=True)
+        return rows.to(self.device)
+
+    def get(self, step: int) -> torch.Tensor:
+        ahead, future = self._ahead
+        rows = future.result() if ahead == step else self._make(step)
+        if step + 1 < self.end:
+            self._ahead = (step + 1, self._pool.submit(self._make, step + 1))
+        return rows
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class Engine:
+    """How one run computes, chosen once from its config and the machine: device, autocast dtype,
+    attention kernel, optimizer implementation, compiled or eager forward, threads."""
+
+    spec: RunSpec
+    model: torch.nn.Module  # fp32 master weights
+    forward: Callable[..., torch.Tensor]  # the model, or its torch.compile'd version
+    optimizer: torch.optim.AdamW
+    optimizer_kind: str  # "fused" | "foreach" | "for-loop"
+    device: torch.device
+    dtype: torch.dtype  # autocast dtype
+    attention: str  # "sdpa" | "matmul"
+    compiled: bool
+    threads: int
+
+    def amp(self) -> contextlib.AbstractContextManager:
+        return autocast(self.device, self.dtype)
+
+    def batches(self, source: Any, start: int) -> Batches:
+        t = self.spec.train
+        return Batches(source, t.batch_size, t.seed, self.device, start, self.spec.steps)
+
+    def step(self, rows: torch.Tensor, lr: float, step: int) -> torch.Tensor:
+        """One optimiser step of training step `step` on `rows` at learning rate `lr`; returns the
+        loss as a detached 0-d tensor (reading it is left to the caller: no sync per step)."""
+        t = self.spec.train
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = objectives.train_loss(self.forward, self.spec.shape, rows, t.seed, step, self.amp)  # the arch's objective
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        return loss.detach()
+
+
+def build_engine(spec: RunSpec) -> Engine:
+    """The engine of run `spec` (sets torch's thread count as a side effect)."""
+    t = spec.train
+    threads = pick_threads(t.threads)
+    torch.set_num_threads(threads)
+    device = pick_device(t.device)
+    attention = pick_attention(spec.shape.attention, t.precision, device)
+    dtype = pick_dtype(t.precision, device, attention)
+    shape = spec.shape if attention == spec.shape.attention else dataclasses.replace(spec.shape, attention=attention)
+    model = Transformer(shape, seed=t.seed).to(device)
+    optimizer, kind = make_optimizer(model, t)
+    compiled = pick_compile(t.compile, device, spec, threads)
+    forward = torch.compile(model) if compiled else model
+    return Engine(spec, model, forward, optimizer, kind, device, dtype, attention, compiled, threads)
 
 
 @torch.no_grad()
@@ -154,17 +329,11 @@ def train_run(cfg: DictConfig, *, stop_after_steps: int | None = None) -> dict:
 
 def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
     t = spec.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    device = pick_device(t.device)
-    dtype = pick_dtype(t.precision, device)
-    amp = lambda: autocast(device, dtype)  # noqa: E731 - a fresh context manager per use
+    engine = build_engine(spec)  # precision, attention, optimizer, compile, threads
+    model, forward, optimizer, device, dtype = engine.model, engine.forward, engine.optimizer, engine.device, engine.dtype
+    amp = engine.amp
     source = token_source(spec.config["data"], spec.shape.ctx)
     val_rows = source.val_batch().to(device)
-
-    model = Transformer(spec.shape, seed=t.seed).to(device)
-    optimizer = make_optimizer(model, t)
-    forward = torch.compile(model) if pick_compile(t.compile, device, spec.steps) else model
     runs.atomic_write_text(spec.run_dir / runs.CONFIG, OmegaConf.to_yaml(OmegaConf.create(spec.config)))
 
     step, metrics, elapsed, loss_sum, loss_count, resumed_from = 0, [], 0.0, 0.0, 0, 0
@@ -175,38 +344,39 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         step, metrics, elapsed = state["step"], state["metrics"], state["wall_s"]
         loss_sum, loss_count = state["loss_sum"], state["loss_count"]
+        _set_rng_states(state.get("rng"))
         resumed_from = step
         runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, metrics)
 
-    evals = set(eval_steps(spec.steps, t.n_evals))
+    evals = set(eval_steps(spec.steps, t.n_evals, exact=protocol_name(spec) == "kaplan"))
+    horizon = schedule_steps(spec)  # where the lr schedule ends: D, or protocol=kaplan's fixed horizon
     status, loss_val, loss_train = "ok", float("nan"), float("nan")
     bar = progress.run_bar(spec.D, step * spec.tokens_per_step, spec.run_id)
     start = time.perf_counter() - elapsed
     model.train()
+    batches = engine.batches(source, step)
+    loss_acc = torch.tensor(loss_sum, dtype=torch.float64, device=device)  # summed where it is computed
+    check_every = 1 if device.type == "cpu" else CHECK_EVERY  # reading the loss waits for a GPU
+    stop = StopSignals().install()  # SIGTERM/SIGINT/SIGUSR2: checkpoint after this step, then exit
     try:
         while step < spec.steps:
-            lr = lr_at(step, spec.steps, t)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            rows = source.train_batch(step, t.batch_size, t.seed).to(device, non_blocking=True)
-            loss = objectives.train_loss(forward, spec.shape, rows, t.seed, step, amp)  # the arch's objective
-            value = loss.item()
-            if not math.isfinite(value):
-                status, loss_train = "diverged", value
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
+            lr = lr_at(step, horizon, t)
+            loss = engine.step(batches.get(step), lr, step)
             step += 1
-            loss_sum, loss_count = loss_sum + value, loss_count + 1
+            loss_acc += loss
+            loss_count += 1
             bar.update(spec.tokens_per_step)
+            if step % check_every == 0 or step in evals:
+                loss_sum = loss_acc.item()
+                if not math.isfinite(loss_sum):  # NaN or inf since the last evaluation: stop
+                    status, loss_train = "diverged", loss_sum
+                    break
             if step in evals:
                 loss_train = loss_sum / loss_count  # mean train loss since the previous evaluation
                 loss_val = objectives.evaluate(forward, spec.shape, val_rows, t.batch_size * 4, amp)
                 # the probes read next-token predictions: decoder only (docs/architectures.md)
                 scores = probe_metrics(forward, source, device, amp) if spec.shape.arch == "decoder" else {}
+                loss_acc.zero_()
                 loss_sum, loss_count = 0.0, 0
                 metrics.append({
                     "step": step, "tokens": step * spec.tokens_per_step,
@@ -219,12 +389,19 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
                 if not math.isfinite(loss_val):
                     status = "diverged"
                     break
-            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < spec.steps:
+            stopping = stop.signum is not None
+            if step < spec.steps and (stopping or (t.checkpoint_every and step % t.checkpoint_every == 0)):
                 _save_checkpoint(ckpt_path, model, optimizer, step, metrics, time.perf_counter() - start,
-                                 loss_sum, loss_count)
+                                 loss_acc.item(), loss_count)
+                if stopping:
+                    stop.deliver(f"{spec.run_id}: checkpoint saved at step {step}/{spec.steps}")
+            if TEST_STEP_S:
+                time.sleep(TEST_STEP_S)
             if stop_after_steps is not None and step >= stop_after_steps and step < spec.steps:
                 return {"run_id": spec.run_id, "sweep": spec.sweep, "status": "stopped", "step": step}
     finally:
+        stop.restore()
+        batches.close()
         bar.close()
 
     wall_s = time.perf_counter() - start
@@ -236,20 +413,89 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
         result["entropy_floor_note"] = floor_note  # why E* is unknown for this objective or data
     if status == "ok" and metrics:
         result.update({k: v for k, v in metrics[-1].items() if k not in METRIC_KEYS})  # final probe scores
+    keep = bool(getattr(t, "keep_checkpoint", False))
+    if keep:  # asked to keep it: the final state, e.g. to continue training or to probe the model
+        _save_checkpoint(ckpt_path, model, optimizer, step, metrics, wall_s, loss_acc.item(), loss_count)
     runs.atomic_write_json(spec.run_dir / runs.RESULT, result)  # written last: the run is finished
-    if ckpt_path.exists():
+    if ckpt_path.exists() and not keep:
         ckpt_path.unlink()
     runs.rebuild_runs_csv(spec.run_dir.parent)
+    if stop.signum is not None:  # the signal came during the last step: the run is done, now obey it
+        stop.deliver(f"{spec.run_id}: finished")
     return result
 
 
+# ---------------------------------------------------------------- checkpoints and signals
+
+TEST_STEP_S = float(os.environ.get("SCALING_TEST_STEP_S", "0") or 0)  # tests only: seconds slept per step
+
+
 def _save_checkpoint(path, model, optimizer, step, metrics, wall_s, loss_sum, loss_count) -> None:
-    """Everything a resume needs except the data, which is a pure function of (seed, step)."""
+    """Model, optimizer (AdamW moments and step counts), the data position and schedule (`step`:
+    batch k and lr are pure functions of it), the curve so far, the running train-loss sum and
+    the RNG states; written to a temp file and renamed, so a kill mid-save keeps the last one."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "metrics": metrics, "wall_s": wall_s, "loss_sum": loss_sum, "loss_count": loss_count}
+             "metrics": metrics, "wall_s": wall_s, "loss_sum": loss_sum, "loss_count": loss_count,
+             "rng": _rng_states()}
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def _rng_states() -> dict:
+    """Torch's global RNG states (CPU, and every CUDA device); nothing in a run draws from them
+    today (init and data use explicit seeds), saved so a future dropout would still resume exactly."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict | None) -> None:
+    if not states:
+        return
+    torch.set_rng_state(states["cpu"].cpu())
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+
+
+class StopSignals:
+    """SIGTERM, SIGINT and SIGUSR2 (SLURM's pre-timeout signal) become a flag the training loop
+    reads after each step: it saves a checkpoint, then `deliver` hands the signal to the handler
+    that was there before (Python's SIGINT handler raises KeyboardInterrupt, submitit's requeues
+    the job; the default SIGTERM action becomes SystemExit(143), so locks are released). Only in
+    the main thread (signals cannot be caught elsewhere); ignored signals stay ignored."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR2") if hasattr(signal, name))
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                old = signal.getsignal(sig)
+                if old is not signal.SIG_IGN and old is not None:
+                    self._old[sig] = signal.signal(sig, self._note)
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def restore(self) -> None:
+        while self._old:
+            sig, old = self._old.popitem()
+            signal.signal(sig, old)
+
+    def deliver(self, what: str) -> None:
+        """Restore the previous handlers and act on the signal that arrived (see the class)."""
+        signum, old = self.signum, signal.getsignal(self.signum) if not self._old else self._old[self.signum]
+        self.restore()
+        progress.say(f"{what}; stopped by {signal.Signals(signum).name} (rerun the same command to resume)")
+        if callable(old):
+            old(signum, None)
+        raise SystemExit(128 + signum)
 
 
 def summary_line(result: dict) -> str:

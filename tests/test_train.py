@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from scaling import runs
 from scaling.cli import main as cli_main
@@ -131,3 +132,20 @@ def test_scaling_train_cli_trains_then_skips(tmp_path, capsys):
     assert cli_main(argv) == 0
     assert "already finished, skipped" in capsys.readouterr().out
     assert len(runs.load_results(tmp_path / "single")) == 1
+
+
+def test_auto_attention_and_precision_pick_the_fast_pair_per_device(monkeypatch):
+    """bf16 autocast goes with explicit matmul attention on a CPU (fused SDPA is slower in bf16
+    there), fp32 keeps SDPA, CUDA keeps SDPA; an explicit choice is never overridden."""
+    from scaling import train
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train.pick_attention("auto", "bf16", cpu) == "matmul"
+    assert train.pick_attention("auto", "fp32", cpu) == "sdpa"
+    assert train.pick_attention("auto", "bf16", cuda) == "sdpa"
+    assert train.pick_attention("sdpa", "bf16", cpu) == "sdpa"
+    for native in (True, False):
+        monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: native)
+        attention = train.pick_attention("auto", "auto", cpu)
+        assert (attention, train.pick_dtype("auto", cpu, attention)) == (
+            ("matmul", torch.bfloat16) if native else ("sdpa", torch.float32))

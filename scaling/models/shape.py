@@ -13,7 +13,7 @@ from typing import Any
 from scaling.errors import ConfigError
 
 ARCHS = ("decoder", "encoder", "encoder_decoder")  # one set of blocks and size knobs (docs/architectures.md)
-ATTENTIONS = ("sdpa", "matmul")  # torch's fused scaled_dot_product_attention | explicit matmuls
+ATTENTIONS = ("auto", "sdpa", "matmul")  # trainer picks | torch's fused scaled_dot_product_attention | explicit matmuls
 RUNG_KEYS = ("d_model", "n_layers", "n_heads")  # what a ladder rung fixes
 # objective knobs and the arch that reads each; for any other arch the knob is stored as None, so
 # it cannot split run ids (a decoder run is the same run whatever mask_fraction says)
@@ -49,7 +49,8 @@ class ModelShape:
     vocab_size: int = 256  # byte-level tokens
     d_ff: int | None = None  # MLP hidden width; None means 4 * d_model
     arch: str = "decoder"  # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
-    attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only)
+    attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only);
+    # "auto" lets the trainer choose (scaling.train.pick_attention), the model reads it as "sdpa"
     mask_fraction: float | None = 0.15  # encoder: share of the ctx positions replaced by <mask> and predicted
     noise_density: float | None = 0.15  # encoder_decoder: share of the ctx positions corrupted (T5)
     mean_span: float | None = 3.0  # encoder_decoder: mean length of a corrupted span (T5)

@@ -36,7 +36,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, impl
     """softmax(q k^T / sqrt(head_dim)) v for (B, heads, T, head_dim) tensors; with `causal`,
     query t sees keys 0..t only. "sdpa" uses torch's fused kernel, "matmul" spells it out
     (under bf16 autocast on CPU the explicit form trains faster; see docs/model.md)."""
-    if impl == "sdpa":
+    if impl != "matmul":  # "sdpa", or "auto" left unresolved by the caller
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))  # scores: 2*T*hd FLOPs per query per head
     if causal:
