@@ -30,7 +30,8 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILES = ("auto", "true", "false")
 # train keys that change how a run executes, not what it computes: not part of the run id
-EXECUTION_KEYS = ("tokens", "flops", "device", "precision", "compile", "threads", "checkpoint_every")
+EXECUTION_KEYS = ("tokens", "flops", "device", "precision", "compile", "threads", "checkpoint_every",
+                  "keep_checkpoint")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     seed: int = 0  # fixes the model init and the data order
     n_evals: int = 10  # validation points, log-spaced over the run (the last one at D)
     checkpoint_every: int = 250  # steps between checkpoints (0: never); deleted when the run ends
+    keep_checkpoint: bool = False  # keep the final checkpoint (e.g. to continue training later)
     device: str = "auto"  # auto (CUDA if present, else CPU) | cpu | cuda | cuda:<i>
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | fp32 | bf16
     compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
@@ -75,7 +77,8 @@ class SweepConfig:
 
     name: str = "quick"  # runs land in <runs_dir>/<name>/<run_id>/
     description: str = ""  # one line shown by `scaling sweep --help`
-    report: bool = True  # after the sweep, report it (the table; later scaling.report); false: runs.csv only
+    report: bool = True  # after the sweep, write its report (scaling.report); false: runs.csv only
+    report_dir: str = ""  # where the report goes; "" = analysis/<name>
 
 
 @dataclass

@@ -15,9 +15,13 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from scaling.errors import ConfigError, DataError
 
 try:  # POSIX advisory locks: released by the kernel when the holder dies, so no stale claims
     import fcntl
@@ -124,11 +128,29 @@ def read_result(path: str | os.PathLike) -> dict:
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """A run's metrics.jsonl as a list of dicts. A last line cut by a crash (the run was killed
+    while writing it) is dropped with a warning; a bad line before the last raises DataError."""
     file = Path(path) / METRICS
     if not file.is_file():
         return []
-    with open(file, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    lines = file.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise DataError(f"{file}: line {i + 1} is not valid JSON; fix or delete that line") from None
+            warnings.warn(f"{file}: last line is truncated (the run was cut while writing it); ignored it",
+                          RuntimeWarning, stacklevel=2)
+    return rows
+
+
+def unfinished_run_dirs(sweep_path: str | os.PathLike) -> list[Path]:
+    """Run folders of a sweep without result.json: interrupted, failed or still training."""
+    return [p for p in iter_run_dirs(sweep_path) if not is_finished(p)]
 
 
 def iter_run_dirs(sweep_path: str | os.PathLike) -> Iterator[Path]:
@@ -148,9 +170,11 @@ def load_results(sweep_path: str | os.PathLike) -> list[dict]:
 class FileLock:
     """An exclusive, non-blocking (or blocking) lock on a file, held until `release()`.
 
-    Uses `flock`, which the kernel drops when the holder exits or is killed, so an interrupted
-    run never leaves a stale claim. After locking we check the file we hold is still the one at
-    `path` (another holder may have unlinked it on release); if not we retry.
+    Uses `flock`, which the kernel drops when the holder exits or is killed (SIGKILL, a crashed
+    node's NFS lease expiring), so an interrupted run never leaves a stale claim: the staleness
+    rule is the kernel's, not a timeout. The file holds `pid@host` for people reading it. After
+    locking we check the file we hold is still the one at `path` (another holder may have
+    unlinked it on release); if not we retry.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -158,15 +182,26 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self, blocking: bool = True) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Take the lock; False if `blocking` is False and another process holds it. A folder that
+        cannot be written or a filesystem without locks raises ConfigError."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise ConfigError(f"cannot write to {self.path.parent} ({err.strerror}); "
+                                  "choose a writable folder (runs_dir=PATH) or fix its permissions") from None
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
                 except BlockingIOError:
                     os.close(fd)
                     return False
+                except OSError as err:  # ENOLCK: e.g. Lustre mounted without flock
+                    os.close(fd)
+                    raise ConfigError(f"{self.path.parent}: the filesystem refuses file locks ({err.strerror}); "
+                                      "put runs_dir on a filesystem with flock (local disk, NFSv4, "
+                                      "Lustre mounted with -o flock)") from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -174,7 +209,7 @@ class FileLock:
             if same:
                 self._fd = fd
                 os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
+                os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
                 return True
             os.close(fd)  # the file was replaced under us; lock the new one
 

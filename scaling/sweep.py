@@ -2,13 +2,16 @@
 
 Before anything trains, every grid point is composed and validated (one bad point stops the
 sweep with a one-line error and no folder written) and finished runs are listed as skipped.
-Hydra's launcher then runs the points; each job claims its run folder, so two sweeps sharing
-a runs_dir never train the same run, and an interrupted sweep resumes where it stopped.
+Hydra's launcher (basic, joblib, submitit_local/slurm, ray: docs/scaleout.md) then runs the
+points; each job claims its run folder, so two sweeps sharing a runs_dir never train the same
+run, and an interrupted sweep resumes where it stopped. The table and the report are rebuilt
+from the run folders, whichever processes or machines trained them.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
 from scaling.config import CONF_DIR, RunSpec, compose, compose_all, help_text, register_configs, resolve_run, split_help
-from scaling.errors import ConfigError
+from scaling.errors import ConfigError, ScalingError
 from scaling.train import summary_line, train_run
 
 
@@ -55,6 +58,46 @@ def plan(argv: list[str]) -> list[RunSpec]:
     return list(specs.values())
 
 
+# ---------------------------------------------------------------- launchers and threads
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a SLURM or container limit)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def launcher_threads(launcher: DictConfig | dict | None, n_runs: int, cores: int) -> int | None:
+    """Threads per run under the chosen Hydra launcher, so that parallel runs share the cores
+    without oversubscribing them; None for the basic launcher (one run at a time, in-process).
+
+    joblib: cores // min(n_jobs, runs) (n_jobs=-1 is every core, -2 all but one, as in joblib);
+    submitit_local starts every job at once: cores // runs; submitit_slurm: cpus_per_task (each
+    job has its own allocation; 1 if unset, SLURM's default); ray: ray.remote.num_cpus (1 if unset).
+    """
+    if not launcher:
+        return None
+    get = (lambda key: OmegaConf.select(launcher, key)) if isinstance(launcher, DictConfig) else launcher.get
+    target, n_runs = str(get("_target_") or ""), max(1, n_runs)
+    if target.endswith("JoblibLauncher"):
+        n_jobs = int(get("n_jobs") or 1)
+        n_jobs = max(1, cores + 1 + n_jobs) if n_jobs < 0 else n_jobs
+        return max(1, cores // min(n_jobs, n_runs))
+    if target.endswith("submitit_launcher.LocalLauncher"):
+        return max(1, cores // n_runs)
+    if target.endswith("SlurmLauncher"):
+        return int(get("cpus_per_task") or 1)
+    if target.endswith("RayLauncher"):
+        ray = get("ray") or {}
+        remote = (ray.get("remote") if hasattr(ray, "get") else None) or {}
+        return int(remote.get("num_cpus") or 1)
+    return None
+
+
 # ---------------------------------------------------------------- the Hydra job
 
 @dataclass
@@ -83,27 +126,41 @@ def _job(cfg: DictConfig) -> None:
         progress.sweep_advance(_STATE.bar, _STATE.planned.pop(result["run_id"]))
 
 
-def launch(argv: list[str]) -> None:
-    """Run Hydra's multirun (the preset's launcher and sweeper) over the grid of `argv`."""
-    saved_argv, saved_err = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+def launch(argv: list[str], threads: int | None = None) -> None:
+    """Run Hydra's multirun (the preset's launcher and sweeper) over the grid of `argv`.
+
+    `threads` (from `launcher_threads`) becomes OMP_NUM_THREADS and MKL_NUM_THREADS of the
+    launched workers, unless the user set them: with train.threads=0 a run takes torch's default,
+    which is that number (capped by the cores idle when it starts); an explicit train.threads wins.
+    """
+    env = {"HYDRA_FULL_ERROR": "1"}  # let exceptions reach our CLI instead of Hydra's printer
+    if threads is not None:
+        env.update({k: str(threads) for k in THREAD_ENV if k not in os.environ})
+    saved_argv, saved_env = sys.argv, {k: os.environ.get(k) for k in env}
     sys.argv = ["scaling-sweep", *argv, "--multirun"]
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach our CLI instead of Hydra's printer
+    os.environ.update(env)
     register_configs()
     try:
         _job()
     finally:
         sys.argv = saved_argv
-        if saved_err is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = saved_err
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
-def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool = True) -> list[dict]:
+REPORT_BOOTSTRAP = 200  # bootstrap resamples of the sweep's report (scaling report --n-boot for more)
+
+
+def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool = True,
+                report_dir: str | Path | None = None, argv: list[str] | tuple = ()) -> list[dict]:
     """The one place a finished sweep is reported: rebuild runs.csv from the result.json files
-    and, with `report` (sweep.report), print the table (a later `scaling.report` step is called
-    from here too). `planned` (the run ids of this grid) lets it point out finished runs of other
-    configs in the same folder."""
+    and, with `report` (sweep.report), print the table and write the report (fits, figures,
+    report.md) into `report_dir` (default analysis/<sweep>/). Data that cannot support a fit
+    (e.g. one model size) is a one-line warning, not an error: runs.csv is kept either way.
+    `planned` (the run ids of this grid) lets it point out finished runs of other configs."""
     runs.rebuild_runs_csv(sweep_path)
     results = runs.load_results(sweep_path)
     if report:
@@ -113,7 +170,28 @@ def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool 
     if others:
         progress.say(f"note: {len(others)} of them are not in this grid (other configs): {', '.join(others)}; "
                      f"delete their folders to drop them from runs.csv")
+    if report and results:
+        write_sweep_report(sweep_path, Path(report_dir) if report_dir else Path("analysis") / sweep_path.name, argv)
     return results
+
+
+def write_sweep_report(sweep_path: Path, out: Path, argv: list[str] | tuple = ()) -> Path | None:
+    """`scaling report` of the sweep folder into `out`; None (and a one-line warning) when the
+    data cannot support a fit or `out` cannot be written."""
+    from scaling.laws.study import FitOptions
+    from scaling.report import write_report
+
+    try:
+        write_report(sweep_path, out, FitOptions(n_boot=REPORT_BOOTSTRAP),
+                     command="scaling sweep " + shlex.join(list(argv)))
+    except ScalingError as err:
+        progress.say(f"warning: no report written ({err}); runs.csv is complete")
+        return None
+    except OSError as err:
+        progress.say(f"warning: no report written ({out}: {err.strerror}); runs.csv is complete")
+        return None
+    progress.say(f"report: {out / 'report.md'}")
+    return out
 
 
 # ---------------------------------------------------------------- scaling sweep
@@ -122,12 +200,16 @@ USAGE = """usage: scaling sweep [OVERRIDE ...]
 
 Train every run of a sweep preset (default: sweep=quick) with Hydra's multirun, skipping runs
 that already have a result.json, then rebuild runs/<sweep.name>/runs.csv and print the table.
-Run it again to finish an interrupted sweep: only the missing runs train.
+Run it again to finish an interrupted sweep: only the missing runs train. The report goes to
+analysis/<sweep.name>/ (sweep.report_dir=DIR elsewhere, sweep.report=false for runs.csv only).
+Where runs execute is one override (docs/scaleout.md): hydra/launcher=joblib (parallel local
+processes), submitit_local, submitit_slurm (SLURM), ray (pip install 'scaling[ray]').
 
 examples:
   scaling sweep                                   # the quick preset on the synthetic language
   scaling sweep sweep=isoflop data=stdlib         # Chinchilla Approach 2 on Python's stdlib source
   scaling sweep sweep=grid model.n_layers=4 train.seed=0,1
+  scaling sweep hydra/launcher=joblib hydra.launcher.n_jobs=2      # two runs at a time
 """
 
 
@@ -156,23 +238,46 @@ def main(argv: list[str]) -> int:
     if done:
         progress.say(f"skipping {len(done)} finished run(s): {', '.join(s.run_id for s in done)}")
     if todo:
+        for path in sweep_paths:
+            _check_writable(path)
+        threads = launcher_threads(_launcher(argv), len(todo), available_cores())
+        if threads is not None:
+            progress.say(f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)")
         _STATE.planned = {s.run_id: 6.0 * s.counts.N * s.D for s in todo}
         _STATE.results = []
         _STATE.bar = progress.sweep_bar(sum(_STATE.planned.values()), len(todo), name)
         try:
-            launch(argv)
+            launch(argv, threads)
         finally:
             _STATE.bar.close()
             _STATE.bar = None
     else:
         progress.say("nothing to train")
-    report = bool(specs[0].config["sweep"].get("report", True))
+    sweep_cfg = specs[0].config["sweep"]
+    report, report_dir = bool(sweep_cfg.get("report", True)), sweep_cfg.get("report_dir") or None
     for path in sweep_paths:
-        after_sweep(path, {s.run_id for s in specs}, report)
-    busy = [r["run_id"] for r in _STATE.results if r["status"] == "busy"] if todo else []
-    if busy:
-        progress.say(f"{len(busy)} run(s) were being trained by another process: {', '.join(busy)}")
+        out = None if not report_dir else Path(report_dir) if len(sweep_paths) == 1 else Path(report_dir) / path.name
+        after_sweep(path, {s.run_id for s in specs}, report, out, argv)
+    missing = [s.run_id for s in todo if not runs.is_finished(s.run_dir)]
+    if missing:  # a busy run is being trained by another sweep; its result lands in runs.csv when done
+        progress.say(f"{len(missing)} run(s) not finished here (trained by another process, or failed): "
+                     f"{', '.join(missing)}; rerun the same command to finish them")
     return 0
+
+
+def _launcher(argv: list[str]) -> DictConfig | None:
+    """The composed `hydra.launcher` node of this command line (the grid axes left out)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    fixed = [o.input_line for o in OverridesParser.create().parse_overrides(argv) if not o.is_sweep_override()]
+    return OmegaConf.select(compose(fixed, return_hydra_config=True), "hydra.launcher")
+
+
+def _check_writable(path: Path) -> None:
+    """ConfigError, before any job starts, if the sweep's folder cannot be created or written."""
+    lock = runs.FileLock(path / ".runs.csv.lock")
+    lock.acquire(blocking=True)  # creates the folder and a file in it, or raises ConfigError
+    lock.release()
 
 
 if __name__ == "__main__":

@@ -167,15 +167,43 @@ def _numeric(table: pd.DataFrame, col: str, what: str, source: str) -> np.ndarra
     return v
 
 
+# runs.csv columns that grow in proportion to the tokens seen: rescaled for each evaluation of a curve
+TOKEN_PROPORTIONAL = ("C", "C_6ND", "C_kaplan", "C_chinchilla")
+
+
+def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    """Every evaluation of every run as a row of its own (Kaplan's protocol, docs/study.md): the run's
+    columns (N, N_nonembed, ...) with D = the tokens seen at that evaluation, the FLOP columns scaled
+    to them (C = 6 N D) and loss = the validation loss there; `D_run` keeps the run's own D."""
+    if curves is None or "run_id" not in table or not {"tokens", "loss_val"} <= set(curves):
+        raise DataError(f"{source}: curve points need sweep folders whose runs have metrics.jsonl "
+                        "(tokens, loss_val); drop --curve-points for plain tables")
+    cv = curves[[k for k in ("run_id", "step", "tokens", "loss_val", "loss_train") if k in curves]]
+    runs = table.drop(columns=[k for k in ("loss", "loss_train", "step") if k in table]).rename(columns={"D": "D_run"})
+    rows = runs.merge(cv.rename(columns={"loss_val": "loss"}), on="run_id", how="inner", validate="one_to_many")
+    rows["D"] = pd.to_numeric(rows["tokens"], errors="coerce")
+    share = rows["D"] / pd.to_numeric(rows["D_run"], errors="coerce")
+    for col in TOKEN_PROPORTIONAL:
+        if col in rows:
+            rows[col] = pd.to_numeric(rows[col], errors="coerce") * share
+    rows = rows.drop(columns=["tokens"])
+    if rows.empty:
+        raise DataError(f"{source}: no run has evaluations in its metrics.jsonl; nothing to turn into curve points")
+    return rows.sort_values(["run_id", "D"], kind="stable").reset_index(drop=True)
+
+
 def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "loss", group: str | None = None,
-                drop_top_loss: int = 0, query: str | None = None, min_points: int = 2) -> Points:
+                drop_top_loss: int = 0, query: str | None = None, min_points: int = 2,
+                curves_as_points: bool = False) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
     one of N, D, C may be missing and is derived with C = 6ND. `n="N_nonembed"` counts parameters
     the Kaplan way. group: a column whose values split the fit. query: a pandas query run on the raw
     table first (e.g. "dataset == 'rw'"). drop_top_loss=k: Epoch's filter, keep loss below the k-th
-    largest loss (per group), e.g. 5 for the Chinchilla data.
+    largest loss (per group), e.g. 5 for the Chinchilla data. curves_as_points: every evaluation in
+    each run's metrics.jsonl becomes a point (D = tokens at that evaluation, C = 6ND; see
+    `curve_rows`), as Kaplan's protocol reads its runs; the query then sees those rows.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
@@ -189,6 +217,8 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
             curves.append(cv)
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     source = ", ".join(str(p) for p in paths)
+    if curves_as_points:  # the points are the curves: Approach 1 then works from them, not from curves
+        table, curves = curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source), []
     if query:
         try:
             table = table.query(query).reset_index(drop=True)

@@ -5,6 +5,7 @@ inside the run store."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_sweep_trains_all_then_nothing_then_only_what_is_missing(tmp_path, capsy
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    argv = ["sweep", f"runs_dir={tmp_path / 'runs'}", *TINY, *GRID]
+    argv = ["sweep", f"runs_dir={tmp_path / 'runs'}", *TINY, *GRID, "sweep.report=false"]
     assert cli_main(argv) == 0
     folder = tmp_path / "runs" / "tiny"
     rows = runs.read_runs_csv(folder / "runs.csv")
@@ -93,7 +94,8 @@ def test_sweep_trains_all_then_nothing_then_only_what_is_missing(tmp_path, capsy
     assert len(runs.read_runs_csv(folder / "runs.csv")) == 4
 
 
-def test_a_diverged_run_does_not_stop_the_sweep(tmp_path, capsys):
+def test_a_diverged_run_does_not_stop_the_sweep(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     argv = ["sweep", f"runs_dir={tmp_path}", *TINY, "sweep.name=div", "train.tokens=1280",
             "train.grad_clip=0", "train.warmup_frac=0", "train.lr=3e-3,1e6", "sweep.report=false"]
     assert cli_main(argv) == 0
@@ -102,3 +104,55 @@ def test_a_diverged_run_does_not_stop_the_sweep(tmp_path, capsys):
     assert "run_id " not in out  # sweep.report=false: runs.csv only, no table
     statuses = sorted(r["status"] for r in runs.read_runs_csv(tmp_path / "div" / "runs.csv"))
     assert statuses == ["diverged", "ok"]
+    assert not (tmp_path / "analysis").exists()  # sweep.report=false: no report either
+
+
+def test_a_sweep_ends_by_writing_its_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # encoder runs carry no probe scores: the report is the fits and figures alone (faster)
+    argv = ["sweep", f"runs_dir={tmp_path / 'runs'}", *TINY, *GRID, "model.arch=encoder"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    report = tmp_path / "analysis" / "tiny" / "report.md"
+    assert f"report: {Path('analysis') / 'tiny' / 'report.md'}" in out
+    text = report.read_text()
+    assert "comparison.png" in text and "scaling sweep " + " ".join(argv[1:3]) in text  # provenance: the command
+    assert (tmp_path / "analysis" / "tiny" / "comparison.png").is_file()
+    assert len(runs.read_runs_csv(tmp_path / "runs" / "tiny" / "runs.csv")) == 4
+    # elsewhere on request; a finished sweep is reported again without training
+    assert cli_main([*argv, f"sweep.report_dir={tmp_path / 'elsewhere'}"]) == 0
+    assert "0 to train" in capsys.readouterr().out and (tmp_path / "elsewhere" / "report.md").is_file()
+
+
+def test_a_sweep_whose_data_cannot_be_fitted_warns_and_keeps_runs_csv(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", f"runs_dir={tmp_path / 'runs'}", *TINY, "sweep.name=one", "model.arch=encoder",
+            "train.tokens=1280,2560"]  # 2 runs of one size: too few for any law
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    warning = [line for line in out.splitlines() if line.startswith("warning: no report written")]
+    assert len(warning) == 1 and "only 2 point(s)" in warning[0]  # the fit's own reason, on one line
+    assert len(runs.read_runs_csv(tmp_path / "runs" / "one" / "runs.csv")) == 2
+    assert not (tmp_path / "analysis").exists()
+
+
+def test_launcher_threads_share_the_cores_between_parallel_runs():
+    from scaling.config import compose
+    from scaling.sweep import launcher_threads
+
+    def launcher(*overrides):
+        return compose(list(overrides), return_hydra_config=True).hydra.launcher
+
+    assert launcher_threads(launcher(), 16, cores=8) is None  # basic launcher: one run at a time, in-process
+    assert launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"), 16, cores=8) == 4
+    assert launcher_threads(launcher("hydra/launcher=joblib"), 16, cores=8) == 1  # n_jobs=-1: one per core
+    assert launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=-2"), 16, cores=8) == 1
+    assert launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=4"), 2, cores=8) == 4  # 2 runs
+    assert launcher_threads(launcher("hydra/launcher=submitit_local"), 4, cores=8) == 2  # all jobs at once
+    assert launcher_threads(launcher("hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=6"), 16, cores=2) == 6
+    assert launcher_threads(launcher("hydra/launcher=submitit_slurm"), 16, cores=64) == 1
+    slurm = launcher("hydra/launcher=slurm", "hydra.launcher.partition=cpu")  # our preset, on the plugin's schema
+    assert slurm._target_.endswith("SlurmLauncher") and slurm.partition == "cpu" and slurm.max_num_timeout > 0
+    assert launcher_threads(slurm, 16, cores=2) == slurm.cpus_per_task
+    ray = {"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher", "ray": {"remote": {"num_cpus": 3}}}
+    assert launcher_threads(ray, 16, cores=2) == 3

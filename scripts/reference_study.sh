@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The reference study (docs/study.md, issue 9): every sweep of it, two runs at a time (joblib
+# launcher, one thread each) into runs/reference/<sweep>/, then `scaling report` of each into
+# analysis/reference/<sweep>/ and the Kaplan-versus-Chinchilla fits into
+# analysis/reference/kaplan_vs_chinchilla/. About 90 minutes on 2 free cores.
+#
+#   scripts/reference_study.sh            # the study; rerun the same command to resume it
+#   scripts/reference_study.sh --smoke    # the same steps at ~1/1000 of the compute (~10 min on a busy machine)
+#   RUNS=/scratch/runs OUT=/tmp/analysis JOBS=4 scripts/reference_study.sh
+#
+# Resumable: a sweep skips its finished runs and resumes a cut one from its checkpoint, so an
+# interrupted study continues where it stopped. Any further arguments are Hydra overrides passed to
+# every sweep (e.g. train.device=cuda).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=0
+if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
+RUNS=${RUNS:-runs/reference}
+OUT=${OUT:-analysis/reference}
+JOBS=${JOBS:-2}
+SCALING=${SCALING:-scaling}
+BOOT=${BOOT:-200}                          # bootstrap resamples of every report
+if (( SMOKE )); then RUNS=${RUNS%/}-smoke; OUT=$RUNS/analysis; BOOT=20; fi   # all under the ignored runs/
+
+# The IsoFLOP budgets: one preset each (conf/sweep/reference_isoflop_<C>.yaml), 5 sizes centred on
+# the budget's optimum, each in its own folder $RUNS/isoflop/C<budget>/ (reported together).
+BUDGETS=(5e11 1e12 2e12 5e12)
+KAPLAN_MIN_D=2.5e5                         # Kaplan's curve points kept: the grid's D range
+
+# Smoke: tiny shapes and budgets/1000, the same presets, folders and reports.
+SMOKE_ARGS=()
+if (( SMOKE )); then
+  SMOKE_ARGS=(model.size=s1,s2,s3 train.batch_size=4 model.ctx=32 data.val_tokens=1024)
+  KAPLAN_MIN_D=250
+fi
+scaled() { python3 -c "import sys; print(f'{float(sys.argv[1]) / (1000 if $SMOKE else 1):g}')" "$1"; }
+
+sweep() {  # sweep ROOT NAME PRESET [OVERRIDE...]: train every missing run of PRESET into ROOT/NAME
+  local root=$1 name=$2 preset=$3; shift 3
+  echo "== sweep $root/$name ($preset) $(date +%T)"
+  "$SCALING" sweep "sweep=$preset" "sweep.name=$name" "runs_dir=$root" sweep.report=false \
+    hydra/launcher=joblib "hydra.launcher.n_jobs=$JOBS" train.threads=1 \
+    ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"} "$@" ${EXTRA[@]+"${EXTRA[@]}"}
+}
+
+report() {  # report NAME [OPTION...]: scaling report of $RUNS/NAME (a sweep, or a folder of sweeps) into $OUT/NAME
+  local name=$1; shift
+  echo "== report $name $(date +%T)"
+  "$SCALING" report "$RUNS/$name" --out "$OUT/$name" --bootstrap "$BOOT" --title "Reference study: $name" "$@"
+}
+
+EXTRA=("$@")
+smoke_only() { (( SMOKE )) && printf '%s\n' "$@" || true; }
+
+# 1. IsoFLOP on the synthetic language, then on Python's stdlib source (same budgets and sizes)
+for data in synthetic stdlib; do
+  name=isoflop; [[ $data == stdlib ]] && name=isoflop_stdlib
+  for C in "${BUDGETS[@]}"; do
+    sweep "$RUNS/$name" "C$C" "reference_isoflop_$C" "data=$data" $(smoke_only "train.flops=$(scaled "$C")")
+  done
+done
+# 2. the N x D grid (Chinchilla's protocol) and 3. Kaplan's protocol on the same sizes
+sweep "$RUNS" grid reference_grid $(smoke_only train.tokens=250,500,1000,2000,4000)
+sweep "$RUNS" kaplan reference_kaplan $(smoke_only train.tokens=4000 protocol.horizon_tokens=20000)
+# 4. the three architectures (the preset of docs/architectures.md)
+sweep "$RUNS" arch architectures $(smoke_only train.tokens=256,512,1024 model.arch=decoder,encoder)
+
+# Reports: one per sweep, then Kaplan's protocol against Chinchilla's
+report isoflop
+report isoflop_stdlib
+report grid
+report arch --group arch
+report kaplan --curve-points --n N_nonembed --c C_kaplan --query "D >= $KAPLAN_MIN_D"
+
+KVC="$OUT/kaplan_vs_chinchilla"
+mkdir -p "$KVC"
+fit() {  # fit FILE PATH [OPTION...]: scaling fit --json into $KVC/FILE.json
+  local file=$1; shift
+  echo "== fit $file $(date +%T)"
+  "$SCALING" fit "$@" --bootstrap "$BOOT" --json "$KVC/$file.json" > "$KVC/.$file.txt.tmp"
+  mv "$KVC/.$file.txt.tmp" "$KVC/$file.txt"     # the printed fit, replaced in one step
+}
+fit chinchilla_N "$RUNS/grid"
+fit chinchilla_Nnonembed "$RUNS/grid" --n N_nonembed --c C_kaplan
+fit kaplan_N "$RUNS/kaplan" --curve-points --query "D >= $KAPLAN_MIN_D"
+fit kaplan_Nnonembed "$RUNS/kaplan" --curve-points --query "D >= $KAPLAN_MIN_D" --n N_nonembed --c C_kaplan
+python3 - "$KVC" <<'PY'
+"""Summary table of the four fits: protocol (rows) x parameter count (columns), a = d log N_opt / d log C."""
+import json, os, sys
+kvc = sys.argv[1]
+def a(file, law):
+    with open(os.path.join(kvc, file + ".json")) as f:
+        fit = json.load(f).get(law) or {}
+    v, ci = fit.get("a"), (fit.get("ci") or {}).get("a")
+    return "-" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and None not in ci else "")
+lines = ["# Kaplan's protocol against Chinchilla's (a in N_opt ~ C^a)", "",
+         "| protocol | law | N (all parameters), C = 6ND | N_nonembed, C_kaplan |", "| --- | --- | --- | --- |"]
+for proto in ("chinchilla", "kaplan"):
+    for law in ("approach3", "kaplan"):
+        lines.append(f"| {proto} | {law} | {a(proto + '_N', law)} | {a(proto + '_Nnonembed', law)} |")
+lines += ["", "Kaplan's protocol: one run per size, one long schedule, every evaluation a point "
+          "(scripts/reference_study.sh); Chinchilla's: the reference_grid sweep, cosine matched to D."]
+tmp = os.path.join(kvc, ".summary.md.tmp")
+with open(tmp, "w") as f:
+    f.write("\n".join(lines) + "\n")
+os.replace(tmp, os.path.join(kvc, "summary.md"))
+print("\n".join(lines))
+PY
+echo "== done $(date +%T): runs in $RUNS, reports in $OUT"
