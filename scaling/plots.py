@@ -518,8 +518,9 @@ def bootstrap(study) -> Plot:
         ax = axes[2]
         v = e[np.isfinite(e)]
         data["E"] = v
-        ax.hist(v, bins=int(np.clip(2 * np.sqrt(v.size), 8, 40)), histtype="stepfilled", color=COLOR["approach3"], alpha=0.5, density=True,
-                label=f"fitted E = {study.approach3.law.E:.3f}")
+        if v.size:  # an Approach 3 fit stopped at a bound leaves no finite resample of E
+            ax.hist(v, bins=int(np.clip(2 * np.sqrt(v.size), 8, 40)), histtype="stepfilled", color=COLOR["approach3"],
+                    alpha=0.5, density=True, label=f"fitted E = {study.approach3.law.E:.3f}")
         if floor is not None:
             ax.axvline(floor, color="black", ls="-.", lw=1.4, label=f"entropy floor {floor:.3f} (known)")
         ax.set_xlabel("E (irreducible loss, nats/token)")

@@ -3,6 +3,8 @@ a sweep folder drawn from a known Chinchilla law), not only that a file exists."
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import subprocess
 import sys
@@ -225,6 +227,17 @@ def test_comparison_lines_bands_and_exponents(source):
     if name == "sweep":  # every Chinchilla approach finds the true a = beta/(alpha+beta) within 0.08
         for law in ("approach1", "approach2", "approach3"):
             assert plot.data["a"][law][0] == pytest.approx(TRUE.a, abs=0.08)
+
+
+def test_bootstrap_figure_skips_a_law_whose_resamples_all_failed(sweep):
+    """A fit stopped at a bound leaves NaN resamples: nothing is drawn for it and nothing warns."""
+    points, study = sweep
+    failed = {**study.samples, "approach3": {k: np.full_like(v, np.nan) for k, v in study.samples["approach3"].items()}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot = P.bootstrap(dataclasses.replace(study, samples=failed))
+    assert "approach3" not in plot.data["a"] and plot.data["E"].size == 0
+    np.testing.assert_array_equal(plot.data["a"]["kaplan"], study.samples["kaplan"]["a"][np.isfinite(study.samples["kaplan"]["a"])])
 
 
 def test_bootstrap_histograms_are_the_samples(source):
