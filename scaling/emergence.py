@@ -11,7 +11,6 @@ which abilities look emergent under accuracy and whether the continuous metric g
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 from dataclasses import dataclass

@@ -4,10 +4,7 @@ any CSV/parquet/JSONL table, print a comparison table, optionally write JSON (se
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -94,7 +91,7 @@ def render(name: str, study) -> str:
     for k, why in study.skipped.items():
         lines.append(f"{k:<11} skipped: {why}")
     if study.approach3 is not None:
-        law, key = study.approach3.law, "approach3"
+        key = "approach3"
         cis = "  ".join(f"{n} {_ci(study.ci(key, n))}" for n in ("alpha", "beta") if _ci(study.ci(key, n)))
         lines.append(f"{'':<11} objective {study.approach3.objective:.6g} ({study.approach3.method}); "
                      f"SE alpha {_fmt(study.se(key, 'alpha'), '.4f')}, beta {_fmt(study.se(key, 'beta'), '.4f')}"
@@ -137,23 +134,14 @@ def render_groups(studies: dict) -> str:
 
 
 def write_json_atomic(path: str | Path, payload: dict) -> None:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        from scaling.errors import ConfigError
+    """`--json FILE`, written atomically by the run store's writer; an unwritable path is one line."""
+    from scaling.errors import ConfigError
+    from scaling.runs import atomic_write_json
 
-        raise ConfigError(f"--json {path}: cannot write there ({err.strerror}); choose a writable path") from None
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write_json(path, payload)
+    except OSError as err:
+        raise ConfigError(f"--json {path}: cannot write there ({err.strerror}); choose a writable path") from None
 
 
 def main(argv: list[str]) -> int:
@@ -166,7 +154,7 @@ def main(argv: list[str]) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings and printed there
         points = load_points(args.paths, **load_kwargs(args))
-        print(f"columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
+        print("columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
         if args.group:
             studies = {name: fit_study(p, options=opts) for name, p in points.groups().items()}
             for name, s in studies.items():

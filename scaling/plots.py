@@ -435,7 +435,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     fitted law of a group), with bands, and a per group and approach against 0.5 and 0.73."""
     cmap = colormaps["tab10"]
     fig, (nx, dx, fx) = _figure(3, width=4.9, height=4.6)
-    lines, a_tab, rows = {}, {}, []
+    lines, a_tab = {}, {}
     markers = {"approach1": "^", "approach2": "o", "approach3": "s", "kaplan": "D"}
     for gi, (name, s) in enumerate(studies.items()):
         color = cmap(gi % 10)
@@ -463,7 +463,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
         _loglog(ax, "C", key)
         ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})")
     nx.legend(fontsize=6, loc="upper left")
-    nx.set_title(f"compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
+    nx.set_title("compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
     dx.set_title("compute-optimal D per group", fontsize=9)
     names = list(a_tab)
     offs = {k: (i - 1.5) * 0.16 for i, k in enumerate(LAWS)}

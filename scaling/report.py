@@ -21,12 +21,12 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
 from scaling import __version__
 from scaling.errors import ConfigError, DataError, FitWarning
 from scaling.laws.groups import comparison_markdown
 from scaling.laws.study import FitOptions, fit_study
+from scaling.runs import json_safe
 from scaling.tables import Points, load_points
 
 MANIFEST = "manifest.json"
@@ -396,7 +396,7 @@ def write_report(paths_or_points, out_dir: str | Path, options: FitOptions | Non
             files += [prefix + f for f in write_figures(plots, tmp / prefix if prefix else tmp, pdf)]
         md += _emergence_section(paths, tmp)
         (tmp / "report.md").write_text(md)
-        (tmp / "fits.json").write_text(json.dumps(_json_safe(fits), indent=2) + "\n")
+        (tmp / "fits.json").write_text(json.dumps(json_safe(fits), indent=2) + "\n")
         files += [f"emergence/{f.name}" for f in sorted((tmp / "emergence").glob("*"))]
         write_manifest(tmp, "report", files + ["report.md", "fits.json"], prov)
     for plots, _, _ in figures.values():
@@ -423,15 +423,3 @@ def _emergence_section(paths, folder: Path) -> str:
     lines += [f"- {e['statement']}" for e in result["abilities"].values()]
     lines += ["", "Per-ability figures and the abruptness table: [emergence/emergence.md](emergence/emergence.md).", ""]
     return "\n".join(lines)
-
-
-def _json_safe(x):
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x

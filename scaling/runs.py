@@ -78,24 +78,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and inf are not JSON: store them as null (a diverged run has no finite loss)."""
+def json_safe(value: Any) -> Any:
+    """JSON-ready: NaN and inf become null (a diverged run has no finite loss), numpy scalars
+    Python numbers, tuples lists, keys strings."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True) + "\n")
 
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     """Rewrite a whole JSON-lines file atomically (metrics files are a few dozen lines)."""
-    atomic_write_text(path, "".join(json.dumps(_json_safe(r), sort_keys=True) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(json_safe(r), sort_keys=True) + "\n" for r in rows))
 
 
 # ---------------------------------------------------------------- layout and ids
@@ -114,7 +117,7 @@ def make_run_id(readable: str, identity: dict) -> str:
     `identity` holds the settings that define the experiment (data, model, optimisation, seed,
     tokens), not how it is executed (device, threads, checkpointing), so a rerun finds the run.
     """
-    blob = json.dumps(_json_safe(identity), sort_keys=True, separators=(",", ":"), default=str)
+    blob = json.dumps(json_safe(identity), sort_keys=True, separators=(",", ":"), default=str)
     return f"{readable}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 
 

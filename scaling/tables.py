@@ -8,7 +8,6 @@ C = 6ND, and every bad value is reported as a one-line `DataError`.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scaling import runs
 from scaling.errors import DataError, FitWarning
 
 FLOPS_PER_PARAM_TOKEN = 6.0
@@ -63,20 +63,14 @@ def _warn(msg: str, sink: list[str]) -> None:
     warnings.warn(msg, FitWarning, stacklevel=3)
 
 
-def read_metrics(path: Path, sink: list[str]) -> list[dict]:
-    """One run's metrics.jsonl; a truncated last line (a run killed mid-write) is skipped with a warning."""
-    rows = []
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                _warn(f"{path}: last line is truncated; ignored it", sink)
-            else:
-                raise DataError(f"{path}: line {i + 1} is not valid JSON; fix or delete that line") from None
+def read_curve(run_dir: Path, sink: list[str]) -> list[dict]:
+    """One run's metrics.jsonl through the run store's reader (a last line cut by a crash is
+    skipped); its warning joins `sink` as a FitWarning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = runs.read_metrics(run_dir)
+    for w in caught:
+        _warn(str(w.message), sink)
     return rows
 
 
@@ -91,10 +85,7 @@ def _read_sweep(folder: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFra
     curves = []
     if "run_id" in table:
         for run_id in table["run_id"].astype(str):
-            mpath = folder / run_id / "metrics.jsonl"
-            if not mpath.exists():
-                continue
-            rows = read_metrics(mpath, sink)
+            rows = read_curve(folder / run_id, sink)
             if rows:
                 c = pd.DataFrame(rows)
                 c["run_id"] = run_id

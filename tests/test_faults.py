@@ -151,7 +151,7 @@ def test_a_metrics_file_cut_by_a_crash_is_read_with_a_warning(tmp_path):
         assert runs.read_metrics(folder) == full[:-1]
     sink: list[str] = []  # the fitting side's reader (scaling fit/plot/report) says the same
     with pytest.warns(UserWarning, match="truncated"):
-        assert tables.read_metrics(folder / runs.METRICS, sink) == full[:-1]
+        assert tables.read_curve(folder, sink) == full[:-1]
     assert len(sink) == 1
     # a damaged line before the last is not a crash artefact: a one-line DataError
     lines = text.splitlines()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import FitError, FitWarning
+from scaling.runs import json_safe
 from scaling.laws.approaches import Approach1Fit, Approach2Fit, approach1, approach2, approach3, kaplan
 from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bootstrap_chinchilla, bootstrap_kaplan,
                                     interval)
@@ -71,21 +72,6 @@ class StudyFit:
         return _to_json(self)
 
 
-def _clean(x):
-    """JSON-safe: NaN/inf -> None, numpy -> Python."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def _with_ci(study: StudyFit, law: str, names) -> dict:
     return {n: list(study.ci(law, n)) for n in names if n in study.samples.get(law, {})}
 
@@ -131,7 +117,7 @@ def _to_json(s: StudyFit) -> dict:
                                                    n_holdout=ex.n_holdout, errors=ex.errors))
     out["bootstrap"] = {"n": s.options.n_boot, "seed": s.options.seed, "level": s.options.level}
     out["warnings"] = list(s.warnings)
-    return _clean(out)
+    return json_safe(out)
 
 
 def _check(df: pd.DataFrame) -> None:
