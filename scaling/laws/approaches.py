@@ -38,6 +38,20 @@ def budget_labels(C, tol: float = 0.05) -> np.ndarray:
     return labels
 
 
+class _AllocationExponents:
+    """`a` and `b` of a fit whose result is an `allocation` (N_opt ~ C^a, D_opt ~ C^b)."""
+
+    allocation: Allocation
+
+    @property
+    def a(self) -> float:
+        return self.allocation.a
+
+    @property
+    def b(self) -> float:
+        return self.allocation.b
+
+
 @dataclass(frozen=True)
 class BudgetProfile:
     """One IsoFLOP profile: its points, the located minimum and the curve drawn through them."""
@@ -56,21 +70,13 @@ class BudgetProfile:
 
 
 @dataclass(frozen=True)
-class Approach2Fit:
+class Approach2Fit(_AllocationExponents):
     """Approach 2 (IsoFLOP profiles): N*(C) and D*(C) power laws through the per-budget minima."""
 
     allocation: Allocation
     budgets: tuple[BudgetProfile, ...]
     method: str
     warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def a(self) -> float:
-        return self.allocation.a
-
-    @property
-    def b(self) -> float:
-        return self.allocation.b
 
 
 def isoflop_minimum(log_n: np.ndarray, loss: np.ndarray, method: str = "akima"):
@@ -145,21 +151,13 @@ def approach2(df: pd.DataFrame, method: str = "akima", budget_tol: float = 0.05,
 
 
 @dataclass(frozen=True)
-class Approach1Fit:
+class Approach1Fit(_AllocationExponents):
     """Approach 1: the lower envelope of loss against C, and N_opt(C), D_opt(C) fitted along it."""
 
     allocation: Allocation
     envelope: pd.DataFrame  # columns C, N, D, loss (+ run_id with curves)
     source: str  # "curves" (training curves) or "final points" (one point per run)
     warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def a(self) -> float:
-        return self.allocation.a
-
-    @property
-    def b(self) -> float:
-        return self.allocation.b
 
 
 def _envelope_from_points(df: pd.DataFrame) -> pd.DataFrame:
