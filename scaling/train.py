@@ -413,7 +413,7 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
         result["entropy_floor_note"] = floor_note  # why E* is unknown for this objective or data
     if status == "ok" and metrics:
         result.update({k: v for k, v in metrics[-1].items() if k not in METRIC_KEYS})  # final probe scores
-    keep = bool(getattr(t, "keep_checkpoint", False))
+    keep = t.keep_checkpoint
     if keep:  # asked to keep it: the final state, e.g. to continue training or to probe the model
         _save_checkpoint(ckpt_path, model, optimizer, step, metrics, wall_s, loss_acc.item(), loss_count)
     runs.atomic_write_json(spec.run_dir / runs.RESULT, result)  # written last: the run is finished
