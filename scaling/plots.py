@@ -394,8 +394,10 @@ def comparison(study) -> Plot:
         lines[law] = res
         for ax, key in ((nx, "N"), (dx, "D")):
             exp = exponents(study, law)[0 if key == "N" else 1]
+            status = getattr(getattr(study, law), "status", None)  # Approach 3 and Kaplan carry one
+            flag = "" if status is None or status.value == "converged" else f" ({status.value}: not a clean optimum)"
             ax.plot(cgrid, res[key], color=COLOR[law], ls="--" if law == "kaplan" else "-",
-                    label=f"{LABEL[law]}: ~C^{exp:.3f}")
+                    label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}")
             if res[f"{key}_band"] is not None:
                 ax.fill_between(cgrid, *res[f"{key}_band"], color=COLOR[law], alpha=0.15, lw=0)
     measured = None

@@ -229,6 +229,18 @@ def test_comparison_lines_bands_and_exponents(source):
             assert plot.data["a"][law][0] == pytest.approx(TRUE.a, abs=0.08)
 
 
+def test_comparison_legend_flags_a_fit_that_is_not_a_clean_optimum(sweep):
+    """A law whose fit stopped at a bound says so where it is drawn, not only in the report."""
+    from scaling.laws.fit import FitStatus
+
+    points, study = sweep
+    clean = [t.get_text() for t in P.comparison(study).figure.axes[0].get_legend().get_texts()]
+    assert not any("bound-hit" in t for t in clean)
+    hit = dataclasses.replace(study, approach3=dataclasses.replace(study.approach3, status=FitStatus.BOUND_HIT))
+    texts = [t.get_text() for t in P.comparison(hit).figure.axes[0].get_legend().get_texts()]
+    assert [t for t in texts if "bound-hit" in t] == [next(t for t in texts if t.startswith(P.LABEL["approach3"]))]
+
+
 def test_bootstrap_figure_skips_a_law_whose_resamples_all_failed(sweep):
     """A fit stopped at a bound leaves NaN resamples: nothing is drawn for it and nothing warns."""
     points, study = sweep
