@@ -171,7 +171,8 @@ def analyse(df: pd.DataFrame, threshold: float = ABRUPT) -> dict:
     """Abruptness of every ability under both metrics along N, D and C, and its verdict."""
     out = {}
     for ab in abilities(list(df.columns)):
-        entry: dict = {"label": ab.label, "acc_column": ab.acc, "cont_column": ab.cont}
+        entry: dict = {"label": ab.label, "acc_column": ab.acc, "cont_column": ab.cont,
+                       "chance": float(df[f"{ab.name}_chance"].max()) if f"{ab.name}_chance" in df else None}
         for metric, col, sign, floor in (("acc", ab.acc, 1.0, MIN_RISE_ACC), ("cont", ab.cont, ab.sign, MIN_RISE_LOGP)):
             if col is None:
                 continue
@@ -189,8 +190,8 @@ def _pct(v: float) -> str:
 
 
 def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
-    """One of: emergent-acc-smooth-cont, abrupt-both, emergent-acc, gradual, below-threshold, flat,
-    too-few; and a sentence."""
+    """One of: emergent-acc-smooth-cont, abrupt-both, emergent-acc, gradual, below-threshold,
+    at-chance, flat, too-few; and a sentence."""
     c = e["cont"]["N"]
     if c["n"] < 3:
         return "too-few", (f"**{ab.label}**: only {c['n']} distinct size(s) along N; judging abruptness needs at "
@@ -207,6 +208,11 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
         verdict = "abrupt" if c_abrupt else "gradual"
         return verdict, f"**{ab.label}** (continuous only): grows {c_shape}."
     a = e["acc"]["N"]
+    chance = e.get("chance")
+    if chance is not None and a["hi"] is not None and max(a["lo"], a["hi"]) <= chance + MIN_RISE_ACC:
+        return ("at-chance", f"**{ab.label}**: accuracy ends at {a['hi']:.2f}, no better than chance ({chance:.2f}, "
+                f"a guesser that knows only the answer format): the format is learned, not the ability"
+                + (f"; its log-probability grows {c_shape}." if c_grows else "."))
     if a["score"] is None:
         level = a["hi"] if a["hi"] is not None else float("nan")
         if c_grows:

@@ -6,6 +6,7 @@ keys go into each metrics.jsonl line and the final ones into result.json / runs.
     {kind}_acc, {kind}_logp       synthetic probes (icl, reasoning, reasoningH per hop count H,
                                   knowledge): exact-match accuracy of the answers under greedy
                                   decoding, and the mean log-probability (nats) per answer token
+    {kind}_chance                 the accuracy of a guesser that knows the answer format only
     icl_late_minus_early          any data: loss on late minus early positions of the validation
                                   rows (negative = the model uses its context)
     induction_loss, induction_acc any data: loss / top-1 accuracy on the second copy of a repeated
@@ -111,9 +112,11 @@ def probe_scores(logits_fn: LogitsFn, source, device: str | torch.device | None 
             logp, hit = token_scores(logits_fn, rows, device, batch_size)
             acc, lp, groups = answer_scores(logp, hit, answers)
             out[f"{kind}_acc"], out[f"{kind}_logp"] = acc, lp
+            out[f"{kind}_chance"] = probes.spec.chance(kind)
             if kind == "reasoning":
                 for h in range(1, probes.spec.reasoning_steps + 1):
                     out[f"reasoning{h}_acc"], out[f"reasoning{h}_logp"] = groups.get(h, (math.nan, math.nan))
+                    out[f"reasoning{h}_chance"] = probes.spec.chance(kind)
     val = source.val_batch()
     logp, _ = token_scores(logits_fn, val[:ICL_ROWS], device, batch_size)
     out["icl_late_minus_early"] = icl_score(logp)

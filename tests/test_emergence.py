@@ -46,6 +46,11 @@ def test_exact_match_over_many_tokens_looks_emergent_while_log_p_grows_smoothly(
     # one answer token: accuracy follows log p gradually and nothing looks emergent
     e = analyse(_table(lambda lp: math.exp(lp), lambda i: -1.0 + 0.19 * i))["icl"]
     assert e["verdict"] == "gradual"
+    # accuracy that jumps from 0 only up to chance is the answer format, not the ability
+    df = _table(lambda lp: 0.0 if lp < -0.3 else 0.16, lambda i: -1.0 + 0.19 * i).assign(icl_chance=1 / 6)
+    e = analyse(df)["icl"]
+    assert e["verdict"] == "at-chance" and "no better than chance (0.17" in e["statement"]
+    assert analyse(df.drop(columns="icl_chance"))["icl"]["verdict"] != "at-chance"
     # a genuine jump in log p itself is reported as sharp under both metrics
     e = analyse(_table(lambda lp: math.exp(10 * lp), lambda i: -1.0 if i < 3 else -0.05))["icl"]
     assert e["verdict"] == "abrupt-both"

@@ -155,6 +155,9 @@ def test_uniform_and_guessing_models_score_chance(source):
     n = int(answers.keep.sum())
     acc = probe_scores(guess, source)["reasoning_acc"]
     assert abs(acc - 1 / 6) < 4 * math.sqrt(1 / 6 * 5 / 6 / n)
+    # that guesser is exactly the chance level the scores report for reasoning
+    chance = probe_scores(guess, source)
+    assert chance["reasoning_chance"] == chance["reasoning1_chance"] == pytest.approx(1 / 6)
     assert probe_scores(guess, source)["icl_acc"] < 0.05  # two letters from 6 when 26 are possible
 
 

@@ -48,6 +48,13 @@ class ProbeSpec:
     knowledge_zipf: float = 0.5  # fact frequency ~ rank^-zipf (0: all facts equally often)
     eval_rows: int = 32  # held-out rows per probe kind scored at each evaluation point
 
+    def chance(self, kind: str) -> float:
+        """Exact-match accuracy of a guesser that knows the answer format but not the content:
+        one of the episode's values (icl), one of its letters (reasoning), one of the corpus's
+        facts (knowledge). Accuracy at this level is the format learned, not the ability."""
+        return {"icl": 1 / self.icl_pairs, "reasoning": 1 / self.reasoning_symbols,
+                "knowledge": 1 / self.knowledge_facts}[kind]
+
 
 class _Kind:
     """One probe kind: fixed-length episodes, a sampler and an exact per-episode scorer."""
