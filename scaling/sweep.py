@@ -175,6 +175,13 @@ def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool 
     return results
 
 
+def report_group(sweep_path: Path) -> str | None:
+    """"arch" when the sweep trained several architectures: their losses are different objectives
+    (next token, masked tokens, spans), so each family gets its own fit, side by side."""
+    archs = {r.get("arch") for r in runs.read_runs_csv(sweep_path / runs.RUNS_CSV)}
+    return "arch" if len(archs) > 1 else None
+
+
 def write_sweep_report(sweep_path: Path, out: Path, argv: list[str] | tuple = ()) -> Path | None:
     """`scaling report` of the sweep folder into `out`; None (and a one-line warning) when the
     data cannot support a fit or `out` cannot be written."""
@@ -182,7 +189,7 @@ def write_sweep_report(sweep_path: Path, out: Path, argv: list[str] | tuple = ()
     from scaling.report import write_report
 
     try:
-        write_report(sweep_path, out, FitOptions(n_boot=REPORT_BOOTSTRAP),
+        write_report(sweep_path, out, FitOptions(n_boot=REPORT_BOOTSTRAP), load={"group": report_group(sweep_path)},
                      command="scaling sweep " + shlex.join(list(argv)))
     except ScalingError as err:
         progress.say(f"warning: no report written ({err}); runs.csv is complete")

@@ -156,3 +156,14 @@ def test_launcher_threads_share_the_cores_between_parallel_runs():
     assert launcher_threads(slurm, 16, cores=2) == slurm.cpus_per_task
     ray = {"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher", "ray": {"remote": {"num_cpus": 3}}}
     assert launcher_threads(ray, 16, cores=2) == 3
+
+
+def test_a_sweep_over_architectures_is_reported_one_family_at_a_time(tmp_path):
+    """Three objectives are three losses: the sweep's report fits each arch on its own."""
+    from scaling.sweep import report_group
+
+    folder = tmp_path / "arch"
+    runs.atomic_write_text(folder / runs.RUNS_CSV, "run_id,arch,status\nr0,decoder,ok\nr1,encoder,ok\n")
+    assert report_group(folder) == "arch"
+    runs.atomic_write_text(folder / runs.RUNS_CSV, "run_id,arch,status\nr0,decoder,ok\nr1,decoder,ok\n")
+    assert report_group(folder) is None
