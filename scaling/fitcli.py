@@ -29,6 +29,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     m = p.add_argument_group("fitting")
     m.add_argument("--method", choices=("fast", "grid"), default="fast",
                    help="Approach 3: fast global method (default) or Hoffmann's 4500-start grid")
+    m.add_argument("--fix-E", dest="fix_E", metavar="floor|VALUE",
+                   help="Approach 3: hold E fixed instead of fitting it: 'floor' = the points' entropy_floor column "
+                        "(the synthetic language's known entropy, per group), or a number below every loss")
     m.add_argument("--approach2", choices=("akima", "local", "full"), default="akima",
                    help="IsoFLOP minimum: Akima interpolation (default), local 5-point parabola, or one parabola")
     m.add_argument("--budget-tol", type=float, default=0.05, help="decades of C merged into one budget (default 0.05)")
@@ -57,7 +60,22 @@ def fit_options(args: argparse.Namespace):
         raise ConfigError("--bootstrap must be >= 0, --jobs >= 1 and --level between 0 and 1")
     return FitOptions(method=args.method, n_boot=args.bootstrap, seed=args.seed, level=args.level,
                       approach2_method=args.approach2, budget_tol=args.budget_tol, drop_edge=not args.keep_edge,
-                      n_jobs=args.jobs, predict_C=tuple(args.budget))
+                      n_jobs=args.jobs, predict_C=tuple(args.budget), fix_E=parse_fix_E(args.fix_E))
+
+
+def parse_fix_E(text: str | None) -> float | str | None:
+    """`--fix-E floor|VALUE` -> "floor", a positive float, or None; ConfigError otherwise."""
+    from scaling.errors import ConfigError
+
+    if text is None or text == "floor":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"--fix-E {text!r}: give 'floor' (the entropy_floor column) or a positive number")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +98,7 @@ def _ci(ci) -> str:
 def render(name: str, study) -> str:
     """The readable report of one study."""
     lines = [f"== {name}: {study.n_points} points ==" if name else f"== {study.n_points} points =="]
-    for label, fit in (("Approach 3", study.approach3), ("Kaplan", study.kaplan)):
+    for label, fit in ((study.approach3_label(), study.approach3), ("Kaplan", study.kaplan)):
         if fit is not None:
             lines.append(f"{label:<11} {fit.law!r}")
             if fit.status.value != "converged":
@@ -95,7 +113,8 @@ def render(name: str, study) -> str:
         cis = "  ".join(f"{n} {_ci(study.ci(key, n))}" for n in ("alpha", "beta") if _ci(study.ci(key, n)))
         lines.append(f"{'':<11} objective {study.approach3.objective:.6g} ({study.approach3.method}); "
                      f"SE alpha {_fmt(study.se(key, 'alpha'), '.4f')}, beta {_fmt(study.se(key, 'beta'), '.4f')}"
-                     + (f"; {int(100 * study.options.level)}% CI {cis}" if cis else ""))
+                     + (f"; {int(100 * study.options.level)}% CI {cis}" if cis else "")
+                     + ("; E fixed, not fitted: no interval" if study.fixed_E is not None else ""))
     lines.append("")
     lines.append(f"{'approach':<11} {'a (N_opt~C^a)':>14} {'interval':>18} {'b (D_opt~C^b)':>14} {'interval':>18}  status")
     for r in study.comparison.table:

@@ -147,9 +147,10 @@ def _floor_lines(ax, study, floor: float | None) -> dict:
     out["E"] = E
     if floor is None:
         return out
-    lo, hi = study.ci("approach3", "E")
+    lo, hi = study.ci("approach3", "E")  # NaN when E was fixed: no band
     ax.axhline(floor, color="black", ls="-.", lw=1.2, label=f"entropy floor {floor:.3f} (known)")
-    ax.axhline(E, color=COLOR["approach3"], ls=":", lw=1.5, label=f"fitted E = {E:.3f}{_ci_text(lo, hi)}")
+    what = "fixed" if study.fixed_E is not None else "fitted"
+    ax.axhline(E, color=COLOR["approach3"], ls=":", lw=1.5, label=f"{what} E = {E:.3f}{_ci_text(lo, hi)}")
     if math.isfinite(lo) and math.isfinite(hi):
         ax.axhspan(lo, hi, color=COLOR["approach3"], alpha=0.12)
     return out
@@ -324,7 +325,8 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     ax.set_ylim(d[0], d[-1])
     _loglog(ax, "N", "D")
     ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
-    ax.set_title(f"{_formula(law)}\niso-loss contours (nats/token); dotted: constant C = 6ND", fontsize=8)
+    fixed = f"; {study.fixed_E_text()}" if study.fixed_E is not None else ""
+    ax.set_title(f"{_formula(law)}\niso-loss contours (nats/token){fixed}; dotted: constant C = 6ND", fontsize=8)
     fig.suptitle("Approach 3: the fitted loss surface", fontsize=10)
     return Plot("approach3_contours", "The fitted Approach 3 surface as iso-loss contours over (N, D), with the "
                 "compute-optimal frontier and lines of constant C", fig,
@@ -348,7 +350,7 @@ def allocation_band(study, law: str, C: np.ndarray) -> dict:
     q = 100 * (1 - study.options.level) / 2
     C2 = np.asarray(C, float)[:, None]
     if law == "approach3":
-        bn, bd = ChinchillaLaw(s["E"], s["A"], s["B"], s["alpha"], s["beta"]).allocation(C2)
+        bn, bd = ChinchillaLaw(s.get("E", fit.law.E), s["A"], s["B"], s["alpha"], s["beta"]).allocation(C2)  # E: fixed
     elif law == "kaplan":
         bn, bd = KaplanLaw(s["alpha_N"], s["alpha_D"], s["N_c"], s["D_c"]).allocation(C2)
     else:
@@ -396,6 +398,7 @@ def comparison(study) -> Plot:
             exp = exponents(study, law)[0 if key == "N" else 1]
             status = getattr(getattr(study, law), "status", None)  # Approach 3 and Kaplan carry one
             flag = "" if status is None or status.value == "converged" else f" ({status.value}: not a clean optimum)"
+            flag += " (E fixed)" if law == "approach3" and study.fixed_E is not None else ""
             ax.plot(cgrid, res[key], color=COLOR[law], ls="--" if law == "kaplan" else "-",
                     label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}")
             if res[f"{key}_band"] is not None:

@@ -199,7 +199,9 @@ def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed
     lines.append(f"{h} Compute-optimal allocation (N_opt ~ C^a, D_opt ~ C^b)")
     lines.append("")
     lines += _table(["approach", "a", f"{pct}% interval", "b", f"{pct}% interval", "status"],
-                    [[LABEL[r.approach], _num(r.a, ".3f"), _interval(*r.a_ci), _num(r.b, ".3f"), _interval(*r.b_ci),
+                    [[LABEL[r.approach] + (f" [{study.fixed_E_text()}]" if r.approach == "approach3" and study.fixed_E
+                                            else ""),
+                      _num(r.a, ".3f"), _interval(*r.a_ci), _num(r.b, ".3f"), _interval(*r.b_ci),
                       r.status] for r in study.comparison.table])
     for name, why in study.skipped.items():
         lines.append(f"\n{LABEL.get(name, name)} was skipped: {why}")
@@ -219,13 +221,21 @@ def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed
     lines.append(f"{h} Fitted laws")
     if study.approach3 is not None:
         law, key = study.approach3.law, "approach3"
-        lines += ["", f"**Approach 3** `{repr(law).split('   ')[0]}` (objective {study.approach3.objective:.6g}, "
-                      f"{study.approach3.method}, {study.approach3.status.value})", ""]
+        lines += ["", f"**{study.approach3_label()}** `{repr(law).split('   ')[0]}` (objective "
+                      f"{study.approach3.objective:.6g}, {study.approach3.method}, {study.approach3.status.value})", ""]
+        fixed = study.fixed_E is not None
         lines += _table(["parameter", "value", f"{pct}% interval", "bootstrap SE"],
-                        [[n, _num(getattr(law, n)), _interval(*study.ci(key, n), ".4g"), _num(study.se(key, n))]
+                        [[n, _num(getattr(law, n)), "fixed, not fitted" if fixed and n == "E" else
+                          _interval(*study.ci(key, n), ".4g"), _num(study.se(key, n))]
                          for n in ("E", "A", "B", "alpha", "beta", "a", "b")])
         floor = _floor(study)
-        if floor is not None:
+        if fixed:
+            value, source = study.fixed_E
+            what = "the entropy floor of the data (entropy_floor)" if source == "entropy_floor" else "a given value"
+            lines += ["", f"E was held fixed at **{value:.4f}** nats/token, {what}, in the fit, every bootstrap "
+                          "resample and the extrapolation check; it has no interval. A, B, alpha and beta are fitted "
+                          "given that E."]
+        elif floor is not None:
             lo, hi = study.ci(key, "E")
             inside = math.isfinite(lo) and lo <= floor <= hi
             lines += ["", f"Known irreducible loss (entropy floor of the data): **{floor:.4f}** nats/token; fitted "

@@ -3,6 +3,7 @@ init is a pure function of the seed, and both attention kernels compute the same
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,11 @@ def test_model_shape_validates_on_construction_and_is_frozen():
 
 
 def test_ladder_is_one_shape_family_spanning_two_decades(decoder_cfg):
-    shapes = [resolve_shape(OmegaConf.merge(decoder_cfg, {"size": name})) for name in decoder_cfg.ladder]
+    every = [resolve_shape(OmegaConf.merge(decoder_cfg, {"size": name})) for name in decoder_cfg.ladder]
+    every_n = [param_counts(s).N for s in every]
+    assert every_n == sorted(every_n), "rungs, the in-between ones included, are listed in order of N"
+    family = [name for name in decoder_cfg.ladder if re.fullmatch(r"s[1-9]", name)]  # s0, s1h, ...: in between
+    shapes = [resolve_shape(OmegaConf.merge(decoder_cfg, {"size": name})) for name in family]
     aspect = {s.d_model / s.n_layers for s in shapes}
     head_dims = {s.head_dim for s in shapes}
     assert len(aspect) == 1 and len(head_dims) == 1, (aspect, head_dims)

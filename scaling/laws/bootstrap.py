@@ -2,7 +2,7 @@
 
 A resample is represented by per-point counts used as weights (identical to refitting on the
 resampled rows, cheaper). Approach 3 and Kaplan refits start from the full-data optimum and are
-polished to tight tolerances; chunks can run in joblib processes (`n_jobs`). Approach 2 resamples
+polished to tight tolerances (a fixed E stays fixed in every resample); chunks can run in joblib processes (`n_jobs`). Approach 2 resamples
 within each compute budget (an IsoFLOP profile keeps its shape), Approach 1 resamples points, or
 whole runs when it works from training curves. Seeds fix everything: same seed, same samples.
 """
@@ -10,6 +10,7 @@ whole runs when it works from training curves. Seeds fix everything: same seed, 
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -38,12 +39,12 @@ def interval(samples, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _chinchilla_chunk(theta0, logs, counts):
+def _chinchilla_chunk(theta0, logs, counts, fixed_e=None):
     out = np.empty((len(counts), 5))
     ok = np.empty(len(counts), bool)
     with single_thread_blas():
         for i, w in enumerate(counts):
-            theta, _, status = polish_chinchilla(theta0, *logs, weights=w)
+            theta, _, status = polish_chinchilla(theta0, *logs, weights=w, fixed_e=fixed_e)
             out[i], ok[i] = theta, status is FitStatus.CONVERGED
     return out, ok
 
@@ -75,10 +76,17 @@ def _logs(df: pd.DataFrame):
     return (np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float)), np.log(df["loss"].to_numpy(float)))
 
 
-def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0, n_jobs: int = 1):
-    """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask)."""
+def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0, n_jobs: int = 1,
+                         fix_E: float | None = None):
+    """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask).
+    fix_E: E held at this value in every refit (e = log fix_E in every sample)."""
     counts = resample_counts(len(df), n_boot, seed)
-    return _run_chunks(_chinchilla_chunk, np.asarray(theta0, float), _logs(df), counts, n_jobs)
+    theta0 = np.array(theta0, float)
+    func = _chinchilla_chunk
+    if fix_E is not None:
+        theta0[2] = np.log(fix_E)
+        func = partial(_chinchilla_chunk, fixed_e=float(theta0[2]))
+    return _run_chunks(func, theta0, _logs(df), counts, n_jobs)
 
 
 def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int = 1):

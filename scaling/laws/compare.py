@@ -54,8 +54,9 @@ def holdout_mask(df: pd.DataFrame, budget_tol: float = 0.05, frac: float = 0.2) 
 
 
 def extrapolation_check(df: pd.DataFrame, method: str = "fast", budget_tol: float = 0.05,
-                        approach2_method: str = "akima") -> Extrapolation | None:
-    """Refit Approach 3, Kaplan and Approach 2 on the smaller budgets; error on the held-out largest."""
+                        approach2_method: str = "akima", fix_E: float | None = None) -> Extrapolation | None:
+    """Refit Approach 3 (with the same fixed E, if any), Kaplan and Approach 2 on the smaller budgets;
+    error on the held-out largest."""
     hold = holdout_mask(df, budget_tol)
     train, test = df[~hold], df[hold]
     if len(test) == 0 or train["N"].nunique() < 2 or len(train) < 8:
@@ -64,7 +65,7 @@ def extrapolation_check(df: pd.DataFrame, method: str = "fast", budget_tol: floa
     errors = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        for name, fitter in (("approach3", lambda: approach3(train, method)), ("kaplan", lambda: kaplan(train))):
+        for name, fitter in (("approach3", lambda: approach3(train, method, fix_E=fix_E)), ("kaplan", lambda: kaplan(train))):
             try:
                 law = fitter().law
             except FitError:

@@ -12,6 +12,11 @@ is solved exactly (3 x 3 normal equations built from one matrix product, with al
 for the sign constraints). The best few exponent pairs under the true Huber objective are then
 polished; the search over exponents is global, the polish makes the objective exact.
 
+Fixed E (`fix_E`): where the irreducible loss is known (our synthetic language's entropy floor),
+e = log E is held and only (a, b, alpha, beta) are fitted; the linear part per exponent pair is then
+A, B >= 0 of (L - E) (target 1 - E/L), the grid's e column is set to the fixed value, and a bound
+on e can no longer be hit. Parameter vectors keep all five entries, e included, everywhere.
+
 All polishing runs with OpenBLAS limited to one thread (see `_blas.py`): 70x faster on small problems.
 """
 
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -66,6 +71,7 @@ class ChinchillaFit:
     method: str
     n_starts: int
     messages: tuple[str, ...] = field(default=())
+    fixed_E: float | None = None  # E held at this known value (not fitted; no interval), or None
 
     @property
     def ok(self) -> bool:
@@ -76,40 +82,54 @@ def _on_bound(x: np.ndarray, bounds) -> list[int]:
     return [i for i, (v, (lo, hi)) in enumerate(zip(x, bounds)) if min(v - lo, hi - v) < 1e-6 * (hi - lo)]
 
 
-def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float = HUBER_DELTA):
-    """L-BFGS-B from theta0 on the Huber objective; returns (theta, objective, FitStatus)."""
+THETA_NAMES = ("log A", "log B", "log E", "alpha", "beta")
+FIXED_E_FREE = np.array([0, 1, 3, 4])  # indices of theta fitted when e = log E is fixed
+
+
+def bound_hits(theta, fixed_e: float | None = None) -> list[int]:
+    """Indices of theta (a, b, e, alpha, beta) on a bound; a fixed e is never counted."""
+    idx = np.arange(5) if fixed_e is None else FIXED_E_FREE
+    theta = np.asarray(theta, float)
+    return [int(idx[i]) for i in _on_bound(theta[idx], [CHINCHILLA_BOUNDS[j] for j in idx])]
+
+
+def _fixed_e_fg(x, fixed_e, log_n, log_d, log_loss, w, delta):
+    """huber_fg over (a, b, alpha, beta) with e held at fixed_e."""
+    f, g = huber_fg(np.array([x[0], x[1], fixed_e, x[2], x[3]]), log_n, log_d, log_loss, w, delta)
+    return f, g[FIXED_E_FREE]
+
+
+def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float = HUBER_DELTA,
+                      fixed_e: float | None = None):
+    """L-BFGS-B from theta0 on the Huber objective; returns (theta, objective, FitStatus).
+    fixed_e: hold e = log E at this value and fit (a, b, alpha, beta) only; theta still has 5 entries."""
     w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
-    x0 = np.clip(np.asarray(theta0, float), [b[0] for b in CHINCHILLA_BOUNDS], [b[1] for b in CHINCHILLA_BOUNDS])
+    theta0 = np.asarray(theta0, float)
+    if fixed_e is None:
+        bounds, fg, args = CHINCHILLA_BOUNDS, huber_fg, (log_n, log_d, log_loss, w, delta)
+        x0 = theta0
+    else:
+        bounds = tuple(CHINCHILLA_BOUNDS[i] for i in FIXED_E_FREE)
+        fg, args = _fixed_e_fg, (float(fixed_e), log_n, log_d, log_loss, w, delta)
+        x0 = theta0[FIXED_E_FREE]
+    x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
     with single_thread_blas():
-        res = minimize(huber_fg, x0, args=(log_n, log_d, log_loss, w, delta), jac=True, method="L-BFGS-B",
-                       bounds=CHINCHILLA_BOUNDS, options=LBFGS_OPTIONS)
+        res = minimize(fg, x0, args=args, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
+    theta = res.x if fixed_e is None else np.insert(res.x, 2, float(fixed_e))
     status = FitStatus.MAX_ITER if res.status == 1 else FitStatus.CONVERGED
-    if _on_bound(res.x, CHINCHILLA_BOUNDS):
+    if _on_bound(res.x, bounds):
         status = FitStatus.BOUND_HIT
-    return res.x, float(res.fun), status
+    return theta, float(res.fun), status
 
 
-def varpro_starts(log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4) -> np.ndarray:
-    """Global search over (alpha, beta): exact nonnegative (E, A, B) per pair, ranked by Huber objective."""
-    L = np.exp(log_loss)
-    exps = np.linspace(0.02, 2.5, n_grid)
-    X = np.exp(-exps[:, None] * log_n) / L  # (n_grid, n): columns of the design divided by L
-    Y = np.exp(-exps[:, None] * log_d) / L
-    one = 1.0 / L
-    # Gram matrix entries and right-hand sides for every (alpha, beta) pair, shape (n_grid, n_grid)
-    s11 = np.full((n_grid, n_grid), one @ one)
-    s1x = np.broadcast_to((X @ one)[:, None], s11.shape)
-    s1y = np.broadcast_to((Y @ one)[None, :], s11.shape)
-    sxx = np.broadcast_to(np.einsum("an,an->a", X, X)[:, None], s11.shape)
-    syy = np.broadcast_to(np.einsum("bn,bn->b", Y, Y)[None, :], s11.shape)
-    sxy = X @ Y.T
-    G = np.stack([np.stack([s11, s1x, s1y], -1), np.stack([s1x, sxx, sxy], -1), np.stack([s1y, sxy, syy], -1)], -2)
-    r = np.stack([np.full_like(s11, one.sum()), np.broadcast_to(X.sum(1)[:, None], s11.shape),
-                  np.broadcast_to(Y.sum(1)[None, :], s11.shape)], -1)
-    best_ssr = np.full(s11.shape, np.inf)
-    best_coef = np.zeros(s11.shape + (3,))
-    for k in (3, 2, 1):  # every active set; keep the best feasible (all coefficients >= 0)
-        for idx in itertools.combinations(range(3), k):
+def _nonneg_lsq(G: np.ndarray, r: np.ndarray, tt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid cell, min |target - M c|^2 over c >= 0 from the normal equations G c = r (G = M'M,
+    r = M' target, tt = target'target), by trying every active set: (ssr, c)."""
+    shape, m = G.shape[:-2], G.shape[-1]
+    best_ssr = np.full(shape, np.inf)
+    best_coef = np.zeros(shape + (m,))
+    for k in range(m, 0, -1):  # every active set; keep the best feasible (all coefficients >= 0)
+        for idx in itertools.combinations(range(m), k):
             ix = np.array(idx)
             Gs = G[..., ix[:, None], ix[None, :]]
             rs = r[..., ix]
@@ -118,50 +138,109 @@ def varpro_starts(log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4) -> 
                     c = np.linalg.solve(Gs + 1e-12 * np.eye(k), rs[..., None])[..., 0]
                 except np.linalg.LinAlgError:
                     continue
-            ssr = len(L) - (c * rs).sum(-1)  # residual of the normal-equation solution
+            ssr = tt - (c * rs).sum(-1)  # residual of the normal-equation solution
             ok = np.all(c >= 0, axis=-1) & np.isfinite(ssr) & (ssr < best_ssr)
-            full = np.zeros(s11.shape + (3,))
+            full = np.zeros(shape + (m,))
             full[..., ix] = c
             best_ssr = np.where(ok, ssr, best_ssr)
             best_coef = np.where(ok[..., None], full, best_coef)
+    return best_ssr, best_coef
+
+
+def varpro_starts(log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4,
+                  fixed_e: float | None = None) -> np.ndarray:
+    """Global search over (alpha, beta): exact nonnegative (E, A, B) per pair, ranked by Huber objective.
+    With e = log E fixed the linear part is A, B >= 0 fitted to (L - E)/L (relative error as before)."""
+    L = np.exp(log_loss)
+    exps = np.linspace(0.02, 2.5, n_grid)
+    X = np.exp(-exps[:, None] * log_n) / L  # (n_grid, n): columns of the design divided by L
+    Y = np.exp(-exps[:, None] * log_d) / L
+    shape = (n_grid, n_grid)
+    # Gram matrix entries and right-hand sides for every (alpha, beta) pair, shape (n_grid, n_grid)
+    sxx = np.broadcast_to(np.einsum("an,an->a", X, X)[:, None], shape)
+    syy = np.broadcast_to(np.einsum("bn,bn->b", Y, Y)[None, :], shape)
+    sxy = X @ Y.T
+    if fixed_e is None:  # columns (1/L, X, Y), target 1: coefficients (E, A, B)
+        one = 1.0 / L
+        s11 = np.full(shape, one @ one)
+        s1x = np.broadcast_to((X @ one)[:, None], shape)
+        s1y = np.broadcast_to((Y @ one)[None, :], shape)
+        G = np.stack([np.stack([s11, s1x, s1y], -1), np.stack([s1x, sxx, sxy], -1), np.stack([s1y, sxy, syy], -1)], -2)
+        r = np.stack([np.full_like(s11, one.sum()), np.broadcast_to(X.sum(1)[:, None], shape),
+                      np.broadcast_to(Y.sum(1)[None, :], shape)], -1)
+        tt = float(len(L))
+    else:  # columns (X, Y), target 1 - E/L: coefficients (A, B)
+        t = 1.0 - np.exp(fixed_e) / L
+        G = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
+        r = np.stack([np.broadcast_to((X @ t)[:, None], shape), np.broadcast_to((Y @ t)[None, :], shape)], -1)
+        tt = float(t @ t)
+    best_ssr, best_coef = _nonneg_lsq(G, r, tt)
     # candidates: the 200 best pairs by least squares, re-ranked by the true Huber objective
     flat = np.argsort(best_ssr, axis=None)[:200]
-    ia, ib = np.unravel_index(flat, s11.shape)
-    coef = np.maximum(best_coef[ia, ib], np.exp(CHINCHILLA_BOUNDS[0][0]))  # (E, A, B); a zero sits on the bound
-    theta = np.column_stack([np.log(coef[:, 1]), np.log(coef[:, 2]), np.log(coef[:, 0]), exps[ia], exps[ib]])
+    ia, ib = np.unravel_index(flat, shape)
+    coef = np.maximum(best_coef[ia, ib], np.exp(CHINCHILLA_BOUNDS[0][0]))  # a zero sits on the bound
+    if fixed_e is None:  # coef = (E, A, B)
+        log_e = np.log(coef[:, 0])
+        log_a, log_b = np.log(coef[:, 1]), np.log(coef[:, 2])
+    else:  # coef = (A, B)
+        log_e = np.full(len(coef), float(fixed_e))
+        log_a, log_b = np.log(coef[:, 0]), np.log(coef[:, 1])
+    theta = np.column_stack([log_a, log_b, log_e, exps[ia], exps[ib]])
     obj = huber_objective(theta, log_n, log_d, log_loss)
     return theta[np.argsort(obj)[:n_best]]
 
 
+def check_fixed_E(fix_E: float, min_loss: float) -> None:
+    """FitError unless 0 < fix_E < min_loss (the law needs E below every loss)."""
+    if not (np.isfinite(fix_E) and fix_E > 0):
+        raise FitError(f"a fixed E must be a positive number; got {fix_E}")
+    if not fix_E < min_loss:
+        raise FitError(f"fixed E = {fix_E:.6g} is not strictly below the lowest loss in the fit ({min_loss:.6g}); "
+                       "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a smaller E")
+
+
 def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n_polish: int = 64,
-                   starts: np.ndarray | None = None) -> ChinchillaFit:
-    """Approach 3 fit of log L ~ LSE(a - alpha log N, b - beta log D, e) by `method` 'grid' or 'fast'."""
+                   starts: np.ndarray | None = None, fix_E: float | None = None) -> ChinchillaFit:
+    """Approach 3 fit of log L ~ LSE(a - alpha log N, b - beta log D, e) by `method` 'grid' or 'fast';
+    fix_E: hold E at this known value (0 < fix_E < every loss) and fit A, B, alpha, beta only."""
     log_n, log_d, log_loss = (np.asarray(v, float) for v in (log_n, log_d, log_loss))
-    if len(log_n) < 6:
-        raise FitError(f"Approach 3 has 5 parameters and needs at least 6 points; got {len(log_n)}")
+    n_par = 5 if fix_E is None else 4
+    if len(log_n) < n_par + 1:
+        raise FitError(f"Approach 3 has {n_par} parameters{' (E fixed)' if fix_E is not None else ''} and needs at "
+                       f"least {n_par + 1} points; got {len(log_n)}")
+    fixed_e = None
+    if fix_E is not None:
+        fix_E = float(fix_E)
+        check_fixed_E(fix_E, float(np.exp(log_loss.min())))
+        fixed_e = float(np.log(fix_E))
     if starts is None:
         if method == "grid":
             grid = hoffmann_grid()
+            if fixed_e is not None:  # the e column collapses to the fixed value: 900 distinct starts
+                grid[:, 2] = fixed_e
+                grid = np.unique(grid, axis=0)
             obj = huber_objective(grid, log_n, log_d, log_loss, weights)
             starts = grid[np.argsort(obj)[:n_polish]]
         elif method == "fast":
-            starts = varpro_starts(log_n, log_d, log_loss)
+            starts = varpro_starts(log_n, log_d, log_loss, fixed_e=fixed_e)
         else:
             raise FitError(f"unknown Approach 3 method {method!r}; choose 'fast' or 'grid'")
     best = None
     with single_thread_blas():
         for x0 in starts:
-            theta, fun, status = polish_chinchilla(x0, log_n, log_d, log_loss, weights)
+            theta, fun, status = polish_chinchilla(x0, log_n, log_d, log_loss, weights, fixed_e=fixed_e)
             if best is None or fun < best[1]:
                 best = (theta, fun, status)
     theta, fun, status = best
     msgs = ()
     if status is not FitStatus.CONVERGED:
-        names = ("log A", "log B", "log E", "alpha", "beta")
-        hit = ", ".join(names[i] for i in _on_bound(theta, CHINCHILLA_BOUNDS)) or "iteration limit"
+        hit = ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e)) or "iteration limit"
         msgs = (f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a clean optimum",)
         warnings.warn(msgs[0], FitWarning, stacklevel=2)
-    return ChinchillaFit(ChinchillaLaw.from_theta(theta), fun, status, method, len(starts), msgs)
+    law = ChinchillaLaw.from_theta(theta)
+    if fix_E is not None:
+        law = replace(law, E=fix_E)  # exactly the value given, not exp(log(E))
+    return ChinchillaFit(law, fun, status, method, len(starts), msgs, fix_E)
 
 
 # ---- Kaplan joint law -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scaling.errors import FitError, FitWarning
+from scaling.errors import ConfigError, DataError, FitError, FitWarning
 from scaling.runs import json_safe
 from scaling.laws.approaches import Approach1Fit, Approach2Fit, approach1, approach2, approach3, kaplan
 from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bootstrap_chinchilla, bootstrap_kaplan,
@@ -34,6 +34,46 @@ class FitOptions:
     n_jobs: int = 1  # processes for the Approach 3 / Kaplan bootstrap
     predict_C: tuple[float, ...] = ()  # budgets for predictions; default: the largest C in the data
     extrapolate: bool = True
+    # Approach 3's E held fixed: None (fitted), a positive number, or "floor" (the points' entropy_floor
+    # column: the known entropy of our synthetic language; one value per fitted group)
+    fix_E: float | str | None = None
+
+
+FLOOR_REL_TOL = 1e-6  # entropy_floor values of one fit may differ by this much (relative) and still be one floor
+
+
+def resolve_fix_E(spec: float | str | None, df: pd.DataFrame) -> tuple[float, str] | None:
+    """(E, source) to hold fixed in this frame's Approach 3, source 'entropy_floor' or 'value'; None for
+    a free E. One-line errors when the floor is unknown or varies, or E is not below every loss."""
+    if spec is None:
+        return None
+    where = f" in group {df['group'].iloc[0]!r}" if "group" in df and len(df) else ""
+    if isinstance(spec, str):
+        if spec != "floor":
+            raise ConfigError(f"fix_E must be 'floor' or a positive number; got {spec!r}")
+        if "entropy_floor" not in df:
+            raise DataError("--fix-E floor: the points have no entropy_floor column (only sweeps of the synthetic "
+                            "language record one); pass --fix-E VALUE or drop --fix-E")
+        v = pd.to_numeric(df["entropy_floor"], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise DataError(f"--fix-E floor: entropy_floor is empty/NaN in {int(bad.sum())} of {len(v)} rows{where} "
+                            "(real text and non-decoder objectives have no known floor); filter them out (--query) "
+                            "or pass --fix-E VALUE")
+        lo, hi = float(v.min()), float(v.max())
+        if hi - lo > FLOOR_REL_TOL * abs(hi):
+            raise DataError(f"--fix-E floor: entropy_floor differs between rows{where} ({lo:.6g} to {hi:.6g}), so the "
+                            "points come from different data; fit them separately (--group data) or pass --fix-E VALUE")
+        value, source = float(v[0]), "entropy_floor"
+    else:
+        value, source = float(spec), "value"
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--fix-E must be 'floor' or a positive number; got {spec!r}")
+    low = float(df["loss"].min())
+    if not value < low:
+        raise FitError(f"--fix-E {'floor' if source == 'entropy_floor' else 'VALUE'}: E = {value:.6g} is not strictly "
+                       f"below the lowest loss{where} ({low:.6g}); L = E + A/N^alpha + B/D^beta needs E < every loss")
+    return value, source
 
 
 @dataclass
@@ -55,6 +95,18 @@ class StudyFit:
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     options: FitOptions = field(default_factory=FitOptions)
+    fixed_E: tuple[float, str] | None = None  # (E, source) when Approach 3's E was held fixed; no E samples then
+
+    def fixed_E_text(self) -> str:
+        """e.g. 'E fixed at 0.6970 = entropy_floor'; '' when E was fitted."""
+        if self.fixed_E is None:
+            return ""
+        value, source = self.fixed_E
+        return f"E fixed at {value:.4f} = {'entropy_floor' if source == 'entropy_floor' else 'given value'}"
+
+    def approach3_label(self) -> str:
+        """'Approach 3', or e.g. 'Approach 3 (E fixed at 0.6970 = entropy_floor)'."""
+        return f"Approach 3 ({self.fixed_E_text()})" if self.fixed_E is not None else "Approach 3"
 
     def ci(self, law: str, name: str) -> tuple[float, float]:
         s = self.samples.get(law, {}).get(name)
@@ -81,9 +133,12 @@ def _to_json(s: StudyFit) -> dict:
     if s.approach3 is not None:
         law = s.approach3.law
         names = ("E", "A", "B", "alpha", "beta", "a", "b")
+        fixed = None if s.fixed_E is None else dict(value=s.fixed_E[0], source=s.fixed_E[1],
+                                                        note="E held fixed, not fitted: it has no interval or SE")
         out["approach3"] = dict({n: getattr(law, n) for n in names}, objective=s.approach3.objective,
                                 status=s.approach3.status.value, method=s.approach3.method, formula=repr(law).split("   ")[0],
-                                ci=_with_ci(s, "approach3", names), se={n: s.se("approach3", n) for n in names})
+                                E_fixed=fixed, ci=_with_ci(s, "approach3", names),
+                                se={n: s.se("approach3", n) for n in names})
     else:
         out["approach3"] = {"status": "skipped", "reason": s.skipped.get("approach3")}
     if s.kaplan is not None:
@@ -143,6 +198,8 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
         df, base_warnings = points, []
     df = df.reset_index(drop=True)
     _check(df)
+    fixed = resolve_fix_E(opt.fix_E, df)
+    fix_E = None if fixed is None else fixed[0]
     msgs: list[str] = list(base_warnings)
     skipped: dict[str, str] = {}
     samples: dict[str, dict[str, np.ndarray]] = {}
@@ -159,7 +216,7 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             skipped[name] = str(err)
             return None
 
-    a3 = attempt("approach3", lambda: approach3(df, opt.method))
+    a3 = attempt("approach3", lambda: approach3(df, opt.method, fix_E=fix_E))
     kp = attempt("kaplan", lambda: kaplan(df))
     a2 = attempt("approach2", lambda: approach2(df, opt.approach2_method, opt.budget_tol, opt.drop_edge))
     a1 = attempt("approach1", lambda: approach1(df, curves))
@@ -174,10 +231,12 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
 
     if opt.n_boot > 0:
         if a3 is not None:
-            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs)
+            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E)
             th = th[ok]
             laws = [ChinchillaLaw.from_theta(t) for t in th]
-            samples["approach3"] = {n: np.array([getattr(l, n) for l in laws]) for n in ("E", "A", "B", "alpha", "beta", "a", "b")}
+            # a fixed E has no bootstrap distribution: no "E" samples (consumers use the fixed value)
+            kept = ("A", "B", "alpha", "beta", "a", "b") if fix_E is not None else ("E", "A", "B", "alpha", "beta", "a", "b")
+            samples["approach3"] = {n: np.array([getattr(l, n) for l in laws]) for n in kept}
             if (~ok).sum() > 0.05 * len(ok):
                 msgs.append(f"Approach 3 bootstrap: {int((~ok).sum())} of {len(ok)} refits did not converge cleanly; left out")
         if kp is not None:
@@ -192,7 +251,8 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             ab = bootstrap_approach1(df, curves, min(opt.n_boot, 200) if curves is not None else opt.n_boot, opt.seed)
             samples["approach1"] = {"a": ab[:, 0], "b": ab[:, 1]}
 
-    study = StudyFit(a1, a2, a3, kp, None, len(df), df, samples, residuals, [], skipped, msgs, opt)  # type: ignore[arg-type]
+    study = StudyFit(a1, a2, a3, kp, None, len(df), df, samples, residuals, [], skipped, msgs, opt,  # type: ignore[arg-type]
+                     fixed)
     rows = []
     for name, fit in (("approach1", a1), ("approach2", a2), ("approach3", a3), ("kaplan", kp)):
         if fit is None:
@@ -211,8 +271,8 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             continue
         eN, eD = fit.law.elasticities(Nm, Dm)
         entry = {"N": float(eN), "D": float(eD), "at": {"N": Nm, "D": Dm}}
-        if name in samples and len(samples[name][keys[0]]):
-            s = samples[name]
+        if name in samples and len(samples[name][keys[-1]]):
+            s = {"E": fit.law.E, **samples[name]} if name == "approach3" else samples[name]  # E: fixed or sampled
             bN, bD = cls(*(s[k] for k in keys)).elasticities(Nm, Dm)
             entry["N_ci"], entry["D_ci"] = list(interval(bN, opt.level)), list(interval(bD, opt.level))
         elast[name] = entry
@@ -227,9 +287,9 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             row = {"law": name, "C": C, "N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt}
             if hasattr(law, "loss_at_budget"):
                 row["loss"] = float(law.loss_at_budget(C))
-            if name == "approach3" and "approach3" in samples and len(samples["approach3"]["E"]):
+            if name == "approach3" and "approach3" in samples and len(samples["approach3"]["A"]):
                 s = samples["approach3"]
-                bl = ChinchillaLaw(s["E"], s["A"], s["B"], s["alpha"], s["beta"])
+                bl = ChinchillaLaw(s.get("E", fit.law.E), s["A"], s["B"], s["alpha"], s["beta"])
                 bn, bd = bl.allocation(C)
                 row["N_opt_ci"], row["D_opt_ci"] = list(interval(bn, opt.level)), list(interval(bd, opt.level))
                 row["tokens_per_param_ci"] = list(interval(bd / bn, opt.level))
@@ -240,7 +300,7 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     if opt.extrapolate:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)
-            ex = extrapolation_check(df, opt.method, opt.budget_tol, opt.approach2_method)
+            ex = extrapolation_check(df, opt.method, opt.budget_tol, opt.approach2_method, fix_E)
     study.comparison = Comparison(tuple(rows), elast, ex, verdict(tuple(rows), opt.level))
     return study
 
