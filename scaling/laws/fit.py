@@ -86,11 +86,19 @@ THETA_NAMES = ("log A", "log B", "log E", "alpha", "beta")
 FIXED_E_FREE = np.array([0, 1, 3, 4])  # indices of theta fitted when e = log E is fixed
 
 
-def bound_hits(theta, fixed_e: float | None = None) -> list[int]:
-    """Indices of theta (a, b, e, alpha, beta) on a bound; a fixed e is never counted."""
+E_VANISHED = 1e-6  # a fitted E below this share of the lowest loss is zero in all but name
+
+
+def bound_hits(theta, fixed_e: float | None = None, min_log_loss: float | None = None) -> list[int]:
+    """Indices of theta (a, b, e, alpha, beta) on a bound; a fixed e is never counted. Given the
+    lowest log loss, a fitted E that has vanished (< E_VANISHED of that loss) counts as on its bound:
+    the optimiser often stops at E ~ 1e-9, short of the bound, with the same meaning."""
     idx = np.arange(5) if fixed_e is None else FIXED_E_FREE
     theta = np.asarray(theta, float)
-    return [int(idx[i]) for i in _on_bound(theta[idx], [CHINCHILLA_BOUNDS[j] for j in idx])]
+    hits = [int(idx[i]) for i in _on_bound(theta[idx], [CHINCHILLA_BOUNDS[j] for j in idx])]
+    if fixed_e is None and min_log_loss is not None and 2 not in hits and theta[2] < min_log_loss + np.log(E_VANISHED):
+        hits = sorted(hits + [2])
+    return hits
 
 
 def _fixed_e_fg(x, fixed_e, log_n, log_d, log_loss, w, delta):
@@ -117,7 +125,7 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
         res = minimize(fg, x0, args=args, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
     theta = res.x if fixed_e is None else np.insert(res.x, 2, float(fixed_e))
     status = FitStatus.MAX_ITER if res.status == 1 else FitStatus.CONVERGED
-    if _on_bound(res.x, bounds):
+    if bound_hits(theta, fixed_e, float(np.min(log_loss))):
         status = FitStatus.BOUND_HIT
     return theta, float(res.fun), status
 
@@ -234,7 +242,7 @@ def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n
     theta, fun, status = best
     msgs = ()
     if status is not FitStatus.CONVERGED:
-        hit = ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e)) or "iteration limit"
+        hit = ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e, float(np.min(log_loss)))) or "iteration limit"
         msgs = (f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a clean optimum",)
         warnings.warn(msgs[0], FitWarning, stacklevel=2)
     law = ChinchillaLaw.from_theta(theta)
