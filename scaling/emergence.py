@@ -366,7 +366,7 @@ def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="scaling emergence", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="scaling emergence", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("paths", nargs="+", metavar="PATH", help="sweep folders (runs/<sweep>) or runs.csv files")
     parser.add_argument("--out", default=None, help="output folder (default: <first PATH>/emergence)")
     parser.add_argument("--threshold", type=float, default=ABRUPT,

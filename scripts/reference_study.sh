@@ -53,11 +53,14 @@ report() {  # report NAME [OPTION...]: scaling report of $RUNS/NAME (a sweep, or
 EXTRA=("$@")
 smoke_only() { (( SMOKE )) && printf '%s\n' "$@" || true; }
 
-# 1. IsoFLOP on the synthetic language, then on Python's stdlib source (same budgets and sizes)
+# 1. IsoFLOP on the synthetic language, then on Python's stdlib source (same budgets; the same sizes
+# but at 5e12, where stdlib's optimum sits at s3 and the preset's s1, s1h would be far off it)
+stdlib_sizes() { [[ $1 == 5e12 ]] && (( ! SMOKE )) && echo model.size=s2,s2h,s3,s4,s5,s6 || true; }
 for data in synthetic stdlib; do
   name=isoflop; [[ $data == stdlib ]] && name=isoflop_stdlib
   for C in "${BUDGETS[@]}"; do
-    sweep "$RUNS/$name" "C$C" "reference_isoflop_$C" "data=$data" $(smoke_only "train.flops=$(scaled "$C")")
+    sweep "$RUNS/$name" "C$C" "reference_isoflop_$C" "data=$data" $(smoke_only "train.flops=$(scaled "$C")") \
+      $([[ $data == stdlib ]] && stdlib_sizes "$C")
   done
 done
 # 2. the N x D grid (Chinchilla's protocol) and 3. Kaplan's protocol on the same sizes
@@ -66,25 +69,32 @@ sweep "$RUNS" kaplan reference_kaplan $(smoke_only train.tokens=4000 protocol.ho
 # 4. the three architectures (the preset of docs/architectures.md)
 sweep "$RUNS" arch architectures $(smoke_only train.tokens=256,512,1024 model.arch=decoder,encoder)
 
-# Reports: one per sweep, then Kaplan's protocol against Chinchilla's
-report isoflop
+# Reports: one per sweep, then Kaplan's protocol against Chinchilla's. On the synthetic language
+# Approach 3 holds E at the language's exact entropy (--fix-E floor): at this scale a free E ends at 0
+# (the free fits are kept in $OUT/free_E/ below). stdlib text and the encoder have no known floor.
+report isoflop --fix-E floor
 report isoflop_stdlib
-report grid
+report grid --fix-E floor
 report arch --group arch
-report kaplan --curve-points --n N_nonembed --c C_kaplan --query "D >= $KAPLAN_MIN_D"
+report kaplan --curve-points --n N_nonembed --c C_kaplan --query "D >= $KAPLAN_MIN_D" --fix-E floor
 
 KVC="$OUT/kaplan_vs_chinchilla"
-mkdir -p "$KVC"
-fit() {  # fit FILE PATH [OPTION...]: scaling fit --json into $KVC/FILE.json
-  local file=$1; shift
-  echo "== fit $file $(date +%T)"
-  "$SCALING" fit "$@" --bootstrap "$BOOT" --json "$KVC/$file.json" > "$KVC/.$file.txt.tmp"
-  mv "$KVC/.$file.txt.tmp" "$KVC/$file.txt"     # the printed fit, replaced in one step
+FREE="$OUT/free_E"
+mkdir -p "$KVC" "$FREE"
+fit() {  # fit DIR FILE PATH [OPTION...]: scaling fit --json into DIR/FILE.json, its printout into DIR/FILE.txt
+  local dir=$1 file=$2; shift 2
+  echo "== fit $dir/$file $(date +%T)"
+  "$SCALING" fit "$@" --bootstrap "$BOOT" --json "$dir/$file.json" > "$dir/.$file.txt.tmp"
+  mv "$dir/.$file.txt.tmp" "$dir/$file.txt"     # the printed fit, replaced in one step
 }
-fit chinchilla_N "$RUNS/grid"
-fit chinchilla_Nnonembed "$RUNS/grid" --n N_nonembed --c C_kaplan
-fit kaplan_N "$RUNS/kaplan" --curve-points --query "D >= $KAPLAN_MIN_D"
-fit kaplan_Nnonembed "$RUNS/kaplan" --curve-points --query "D >= $KAPLAN_MIN_D" --n N_nonembed --c C_kaplan
+# Approach 3 with E fitted, for comparison with the reports' fixed E
+fit "$FREE" grid "$RUNS/grid"
+fit "$FREE" isoflop "$RUNS/isoflop"
+# Kaplan's protocol against Chinchilla's: both parameter counts, Approach 3 with E fixed as above
+fit "$KVC" chinchilla_N "$RUNS/grid" --fix-E floor
+fit "$KVC" chinchilla_Nnonembed "$RUNS/grid" --n N_nonembed --c C_kaplan --fix-E floor
+fit "$KVC" kaplan_N "$RUNS/kaplan" --curve-points --query "D >= $KAPLAN_MIN_D" --fix-E floor
+fit "$KVC" kaplan_Nnonembed "$RUNS/kaplan" --curve-points --query "D >= $KAPLAN_MIN_D" --n N_nonembed --c C_kaplan --fix-E floor
 python3 - "$KVC" <<'PY'
 """Summary table of the four fits: protocol (rows) x parameter count (columns), a = d log N_opt / d log C."""
 import json, os, sys
@@ -97,10 +107,12 @@ def a(file, law):
 lines = ["# Kaplan's protocol against Chinchilla's (a in N_opt ~ C^a)", "",
          "| protocol | law | N (all parameters), C = 6ND | N_nonembed, C_kaplan |", "| --- | --- | --- | --- |"]
 for proto in ("chinchilla", "kaplan"):
-    for law in ("approach3", "kaplan"):
+    for law in ("approach3", "kaplan", "approach1"):
         lines.append(f"| {proto} | {law} | {a(proto + '_N', law)} | {a(proto + '_Nnonembed', law)} |")
 lines += ["", "Kaplan's protocol: one run per size, one long schedule, every evaluation a point "
-          "(scripts/reference_study.sh); Chinchilla's: the reference_grid sweep, cosine matched to D."]
+          "(scripts/reference_study.sh); Chinchilla's: the reference_grid sweep, cosine matched to D, "
+          "its final losses. approach3 holds E at the synthetic language's exact entropy (--fix-E floor); "
+          "approach1 is the lower envelope of the points."]
 tmp = os.path.join(kvc, ".summary.md.tmp")
 with open(tmp, "w") as f:
     f.write("\n".join(lines) + "\n")
