@@ -152,7 +152,7 @@ def pick_threads(threads: int) -> int:
 
 
 COMPILE_MIN_STEPS = 1000  # CUDA: "auto" compiles runs of at least this many steps (not measured here: no GPU)
-COMPILE_AFTER_S = 600  # CPU: "auto" compiles runs whose eager estimate exceeds this (cold compile: 30-90 s, gain ~1.1x)
+COMPILE_AFTER_S = 300  # CPU: "auto" compiles runs whose eager estimate exceeds this (cold compile: 20-90 s, gain 1.02-1.14x)
 CPU_FLOPS_PER_THREAD = 1.0e11  # training matmul FLOP/s of one thread in eager bf16, about what this machine reaches
 
 
@@ -162,7 +162,7 @@ CHECK_EVERY = 16  # on a GPU, steps between reads of the summed loss (divergence
 def pick_compile(choice: str, device: torch.device, spec: RunSpec, threads: int) -> bool:
     """torch.compile or not. "auto": on CUDA for runs of >= COMPILE_MIN_STEPS steps; on a CPU
     when the run's estimated eager time (training matmul FLOPs / CPU_FLOPS_PER_THREAD per thread)
-    exceeds COMPILE_AFTER_S, so that ~10% faster steps repay the compile. Pure function of the
+    exceeds COMPILE_AFTER_S, so that the faster steps repay the compile. Pure function of the
     config, so a rerun makes the same choice."""
     choice = str(choice).lower()
     if choice != "auto":
