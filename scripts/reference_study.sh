@@ -102,8 +102,9 @@ kvc = sys.argv[1]
 def a(file, law):
     with open(os.path.join(kvc, file + ".json")) as f:
         fit = json.load(f).get(law) or {}
-    v, ci = fit.get("a"), (fit.get("ci") or {}).get("a")
-    return "-" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and None not in ci else "")
+    v, ci, status = fit.get("a"), (fit.get("ci") or {}).get("a"), fit.get("status")
+    flag = f" ({status})" if status not in (None, "converged") else ""   # e.g. bound-hit: not a clean optimum
+    return "-" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and None not in ci else "") + flag
 lines = ["# Kaplan's protocol against Chinchilla's (a in N_opt ~ C^a)", "",
          "| protocol | law | N (all parameters), C = 6ND | N_nonembed, C_kaplan |", "| --- | --- | --- | --- |"]
 for proto in ("chinchilla", "kaplan"):
@@ -112,7 +113,8 @@ for proto in ("chinchilla", "kaplan"):
 lines += ["", "Kaplan's protocol: one run per size, one long schedule, every evaluation a point "
           "(scripts/reference_study.sh); Chinchilla's: the reference_grid sweep, cosine matched to D, "
           "its final losses. approach3 holds E at the synthetic language's exact entropy (--fix-E floor); "
-          "approach1 is the lower envelope of the points."]
+          "approach1 is the lower envelope of the points. A status in brackets: the fit stopped at a "
+          "bound, so its value is not a clean optimum (its interval comes from the resamples that converged)."]
 tmp = os.path.join(kvc, ".summary.md.tmp")
 with open(tmp, "w") as f:
     f.write("\n".join(lines) + "\n")
