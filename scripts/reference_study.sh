@@ -2,7 +2,8 @@
 # The reference study (docs/study.md, issue 9): every sweep of it, two runs at a time (joblib
 # launcher, one thread each) into runs/reference/<sweep>/, then `scaling report` of each into
 # analysis/reference/<sweep>/ and the Kaplan-versus-Chinchilla fits into
-# analysis/reference/kaplan_vs_chinchilla/. About 90 minutes on 2 free cores.
+# analysis/reference/kaplan_vs_chinchilla/, and the seed noise of one budget into
+# analysis/reference/seeds/. 78 minutes here on 2 free cores (docs/study.md).
 #
 #   scripts/reference_study.sh            # the study; rerun the same command to resume it
 #   scripts/reference_study.sh --smoke    # the same steps at ~1/1000 of the compute (~10 min on a busy machine)
@@ -68,6 +69,10 @@ sweep "$RUNS" grid reference_grid $(smoke_only train.tokens=250,500,1000,2000,40
 sweep "$RUNS" kaplan reference_kaplan $(smoke_only train.tokens=4000 protocol.horizon_tokens=20000)
 # 4. the three architectures (the preset of docs/architectures.md)
 sweep "$RUNS" arch architectures $(smoke_only train.tokens=256,512,1024 model.arch=decoder,encoder)
+# 5. seed noise: the 1e12 IsoFLOP budget again under seeds 1 and 2 (seed 0 is isoflop/C1e12)
+for seed in 1 2; do
+  sweep "$RUNS/seeds" "C1e12_seed$seed" reference_isoflop_1e12 "train.seed=$seed" $(smoke_only "train.flops=$(scaled 1e12)")
+done
 
 # Reports: one per sweep, then Kaplan's protocol against Chinchilla's. On the synthetic language
 # Approach 3 holds E at the language's exact entropy (--fix-E floor): at this scale a free E ends at 0
@@ -121,4 +126,6 @@ with open(tmp, "w") as f:
 os.replace(tmp, os.path.join(kvc, "summary.md"))
 print("\n".join(lines))
 PY
+mkdir -p "$OUT/seeds"
+python3 scripts/seed_noise.py "$OUT/seeds/summary.md" "$RUNS/isoflop/C1e12" "$RUNS/seeds/C1e12_seed1" "$RUNS/seeds/C1e12_seed2"
 echo "== done $(date +%T): runs in $RUNS, reports in $OUT"
