@@ -168,37 +168,50 @@ def _envelope_from_points(df: pd.DataFrame) -> pd.DataFrame:
     return s[s["loss"] < best][["C", "N", "D", "loss"]].reset_index(drop=True)
 
 
-def _envelope_from_curves(curves: pd.DataFrame, n_grid: int) -> pd.DataFrame:
+CurveRun = tuple[str, float, np.ndarray, np.ndarray]  # (run_id, N, ln flops ascending, ln loss)
+
+
+def curve_runs(curves: pd.DataFrame) -> list[CurveRun]:
+    """Every run's training curve as arrays, sorted by flops, positive values only; runs with < 2
+    points left out. Built once, so a bootstrap can reuse the arrays of its resampled runs."""
+    runs = []
+    for _, g in curves.groupby("run_id", sort=False):
+        g = g.sort_values("flops")
+        g = g[(g["flops"] > 0) & (g["loss"] > 0)]
+        if len(g) >= 2:
+            runs.append((g["run_id"].iloc[0], float(g["N"].iloc[0]), np.log(g["flops"].to_numpy(float)),
+                         np.log(g["loss"].to_numpy(float))))
+    return runs
+
+
+def _envelope_from_curves(runs: list[CurveRun], n_grid: int) -> pd.DataFrame:
     """At each of n_grid log-spaced C values, the run with the lowest (log-log interpolated) loss."""
-    runs = [g.sort_values("flops") for _, g in curves.groupby("run_id", sort=False)]
-    runs = [g[(g["flops"] > 0) & (g["loss"] > 0)] for g in runs]
-    runs = [g for g in runs if len(g) >= 2]
     if not runs:
         return pd.DataFrame(columns=["C", "N", "D", "loss", "run_id"])
-    lo = min(np.log(g["flops"].iloc[0]) for g in runs)
-    hi = max(np.log(g["flops"].iloc[-1]) for g in runs)
+    lo = min(lx[0] for _, _, lx, _ in runs)
+    hi = max(lx[-1] for _, _, lx, _ in runs)
     grid = np.linspace(lo, hi, n_grid)
     table = np.full((len(runs), n_grid), np.inf)
-    for k, g in enumerate(runs):
-        lx, ly = np.log(g["flops"].to_numpy(float)), np.log(g["loss"].to_numpy(float))
+    for k, (_, _, lx, ly) in enumerate(runs):
         inside = (grid >= lx[0]) & (grid <= lx[-1])
         table[k, inside] = np.interp(grid[inside], lx, ly)
     win = np.argmin(table, axis=0)
     ok = np.isfinite(table[win, np.arange(n_grid)])
     rows = []
     for j in np.flatnonzero(ok):
-        g = runs[win[j]]
+        run_id, n = runs[win[j]][:2]
         C = float(np.exp(grid[j]))
-        n = float(g["N"].iloc[0])
-        rows.append(dict(C=C, N=n, D=C / (6.0 * n), loss=float(np.exp(table[win[j], j])), run_id=g["run_id"].iloc[0]))
+        rows.append(dict(C=C, N=n, D=C / (6.0 * n), loss=float(np.exp(table[win[j], j])), run_id=run_id))
     return pd.DataFrame(rows)
 
 
-def approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_grid: int = 200) -> Approach1Fit:
-    """Approach 1 from training curves (Hoffmann's envelope) or, lacking curves, from final points."""
+def approach1(df: pd.DataFrame, curves: pd.DataFrame | list[CurveRun] | None = None, n_grid: int = 200) -> Approach1Fit:
+    """Approach 1 from training curves (Hoffmann's envelope) or, lacking curves, from final points.
+    `curves`: metrics rows (run_id, flops, loss, N), or their `curve_runs` arrays."""
     msgs = []
-    if curves is not None and len(curves):
-        env, source = _envelope_from_curves(curves, n_grid), "curves"
+    if curves is not None and (isinstance(curves, list) or len(curves)):  # arrays: even an empty list is curves
+        runs = curve_runs(curves) if isinstance(curves, pd.DataFrame) else curves
+        env, source = _envelope_from_curves(runs, n_grid), "curves"
         sizes = np.sort(df["N"].unique())
         inner = env[(env["N"] > sizes[0]) & (env["N"] < sizes[-1])] if len(sizes) > 2 else env
         if inner["N"].nunique() >= 2:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from scaling.errors import FitError, FitWarning
 from scaling.laws._blas import single_thread_blas
-from scaling.laws.approaches import approach1, approach2, budget_labels
+from scaling.laws.approaches import approach1, approach2, budget_labels, curve_runs
 from scaling.laws.fit import FitStatus, fit_kaplan, polish_chinchilla
 
 
@@ -120,19 +120,18 @@ def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_
     rng = np.random.default_rng(seed + 3)
     out = np.full((n_boot, 2), np.nan)
     use_curves = curves is not None and len(curves) and "run_id" in df
+    if use_curves:  # every run's curve as arrays, once: a resample only picks and relabels them
+        logged = set(curves["run_id"])
+        arrays = {run[0]: run for run in curve_runs(curves)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         for i in range(n_boot):
             idx = rng.integers(0, len(df), len(df))
             sub = df.iloc[idx]
             cv = None
-            if use_curves:  # a resampled run appears once per draw: relabel its copies
-                pieces = []
-                for k, rid in enumerate(sub["run_id"]):
-                    piece = curves[curves["run_id"] == rid].copy()
-                    piece["run_id"] = f"{rid}#{k}"
-                    pieces.append(piece)
-                cv = pd.concat(pieces, ignore_index=True)
+            if use_curves and logged.intersection(sub["run_id"]):
+                # a run drawn k times enters as k runs of its own (relabelled copies)
+                cv = [(f"{rid}#{k}", *arrays[rid][1:]) for k, rid in enumerate(sub["run_id"]) if rid in arrays]
             try:
                 f = approach1(sub, cv)
                 out[i] = f.a, f.b
