@@ -8,7 +8,7 @@ import math
 import warnings
 from pathlib import Path
 
-from scaling.errors import FitWarning
+from scaling.errors import ConfigError, FitWarning
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -53,7 +53,6 @@ def load_kwargs(args: argparse.Namespace) -> dict:
 
 def fit_options(args: argparse.Namespace):
     """`FitOptions` from parsed common options; ConfigError on impossible values."""
-    from scaling.errors import ConfigError
     from scaling.laws.study import FitOptions
 
     if args.bootstrap < 0 or args.jobs < 1 or not 0 < args.level < 1:
@@ -65,8 +64,6 @@ def fit_options(args: argparse.Namespace):
 
 def parse_fix_E(text: str | None) -> float | str | None:
     """`--fix-E floor|VALUE` -> "floor", a positive float, or None; ConfigError otherwise."""
-    from scaling.errors import ConfigError
-
     if text is None or text == "floor":
         return text
     try:
@@ -154,7 +151,6 @@ def render_groups(studies: dict) -> str:
 
 def write_json_atomic(path: str | Path, payload: dict) -> None:
     """`--json FILE`, written atomically by the run store's writer; an unwritable path is one line."""
-    from scaling.errors import ConfigError
     from scaling.runs import atomic_write_json
 
     try:

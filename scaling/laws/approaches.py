@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
 from scaling.errors import FitError, FitWarning
-from scaling.laws.fit import ChinchillaFit, KaplanFit, check_fixed_E, fit_chinchilla, fit_kaplan
+from scaling.laws.fit import ChinchillaFit, KaplanFit, fit_chinchilla, fit_kaplan
 from scaling.laws.forms import Allocation, PowerLaw
 
 APPROACH2_METHODS = ("akima", "local", "full")
@@ -237,8 +237,6 @@ def _logs(df: pd.DataFrame):
 def approach3(df: pd.DataFrame, method: str = "fast", weights=None, fix_E: float | None = None) -> ChinchillaFit:
     """Approach 3: L = E + A/N^alpha + B/D^beta by Huber(1e-3) on log residuals ('fast' or 'grid');
     fix_E holds E at a known value (e.g. the synthetic language's entropy floor)."""
-    if fix_E is not None:  # on the raw losses (the fit checks exp(log L), which may round)
-        check_fixed_E(float(fix_E), float(df["loss"].min()))
     return fit_chinchilla(*_logs(df), method=method, weights=weights, fix_E=fix_E)
 
 

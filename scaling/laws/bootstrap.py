@@ -2,7 +2,8 @@
 
 A resample is represented by per-point counts used as weights (identical to refitting on the
 resampled rows, cheaper). Approach 3 and Kaplan refits start from the full-data optimum and are
-polished to tight tolerances (a fixed E stays fixed in every resample); chunks can run in joblib processes (`n_jobs`). Approach 2 resamples
+polished to tight tolerances (a fixed E stays fixed in every resample); chunks can run in joblib
+processes (`n_jobs`). Approach 2 resamples
 within each compute budget (an IsoFLOP profile keeps its shape), Approach 1 resamples points, or
 whole runs when it works from training curves. Seeds fix everything: same seed, same samples.
 """

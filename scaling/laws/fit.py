@@ -198,12 +198,12 @@ def varpro_starts(log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4,
     return theta[np.argsort(obj)[:n_best]]
 
 
-def check_fixed_E(fix_E: float, min_loss: float) -> None:
-    """FitError unless 0 < fix_E < min_loss (the law needs E below every loss)."""
+def check_fixed_E(fix_E: float, min_loss: float, where: str = " in the fit") -> None:
+    """FitError unless 0 < fix_E < min_loss (the law needs E below every loss); `where` names the data."""
     if not (np.isfinite(fix_E) and fix_E > 0):
         raise FitError(f"a fixed E must be a positive number; got {fix_E}")
     if not fix_E < min_loss:
-        raise FitError(f"fixed E = {fix_E:.6g} is not strictly below the lowest loss in the fit ({min_loss:.6g}); "
+        raise FitError(f"fixed E = {fix_E:.6g} is not strictly below the lowest loss{where} ({min_loss:.6g}); "
                        "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a smaller E")
 
 

@@ -16,7 +16,7 @@ from scaling.laws.approaches import Approach1Fit, Approach2Fit, approach1, appro
 from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bootstrap_chinchilla, bootstrap_kaplan,
                                     interval)
 from scaling.laws.compare import AllocationRow, Comparison, extrapolation_check, verdict
-from scaling.laws.fit import ChinchillaFit, KaplanFit
+from scaling.laws.fit import ChinchillaFit, KaplanFit, check_fixed_E
 from scaling.laws.forms import ChinchillaLaw, KaplanLaw
 
 
@@ -67,12 +67,7 @@ def resolve_fix_E(spec: float | str | None, df: pd.DataFrame) -> tuple[float, st
         value, source = float(v[0]), "entropy_floor"
     else:
         value, source = float(spec), "value"
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"--fix-E must be 'floor' or a positive number; got {spec!r}")
-    low = float(df["loss"].min())
-    if not value < low:
-        raise FitError(f"--fix-E {'floor' if source == 'entropy_floor' else 'VALUE'}: E = {value:.6g} is not strictly "
-                       f"below the lowest loss{where} ({low:.6g}); L = E + A/N^alpha + B/D^beta needs E < every loss")
+    check_fixed_E(value, float(df["loss"].min()), where or " in the fit")  # on the raw losses
     return value, source
 
 
