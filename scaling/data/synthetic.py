@@ -186,6 +186,10 @@ class Language:
     # ---------------------------------------------------------------- sampling
     def sample(self, rng: np.random.Generator, n_rows: int, length: int) -> np.ndarray:
         """(n_rows, length) uint8 rows, each the first `length` bytes of a fresh document."""
+        return self.sample_with_topics(rng, n_rows, length)[0]
+
+    def sample_with_topics(self, rng: np.random.Generator, n_rows: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """`sample`'s rows (the same draws) and each row's hidden topic (n_rows,), for task probes."""
         z = rng.integers(self.spec.n_topics, size=n_rows)  # hidden topic of each document (uniform)
         words = np.empty((n_rows, 0), dtype=np.int64)
         chunk = -(-length // max(int(0.8 * self.mean_len), self.spec.min_len + 1)) + 2
@@ -200,7 +204,7 @@ class Language:
         flat = np.repeat(words.ravel(), lens)
         offset = np.arange(ends[-1]) - np.repeat(starts, lens)
         stream = self.lex.spell[flat, offset]
-        return stream[starts[:: words.shape[1]][:, None] + np.arange(length)]
+        return stream[starts[:: words.shape[1]][:, None] + np.arange(length)], z
 
     def _extend(self, rng: np.random.Generator, z: np.ndarray, words: np.ndarray, n: int) -> np.ndarray:
         """Append n words to each row's document (rows: word ids so far, (B, t0)) from the mixture."""
@@ -251,11 +255,12 @@ class Language:
         p = rest[:, None] + wb[:, None] * self.topic[:, w].T
         return np.where(ok[:, None], p, 0.0)
 
-    def walk(self, rows: np.ndarray, full: bool = False) -> np.ndarray:
+    def walk(self, rows: np.ndarray, full: bool = False, prior: np.ndarray | None = None) -> np.ndarray:
         """Exact log p(x[t] | x[:t]) for t >= 1 of each row (B, L-1); full=True: p over all bytes (B, L-1, 256).
 
         Rows must start at a document start. A byte the language cannot produce gets log p = -inf
-        and so does the rest of its row (the state is lost).
+        and so does the rest of its row (the state is lost). `prior` (B, K): each row's topic
+        distribution before its first word (default uniform; one-hot = the topic is known).
         """
         rows = np.asarray(rows)
         B, L = rows.shape
@@ -267,7 +272,7 @@ class Language:
         node = np.where(alive, node, 0)
         st = {
             "prev": np.full(B, self.bos),
-            "post": np.full((B, K), 1.0 / K),
+            "post": np.full((B, K), 1.0 / K) if prior is None else np.array(prior, dtype=np.float64),
             "hist": np.full((B, L // (self.spec.min_len + 1) + 1), -1),
             "nh": np.zeros(B, dtype=np.int64),
             "w": np.tile(self.first_weights, (B, 1)),
@@ -303,6 +308,23 @@ class Language:
             alive &= num > 0
             node = np.where(is_sep | ~alive, 0, nxt)
         return out
+
+    def topic_log_likelihood(self, rows: np.ndarray) -> np.ndarray:
+        """(B, K): exact log P(row | topic z), every byte included, for rows that start at a
+        document start; with the uniform topic prior, their softmax is the exact topic posterior."""
+        rows = np.asarray(rows)
+        B, K = len(rows), self.spec.n_topics
+        tiled = np.repeat(rows, K, axis=0)  # row b under topic k is row b * K + k
+        onehot = np.tile(np.eye(K), (B, 1))
+        with np.errstate(divide="ignore"):
+            rest = self.walk(tiled, prior=onehot).sum(1)
+        first = BYTE_TO_SYM[tiled[:, 0]]
+        node = np.where((first >= 0) & (first < N_LETTERS), self.lex.child[0, first.clip(0, N_LETTERS - 1)], -1)
+        st = {"prev": np.full(len(tiled), self.bos), "post": onehot, "hist": np.full((len(tiled), 1), -1),
+              "nh": np.zeros(len(tiled), dtype=np.int64), "w": np.tile(self.first_weights, (len(tiled), 1))}
+        with np.errstate(divide="ignore"):  # mass under the root is 1: P(x[0] | z) is the node's mass
+            head = np.log(self._mass(node[:, None], st)[:, 0])
+        return (head + rest).reshape(B, K)
 
 
 @functools.lru_cache(maxsize=4)
