@@ -79,6 +79,7 @@ class SweepConfig:
     description: str = ""  # one line shown by `scaling sweep --help`
     report: bool = True  # after the sweep, write its report (scaling.report); false: runs.csv only
     report_dir: str = ""  # where the report goes; "" = analysis/<name>
+    tasks: bool = False  # after training, the task probes (scaling/tasks.py; needs keep_checkpoint)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from the run folders, whichever processes or machines trained them.
 from __future__ import annotations
 
 import os
+import time
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -201,6 +202,19 @@ def write_sweep_report(sweep_path: Path, out: Path, argv: list[str] | tuple = ()
     return out
 
 
+def after_sweep_tasks(sweep_path: Path, out: Path | None) -> None:
+    """The task probes of the sweep's runs (sweep.tasks), then their report into `out`."""
+    from scaling.tasks import probe_sweep
+
+    start = time.perf_counter()
+    table = probe_sweep(sweep_path)
+    progress.say(f"task probes: {table} ({time.perf_counter() - start:.0f}s)")
+    if out is not None:
+        from scaling.taskreport import write_report
+
+        progress.say(f"task report: {write_report([table], out)}")
+
+
 # ---------------------------------------------------------------- scaling sweep
 
 USAGE = """usage: scaling sweep [OVERRIDE ...]
@@ -265,6 +279,8 @@ def main(argv: list[str]) -> int:
     for path in sweep_paths:
         out = None if not report_dir else Path(report_dir) if len(sweep_paths) == 1 else Path(report_dir) / path.name
         after_sweep(path, {s.run_id for s in specs}, report, out, argv)
+        if sweep_cfg.get("tasks"):
+            after_sweep_tasks(path, Path(out or Path("analysis") / path.name) / "tasks" if report else None)
     missing = [s.run_id for s in todo if not runs.is_finished(s.run_dir)]
     if missing:  # a busy run is being trained by another sweep; its result lands in runs.csv when done
         progress.say(f"{len(missing)} run(s) not finished here (trained by another process, or failed): "

@@ -42,6 +42,7 @@ TASKS_CSV = "tasks.csv"
 SCORES = ("topic_acc", "topic_bayes", "cloze_acc", "generate_score", "s2s_exact", "s2s_token")
 CHANCE = {"topic_acc": 1 / 16, "cloze_acc": 0.25, "generate_score": 0.0, "s2s_exact": 0.0}
 N_BOOT = 1000
+SPEC = TaskSpec()  # the probes' sizes (scaling/data/tasks.py)
 
 
 def interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -261,8 +262,9 @@ def seq2seq_scores(model: Transformer, data: TaskData, spec: TaskSpec) -> dict[s
 
 # ---------------------------------------------------------------- runs
 
-def task_scores(model: Transformer, lang, spec: TaskSpec = TaskSpec()) -> dict[str, float]:
+def task_scores(model: Transformer, lang, spec: TaskSpec | None = None) -> dict[str, float]:
     """Every task score of one model, each with its bootstrap interval (_lo, _hi) and item count."""
+    spec = spec or SPEC
     data = task_data(lang, spec)
     model.eval()
     per_item = {**topic_scores(model, data), **cloze_scores(model, data), **generate_scores(model, data, lang),
@@ -292,7 +294,7 @@ def load_run(run_dir: Path) -> tuple[Transformer, object]:
     return model.eval(), source.language
 
 
-def probe_run(run_dir: Path, spec: TaskSpec = TaskSpec()) -> dict:
+def probe_run(run_dir: Path, spec: TaskSpec | None = None) -> dict:
     """Score one finished run and write its tasks.json (atomically); returns the row."""
     result = runs.read_result(run_dir)
     start = time.perf_counter()
@@ -304,11 +306,27 @@ def probe_run(run_dir: Path, spec: TaskSpec = TaskSpec()) -> dict:
     return row
 
 
-def probe_sweep(sweep_dir: Path, spec: TaskSpec = TaskSpec(), redo: bool = False) -> Path:
-    """tasks.json for every finished run of the sweep that lacks one, then tasks.csv of all."""
+def final_runs(sweep_dir: Path) -> list[Path]:
+    """The finished run of the largest budget D of each (family, size): one model per size."""
+    best: dict[tuple, tuple[float, Path]] = {}
+    for d in runs.iter_run_dirs(sweep_dir):
+        if runs.is_finished(d):
+            r = runs.read_result(d)
+            key = (r.get("arch"), r.get("size"), r.get("N"))
+            if r.get("status") == "ok" and (key not in best or r["D"] > best[key][0]):
+                best[key] = (r["D"], d)
+    return sorted(d for _, d in best.values())
+
+
+def probe_sweep(sweep_dir: Path, spec: TaskSpec | None = None, every_budget: bool = False,
+                redo: bool = False) -> Path:
+    """tasks.json for each run of the sweep (the largest budget of each family and size, or
+    every finished run) that lacks one, then tasks.csv of them all."""
     import pandas as pd
 
-    dirs = [d for d in runs.iter_run_dirs(sweep_dir) if runs.is_finished(d)]
+    dirs = [d for d in runs.iter_run_dirs(sweep_dir) if runs.is_finished(d)] if every_budget else final_runs(sweep_dir)
+    if not dirs:
+        raise DataError(f"{sweep_dir}: no finished runs to probe")
     rows = []
     for d in dirs:
         if (d / TASKS_JSON).is_file() and not redo:
@@ -318,22 +336,21 @@ def probe_sweep(sweep_dir: Path, spec: TaskSpec = TaskSpec(), redo: bool = False
         progress.say(f"{row['run_id']}: " + "  ".join(f"{k}={row[k]:.3f}" for k in SCORES)
                      + f"  ({row['tasks_wall_s']:.1f}s)")
         rows.append(row)
-    if not rows:
-        raise DataError(f"{sweep_dir}: no finished runs to probe")
     out = sweep_dir / TASKS_CSV
     runs.atomic_write_text(out, pd.DataFrame(rows).sort_values(["arch", "N", "D"]).to_csv(index=False))
     return out
 
 
-USAGE = """usage: scaling tasks PATH [PATH ...] [--redo]
+USAGE = """usage: scaling tasks PATH [PATH ...] [--every-budget] [--redo] [--out DIR]
 
 Task probes (docs/tasks.md) of finished runs that kept their final weights
 (train.keep_checkpoint=true): topic probe, cloze, generation, sequence to sequence. PATH is a
-run folder (writes its tasks.json) or a sweep folder (every run, then its tasks.csv); runs
-already probed are read back unless --redo. The report: scaling tasks-report.
+run folder (writes its tasks.json) or a sweep folder (its largest budget of each family and
+size, or --every-budget every run; then its tasks.csv). Runs already probed are read back
+unless --redo. --out DIR: the family x task report (tables, figures) of the sweep(s) there.
 
 examples:
-  scaling tasks runs/arch
+  scaling tasks runs/arch --out analysis/arch/tasks
 """
 
 
@@ -341,16 +358,28 @@ def main(argv: list[str]) -> int:
     if not argv or any(a in ("-h", "--help") for a in argv):
         print(USAGE)
         return 0
-    redo = "--redo" in argv
-    for arg in (a for a in argv if a != "--redo"):
+    out = None
+    if "--out" in argv:
+        i = argv.index("--out")
+        if i + 1 >= len(argv):
+            raise DataError("--out needs a folder, e.g. --out analysis/arch/tasks")
+        out, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
+    flags = {"--every-budget", "--redo"}
+    tables = []
+    for arg in (a for a in argv if a not in flags):
         path = Path(arg)
         if (path / runs.RESULT).is_file():
             row = probe_run(path)
             progress.say(f"{path / TASKS_JSON}: " + "  ".join(f"{k}={row[k]:.3f}" for k in SCORES))
         elif path.is_dir():
-            progress.say(f"table: {probe_sweep(path, redo=redo)}")
+            tables.append(probe_sweep(path, every_budget="--every-budget" in argv, redo="--redo" in argv))
+            progress.say(f"table: {tables[-1]}")
         else:
             raise DataError(f"{path}: not a run or sweep folder; pass e.g. runs/arch")
+    if out is not None:
+        from scaling.taskreport import write_report
+
+        progress.say(f"report: {write_report(tables, out)}")
     return 0
 
 
