@@ -42,7 +42,8 @@ def size_tables(df: pd.DataFrame) -> list[str]:
     """One markdown table per size: family rows, task columns."""
     lines = []
     for rung, part in df.groupby("rung", sort=False):
-        lines += [f"### size {rung}", "", "| family | N | C | " + " | ".join(t[0] for t in TASKS.values()) + " |",
+        titles = " | ".join(t[0] for t in TASKS.values())
+        lines += [f"### size {rung}", "", f"| family | N | C | {titles} |",
                   "| --- | ---: | ---: | " + " | ".join("---" for _ in TASKS) + " |"]
         for fam in FAMILIES:
             for _, row in part[part["arch"] == fam].iterrows():
@@ -64,10 +65,13 @@ def winner(part: pd.DataFrame, key: str) -> tuple[str | None, str]:
 
 
 def at_equal_c(df: pd.DataFrame, key: str) -> tuple[str | None, float]:
-    """The family with the best score, interpolated in log C, at the largest C every family reaches."""
+    """The family scoring best (interpolated in log C) at the largest C all families reach."""
     c = min(part["C"].max() for _, part in df.groupby("arch"))
-    scores = {fam: float(np.interp(math.log(c), np.log(p.sort_values("C")["C"]), p.sort_values("C")[key]))
-              for fam, p in df.groupby("arch") if p["C"].min() <= c}
+    scores = {}
+    for fam, p in df.groupby("arch"):
+        p = p.sort_values("C")
+        if p["C"].min() <= c:
+            scores[fam] = float(np.interp(math.log(c), np.log(p["C"]), p[key]))
     return (max(scores, key=scores.get) if len(scores) > 1 else None), c
 
 
@@ -83,7 +87,8 @@ def verdict(df: pd.DataFrame) -> list[str]:
             if how == "clear" and all(f == fam and h == "clear" for _, f, h in wins[i:]):
                 steady = (rung, fam)
                 break
-        by_size = ", ".join(f"{r}: {f or '-'}{'' if h == 'clear' else ' (' + h + ')'}" for r, f, h in wins)
+        by_size = ", ".join(f"{r}: {f or '-'}" + ("" if h == "clear" else f" ({h})")
+                            for r, f, h in wins)
         eq_fam, eq_c = at_equal_c(df, key)
         if steady:
             said = f"**{steady[1]}** wins clearly from size {steady[0]} on"
@@ -94,7 +99,8 @@ def verdict(df: pd.DataFrame) -> list[str]:
         match = "matches" if steady and steady[1] == textbook else "does not match"
         floor = "" if chance is None else f"; chance {chance:.3g}"
         lines.append(f"- **{title}**: {said} (per size: {by_size}); at equal compute "
-                     f"(C = {eq_c:.2g}) {eq_fam or '-'} scores highest{floor}. Textbook: {textbook}; "
+                     f"(C = {eq_c:.2g}) {eq_fam or '-'} scores highest{floor}. "
+                     f"Textbook: {textbook}; "
                      f"this {match} it.")
     return lines
 

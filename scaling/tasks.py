@@ -64,7 +64,8 @@ def _pad(texts: list[bytes], fill: int = 0x20) -> tuple[torch.Tensor, np.ndarray
 
 
 def _batched(fn, *tensors: torch.Tensor, size: int = 256) -> torch.Tensor:
-    return torch.cat([fn(*(t[i : i + size] for t in tensors)) for i in range(0, len(tensors[0]), size)])
+    starts = range(0, len(tensors[0]), size)
+    return torch.cat([fn(*(t[i : i + size] for t in tensors)) for i in starts])
 
 
 # ---------------------------------------------------------------- topic
@@ -113,7 +114,8 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n
 
 def topic_scores(model: Transformer, data: TaskData) -> dict[str, np.ndarray]:
     tr, te = data.topic_train, data.topic_test
-    pred = linear_probe(features(model, tr.rows), tr.topic, features(model, te.rows), tr.posterior.shape[1])
+    K = tr.posterior.shape[1]
+    pred = linear_probe(features(model, tr.rows), tr.topic, features(model, te.rows), K)
     return {"topic_acc": pred == te.topic, "topic_bayes": te.posterior.argmax(1) == te.topic}
 
 
@@ -135,7 +137,7 @@ def cloze_choice_scores(model: Transformer, left: list[bytes], right: list[bytes
         cols = np.arange(idx.shape[1] - 1)[None, :]
         keep = (cols >= start[:, None]) & (cols < lens[:, None] - 1)
         return (lp.double().numpy() * keep).sum(1)
-    if shape.arch == "encoder":  # one row per filler byte: bytes before it revealed, the rest masked
+    if shape.arch == "encoder":  # a row per filler byte: the bytes before it shown, the rest masked
         rows, where, owner = [], [], []
         for k, (a, f, b) in enumerate(zip(left, fillers, right)):
             for j in range(len(f)):
@@ -164,8 +166,8 @@ def cloze_choice_scores(model: Transformer, left: list[bytes], right: list[bytes
 def cloze_scores(model: Transformer, data: TaskData) -> dict[str, np.ndarray]:
     c = data.cloze
     n = len(c.left)
-    flat = cloze_choice_scores(model, [a for a in c.left for _ in range(4)], [b for b in c.right for _ in range(4)],
-                               [f for fs in c.candidates for f in fs])
+    four = [(a, b, f) for a, b, fs in zip(c.left, c.right, c.candidates) for f in fs]
+    flat = cloze_choice_scores(model, *map(list, zip(*four)))
     return {"cloze_acc": flat.reshape(n, 4).argmax(1) == c.answer}
 
 
@@ -207,7 +209,8 @@ def generate_scores(model: Transformer, data: TaskData, lang) -> dict[str, np.nd
 
 # ---------------------------------------------------------------- sequence to sequence
 
-def s2s_batch(shape, src: np.ndarray, tgt: np.ndarray, length: np.ndarray) -> tuple[dict, torch.Tensor, torch.Tensor]:
+def s2s_batch(shape, src: np.ndarray, tgt: np.ndarray,
+              length: np.ndarray) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """(model inputs, targets (B, L), which positions count (B, L)) of one family on pairs: the
     decoder reads source "|" target, the encoder source "|" <mask>s, the encoder-decoder the
     source in its encoder and the target after its start token."""
@@ -247,12 +250,14 @@ def finetune_seq2seq(model: Transformer, data: TaskData, spec: TaskSpec) -> Tran
 
 
 @torch.no_grad()
-def seq2seq_eval(model: Transformer, src: np.ndarray, tgt: np.ndarray, length: np.ndarray) -> dict[str, np.ndarray]:
+def seq2seq_eval(model: Transformer, src: np.ndarray, tgt: np.ndarray,
+                 length: np.ndarray) -> dict[str, np.ndarray]:
     """Per pair: every target byte the argmax (greedy decoding, for the decoders the same as
     argmax under teacher forcing), and the share of target bytes that are."""
     inputs, t, real = s2s_batch(model.shape, src, tgt, length)
     hit = (_target_logits(model, inputs, t.shape[1]).argmax(-1) == t) | ~real
-    return {"s2s_exact": hit.all(1).numpy(), "s2s_token": ((hit & real).sum(1) / real.sum(1)).numpy()}
+    token = (hit & real).sum(1) / real.sum(1)
+    return {"s2s_exact": hit.all(1).numpy(), "s2s_token": token.numpy()}
 
 
 def seq2seq_scores(model: Transformer, data: TaskData, spec: TaskSpec) -> dict[str, np.ndarray]:
@@ -267,14 +272,15 @@ def task_scores(model: Transformer, lang, spec: TaskSpec | None = None) -> dict[
     spec = spec or SPEC
     data = task_data(lang, spec)
     model.eval()
-    per_item = {**topic_scores(model, data), **cloze_scores(model, data), **generate_scores(model, data, lang),
-                **seq2seq_scores(model, data, spec)}
+    per_item = {**topic_scores(model, data), **cloze_scores(model, data),
+                **generate_scores(model, data, lang), **seq2seq_scores(model, data, spec)}
     out: dict[str, float] = {}
     for key in SCORES:
         lo, hi = interval(per_item[key])
         out.update({key: float(np.mean(per_item[key])), f"{key}_lo": lo, f"{key}_hi": hi,
                     f"{key}_n": int(len(per_item[key]))})
-    out["generate_ceiling"], out["generate_floor"] = float(data.gen_ceiling.mean()), float(data.gen_floor.mean())
+    out["generate_ceiling"] = float(data.gen_ceiling.mean())
+    out["generate_floor"] = float(data.gen_floor.mean())
     return out
 
 
@@ -288,7 +294,8 @@ def load_run(run_dir: Path) -> tuple[Transformer, object]:
     shape = resolve_shape(cfg["model"])
     source = token_source(cfg["data"], shape.ctx)
     if getattr(source, "language", None) is None:
-        raise DataError(f"{run_dir}: the task probes need data=synthetic (exact answers), got data={source.name}")
+        raise DataError(f"{run_dir}: the task probes need data=synthetic (exact answers), "
+                        f"got data={source.name}")
     model = Transformer(shape, seed=0)
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
     return model.eval(), source.language
@@ -324,7 +331,10 @@ def probe_sweep(sweep_dir: Path, spec: TaskSpec | None = None, every_budget: boo
     every finished run) that lacks one, then tasks.csv of them all."""
     import pandas as pd
 
-    dirs = [d for d in runs.iter_run_dirs(sweep_dir) if runs.is_finished(d)] if every_budget else final_runs(sweep_dir)
+    if every_budget:
+        dirs = [d for d in runs.iter_run_dirs(sweep_dir) if runs.is_finished(d)]
+    else:
+        dirs = final_runs(sweep_dir)
     if not dirs:
         raise DataError(f"{sweep_dir}: no finished runs to probe")
     rows = []
@@ -337,7 +347,8 @@ def probe_sweep(sweep_dir: Path, spec: TaskSpec | None = None, every_budget: boo
                      + f"  ({row['tasks_wall_s']:.1f}s)")
         rows.append(row)
     out = sweep_dir / TASKS_CSV
-    runs.atomic_write_text(out, pd.DataFrame(rows).sort_values(["arch", "N", "D"]).to_csv(index=False))
+    table = pd.DataFrame(rows).sort_values(["arch", "N", "D"])
+    runs.atomic_write_text(out, table.to_csv(index=False))
     return out
 
 
@@ -372,7 +383,8 @@ def main(argv: list[str]) -> int:
             row = probe_run(path)
             progress.say(f"{path / TASKS_JSON}: " + "  ".join(f"{k}={row[k]:.3f}" for k in SCORES))
         elif path.is_dir():
-            tables.append(probe_sweep(path, every_budget="--every-budget" in argv, redo="--redo" in argv))
+            every, redo = "--every-budget" in argv, "--redo" in argv
+            tables.append(probe_sweep(path, every_budget=every, redo=redo))
             progress.say(f"table: {tables[-1]}")
         else:
             raise DataError(f"{path}: not a run or sweep folder; pass e.g. runs/arch")

@@ -14,7 +14,8 @@ from scaling.data.synthetic import Language, LanguageSpec
 from scaling.data.tasks import TaskSpec
 from scaling.models import ModelShape
 
-SPEC = TaskSpec(topic_train=192, topic_test=128, cloze_items=12, gen_rows=32, s2s_train=32, s2s_test=32)
+SPEC = TaskSpec(topic_train=192, topic_test=128, cloze_items=12, gen_rows=32, s2s_train=32,
+                s2s_test=32)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def true_lm(lang: Language):
         with np.errstate(divide="ignore"):
             logp = np.log(np.nan_to_num(lang.walk(rows, full=True), nan=1 / 256))
         out = torch.full((len(idx), idx.shape[1], 256 + 1), -1e9)
-        out[:, :, :256] = torch.from_numpy(np.maximum(logp, -1e9)).float()  # position t predicts x[t + 1]
+        out[:, :, :256] = torch.from_numpy(np.maximum(logp, -1e9)).float()  # t predicts x[t + 1]
         return out
     return fn
 
@@ -55,11 +56,11 @@ def test_topic_posterior_is_exact_and_calibrated(lang, data):
     te = data.topic_test
     ll = lang.topic_log_likelihood(te.rows)
     total = np.logaddexp.reduce(ll, axis=1) - np.log(16)
-    first = total - lang.walk(te.rows).sum(1)  # what walk leaves out: log P(x[0]), a function of x[0]
+    first = total - lang.walk(te.rows).sum(1)  # what walk leaves out: log P(x[0])
     for byte in np.unique(te.rows[:, 0]):
         assert np.ptp(first[te.rows[:, 0] == byte]) < 1e-9
     bayes = (te.posterior.argmax(1) == te.topic).mean()
-    assert abs(bayes - te.posterior.max(1).mean()) < 0.08  # argmax accuracy ~ expected max posterior
+    assert abs(bayes - te.posterior.max(1).mean()) < 0.08  # ~ the expected max posterior
     assert bayes > 0.5
 
 
@@ -67,7 +68,8 @@ def test_linear_probe_reaches_bayes_chance_and_the_answer(data):
     tr, te = data.topic_train, data.topic_test
     rng = np.random.default_rng(0)
     bayes = (te.posterior.argmax(1) == te.topic).mean()
-    exact = tasks.linear_probe(np.log(tr.posterior + 1e-12), tr.topic, np.log(te.posterior + 1e-12), 16)
+    log_tr, log_te = np.log(tr.posterior + 1e-12), np.log(te.posterior + 1e-12)
+    exact = tasks.linear_probe(log_tr, tr.topic, log_te, 16)
     assert (exact == te.topic).mean() >= bayes - 0.06
     noise = tasks.linear_probe(rng.normal(size=(192, 8)), tr.topic, rng.normal(size=(128, 8)), 16)
     assert abs((noise == te.topic).mean() - 1 / 16) < 0.07
@@ -78,8 +80,9 @@ def test_linear_probe_reaches_bayes_chance_and_the_answer(data):
 
 def test_cloze_items_need_the_right_context(lang, data):
     c = data.cloze
-    full = [data_tasks._row_logp(lang, [a + f + b for f in fs]) for a, fs, b in zip(c.left, c.candidates, c.right)]
-    left = [data_tasks._row_logp(lang, [a + f + b" " for f in fs]) for a, fs in zip(c.left, c.candidates)]
+    items = list(zip(c.left, c.candidates, c.right))
+    full = [data_tasks._row_logp(lang, [a + f + b for f in fs]) for a, fs, b in items]
+    left = [data_tasks._row_logp(lang, [a + f + b" " for f in fs]) for a, fs, _ in items]
     assert (np.argmax(full, 1) == c.answer).all()  # the exact distribution: 100%
     assert (np.argmax(left, 1) != c.answer).all()  # the left context alone: 0%
     guesses = np.random.default_rng(0).integers(4, size=(2000, len(c.answer)))
@@ -95,7 +98,8 @@ def test_generation_true_sampler_scores_ceiling_uniform_scores_floor(lang, data)
     true = tasks.generate_scores(Oracle("decoder", true_lm(lang)), data, lang)["generate_score"]
     lo, hi = tasks.interval(true)
     assert lo < 1.0 < hi or abs(true.mean() - 1) < 0.1
-    uniform = tasks.generate_scores(Oracle("decoder", lambda idx: torch.zeros(*idx.shape, 257)), data, lang)
+    flat = Oracle("decoder", lambda idx: torch.zeros(*idx.shape, 257))
+    uniform = tasks.generate_scores(flat, data, lang)
     assert abs(uniform["generate_score"].mean()) < 0.05
 
 
@@ -126,8 +130,9 @@ def test_seq2seq_scores_the_answer_100_and_a_guesser_0(data, arch):
     te = data.s2s_test
     told = tasks.seq2seq_eval(Oracle(arch, reversal_oracle(arch)), te.src, te.tgt, te.length)
     assert told["s2s_exact"].all() and (told["s2s_token"] == 1).all()
-    guess = tasks.seq2seq_eval(Oracle(arch, lambda idx, tgt=None: torch.randn(*(idx if tgt is None else tgt).shape,
-                                                                              257)), te.src, te.tgt, te.length)
+    noise = Oracle(arch, lambda idx, tgt=None: torch.randn(*(idx if tgt is None else tgt).shape,
+                                                           257))
+    guess = tasks.seq2seq_eval(noise, te.src, te.tgt, te.length)
     assert not guess["s2s_exact"].any() and guess["s2s_token"].mean() < 0.05
 
 
@@ -138,7 +143,8 @@ def test_every_family_scores_every_task_from_a_checkpointed_run(tmp_path, monkey
 
     monkeypatch.setattr(tasks, "SPEC", SPEC)
     monkeypatch.chdir(tmp_path)
-    rc = sweep_main(["sweep=architectures", f"runs_dir={tmp_path}", "model.size=s1", "train.tokens=4096",
+    rc = sweep_main(["sweep=architectures", f"runs_dir={tmp_path}", "model.size=s1",
+                     "train.tokens=4096",
                      "data.val_tokens=512", "train.batch_size=4", "sweep.report_dir=report"])
     assert rc == 0
     table = (tmp_path / "arch" / tasks.TASKS_CSV)
@@ -147,5 +153,6 @@ def test_every_family_scores_every_task_from_a_checkpointed_run(tmp_path, monkey
     df = pd.read_csv(table)
     assert sorted(df["arch"]) == ["decoder", "encoder", "encoder_decoder"]
     for key in tasks.SCORES:
-        assert df[key].notna().all() and (df[f"{key}_lo"] <= df[key]).all() and (df[key] <= df[f"{key}_hi"]).all()
+        assert df[key].notna().all()
+        assert (df[f"{key}_lo"] <= df[key]).all() and (df[key] <= df[f"{key}_hi"]).all()
     assert "Textbook" in (tmp_path / "report" / "tasks" / "tasks.md").read_text()

@@ -92,7 +92,8 @@ def _row_logp(lang: Language, texts: list[bytes]) -> np.ndarray:
     return np.where(keep, lp, 0.0).sum(1)
 
 
-def _pool(lang: Language, spell: list[bytes], ids: dict[bytes, int], words: list[bytes], t: int) -> list[bytes]:
+def _pool(lang: Language, spell: list[bytes], ids: dict[bytes, int], words: list[bytes],
+          t: int) -> list[bytes]:
     """Fillers worth scoring exactly for a blank at word t: every word likely from the left
     (the 16 most frequent, the successors of word t-1, earlier words), every word that makes the
     next word likely (its predecessors in the successor table, the next word itself), the truth."""
@@ -111,10 +112,11 @@ def cloze_data(lang: Language, n: int, length: int) -> ClozeData:
     rng = _rng("cloze")
     left, right, cands, exact = [], [], [], []
     while len(exact) < n:
-        items = [(w, len(w) - 2) for w in map(_words, lang.sample(rng, 2 * n, length)) if len(w) >= 4]
+        docs = map(_words, lang.sample(rng, 2 * n, length))
+        items = [(w, len(w) - 2) for w in docs if len(w) >= 4]
         pools = [_pool(lang, spell, ids, w, t) for w, t in items]
-        texts = [b" ".join(w[:t]) + b" " + c + b" " + w[t + 1] + b" " for (w, t), pool in zip(items, pools)
-                 for c in pool]
+        texts = [b" ".join(w[:t]) + b" " + c + b" " + w[t + 1] + b" "
+                 for (w, t), pool in zip(items, pools) for c in pool]
         full = np.split(_row_logp(lang, texts), np.cumsum([len(p) for p in pools])[:-1])
         tops = [np.argsort(-f, kind="stable")[:4] for f in full]
         only_left = _row_logp(lang, [b" ".join(w[:t]) + b" " + pool[i] + b" " for (w, t), pool, top
@@ -127,9 +129,10 @@ def cloze_data(lang: Language, n: int, length: int) -> ClozeData:
             cands.append([pool[i] for i in top])
             p = np.exp(f[top] - f[top].max())
             exact.append(p / p.sum())
-    order = _rng("cloze", 1).permuted(np.tile(np.arange(4), (n, 1)), axis=1)  # answer not always first
+    order = _rng("cloze", 1).permuted(np.tile(np.arange(4), (n, 1)), axis=1)  # answer anywhere
     probs = np.take_along_axis(np.array(exact), order, axis=1)
-    return ClozeData(left, right, [[c[j] for j in o] for c, o in zip(cands, order)], probs, probs.argmax(1))
+    shuffled = [[c[j] for j in o] for c, o in zip(cands, order)]
+    return ClozeData(left, right, shuffled, probs, probs.argmax(1))
 
 
 # ---------------------------------------------------------------- generation
@@ -171,7 +174,8 @@ def reverse_words(text: bytes) -> bytes:
 
 
 def seq2seq_data(lang: Language, n: int, n_words: int, split: int) -> Seq2SeqData:
-    texts = [b" ".join(_words(r)[:n_words]) + b" " for r in lang.sample(_rng("seq2seq", split), n, 96)]
+    docs = lang.sample(_rng("seq2seq", split), n, 96)
+    texts = [b" ".join(_words(r)[:n_words]) + b" " for r in docs]
     L = max(map(len, texts))
     src = np.full((n, L), SEP, dtype=np.uint8)
     tgt = src.copy()
@@ -201,7 +205,9 @@ def task_data(lang: Language, spec: TaskSpec = TaskSpec()) -> TaskData:
     gen = generate_data(lang, spec.gen_rows, spec.gen_prefix, spec.gen_len)
     floor = _rng("generate", 2).choice(256, size=gen.truth.shape, p=gen.unigram).astype(np.uint8)
     return TaskData(
-        topic_data(lang, spec.topic_train, spec.topic_len, 0), topic_data(lang, spec.topic_test, spec.topic_len, 1),
+        topic_data(lang, spec.topic_train, spec.topic_len, 0),
+        topic_data(lang, spec.topic_test, spec.topic_len, 1),
         cloze_data(lang, spec.cloze_items, spec.cloze_len), gen,
-        seq2seq_data(lang, spec.s2s_train, spec.s2s_words, 0), seq2seq_data(lang, spec.s2s_test, spec.s2s_words, 1),
+        seq2seq_data(lang, spec.s2s_train, spec.s2s_words, 0),
+        seq2seq_data(lang, spec.s2s_test, spec.s2s_words, 1),
         continuation_logp(lang, gen.prefix, gen.truth), continuation_logp(lang, gen.prefix, floor))
