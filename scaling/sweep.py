@@ -207,7 +207,11 @@ def after_sweep_tasks(sweep_path: Path, out: Path | None) -> None:
     from scaling.tasks import probe_sweep
 
     start = time.perf_counter()
-    table = probe_sweep(sweep_path)
+    try:
+        table = probe_sweep(sweep_path)
+    except ScalingError as err:
+        progress.say(f"warning: no task probes ({err})")
+        return
     progress.say(f"task probes: {table} ({time.perf_counter() - start:.0f}s)")
     if out is not None:
         from scaling.taskreport import write_report
@@ -280,7 +284,8 @@ def main(argv: list[str]) -> int:
         out = None if not report_dir else Path(report_dir) if len(sweep_paths) == 1 else Path(report_dir) / path.name
         after_sweep(path, {s.run_id for s in specs}, report, out, argv)
         if sweep_cfg.get("tasks"):
-            after_sweep_tasks(path, Path(out or Path("analysis") / path.name) / "tasks" if report else None)
+            tasks_out = Path(f"{out or Path('analysis') / path.name}_tasks") if report else None
+            after_sweep_tasks(path, tasks_out)
     missing = [s.run_id for s in todo if not runs.is_finished(s.run_dir)]
     if missing:  # a busy run is being trained by another sweep; its result lands in runs.csv when done
         progress.say(f"{len(missing)} run(s) not finished here (trained by another process, or failed): "

@@ -6,14 +6,15 @@ generates, T5 transduces). Reads tasks.csv only: no torch.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scaling import runs
 from scaling.errors import DataError
+from scaling.report import MANIFEST, staged_dir
 
 FAMILIES = ("decoder", "encoder", "encoder_decoder")
 TASKS = {  # score column -> (title, the family the textbook expects to win, chance level)
@@ -129,19 +130,15 @@ def figure(df: pd.DataFrame, path: Path) -> Path:
             ax.set_title(title, fontsize=10)
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
 def write_report(tables: list[Path], out: Path) -> Path:
-    """tasks.md, tasks.csv (the rows reported) and tasks.png in `out`; returns tasks.md."""
+    """tasks.md, tasks.csv (the rows reported), tasks.png and manifest.json in the folder `out`,
+    built beside it and renamed into place (scaling.report.staged_dir); returns out/tasks.md."""
     df = load(tables)
-    out.mkdir(parents=True, exist_ok=True)
-    figure(df, out / "tasks.png")
-    runs.atomic_write_text(out / "tasks.csv", df.drop(columns="rung").to_csv(index=False))
     text = ["# Which family suits which task", "",
             "Task probes (docs/tasks.md) of the largest-budget run of each family and size; every "
             "score is the mean over held-out items with its 95% bootstrap interval. topic: the "
@@ -149,5 +146,10 @@ def write_report(tables: list[Path], out: Path) -> Path:
             f"(topic_bayes = {df['topic_bayes'].mean():.3f}).", "",
             "## Verdict", "", *verdict(df), "", "## Family x task, by size", "", *size_tables(df),
             "![task scores against N and C](tasks.png)", ""]
-    runs.atomic_write_text(out / "tasks.md", "\n".join(text))
+    with staged_dir(out) as tmp:
+        figure(df, tmp / "tasks.png")
+        (tmp / "tasks.csv").write_text(df.drop(columns="rung").to_csv(index=False))
+        (tmp / "tasks.md").write_text("\n".join(text))
+        (tmp / MANIFEST).write_text(json.dumps({"written_by": "scaling tasks",
+                                                "tables": [str(t) for t in tables]}, indent=1))
     return out / "tasks.md"

@@ -43,6 +43,7 @@ SCORES = ("topic_acc", "topic_bayes", "cloze_acc", "generate_score", "s2s_exact"
 CHANCE = {"topic_acc": 1 / 16, "cloze_acc": 0.25, "generate_score": 0.0, "s2s_exact": 0.0}
 N_BOOT = 1000
 SPEC = TaskSpec()  # the probes' sizes (scaling/data/tasks.py)
+MIN_CTX = 96  # the longest probe input: a 64-byte cloze row with a longer filler and the next word
 
 
 def interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -292,6 +293,8 @@ def load_run(run_dir: Path) -> tuple[Transformer, object]:
                         "train.keep_checkpoint=true (conf/sweep/architectures.yaml keeps them)")
     cfg = OmegaConf.to_container(OmegaConf.load(run_dir / runs.CONFIG), resolve=True)
     shape = resolve_shape(cfg["model"])
+    if shape.ctx < MIN_CTX:
+        raise DataError(f"{run_dir}: the task probes need model.ctx >= {MIN_CTX}, the run has {shape.ctx}")
     source = token_source(cfg["data"], shape.ctx)
     if getattr(source, "language", None) is None:
         raise DataError(f"{run_dir}: the task probes need data=synthetic (exact answers), "
@@ -361,7 +364,7 @@ size, or --every-budget every run; then its tasks.csv). Runs already probed are 
 unless --redo. --out DIR: the family x task report (tables, figures) of the sweep(s) there.
 
 examples:
-  scaling tasks runs/arch --out analysis/arch/tasks
+  scaling tasks runs/arch --out analysis/arch_tasks
 """
 
 
@@ -373,7 +376,7 @@ def main(argv: list[str]) -> int:
     if "--out" in argv:
         i = argv.index("--out")
         if i + 1 >= len(argv):
-            raise DataError("--out needs a folder, e.g. --out analysis/arch/tasks")
+            raise DataError("--out needs a folder, e.g. --out analysis/arch_tasks")
         out, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
     flags = {"--every-budget", "--redo"}
     tables = []

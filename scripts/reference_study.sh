@@ -81,6 +81,7 @@ report isoflop --fix-E floor
 report isoflop_stdlib
 report grid --fix-E floor
 report arch --group arch
+(( SMOKE )) || "$SCALING" tasks "$RUNS/arch" --out "$OUT/arch_tasks"   # task probes (docs/tasks.md)
 report kaplan --curve-points --n N_nonembed --c C_kaplan --query "D >= $KAPLAN_MIN_D" --fix-E floor
 
 KVC="$OUT/kaplan_vs_chinchilla"

@@ -12,6 +12,7 @@ from scaling import tasks
 from scaling.data import tasks as data_tasks
 from scaling.data.synthetic import Language, LanguageSpec
 from scaling.data.tasks import TaskSpec
+from scaling.errors import DataError
 from scaling.models import ModelShape
 
 SPEC = TaskSpec(topic_train=192, topic_test=128, cloze_items=12, gen_rows=32, s2s_train=32,
@@ -155,4 +156,11 @@ def test_every_family_scores_every_task_from_a_checkpointed_run(tmp_path, monkey
     for key in tasks.SCORES:
         assert df[key].notna().all()
         assert (df[f"{key}_lo"] <= df[key]).all() and (df[key] <= df[f"{key}_hi"]).all()
-    assert "Textbook" in (tmp_path / "report" / "tasks" / "tasks.md").read_text()
+    assert "Textbook" in (tmp_path / "report_tasks" / "tasks.md").read_text()
+    run = next(p for p in (tmp_path / "arch").iterdir() if (p / "checkpoint.pt").is_file())
+    monkeypatch.setattr(tasks, "MIN_CTX", 1024)
+    with pytest.raises(DataError, match="model.ctx >= 1024"):
+        tasks.probe_run(run)
+    (run / "checkpoint.pt").unlink()
+    with pytest.raises(DataError, match="train.keep_checkpoint=true"):
+        tasks.probe_run(run)
