@@ -11,9 +11,9 @@ from the run folders, whichever processes or machines trained them.
 from __future__ import annotations
 
 import os
-import time
 import shlex
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
