@@ -73,7 +73,10 @@ def at_equal_c(df: pd.DataFrame, key: str) -> tuple[str | None, float]:
         p = p.sort_values("C")
         if p["C"].min() <= c:
             scores[fam] = float(np.interp(math.log(c), np.log(p["C"]), p[key]))
-    return (max(scores, key=scores.get) if len(scores) > 1 else None), c
+    best = max(scores, key=scores.get) if len(scores) > 1 else None
+    if best is not None and sum(v == scores[best] for v in scores.values()) > 1:
+        best = None  # tied
+    return best, c
 
 
 def verdict(df: pd.DataFrame) -> list[str]:
@@ -99,8 +102,9 @@ def verdict(df: pd.DataFrame) -> list[str]:
             said = "no family is clearly ahead at any size (the intervals overlap)"
         match = "matches" if steady and steady[1] == textbook else "does not match"
         floor = "" if chance is None else f"; chance {chance:.3g}"
+        at_c = f"{eq_fam} scores highest" if eq_fam else "the families tie"
         lines.append(f"- **{title}**: {said} (per size: {by_size}); at equal compute "
-                     f"(C = {eq_c:.2g}) {eq_fam or '-'} scores highest{floor}. "
+                     f"(C = {eq_c:.2g}) {at_c}{floor}. "
                      f"Textbook: {textbook}; "
                      f"this {match} it.")
     return lines
