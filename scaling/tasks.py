@@ -40,7 +40,6 @@ from scaling.models import Transformer, resolve_shape
 TASKS_JSON = "tasks.json"
 TASKS_CSV = "tasks.csv"
 SCORES = ("topic_acc", "topic_bayes", "cloze_acc", "generate_score", "s2s_exact", "s2s_token")
-CHANCE = {"topic_acc": 1 / 16, "cloze_acc": 0.25, "generate_score": 0.0, "s2s_exact": 0.0}
 N_BOOT = 1000
 SPEC = TaskSpec()  # the probes' sizes (scaling/data/tasks.py)
 MIN_CTX = 96  # the longest probe input: a 64-byte cloze row with a longer filler and the next word
@@ -57,6 +56,7 @@ def interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
 
 
 def _pad(texts: list[bytes], fill: int = 0x20) -> tuple[torch.Tensor, np.ndarray]:
+    """Byte strings as one (n, longest) id tensor padded with `fill`, and their lengths."""
     width = max(map(len, texts))
     out = np.full((len(texts), width), fill, dtype=np.int64)
     for i, t in enumerate(texts):
@@ -65,6 +65,7 @@ def _pad(texts: list[bytes], fill: int = 0x20) -> tuple[torch.Tensor, np.ndarray
 
 
 def _batched(fn, *tensors: torch.Tensor, size: int = 256) -> torch.Tensor:
+    """fn over row chunks of the tensors (bounded memory), concatenated."""
     starts = range(0, len(tensors[0]), size)
     return torch.cat([fn(*(t[i : i + size] for t in tensors)) for i in starts])
 
