@@ -196,3 +196,16 @@ def test_bad_logs_are_one_line_errors(tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match=r"runs.csv \(a sweep\) or run logs"):
         load_points(empty)
+
+
+def test_one_command_from_hf_trainer_output_folders_to_a_report(tmp_path):
+    pytest.importorskip("transformers")
+    from scaling.plotcli import main_report
+
+    logs = write_hf(tmp_path / "hf")
+    out = tmp_path / "report"
+    assert main_report([str(logs), "--out", str(out), "--bootstrap", "0"]) == 0
+    fits = json.loads((out / "fits.json").read_text())
+    hashed = {Path(i["path"]).relative_to(logs).as_posix() for i in fits["provenance"]["inputs"]}
+    assert hashed == {f"{name}/trainer_state.json" for name, _, _, _ in runs()}
+    assert "Approach 3" in (out / "report.md").read_text()
