@@ -24,7 +24,7 @@ from scaling.data import DataConfig
 from scaling.errors import ConfigError
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the repo's conf/ (editable install)
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # the repo's conf/, linked as scaling/conf and shipped in the wheel
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -324,6 +324,24 @@ def split_help(argv: list[str]) -> tuple[list[str], bool]:
     return rest, len(rest) != len(argv)
 
 
+def config_dir_override(argv: list[str]) -> list[str]:
+    """argv with `--config-dir DIR` (a folder of the user's own presets, laid out like conf/) turned
+    into Hydra's `hydra.searchpath` override: its presets add to the shipped ones (same-named
+    shipped presets win, as Hydra orders its search path)."""
+    out, dirs, it = [], [], iter(argv)
+    for a in it:
+        if a == "--config-dir" or a.startswith("--config-dir="):
+            value = a.split("=", 1)[1] if "=" in a else next(it, "")
+            path = Path(value).expanduser().resolve()
+            if not value or not path.is_dir():
+                raise ConfigError(f"--config-dir {value!r}: no such folder; give a folder laid out like "
+                                  "conf/ (e.g. DIR/sweep/mine.yaml)")
+            dirs.append(f"file://{path}")
+        else:
+            out.append(a)
+    return out + ([f"hydra.searchpath=[{','.join(dirs)}]"] if dirs else [])
+
+
 def _presets() -> dict[str, list[str]]:
     return {g.name: sorted(p.stem for p in g.glob("*.yaml"))
             for g in sorted(CONF_DIR.iterdir()) if g.is_dir() and g.name != "hydra"}
@@ -335,6 +353,8 @@ def help_text(sweep: bool = False) -> str:
         "",
         "overrides (Hydra syntax, any number, in any order):",
         "  group=preset      pick a preset file conf/<group>/<preset>.yaml, e.g. data=stdlib sweep=isoflop",
+        "  --config-dir DIR  add your own presets DIR/<group>/<name>.yaml (a new name; start from a shipped "
+        "                    one with `defaults: [quick]`)",
         "  key=value         set one field, e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
         "  runs_dir=PATH     root of the run store (default: runs/ under the current directory)",
     ]

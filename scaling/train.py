@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling import objectives, progress, runs
 from scaling.config import RunSpec, TrainConfig, compose, help_text, resolve_run, split_help, token_source
+from scaling.config import config_dir_override
 from scaling.models import Transformer, forward_flops_per_token, training_flops
 
 
@@ -528,6 +529,7 @@ def main(argv: list[str]) -> int:
     if want_help:
         print(USAGE + help_text())
         return 0
+    argv = config_dir_override(argv)  # --config-dir DIR: the user's own presets
     if not any(a.split("=", 1)[0].lstrip("+~") in ("sweep", "sweep.name") for a in argv):
         argv = ["sweep=single", *argv]
     cfg = compose(argv)
