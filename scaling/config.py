@@ -23,6 +23,7 @@ from scaling import runs
 from scaling.data import DataConfig
 from scaling.errors import ConfigError
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
+from scaling.trackers import LoggerConfig
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"  # the repo's conf/, linked as scaling/conf and shipped in the wheel
 
@@ -91,6 +92,7 @@ class Config:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     runs_dir: str = "runs"  # root of the run store, relative to the working directory
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # a tracker mirroring the runs
 
 
 def register_configs() -> None:
