@@ -8,6 +8,7 @@ everything a run needs, derived once, before any folder is made or any step is t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -227,6 +228,8 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
                   "use train.device=auto or train.device=cpu")
     shape = resolve_shape(container["model"])
     source = token_source(container["data"], shape.ctx)
+    if container["model"].get("vocab_size") is None:  # null: the data's vocabulary (bytes: 256)
+        shape = dataclasses.replace(shape, vocab_size=source.vocab_size)
     if shape.vocab_size != source.vocab_size:
         _fail("model.vocab_size", shape.vocab_size, f"differs from the data's vocab_size={source.vocab_size}",
               f"set model.vocab_size={source.vocab_size}")

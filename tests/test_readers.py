@@ -82,7 +82,6 @@ def write_hf(root: Path) -> Path:
 
 
 def test_hf_trainer_folders_fit_like_the_flat_table(tmp_path):
-    pytest.importorskip("transformers")
     logs = write_hf(tmp_path / "hf")
     pts = load_points(logs)
     assert sorted(pts.frame["N"]) == sorted(N for _, _, N, _ in runs())
@@ -91,7 +90,6 @@ def test_hf_trainer_folders_fit_like_the_flat_table(tmp_path):
 
 
 def test_hf_output_folder_with_checkpoints_only_is_one_run(tmp_path):
-    pytest.importorskip("transformers")
     write_hf(tmp_path / "hf")
     run = tmp_path / "hf" / "d64_L2_x1"
     ckpt = run / "checkpoint-800"
@@ -102,7 +100,6 @@ def test_hf_output_folder_with_checkpoints_only_is_one_run(tmp_path):
 
 
 def test_tensorboard_event_dirs_fit_like_the_flat_table(tmp_path):
-    pytest.importorskip("tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
     for name, _, N, evals in runs():
@@ -117,7 +114,6 @@ def test_tensorboard_event_dirs_fit_like_the_flat_table(tmp_path):
 
 
 def test_lightning_csvlogger_fits_like_the_flat_table(tmp_path):
-    pytest.importorskip("pytorch_lightning")
     from pytorch_lightning.loggers import CSVLogger
 
     for i, (name, _, N, evals) in enumerate(runs()):
@@ -199,7 +195,6 @@ def test_bad_logs_are_one_line_errors(tmp_path):
 
 
 def test_one_command_from_hf_trainer_output_folders_to_a_report(tmp_path):
-    pytest.importorskip("transformers")
     from scaling.plotcli import main_report
 
     logs = write_hf(tmp_path / "hf")
