@@ -79,8 +79,8 @@ def find_runs(path: Path, fmt: str | None) -> list[tuple[Path, str]]:
     return out
 
 
-def _pick(frame: pd.DataFrame, name: str | None, defaults, what: str, log: Path,
-          flag: str) -> str | None:
+def _pick(frame: pd.DataFrame, name: str | None, defaults, log: Path, flag: str) -> str | None:
+    """The column `name` (DataError if the log lacks it), else the first default holding values."""
     if name is not None:
         if name not in frame:
             raise DataError(f"{log}: no metric {name!r} ({flag}); it logs "
@@ -99,7 +99,7 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
     hist = FORMATS[fmt].read(log)
     folder = log if log.is_dir() else log.parent
     cfg, cfg_path = sizes.read_config([folder, folder.parent] if fmt == "hf" else [folder])
-    lcol = _pick(hist, opts.loss, EVAL_LOSS, "loss", log, "--loss")
+    lcol = _pick(hist, opts.loss, EVAL_LOSS, log, "--loss")
     if lcol is None:
         raise DataError(f"{log}: no evaluation loss ({', '.join(EVAL_LOSS[:4])}, ...); name the "
                         "metric with --loss")
@@ -111,20 +111,20 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
     if opts.tokens_per_step is not None:
         tokens = opts.tokens_per_step * step
     else:
-        tcol = _pick(hist, opts.tokens, TOKENS, "tokens", log, "--d")
+        tcol = _pick(hist, opts.tokens, TOKENS, log, "--d")
         if tcol is None:
             raise DataError(f"{log}: no token count is logged ({', '.join(TOKENS[:3])}, ...); "
                             "pass --tokens-per-step (batch size x context length)")
         t = _values(hist, tcol)
         known = np.isfinite(t) & np.isfinite(step)
         tokens = np.interp(step, step[known], t[known]) if known.any() else t  # fill eval rows
+    evals &= np.isfinite(tokens) & (tokens > 0)  # an evaluation before training has no point
+    if not evals.any():
+        raise DataError(f"{log}: no evaluation has a positive token count; pass --tokens-per-step")
     curve = pd.DataFrame({"run_id": run_id, "step": step[evals], "tokens": tokens[evals],
                           "loss_val": loss[evals]})
     curve = curve.groupby("step", as_index=False).last().sort_values("step")
-    if (curve["tokens"] <= 0).all() or not np.isfinite(curve["tokens"]).all():
-        raise DataError(f"{log}: the token count at the evaluations is not positive and finite; "
-                        "pass --tokens-per-step")
-    tl = _pick(hist, None, TRAIN_LOSS, "train loss", log, "")
+    tl = _pick(hist, None, TRAIN_LOSS, log, "")
     if tl is not None and tl != lcol:
         tr = hist.loc[np.isfinite(_values(hist, tl)) & np.isfinite(step), ["step", tl]]
         tr = tr.groupby("step").last()[tl]
@@ -146,8 +146,8 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
 
 def _size(hist: pd.DataFrame, cfg: dict, cfg_path: Path | None, log: Path, opts: LogOptions) -> float:
     """N: the run's column or config key, else the architecture in its config, else --n VALUE."""
-    if opts.n_key is not None and opts.n_key in hist:
-        v = _values(hist, opts.n_key)
+    for key in (opts.n_key,) if opts.n_key else sizes.N_KEYS:
+        v = _values(hist, key) if key in hist else np.array([])
         if np.isfinite(v).any():
             return float(v[np.isfinite(v)][-1])
     n = sizes.params_from_config(cfg, opts.n_key)
