@@ -125,8 +125,10 @@ def _sha256(path: Path) -> str:
 def input_hashes(paths) -> list[dict]:
     """sha256 of every file an input names: a table itself; for a sweep folder its runs.csv and one
     combined digest over its runs' metrics.jsonl files."""
+    from scaling.tables import expand
+
     out = []
-    for p in map(Path, paths):
+    for p in expand(paths):  # a quoted glob: the files it matches
         if p.is_file():
             out.append({"path": str(p), "sha256": _sha256(p), "bytes": p.stat().st_size})
             continue

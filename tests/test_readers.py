@@ -202,5 +202,5 @@ def test_one_command_from_hf_trainer_output_folders_to_a_report(tmp_path):
     assert main_report([str(logs), "--out", str(out), "--bootstrap", "0"]) == 0
     fits = json.loads((out / "fits.json").read_text())
     hashed = {Path(i["path"]).relative_to(logs).as_posix() for i in fits["provenance"]["inputs"]}
-    assert hashed == {f"{name}/trainer_state.json" for name, _, _, _ in runs()}
+    assert hashed == {f"{name}/{f}" for name, _, _, _ in runs() for f in ("trainer_state.json", "config.json")}
     assert "Approach 3" in (out / "report.md").read_text()

@@ -93,12 +93,17 @@ def _values(frame: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
 
 
+def _config_folders(log: Path, fmt: str) -> list[Path]:
+    """Where a run's config may lie: beside the log (and, for an HF checkpoint, its output folder)."""
+    folder = log if log.is_dir() else log.parent
+    return [folder, folder.parent] if fmt == "hf" else [folder]
+
+
 def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, pd.DataFrame]:
     """One run: its runs-table row (run_id, N, D, loss, step, ...) and its curve (run_id, step,
     tokens, loss_val[, loss_train]), one curve row per evaluation."""
     hist = FORMATS[fmt].read(log)
-    folder = log if log.is_dir() else log.parent
-    cfg, cfg_path = sizes.read_config([folder, folder.parent] if fmt == "hf" else [folder])
+    cfg, cfg_path = sizes.read_config(_config_folders(log, fmt))
     lcol = _pick(hist, opts.loss, EVAL_LOSS, log, "--loss")
     if lcol is None:
         raise DataError(f"{log}: no evaluation loss ({', '.join(EVAL_LOSS[:4])}, ...); name the "
@@ -182,9 +187,11 @@ def read_logs(path: Path, opts: LogOptions) -> tuple[pd.DataFrame, pd.DataFrame]
 
 
 def log_files(path: Path) -> list[Path]:
-    """The files behind every log under `path` (for the report's input hashes)."""
+    """The files behind every log under `path` and the configs giving N (the report's hashes)."""
     out = []
     for log, fmt in find_runs(path, None):
+        if (cfg := sizes.config_file(_config_folders(log, fmt))) is not None:
+            out.append(cfg)
         if fmt == "hf" and log.is_dir():
             out.append(hf.state_file(log))
         elif fmt == "tensorboard" and log.is_dir():

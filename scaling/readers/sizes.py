@@ -30,21 +30,23 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def config_file(folders: list[Path]) -> Path | None:
+    """The first config file in `folders`, in order."""
+    return next((f / name for f in folders for name in CONFIG_FILES if (f / name).is_file()), None)
+
+
 def read_config(folders: list[Path]) -> tuple[dict, Path | None]:
     """The first config file found in `folders` (in order), flattened; ({}, None) if none."""
-    for folder in folders:
-        for name in CONFIG_FILES:
-            path = folder / name
-            if not path.is_file():
-                continue
-            try:
-                text = path.read_text()
-                data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-            except (OSError, ValueError, yaml.YAMLError) as err:
-                raise DataError(f"{path}: cannot read this config ({str(err).splitlines()[0]}); "
-                                "fix it or pass --n VALUE") from None
-            return (_flatten(data) if isinstance(data, dict) else {}), path
-    return {}, None
+    path = config_file(folders)
+    if path is None:
+        return {}, None
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise DataError(f"{path}: cannot read this config ({str(err).splitlines()[0]}); "
+                        "fix it or pass --n VALUE") from None
+    return (_flatten(data) if isinstance(data, dict) else {}), path
 
 
 def _number(cfg: dict, keys) -> float | None:
