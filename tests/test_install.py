@@ -27,6 +27,9 @@ def user_presets(tmp_path: Path) -> Path:
     (folder / "sweep").mkdir(parents=True)
     (folder / "sweep" / "mine.yaml").write_text(
         "# @package _global_\ndefaults:\n  - single\nsweep:\n  name: mine\ntrain:\n  seed: 7\n")
+    (folder / "sweep" / "seeds.yaml").write_text(
+        "# @package _global_\nsweep:\n  name: seeds\n  report: false\n"
+        "hydra:\n  sweeper:\n    params:\n      train.seed: 0,1\n")
     return folder
 
 
@@ -88,3 +91,7 @@ def test_wheel_installs_and_trains_from_another_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     (result,) = (work / "runs" / "mine").glob("*/result.json")
     assert json.loads(result.read_text())["status"] == "ok"
+    swept = subprocess.run([venv / "bin" / "scaling", "sweep", "sweep=seeds", "--config-dir", str(folder),
+                            *TINY], cwd=work, env=env, capture_output=True, text=True)
+    assert swept.returncode == 0, swept.stderr
+    assert len(list((work / "runs" / "seeds").glob("*/result.json"))) == 2
