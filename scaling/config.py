@@ -257,8 +257,10 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     # and D. Execution knobs (device, precision, compile, threads, checkpoints, kernel) are left
     # out, so the same experiment on other hardware finds the same run.
     dims = ("d_model", "n_layers", "n_heads", "ctx", "vocab_size", "d_ff")
+    data_id = {k: v for k, v in container["data"].items()  # data.tokens only where used: old ids stay
+               if k != "tokens" or data_name == "tokens"}
     identity = {
-        "data": container["data"],
+        "data": data_id,
         "model": {**{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
                   **{k: getattr(shape, k) for k in dims}},
         "train": {k: v for k, v in container["train"].items() if k not in EXECUTION_KEYS},

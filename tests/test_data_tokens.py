@@ -91,3 +91,14 @@ def test_a_sweep_on_bpe_tokens_trains_and_fits(corpus, tmp_path):
     study = fit_study(pts, options=FitOptions(n_boot=0))
     assert len(pts) == 6 and study.approach3 is not None and np.isfinite(study.approach3.law.a)
     assert study.approach1 is not None  # the curves reached Approach 1
+
+
+def test_tokens_settings_stay_out_of_other_runs_ids(tmp_path, corpus):
+    """data.tokens is part of a run's identity only for data=tokens, so the run ids of byte-level
+    runs are those they had before the field existed (finished runs are still found)."""
+    root, tok, _ = corpus
+    base = [f"runs_dir={tmp_path}", *TINY, "model.d_model=16", "train.tokens=2048"]
+    plain = resolve_run(compose(base)).run_id
+    assert resolve_run(compose([*base, f"data.tokens.path={root}"])).run_id == plain
+    mine = [*base, "data=tokens", f"data.tokens.path={root}"]
+    assert resolve_run(compose(mine)).run_id != resolve_run(compose([*mine, f"data.tokens.tokenizer={tok}"])).run_id
