@@ -255,6 +255,11 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
             curves.append(cv)
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     source = ", ".join(str(p) for p in paths)
+    if logs.n_value is not None and "format" not in table:  # a plain table: one model size
+        if "N" in table:
+            raise DataError(f"{source}: --n {logs.n_value:g} would replace its column N; give a column "
+                            "name, or a number only for logs or tables without N")
+        table["N"] = logs.n_value
     if curves_as_points:  # the points are the curves: Approach 1 then works from them, not from curves
         table, curves = curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source), []
     if query:

@@ -204,3 +204,12 @@ def test_one_command_from_hf_trainer_output_folders_to_a_report(tmp_path):
     hashed = {Path(i["path"]).relative_to(logs).as_posix() for i in fits["provenance"]["inputs"]}
     assert hashed == {f"{name}/{f}" for name, _, _, _ in runs() for f in ("trainer_state.json", "config.json")}
     assert "Approach 3" in (out / "report.md").read_text()
+
+
+def test_numeric_n_on_a_plain_table_is_its_one_model_size(tmp_path):
+    path = tmp_path / "one_model.csv"
+    pd.DataFrame({"D": [1e8, 2e8, 4e8], "loss": [3.0, 2.9, 2.85]}).to_csv(path, index=False)
+    assert list(load_points(path, n="2e6").frame["N"]) == [2e6] * 3
+    pd.DataFrame({"N": [1e6], "D": [1e8], "loss": [3.0]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"--n 2e\+06 would replace its column N"):
+        load_points(path, n="2e6", min_points=1)
