@@ -26,7 +26,8 @@ from scaling.errors import ConfigError
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
 from scaling.trackers import LoggerConfig
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"  # the repo's conf/, linked as scaling/conf and shipped in the wheel
+# the repo's top-level conf/, linked as scaling/conf so that the wheel ships it inside the package
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -257,8 +258,8 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     # and D. Execution knobs (device, precision, compile, threads, checkpoints, kernel) are left
     # out, so the same experiment on other hardware finds the same run.
     dims = ("d_model", "n_layers", "n_heads", "ctx", "vocab_size", "d_ff")
-    data_id = {k: v for k, v in container["data"].items()  # data.tokens only where used: old ids stay
-               if k != "tokens" or data_name == "tokens"}
+    # data.tokens only where it is used, so runs on other data keep the ids they had
+    data_id = {k: v for k, v in container["data"].items() if k != "tokens" or data_name == "tokens"}
     identity = {
         "data": data_id,
         "model": {**{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
@@ -341,8 +342,8 @@ def config_dir_override(argv: list[str]) -> list[str]:
             value = a.split("=", 1)[1] if "=" in a else next(it, "")
             path = Path(value).expanduser().resolve()
             if not value or not path.is_dir():
-                raise ConfigError(f"--config-dir {value!r}: no such folder; give a folder laid out like "
-                                  "conf/ (e.g. DIR/sweep/mine.yaml)")
+                raise ConfigError(f"--config-dir {value!r}: no such folder; give a folder laid "
+                                  "out like conf/ (e.g. DIR/sweep/mine.yaml)")
             dirs.append(f"file://{path}")
         else:
             out.append(a)
@@ -360,8 +361,8 @@ def help_text(sweep: bool = False) -> str:
         "",
         "overrides (Hydra syntax, any number, in any order):",
         "  group=preset      pick a preset file conf/<group>/<preset>.yaml, e.g. data=stdlib sweep=isoflop",
-        "  --config-dir DIR  add your own presets DIR/<group>/<name>.yaml (a new name; start from a shipped "
-        "                    one with `defaults: [quick]`)",
+        "  --config-dir DIR  add your own presets DIR/<group>/<name>.yaml (a new name; start",
+        "                    from a shipped one with `defaults: [quick]`)",
         "  key=value         set one field, e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
         "  runs_dir=PATH     root of the run store (default: runs/ under the current directory)",
     ]

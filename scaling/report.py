@@ -136,7 +136,8 @@ def input_hashes(paths) -> list[dict]:
         if not sweeps:  # other tools' logs (scaling.readers)
             from scaling.readers import log_files
 
-            out += [{"path": str(f), "sha256": _sha256(f), "bytes": f.stat().st_size} for f in log_files(p)]
+            out += [{"path": str(f), "sha256": _sha256(f), "bytes": f.stat().st_size}
+                    for f in log_files(p)]
         for s in sweeps:
             out.append({"path": str(s / "runs.csv"), "sha256": _sha256(s / "runs.csv"),
                         "bytes": (s / "runs.csv").stat().st_size})

@@ -1,8 +1,9 @@
 """Read any table of (N, D, loss) measurements into the canonical points frame.
 
 Sources: our sweep folders (`runs/<sweep>/runs.csv` plus each run's `metrics.jsonl`, read directly
-with pandas/json, never through torch), other tools' training logs (`scaling/readers/`: HF Trainer,
-TensorBoard, W&B, Lightning; one run per log folder), or any CSV, parquet or JSON-lines table. Columns are
+with pandas/json, never through torch), other tools' training logs (`scaling/readers/`: HF
+Trainer, TensorBoard, W&B, Lightning; one run per log folder), or any CSV, parquet or JSON-lines
+table. Columns are
 mapped by name (`n=`, `d=`, `c=`, `loss=`), one of N, D, C is derived from the other two with
 C = 6ND, and every bad value is reported as a one-line `DataError`.
 """
@@ -105,7 +106,7 @@ def read_table(path: str | Path, sink: list[str] | None = None,
     if not p.exists():
         raise DataError(f"{p}: no such file or folder")
     logs = logs or LogOptions()
-    is_sweep = p.is_dir() and ((p / "runs.csv").exists() or any((q / "runs.csv").exists() for q in p.iterdir()))
+    is_sweep = p.is_dir() and any((q / "runs.csv").exists() for q in (p, *p.iterdir()))
     if logs.format is not None or (not is_sweep and p.name != "runs.csv" and
                                    (p.is_dir() or detect(p) is not None)):
         return read_logs(p, logs)
@@ -227,7 +228,8 @@ def log_options(n: str, d: str, loss: str, log_format: str | None,
 def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "loss", group: str | None = None,
                 drop_top_loss: int = 0, query: str | None = None, min_points: int = 2,
                 curves_as_points: bool = False, log_format: str | None = None,
-                tokens_per_step: float | None = None, best_over: list[str] | tuple | None = None) -> Points:
+                tokens_per_step: float | None = None,
+                best_over: list[str] | tuple | None = None) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -257,8 +259,8 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     source = ", ".join(str(p) for p in paths)
     if logs.n_value is not None and "format" not in table:  # a plain table: one model size
         if "N" in table:
-            raise DataError(f"{source}: --n {logs.n_value:g} would replace its column N; give a column "
-                            "name, or a number only for logs or tables without N")
+            raise DataError(f"{source}: --n {logs.n_value:g} would replace its column N; give a "
+                            "column name, or a number only for logs or tables without N")
         table["N"] = logs.n_value
     if curves_as_points:  # the points are the curves: Approach 1 then works from them, not from curves
         table, curves = curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source), []

@@ -40,8 +40,14 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _scalars(row: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))
-            and not isinstance(v, bool) and math.isfinite(v)}
+    return {
+        k: float(v)
+        for k, v in row.items()
+        if k != "step"
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+    }
 
 
 class Tracker:
@@ -99,20 +105,34 @@ class WandB(Tracker):
     def __init__(self, folder: Path, project: str, run_name: str, mode: str, config: dict):
         import wandb
 
-        self.run = wandb.init(project=project, name=run_name, dir=str(folder), mode=mode,
-                              config=_flat(config), reinit="create_new")
+        self.run = wandb.init(
+            project=project,
+            name=run_name,
+            dir=str(folder),
+            mode=mode,
+            config=_flat(config),
+            reinit="create_new",
+        )
 
     def log(self, row: dict) -> None:
         self.run.log(_scalars(row), step=int(row["step"]))
 
     def finish(self, result: dict | None) -> None:
         if result is not None:
-            self.run.summary.update({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
+            self.run.summary.update(
+                {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+            )
         self.run.finish(exit_code=0 if result is not None else 1)
 
 
-def start(cfg: LoggerConfig | dict | None, run_dir: Path, runs_dir: str, sweep: str, run_id: str,
-          config: dict) -> Tracker:
+def start(
+    cfg: LoggerConfig | dict | None,
+    run_dir: Path,
+    runs_dir: str,
+    sweep: str,
+    run_id: str,
+    config: dict,
+) -> Tracker:
     """The tracker of `cfg` for one run; ConfigError (before any step) on an unknown name or a
     tracker whose library is not installed."""
     cfg = LoggerConfig(**(dict(cfg) if cfg else {}))
@@ -123,11 +143,15 @@ def start(cfg: LoggerConfig | dict | None, run_dir: Path, runs_dir: str, sweep: 
     try:
         __import__(PACKAGES[cfg.name])
     except ImportError:
-        raise ConfigError(f"logger={cfg.name} needs the {PACKAGES[cfg.name]} package: pip install "
-                          "'scaling[trackers]' (or logger=none)") from None
+        raise ConfigError(
+            f"logger={cfg.name} needs the {PACKAGES[cfg.name]} package: pip install "
+            "'scaling[trackers]' (or logger=none)"
+        ) from None
     project = cfg.project or sweep
     if cfg.name == "tensorboard":
-        return TensorBoard(Path(cfg.dir) / sweep / run_id if cfg.dir else run_dir / "tensorboard", config)
+        return TensorBoard(
+            Path(cfg.dir) / sweep / run_id if cfg.dir else run_dir / "tensorboard", config
+        )
     if cfg.name == "mlflow":
         uri = cfg.dir or f"file:{(Path(runs_dir) / 'mlruns').resolve()}"
         return MLflow(uri, project, run_id, config)

@@ -331,8 +331,8 @@ def train_run(cfg: DictConfig, *, stop_after_steps: int | None = None) -> dict:
 
 def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
     t = spec.train
-    tracker = trackers.start(spec.config.get("logger"), spec.run_dir, spec.config["runs_dir"], spec.sweep,
-                             spec.run_id, spec.config)  # logger=...: a mirror of metrics.jsonl
+    tracker = trackers.start(spec.config.get("logger"), spec.run_dir, spec.config["runs_dir"],
+                             spec.sweep, spec.run_id, spec.config)  # logger=...: mirrors the run
     engine = build_engine(spec)  # precision, attention, optimizer, compile, threads
     model, forward, optimizer, device, dtype = engine.model, engine.forward, engine.optimizer, engine.device, engine.dtype
     amp = engine.amp

@@ -13,20 +13,27 @@ from scaling import fitcli
 from scaling.errors import DataError
 from scaling.tables import load_points
 
-LRS = (2 ** -1.5, 2 ** -0.5, 1.0, 2 ** 0.5, 2.0)   # multiples of each size's best lr
+LRS = (2**-1.5, 2**-0.5, 1.0, 2**0.5, 2.0)  # multiples of each size's best lr
 
 
 def sweep(tmp_path):
-    """sizes x budgets x peak lr: the loss rises as log(lr / lr_opt)^2, more steeply for larger N."""
+    """sizes x budgets x peak lr: the loss rises as log(lr / lr_opt)^2, steeper for larger N."""
     rows = []
     for N in (1e6, 3e6, 1e7, 3e7):
         lr_opt = 0.02 * (N / 1e6) ** -0.5
         for D in (2e7, 6e7, 2e8):
-            base = 1.8 + 300 / N ** 0.33 + 900 / D ** 0.3
+            base = 1.8 + 300 / N**0.33 + 900 / D**0.3
             for m in LRS:
-                rows.append(dict(model_size=N, tokens=D, peak_lr=lr_opt * m, seed=0,
-                                 final_loss=base + 0.1 * (N / 1e6) ** 0.3 * np.log(m) ** 2))
-    table = pd.DataFrame(rows).sample(frac=1.0, random_state=0)   # a published table's order
+                rows.append(
+                    dict(
+                        model_size=N,
+                        tokens=D,
+                        peak_lr=lr_opt * m,
+                        seed=0,
+                        final_loss=base + 0.1 * (N / 1e6) ** 0.3 * np.log(m) ** 2,
+                    )
+                )
+    table = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # a published table's order
     path = tmp_path / "lr_sweep.csv"
     table.to_csv(path, index=False)
     best = table[np.isclose(table["peak_lr"] / (0.02 * (table["model_size"] / 1e6) ** -0.5), 1.0)]
@@ -45,7 +52,8 @@ def test_best_over_lr_fits_like_the_table_of_best_runs(tmp_path, capsys):
     path, best = sweep(tmp_path)
     pts = load_points(path, best_over=["peak_lr"])
     assert len(pts) == 12 and pts.notes == [
-        "best over peak_lr (20 values): kept the lowest loss of each (N, D), 12 of 60 rows"]
+        "best over peak_lr (20 values): kept the lowest loss of each (N, D), 12 of 60 rows"
+    ]
     expected = fit_a(tmp_path, str(best))
     assert fit_a(tmp_path, str(path), "--best-over", "peak_lr") == pytest.approx(expected, rel=1e-6)
     assert "kept the lowest loss of each (N, D), 12 of 60 rows" in capsys.readouterr().out
@@ -58,7 +66,9 @@ def test_best_over_is_in_the_report_provenance(tmp_path):
     path, _ = sweep(tmp_path)
     args = fitcli.build_parser().parse_args([str(path), "--best-over", "peak_lr,seed"])
     load = fitcli.load_kwargs(args)
-    prov = provenance([path], "scaling report ...", fitcli.fit_options(args), load_points(path, **load), load)
+    prov = provenance(
+        [path], "scaling report ...", fitcli.fit_options(args), load_points(path, **load), load
+    )
     assert prov["load"]["best_over"] == ("peak_lr", "seed")
 
 

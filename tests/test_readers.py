@@ -15,10 +15,10 @@ from scaling import fitcli
 from scaling.errors import DataError
 from scaling.tables import load_points
 
-SIZES = [(64, 2), (96, 3), (128, 4), (192, 4)]   # (d_model, n_layers) of GPT-2-style configs
+SIZES = [(64, 2), (96, 3), (128, 4), (192, 4)]  # (d_model, n_layers) of GPT-2-style configs
 VOCAB = 512
-STEPS = (100, 200, 400, 800)                    # evaluations; the last is the run's D
-BUDGETS = (1, 2, 4)                             # each run's length: STEPS x budget
+STEPS = (100, 200, 400, 800)  # evaluations; the last is the run's D
+BUDGETS = (1, 2, 4)  # each run's length: STEPS x budget
 TOKENS_PER_STEP = 2048
 
 
@@ -28,7 +28,7 @@ def n_params(d: int, layers: int) -> float:
 
 
 def law(N: float, D: float) -> float:
-    return 1.7 + 400.0 / N ** 0.34 + 1800.0 / D ** 0.28
+    return 1.7 + 400.0 / N**0.34 + 1800.0 / D**0.28
 
 
 def runs():
@@ -37,7 +37,9 @@ def runs():
     for d, layers in SIZES:
         N = n_params(d, layers)
         for b in BUDGETS:
-            evals = [(s * b, s * b * TOKENS_PER_STEP, law(N, s * b * TOKENS_PER_STEP)) for s in STEPS]
+            evals = [
+                (s * b, s * b * TOKENS_PER_STEP, law(N, s * b * TOKENS_PER_STEP)) for s in STEPS
+            ]
             out.append((f"d{d}_L{layers}_x{b}", dict(n_embd=d, n_layer=layers), N, evals))
     return out
 
@@ -57,7 +59,10 @@ def fit_json(tmp_path: Path, *args: str) -> dict:
 
 def assert_same_fit(tmp_path: Path, logs: Path, *args: str) -> None:
     """The logs' fit gives the same a as the flat table's (Approach 3, Kaplan's law)."""
-    flat, from_logs = fit_json(tmp_path, str(flat_table(tmp_path))), fit_json(tmp_path, str(logs), *args)
+    flat, from_logs = (
+        fit_json(tmp_path, str(flat_table(tmp_path))),
+        fit_json(tmp_path, str(logs), *args),
+    )
     assert from_logs["n_points"] == flat["n_points"] == len(runs())
     for key in ("approach3", "kaplan"):
         assert from_logs[key]["a"] == pytest.approx(flat[key]["a"], rel=1e-6)  # optimiser tolerance
@@ -72,12 +77,28 @@ def write_hf(root: Path) -> Path:
         out.mkdir(parents=True)
         history = []
         for step, tokens, loss in evals:
-            history.append({"loss": loss + 0.05, "learning_rate": 1e-3, "step": step,
-                            "num_input_tokens_seen": tokens})
-            history.append({"eval_loss": loss, "eval_runtime": 0.1, "step": step,
-                            "num_input_tokens_seen": tokens})
-        TrainerState(global_step=evals[-1][0], log_history=history).save_to_json(str(out / "trainer_state.json"))
-        GPT2Config(vocab_size=VOCAB, bos_token_id=0, eos_token_id=0, **arch).to_json_file(str(out / "config.json"))
+            history.append(
+                {
+                    "loss": loss + 0.05,
+                    "learning_rate": 1e-3,
+                    "step": step,
+                    "num_input_tokens_seen": tokens,
+                }
+            )
+            history.append(
+                {
+                    "eval_loss": loss,
+                    "eval_runtime": 0.1,
+                    "step": step,
+                    "num_input_tokens_seen": tokens,
+                }
+            )
+        TrainerState(global_step=evals[-1][0], log_history=history).save_to_json(
+            str(out / "trainer_state.json")
+        )
+        GPT2Config(vocab_size=VOCAB, bos_token_id=0, eos_token_id=0, **arch).to_json_file(
+            str(out / "config.json")
+        )
     return root
 
 
@@ -136,11 +157,25 @@ def write_wandb(root: Path) -> Path:
         folder.mkdir(parents=True)
         rows, k = [], 0
         for step, tokens, loss in evals:
-            rows.append({"_step": k, "_runtime": 1.0 * k, "_timestamp": 1.7e9 + k,
-                         "train/global_step": step, "train/loss": loss + 0.05,
-                         "train/num_input_tokens_seen": tokens})
-            rows.append({"_step": k + 1, "_runtime": 1.0 * k + 0.5, "_timestamp": 1.7e9 + k + 0.5,
-                         "train/global_step": step, "eval/loss": loss})
+            rows.append(
+                {
+                    "_step": k,
+                    "_runtime": 1.0 * k,
+                    "_timestamp": 1.7e9 + k,
+                    "train/global_step": step,
+                    "train/loss": loss + 0.05,
+                    "train/num_input_tokens_seen": tokens,
+                }
+            )
+            rows.append(
+                {
+                    "_step": k + 1,
+                    "_runtime": 1.0 * k + 0.5,
+                    "_timestamp": 1.7e9 + k + 0.5,
+                    "train/global_step": step,
+                    "eval/loss": loss,
+                }
+            )
             k += 2
         pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
         (folder / "config.json").write_text(json.dumps({"num_parameters": N}))
@@ -168,7 +203,9 @@ def test_glob_force_format_numeric_n_and_named_metrics(tmp_path):
     one = tmp_path / "wb" / "d64_L2_x1"
     (one / "config.json").unlink()
     pts = load_points(one, n="12345", loss="train/loss", min_points=1)
-    assert pts.frame["N"][0] == 12345 and pts.frame["loss"][0] == pytest.approx(runs()[0][3][-1][2] + 0.05)
+    assert pts.frame["N"][0] == 12345 and pts.frame["loss"][0] == pytest.approx(
+        runs()[0][3][-1][2] + 0.05
+    )
 
 
 def test_bad_logs_are_one_line_errors(tmp_path):
@@ -202,7 +239,9 @@ def test_one_command_from_hf_trainer_output_folders_to_a_report(tmp_path):
     assert main_report([str(logs), "--out", str(out), "--bootstrap", "0"]) == 0
     fits = json.loads((out / "fits.json").read_text())
     hashed = {Path(i["path"]).relative_to(logs).as_posix() for i in fits["provenance"]["inputs"]}
-    assert hashed == {f"{name}/{f}" for name, _, _, _ in runs() for f in ("trainer_state.json", "config.json")}
+    assert hashed == {
+        f"{name}/{f}" for name, _, _, _ in runs() for f in ("trainer_state.json", "config.json")
+    }
     assert "Approach 3" in (out / "report.md").read_text()
 
 

@@ -10,9 +10,19 @@ from scaling.config import compose
 from scaling.errors import ConfigError
 from scaling.train import train_run
 
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
-        "train.batch_size=8", "train.tokens=2048", "data.val_tokens=256", "train.threads=1",
-        "train.n_evals=3", "sweep=single"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "train.tokens=2048",
+    "data.val_tokens=256",
+    "train.threads=1",
+    "train.n_evals=3",
+    "sweep=single",
+]
 
 
 def train(tmp_path, *extra):
@@ -40,8 +50,12 @@ def test_mlflow_mirror_reads_back_through_its_client(tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("single").experiment_id])
     assert run.info.run_name == result["run_id"] and run.info.status == "FINISHED"
     history = client.get_metric_history(run.info.run_id, "loss_val")
-    assert [(h.step, h.value) for h in history] == [(m["step"], pytest.approx(m["loss_val"])) for m in metrics]
-    assert run.data.params["model/d_model"] == "16" and run.data.metrics["final/loss"] == pytest.approx(result["loss"])
+    assert [(h.step, h.value) for h in history] == [
+        (m["step"], pytest.approx(m["loss_val"])) for m in metrics
+    ]
+    assert run.data.params["model/d_model"] == "16" and run.data.metrics[
+        "final/loss"
+    ] == pytest.approx(result["loss"])
 
 
 def test_wandb_offline_mirror_writes_its_files(tmp_path):
@@ -57,6 +71,8 @@ def test_wandb_offline_mirror_writes_its_files(tmp_path):
 
 
 def test_unknown_logger_stops_before_training(tmp_path):
-    with pytest.raises(ConfigError, match=r"logger='comet': choose one of none, tensorboard, mlflow, wandb"):
+    with pytest.raises(
+        ConfigError, match=r"logger='comet': choose one of none, tensorboard, mlflow, wandb"
+    ):
         train(tmp_path, "logger.name=comet")
     assert not list((tmp_path / "runs").glob("single/*/metrics.jsonl"))

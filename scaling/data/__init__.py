@@ -135,7 +135,8 @@ def validate(cfg: DataConfig, ctx: int) -> None:
     if cfg.name == "text" and not cfg.paths:
         raise ConfigError("data=text needs data.paths; e.g. data.paths='[corpus/,notes/*.md]'")
     if cfg.name == "tokens" and not cfg.tokens.path:
-        raise ConfigError("data=tokens needs data.tokens.path: a folder with train.bin/val.bin or a saved dataset")
+        raise ConfigError("data=tokens needs data.tokens.path: a folder with train.bin/val.bin "
+                          "or a saved dataset")
     s = cfg.synthetic
     if cfg.name == "synthetic":
         weights = {"w_unigram": s.w_unigram, "w_topic": s.w_topic, "w_bigram": s.w_bigram, "w_cache": s.w_cache}
@@ -194,7 +195,8 @@ def build_source(data_cfg: Any, ctx: int) -> TokenSource:
     if cfg.name == "tokens":
         from scaling.data.tokens import TokenArraySource
 
-        return TokenArraySource(cfg.tokens, int(ctx), int(cfg.val_tokens), int(cfg.val_seed), float(cfg.val_fraction))
+        return TokenArraySource(cfg.tokens, int(ctx), int(cfg.val_tokens), int(cfg.val_seed),
+                                float(cfg.val_fraction))
     from scaling.data.text import ByteSource, collect_paths, stdlib_files
 
     files = stdlib_files() if cfg.name == "stdlib" else collect_paths([str(p) for p in cfg.paths])

@@ -22,11 +22,25 @@ from scaling.readers import hf, lightning, sizes, tensorboard, wandb
 
 FORMATS = {"hf": hf, "tensorboard": tensorboard, "wandb": wandb, "lightning": lightning}
 # metric names tried in order when --loss / --d name no column of the log
-EVAL_LOSS = ("eval_loss", "eval/loss", "val_loss", "val/loss", "loss_val", "validation_loss",
-             "valid/loss", "validation/loss")
+EVAL_LOSS = (
+    "eval_loss",
+    "eval/loss",
+    "val_loss",
+    "val/loss",
+    "loss_val",
+    "validation_loss",
+    "valid/loss",
+    "validation/loss",
+)
 TRAIN_LOSS = ("loss", "train_loss", "train/loss", "loss_train", "training_loss")
-TOKENS = ("num_input_tokens_seen", "train/num_input_tokens_seen", "tokens", "tokens_seen",
-          "num_tokens", "trainer/tokens")
+TOKENS = (
+    "num_input_tokens_seen",
+    "train/num_input_tokens_seen",
+    "tokens",
+    "tokens_seen",
+    "num_tokens",
+    "trainer/tokens",
+)
 LR = ("learning_rate", "train/learning_rate", "lr", "lr-AdamW", "lr-Adam")
 RESERVED = {"run_id", "N", "D", "C", "loss", "loss_train", "step", "format", "log"}
 
@@ -35,12 +49,12 @@ RESERVED = {"run_id", "N", "D", "C", "loss", "loss_train", "step", "format", "lo
 class LogOptions:
     """How to read logs: a forced format, the loss/token metric names, where N comes from."""
 
-    format: str | None = None          # None: detected from each file
-    loss: str | None = None            # eval-loss metric (None: EVAL_LOSS)
-    tokens: str | None = None          # token-count metric (None: TOKENS)
-    tokens_per_step: float | None = None   # tokens = this x step (wins over a logged count)
-    n_value: float | None = None       # N of every run (one run folder), when no config says it
-    n_key: str | None = None           # a column or config key holding N (None: sizes.N_KEYS)
+    format: str | None = None  # None: detected from each file
+    loss: str | None = None  # eval-loss metric (None: EVAL_LOSS)
+    tokens: str | None = None  # token-count metric (None: TOKENS)
+    tokens_per_step: float | None = None  # tokens = this x step (wins over a logged count)
+    n_value: float | None = None  # N of every run (one run folder), when no config says it
+    n_key: str | None = None  # a column or config key holding N (None: sizes.N_KEYS)
 
     def __post_init__(self):
         if self.format is not None and self.format not in FORMATS:
@@ -62,9 +76,12 @@ def find_runs(path: Path, fmt: str | None) -> list[tuple[Path, str]]:
     if (found := is_log(path)) is not None:
         return [(path, found)]
     if path.is_file():
-        raise DataError(f"{path}: not a {fmt} log" if fmt else
-                        f"{path}: not a log this toolkit reads ({', '.join(FORMATS)}); "
-                        "pass --format to force one")
+        raise DataError(
+            f"{path}: not a {fmt} log"
+            if fmt
+            else f"{path}: not a log this toolkit reads ({', '.join(FORMATS)}); "
+            "pass --format to force one"
+        )
     out = []
     for root, dirs, _ in os.walk(path):
         dirs.sort()
@@ -83,8 +100,9 @@ def _pick(frame: pd.DataFrame, name: str | None, defaults, log: Path, flag: str)
     """The column `name` (DataError if the log lacks it), else the first default holding values."""
     if name is not None:
         if name not in frame:
-            raise DataError(f"{log}: no metric {name!r} ({flag}); it logs "
-                            f"{', '.join(map(str, frame.columns))}")
+            raise DataError(
+                f"{log}: no metric {name!r} ({flag}); it logs {', '.join(map(str, frame.columns))}"
+            )
         return name
     return next((k for k in defaults if k in frame and frame[k].notna().any()), None)
 
@@ -94,7 +112,7 @@ def _values(frame: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def _config_folders(log: Path, fmt: str) -> list[Path]:
-    """Where a run's config may lie: beside the log (and, for an HF checkpoint, its output folder)."""
+    """Where a run's config may lie: beside the log (and an HF checkpoint's output folder)."""
     folder = log if log.is_dir() else log.parent
     return [folder, folder.parent] if fmt == "hf" else [folder]
 
@@ -106,8 +124,10 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
     cfg, cfg_path = sizes.read_config(_config_folders(log, fmt))
     lcol = _pick(hist, opts.loss, EVAL_LOSS, log, "--loss")
     if lcol is None:
-        raise DataError(f"{log}: no evaluation loss ({', '.join(EVAL_LOSS[:4])}, ...); name the "
-                        "metric with --loss")
+        raise DataError(
+            f"{log}: no evaluation loss ({', '.join(EVAL_LOSS[:4])}, ...); name the "
+            "metric with --loss"
+        )
     step = _values(hist, "step")
     loss = _values(hist, lcol)
     evals = np.isfinite(loss) & np.isfinite(step)
@@ -118,16 +138,19 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
     else:
         tcol = _pick(hist, opts.tokens, TOKENS, log, "--d")
         if tcol is None:
-            raise DataError(f"{log}: no token count is logged ({', '.join(TOKENS[:3])}, ...); "
-                            "pass --tokens-per-step (batch size x context length)")
+            raise DataError(
+                f"{log}: no token count is logged ({', '.join(TOKENS[:3])}, ...); "
+                "pass --tokens-per-step (batch size x context length)"
+            )
         t = _values(hist, tcol)
         known = np.isfinite(t) & np.isfinite(step)
         tokens = np.interp(step, step[known], t[known]) if known.any() else t  # fill eval rows
     evals &= np.isfinite(tokens) & (tokens > 0)  # an evaluation before training has no point
     if not evals.any():
         raise DataError(f"{log}: no evaluation has a positive token count; pass --tokens-per-step")
-    curve = pd.DataFrame({"run_id": run_id, "step": step[evals], "tokens": tokens[evals],
-                          "loss_val": loss[evals]})
+    curve = pd.DataFrame(
+        {"run_id": run_id, "step": step[evals], "tokens": tokens[evals], "loss_val": loss[evals]}
+    )
     curve = curve.groupby("step", as_index=False).last().sort_values("step")
     tl = _pick(hist, None, TRAIN_LOSS, log, "")
     if tl is not None and tl != lcol:
@@ -136,8 +159,15 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
         curve["loss_train"] = pd.to_numeric(tr.reindex(curve["step"]).to_numpy(), errors="coerce")
     n = _size(hist, cfg, cfg_path, log, opts)
     last = curve.iloc[-1]
-    row = {"run_id": run_id, "N": n, "D": float(last["tokens"]), "loss": float(last["loss_val"]),
-           "step": float(last["step"]), "format": fmt, "log": str(log)}
+    row = {
+        "run_id": run_id,
+        "N": n,
+        "D": float(last["tokens"]),
+        "loss": float(last["loss_val"]),
+        "step": float(last["step"]),
+        "format": fmt,
+        "log": str(log),
+    }
     if "loss_train" in curve and math.isfinite(last["loss_train"]):
         row["loss_train"] = float(last["loss_train"])
     lr = next((k for k in LR if k in hist), None)
@@ -149,7 +179,9 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
     return row, curve
 
 
-def _size(hist: pd.DataFrame, cfg: dict, cfg_path: Path | None, log: Path, opts: LogOptions) -> float:
+def _size(
+    hist: pd.DataFrame, cfg: dict, cfg_path: Path | None, log: Path, opts: LogOptions
+) -> float:
     """N: the run's column or config key, else the architecture in its config, else --n VALUE."""
     for key in (opts.n_key,) if opts.n_key else sizes.N_KEYS:
         v = _values(hist, key) if key in hist else np.array([])
@@ -160,18 +192,25 @@ def _size(hist: pd.DataFrame, cfg: dict, cfg_path: Path | None, log: Path, opts:
         return n
     if opts.n_value is not None:
         return opts.n_value
-    where = f"its config {cfg_path} has no parameter count or architecture" if cfg_path else \
-        "no config.json/hparams.yaml/config.yaml beside it"
-    raise DataError(f"{log}: no model size ({where}); add num_parameters to a config.json beside "
-                    "the log or pass --n VALUE")
+    where = (
+        f"its config {cfg_path} has no parameter count or architecture"
+        if cfg_path
+        else "no config.json/hparams.yaml/config.yaml beside it"
+    )
+    raise DataError(
+        f"{log}: no model size ({where}); add num_parameters to a config.json beside "
+        "the log or pass --n VALUE"
+    )
 
 
 def read_logs(path: Path, opts: LogOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every run under `path` as (runs table, curves), like a sweep folder of our own."""
     found = find_runs(path, opts.format)
     if not found:
-        raise DataError(f"{path}: a folder must hold runs.csv (a sweep) or run logs ("
-                        f"{', '.join(FORMATS)}), itself or in subfolders; found neither")
+        raise DataError(
+            f"{path}: a folder must hold runs.csv (a sweep) or run logs ("
+            f"{', '.join(FORMATS)}), itself or in subfolders; found neither"
+        )
     rows, curves = [], []
     for log, fmt in found:
         rel = (log if log.is_dir() else log.parent).relative_to(path) if path.is_dir() else Path()

@@ -23,8 +23,12 @@ def read(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise DataError(f"{path}: cannot read it as a Lightning metrics.csv ({str(err).splitlines()[0]})") from None
+        raise DataError(
+            f"{path}: cannot read it as a Lightning metrics.csv ({str(err).splitlines()[0]})"
+        ) from None
     if "step" not in frame:
-        raise DataError(f"{path}: a Lightning metrics.csv has a 'step' column; this one has "
-                        f"{', '.join(map(str, frame.columns))}")
+        raise DataError(
+            f"{path}: a Lightning metrics.csv has a 'step' column; this one has "
+            f"{', '.join(map(str, frame.columns))}"
+        )
     return frame

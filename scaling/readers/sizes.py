@@ -44,16 +44,22 @@ def read_config(folders: list[Path]) -> tuple[dict, Path | None]:
         text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as err:
-        raise DataError(f"{path}: cannot read this config ({str(err).splitlines()[0]}); "
-                        "fix it or pass --n VALUE") from None
+        raise DataError(
+            f"{path}: cannot read this config ({str(err).splitlines()[0]}); "
+            "fix it or pass --n VALUE"
+        ) from None
     return (_flatten(data) if isinstance(data, dict) else {}), path
 
 
 def _number(cfg: dict, keys) -> float | None:
     for key in keys:
         for k, v in cfg.items():
-            if (k == key or k.endswith("." + key)) and isinstance(v, (int, float)) \
-                    and not isinstance(v, bool) and v > 0:
+            if (
+                (k == key or k.endswith("." + key))
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and v > 0
+            ):
                 return float(v)
     return None
 
@@ -74,4 +80,6 @@ def params_from_config(cfg: dict, key: str | None = None) -> float | None:
 
 def hyperparameters(cfg: dict) -> dict:
     """The config's numeric and string scalars (lr, seed, ...), as columns for --best-over."""
-    return {k: v for k, v in cfg.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    return {
+        k: v for k, v in cfg.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+    }

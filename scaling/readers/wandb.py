@@ -37,7 +37,9 @@ def read(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise DataError(f"{path}: cannot read it as a W&B history CSV ({str(err).splitlines()[0]})") from None
+        raise DataError(
+            f"{path}: cannot read it as a W&B history CSV ({str(err).splitlines()[0]})"
+        ) from None
     step = next((k for k in STEP_KEYS if k in frame), None)
     if step is None:
         raise DataError(f"{path}: a W&B history CSV needs a step column ({', '.join(STEP_KEYS)})")
