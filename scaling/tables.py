@@ -137,7 +137,8 @@ def read_table(path: str | Path, sink: list[str] | None = None,
                 return pd.read_json(p), None
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataError(f"{p}: cannot read it as {kind} ({str(err).splitlines()[0]})") from None
-    raise DataError(f"{p}: unknown table type {p.suffix!r}; use .csv, .tsv, .parquet or .jsonl (or a sweep folder)")
+    raise DataError(f"{p}: unknown table type {p.suffix!r}; use .csv, .tsv, .parquet or .jsonl, "
+                    "a sweep folder, or a log (--format hf|tensorboard|wandb|lightning)")
 
 
 def _resolve(table: pd.DataFrame, key: str, name: str | None) -> str | None:

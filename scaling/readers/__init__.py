@@ -206,6 +206,8 @@ def _size(
 def read_logs(path: Path, opts: LogOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every run under `path` as (runs table, curves), like a sweep folder of our own."""
     found = find_runs(path, opts.format)
+    if not found and opts.format:
+        raise DataError(f"{path}: no {opts.format} log in it or its subfolders (--format)")
     if not found:
         raise DataError(
             f"{path}: a folder must hold runs.csv (a sweep) or run logs ("
