@@ -297,6 +297,11 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
         if extra in table:
             frame[extra] = table[extra].to_numpy()
     notes = []
+    if "N_source" in table:  # other tools' logs: say where each run's N came from
+        per_run = table.drop_duplicates("run_id") if "run_id" in table else table
+        counts = per_run["N_source"].dropna().value_counts()
+        notes.append("N of the logs from " + ", ".join(f"{k} ({v} run{'s' * (v != 1)})"
+                                                       for k, v in counts.items()))
     if best_over:
         from scaling.bestover import best_over as reduce_best
 

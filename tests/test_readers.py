@@ -23,7 +23,7 @@ TOKENS_PER_STEP = 2048
 
 
 def n_params(d: int, layers: int) -> float:
-    """GPT-style decoder, tied embeddings, d_ff = 4d: V*d + 12*L*d^2 (sizes.params_from_config)."""
+    """GPT-style decoder, tied embeddings, d_ff = 4d: V*d + 12*L*d^2 (sizes.params_from_architecture)."""
     return VOCAB * d + 12 * layers * d * d
 
 
@@ -107,6 +107,7 @@ def test_hf_trainer_folders_fit_like_the_flat_table(tmp_path):
     pts = load_points(logs)
     assert sorted(pts.frame["N"]) == sorted(N for _, _, N, _ in runs())
     assert len(pts.curves) == len(runs()) * len(STEPS)
+    assert pts.notes == ["N of the logs from the architecture in config.json (12 runs)"]
     assert_same_fit(tmp_path, logs)
 
 
@@ -203,6 +204,7 @@ def test_glob_force_format_numeric_n_and_named_metrics(tmp_path):
     one = tmp_path / "wb" / "d64_L2_x1"
     (one / "config.json").unlink()
     pts = load_points(one, n="12345", loss="train/loss", min_points=1)
+    assert pts.notes == ["N of the logs from --n (1 run)"]
     assert pts.frame["N"][0] == 12345 and pts.frame["loss"][0] == pytest.approx(
         runs()[0][3][-1][2] + 0.05
     )

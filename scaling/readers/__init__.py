@@ -42,7 +42,7 @@ TOKENS = (
     "trainer/tokens",
 )
 LR = ("learning_rate", "train/learning_rate", "lr", "lr-AdamW", "lr-Adam")
-RESERVED = {"run_id", "N", "D", "C", "loss", "loss_train", "step", "format", "log"}
+RESERVED = {"run_id", "N", "D", "C", "loss", "loss_train", "step", "format", "log", "N_source"}
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
         tr = hist.loc[np.isfinite(_values(hist, tl)) & np.isfinite(step), ["step", tl]]
         tr = tr.groupby("step").last()[tl]
         curve["loss_train"] = pd.to_numeric(tr.reindex(curve["step"]).to_numpy(), errors="coerce")
-    n = _size(hist, cfg, cfg_path, log, opts)
+    n, n_source = _size(hist, cfg, cfg_path, log, opts)
     last = curve.iloc[-1]
     row = {
         "run_id": run_id,
@@ -167,6 +167,7 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
         "step": float(last["step"]),
         "format": fmt,
         "log": str(log),
+        "N_source": n_source,
     }
     if "loss_train" in curve and math.isfinite(last["loss_train"]):
         row["loss_train"] = float(last["loss_train"])
@@ -181,17 +182,22 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
 
 def _size(
     hist: pd.DataFrame, cfg: dict, cfg_path: Path | None, log: Path, opts: LogOptions
-) -> float:
-    """N: the run's column or config key, else the architecture in its config, else --n VALUE."""
+) -> tuple[float, str]:
+    """N and where it came from: the log's column or its config's key, else the architecture in
+    its config, else --n VALUE."""
     for key in (opts.n_key,) if opts.n_key else sizes.N_KEYS:
         v = _values(hist, key) if key in hist else np.array([])
         if np.isfinite(v).any():
-            return float(v[np.isfinite(v)][-1])
-    n = sizes.params_from_config(cfg, opts.n_key)
-    if n is not None:
-        return n
+            return float(v[np.isfinite(v)][-1]), f"the log's column {key}"
+    if cfg_path is not None:
+        n = sizes.param_count(cfg, opts.n_key)
+        if n is not None:
+            return n, f"the parameter count in {cfg_path.name}"
+        n = None if opts.n_key else sizes.params_from_architecture(cfg)
+        if n is not None:
+            return n, f"the architecture in {cfg_path.name}"
     if opts.n_value is not None:
-        return opts.n_value
+        return opts.n_value, "--n"
     where = (
         f"its config {cfg_path} has no parameter count or architecture"
         if cfg_path

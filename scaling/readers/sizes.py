@@ -64,13 +64,14 @@ def _number(cfg: dict, keys) -> float | None:
     return None
 
 
-def params_from_config(cfg: dict, key: str | None = None) -> float | None:
-    """N from a parameter-count key (`key` if given, else the usual names), or computed from the
-    architecture of a GPT-style decoder with tied embeddings: V*d + L*(4*d^2 + 2*d*d_ff)
-    (biases, norms and learned positions left out)."""
-    n = _number(cfg, (key,) if key else N_KEYS)
-    if n is not None or key:
-        return n
+def param_count(cfg: dict, key: str | None = None) -> float | None:
+    """N from a parameter-count key: `key` if given, else the usual names (N_KEYS)."""
+    return _number(cfg, (key,) if key else N_KEYS)
+
+
+def params_from_architecture(cfg: dict) -> float | None:
+    """N of a GPT-style decoder with tied embeddings: V*d + L*(4*d^2 + 2*d*d_ff) (biases, norms
+    and learned positions left out); None unless width, depth and vocab_size are given."""
     d, layers, vocab = _number(cfg, WIDTH), _number(cfg, DEPTH), _number(cfg, ("vocab_size",))
     if d is None or layers is None or vocab is None:
         return None
