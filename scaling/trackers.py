@@ -56,8 +56,8 @@ class Tracker:
     def log(self, row: dict) -> None:
         """One evaluation of metrics.jsonl (its `step` is the x axis)."""
 
-    def finish(self, result: dict | None) -> None:
-        """The run's result.json as a summary (None: the run stopped before its end)."""
+    def finish(self, result: dict) -> None:
+        """The run's result.json as a summary; the tracker's run ends."""
 
 
 class TensorBoard(Tracker):
@@ -72,7 +72,7 @@ class TensorBoard(Tracker):
             self.writer.add_scalar(k, v, int(row["step"]))
         self.writer.flush()
 
-    def finish(self, result: dict | None) -> None:
+    def finish(self, result: dict) -> None:
         self.writer.close()
 
 
@@ -93,12 +93,11 @@ class MLflow(Tracker):
         for k, v in _scalars(row).items():
             self.client.log_metric(self.run_id, k, v, step=int(row["step"]))
 
-    def finish(self, result: dict | None) -> None:
-        if result is not None:
-            for k in ("N", "D", "loss", "loss_train", "wall_s"):
-                if isinstance(result.get(k), (int, float)) and math.isfinite(result[k]):
-                    self.client.log_metric(self.run_id, f"final/{k}", float(result[k]))
-        self.client.set_terminated(self.run_id, "FINISHED" if result else "KILLED")
+    def finish(self, result: dict) -> None:
+        for k in ("N", "D", "loss", "loss_train", "wall_s"):
+            if isinstance(result.get(k), (int, float)) and math.isfinite(result[k]):
+                self.client.log_metric(self.run_id, f"final/{k}", float(result[k]))
+        self.client.set_terminated(self.run_id, "FINISHED")
 
 
 class WandB(Tracker):
@@ -117,12 +116,10 @@ class WandB(Tracker):
     def log(self, row: dict) -> None:
         self.run.log(_scalars(row), step=int(row["step"]))
 
-    def finish(self, result: dict | None) -> None:
-        if result is not None:
-            self.run.summary.update(
-                {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
-            )
-        self.run.finish(exit_code=0 if result is not None else 1)
+    def finish(self, result: dict) -> None:
+        kept = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+        self.run.summary.update(kept)
+        self.run.finish()
 
 
 def start(
