@@ -8,6 +8,7 @@ everything a run needs, derived once, before any folder is made or any step is t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -23,8 +24,10 @@ from scaling import runs
 from scaling.data import DataConfig
 from scaling.errors import ConfigError
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
+from scaling.trackers import LoggerConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the repo's conf/ (editable install)
+# the repo's top-level conf/, linked as scaling/conf so that the wheel ships it inside the package
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -92,6 +95,7 @@ class Config:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     runs_dir: str = "runs"  # root of the run store, relative to the working directory
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # a tracker mirroring the runs
 
 
 def register_configs() -> None:
@@ -226,6 +230,8 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
                   "use train.device=auto or train.device=cpu")
     shape = resolve_shape(container["model"])
     source = token_source(container["data"], shape.ctx)
+    if container["model"].get("vocab_size") is None:  # null: the data's vocabulary (bytes: 256)
+        shape = dataclasses.replace(shape, vocab_size=source.vocab_size)
     if shape.vocab_size != source.vocab_size:
         _fail("model.vocab_size", shape.vocab_size, f"differs from the data's vocab_size={source.vocab_size}",
               f"set model.vocab_size={source.vocab_size}")
@@ -253,8 +259,10 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     # and D. Execution knobs (device, precision, compile, threads, checkpoints, kernel) are left
     # out, so the same experiment on other hardware finds the same run.
     dims = ("d_model", "n_layers", "n_heads", "ctx", "vocab_size", "d_ff")
+    # data.tokens only where it is used, so runs on other data keep the ids they had
+    data_id = {k: v for k, v in container["data"].items() if k != "tokens" or data_name == "tokens"}
     identity = {
-        "data": container["data"],
+        "data": data_id,
         "model": {**{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
                   **{k: getattr(shape, k) for k in dims}},
         "train": {k: v for k, v in container["train"].items() if k not in EXECUTION_KEYS},
@@ -325,6 +333,24 @@ def split_help(argv: list[str]) -> tuple[list[str], bool]:
     return rest, len(rest) != len(argv)
 
 
+def config_dir_override(argv: list[str]) -> list[str]:
+    """argv with `--config-dir DIR` (a folder of the user's own presets, laid out like conf/) turned
+    into Hydra's `hydra.searchpath` override: its presets add to the shipped ones (same-named
+    shipped presets win, as Hydra orders its search path)."""
+    out, dirs, it = [], [], iter(argv)
+    for a in it:
+        if a == "--config-dir" or a.startswith("--config-dir="):
+            value = a.split("=", 1)[1] if "=" in a else next(it, "")
+            path = Path(value).expanduser().resolve()
+            if not value or not path.is_dir():
+                raise ConfigError(f"--config-dir {value!r}: no such folder; give a folder laid "
+                                  "out like conf/ (e.g. DIR/sweep/mine.yaml)")
+            dirs.append(f"file://{path}")
+        else:
+            out.append(a)
+    return out + ([f"hydra.searchpath=[{','.join(dirs)}]"] if dirs else [])
+
+
 def _presets() -> dict[str, list[str]]:
     return {g.name: sorted(p.stem for p in g.glob("*.yaml"))
             for g in sorted(CONF_DIR.iterdir()) if g.is_dir() and g.name != "hydra"}
@@ -336,6 +362,8 @@ def help_text(sweep: bool = False) -> str:
         "",
         "overrides (Hydra syntax, any number, in any order):",
         "  group=preset      pick a preset file conf/<group>/<preset>.yaml, e.g. data=stdlib sweep=isoflop",
+        "  --config-dir DIR  add your own presets DIR/<group>/<name>.yaml (a new name; start",
+        "                    from a shipped one with `defaults: [quick]`)",
         "  key=value         set one field, e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
         "  runs_dir=PATH     root of the run store (default: runs/ under the current directory)",
     ]

@@ -15,15 +15,25 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The inputs, column, filter and fitting options shared by `scaling fit`, `plot` and `report`."""
     p.add_argument("paths", nargs="+", help="sweep folders (runs/<sweep>), runs/ itself, or .csv/.parquet/.jsonl tables")
     g = p.add_argument_group("columns")
-    g.add_argument("--n", default="N", help="parameter-count column (default N; N_nonembed counts the Kaplan way)")
+    g.add_argument("--n", default="N", help="parameter-count column (default N; N_nonembed "
+                   "counts the Kaplan way), or a number: N of every run whose log lacks it")
     g.add_argument("--d", default="D", help="training-tokens column (default D; derived as C/(6N) if absent)")
     g.add_argument("--c", default="C", help="compute column (default C; derived as 6ND if absent)")
     g.add_argument("--loss", default="loss", help="loss column (default loss)")
     g.add_argument("--group", help="fit every value of this column separately and compare them side by side")
+    lg = p.add_argument_group("other tools' logs (docs/fit.md)")
+    lg.add_argument("--format", dest="log_format",
+                    choices=("hf", "tensorboard", "wandb", "lightning"),
+                    help="read every input as this kind of log (default: detected from each file)")
+    lg.add_argument("--tokens-per-step", type=float, metavar="T",
+                    help="D = T x step (batch size x context), where the log has no token count")
     f = p.add_argument_group("filters")
     f.add_argument("--query", help="pandas query on the raw table first, e.g. \"source_file == 'summary_df'\"")
     f.add_argument("--drop-top-loss", type=int, default=0, metavar="K",
                    help="drop the K highest losses (per group), as Epoch did with K=5 on the Chinchilla data")
+    f.add_argument("--best-over", metavar="COLS",
+                   help="hyperparameter columns swept at each (N, D), comma-separated (e.g. lr or "
+                        "lr,warmup): keep the lowest loss per (N, D)")
     f.add_argument("--curve-points", action="store_true",
                    help="every evaluation of every run is a point (D = tokens so far), as Kaplan's protocol reads runs")
     m = p.add_argument_group("fitting")
@@ -48,7 +58,13 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def load_kwargs(args: argparse.Namespace) -> dict:
     """`load_points` keyword arguments from parsed common options."""
     return dict(n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group, drop_top_loss=args.drop_top_loss,
-                query=args.query, curves_as_points=args.curve_points)
+                query=args.query, curves_as_points=args.curve_points, log_format=args.log_format,
+                tokens_per_step=args.tokens_per_step, best_over=_columns(args.best_over))
+
+
+def _columns(text: str | None) -> tuple[str, ...] | None:
+    """`--best-over lr,warmup` -> ("lr", "warmup"); None when not given."""
+    return tuple(c for c in text.split(",") if c) if text else None
 
 
 def fit_options(args: argparse.Namespace):
@@ -170,6 +186,8 @@ def main(argv: list[str]) -> int:
         warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings and printed there
         points = load_points(args.paths, **load_kwargs(args))
         print("columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
+        for note in points.notes:
+            print(note)
         if args.group:
             studies = {name: fit_study(p, options=opts) for name, p in points.groups().items()}
             for name, s in studies.items():

@@ -125,12 +125,19 @@ def _sha256(path: Path) -> str:
 def input_hashes(paths) -> list[dict]:
     """sha256 of every file an input names: a table itself; for a sweep folder its runs.csv and one
     combined digest over its runs' metrics.jsonl files."""
+    from scaling.tables import expand
+
     out = []
-    for p in map(Path, paths):
+    for p in expand(paths):  # a quoted glob: the files it matches
         if p.is_file():
             out.append({"path": str(p), "sha256": _sha256(p), "bytes": p.stat().st_size})
             continue
         sweeps = [p] if (p / "runs.csv").exists() else sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
+        if not sweeps:  # other tools' logs (scaling.readers)
+            from scaling.readers import log_files
+
+            out += [{"path": str(f), "sha256": _sha256(f), "bytes": f.stat().st_size}
+                    for f in log_files(p)]
         for s in sweeps:
             out.append({"path": str(s / "runs.csv"), "sha256": _sha256(s / "runs.csv"),
                         "bytes": (s / "runs.csv").stat().st_size})

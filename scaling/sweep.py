@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
 from scaling.config import CONF_DIR, RunSpec, compose, compose_all, help_text, register_configs, resolve_run, split_help
+from scaling.config import config_dir_override
 from scaling.errors import ConfigError, ScalingError
 from scaling.train import summary_line, train_run
 
@@ -254,6 +255,7 @@ def main(argv: list[str]) -> int:
     if want_help:
         print(USAGE + _grids() + "\n" + help_text(sweep=True))
         return 0
+    argv = config_dir_override(argv)  # --config-dir DIR: the user's own presets
     specs = plan(argv)
     sweep_paths = sorted({s.run_dir.parent for s in specs})
     done = [s for s in specs if runs.is_finished(s.run_dir)]

@@ -1,13 +1,16 @@
 """Read any table of (N, D, loss) measurements into the canonical points frame.
 
 Sources: our sweep folders (`runs/<sweep>/runs.csv` plus each run's `metrics.jsonl`, read directly
-with pandas/json, never through torch), or any CSV, parquet or JSON-lines table. Columns are
+with pandas/json, never through torch), other tools' training logs (`scaling/readers/`: HF
+Trainer, TensorBoard, W&B, Lightning; one run per log folder), or any CSV, parquet or JSON-lines
+table. Columns are
 mapped by name (`n=`, `d=`, `c=`, `loss=`), one of N, D, C is derived from the other two with
 C = 6ND, and every bad value is reported as a one-line `DataError`.
 """
 
 from __future__ import annotations
 
+import glob
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,7 @@ import pandas as pd
 
 from scaling import runs
 from scaling.errors import DataError, FitWarning
+from scaling.readers import LogOptions, detect, read_logs
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 # Names tried, case-insensitively, when the default column name is absent (never for explicit names).
@@ -40,6 +44,7 @@ class Points:
     curves: pd.DataFrame | None = None
     columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column (or "derived")
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how rows were reduced (--best-over)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -54,7 +59,7 @@ class Points:
             c = None
             if self.curves is not None and "run_id" in f:
                 c = self.curves[self.curves["run_id"].isin(set(f["run_id"]))].reset_index(drop=True)
-            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings))
+            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings), list(self.notes))
         return out
 
 
@@ -93,12 +98,18 @@ def _read_sweep(folder: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFra
     return table, (pd.concat(curves, ignore_index=True) if curves else None)
 
 
-def read_table(path: str | Path, sink: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read one source into a raw DataFrame (+ raw curves for sweep folders)."""
+def read_table(path: str | Path, sink: list[str] | None = None,
+               logs: LogOptions | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read one source into a raw DataFrame (+ raw curves for sweep folders and logs)."""
     sink = [] if sink is None else sink
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: no such file or folder")
+    logs = logs or LogOptions()
+    is_sweep = p.is_dir() and any((q / "runs.csv").exists() for q in (p, *p.iterdir()))
+    if logs.format is not None or (not is_sweep and p.name != "runs.csv" and
+                                   (p.is_dir() or detect(p) is not None)):
+        return read_logs(p, logs)
     if p.is_dir():
         if (p / "runs.csv").exists():
             return _read_sweep(p, sink)
@@ -126,7 +137,8 @@ def read_table(path: str | Path, sink: list[str] | None = None) -> tuple[pd.Data
                 return pd.read_json(p), None
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataError(f"{p}: cannot read it as {kind} ({str(err).splitlines()[0]})") from None
-    raise DataError(f"{p}: unknown table type {p.suffix!r}; use .csv, .tsv, .parquet or .jsonl (or a sweep folder)")
+    raise DataError(f"{p}: unknown table type {p.suffix!r}; use .csv, .tsv, .parquet or .jsonl, "
+                    "a sweep folder, or a log (--format hf|tensorboard|wandb|lightning)")
 
 
 def _resolve(table: pd.DataFrame, key: str, name: str | None) -> str | None:
@@ -183,9 +195,42 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
     return rows.sort_values(["run_id", "D"], kind="stable").reset_index(drop=True)
 
 
+def expand(paths) -> list[Path]:
+    """Paths as given, a glob pattern (quoted from the shell) replaced by what it matches."""
+    out = []
+    for p in paths:
+        if not Path(p).exists() and glob.has_magic(str(p)):
+            hits = sorted(glob.glob(str(p)))
+            if not hits:
+                raise DataError(f"{p}: the pattern matches no file or folder")
+            out += map(Path, hits)
+        else:
+            out.append(Path(p))
+    return out
+
+
+def log_options(n: str, d: str, loss: str, log_format: str | None,
+                tokens_per_step: float | None) -> tuple[LogOptions, str]:
+    """LogOptions from the column options (`n` may be a number: N of every run) and the N column."""
+    try:
+        n_value = float(n)
+    except ValueError:
+        n_value = None
+    if n_value is not None and not (np.isfinite(n_value) and n_value > 0):
+        raise DataError(f"--n {n}: give a column name or a positive parameter count")
+    if tokens_per_step is not None and not (np.isfinite(tokens_per_step) and tokens_per_step > 0):
+        raise DataError(f"--tokens-per-step {tokens_per_step}: give a positive number of tokens")
+    opts = LogOptions(format=log_format, loss=None if loss == DEFAULTS["loss"] else loss,
+                      tokens=None if d == DEFAULTS["D"] else d, tokens_per_step=tokens_per_step,
+                      n_value=n_value, n_key=None if n == DEFAULTS["N"] or n_value else n)
+    return opts, ("N" if n_value is not None else n)
+
+
 def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "loss", group: str | None = None,
                 drop_top_loss: int = 0, query: str | None = None, min_points: int = 2,
-                curves_as_points: bool = False) -> Points:
+                curves_as_points: bool = False, log_format: str | None = None,
+                tokens_per_step: float | None = None,
+                best_over: list[str] | tuple | None = None) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -195,19 +240,29 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     largest loss (per group), e.g. 5 for the Chinchilla data. curves_as_points: every evaluation in
     each run's metrics.jsonl becomes a point (D = tokens at that evaluation, C = 6ND; see
     `curve_rows`), as Kaplan's protocol reads its runs; the query then sees those rows.
+    Logs (`scaling.readers`): log_format forces a reader; tokens_per_step x step gives D where no
+    token count is logged; a numeric `n` is the N of every run whose config does not say it.
+    best_over: hyperparameter columns swept at each (N, D); only the lowest loss is kept.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
         raise DataError("no input given; pass a sweep folder or a CSV/parquet/JSONL table")
+    paths = expand(paths)
+    logs, n = log_options(n, d, loss, log_format, tokens_per_step)
     sink: list[str] = []
     tables, curves = [], []
     for p in paths:
-        t, cv = read_table(p, sink)
+        t, cv = read_table(p, sink, logs)
         tables.append(t)
         if cv is not None:
             curves.append(cv)
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     source = ", ".join(str(p) for p in paths)
+    if logs.n_value is not None and "format" not in table:  # a plain table: one model size
+        if "N" in table:
+            raise DataError(f"{source}: --n {logs.n_value:g} would replace its column N; give a "
+                            "column name, or a number only for logs or tables without N")
+        table["N"] = logs.n_value
     if curves_as_points:  # the points are the curves: Approach 1 then works from them, not from curves
         table, curves = curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source), []
     if query:
@@ -241,6 +296,17 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     for extra in ("run_id", "entropy_floor"):
         if extra in table:
             frame[extra] = table[extra].to_numpy()
+    notes = []
+    if "N_source" in table:  # other tools' logs: say where each run's N came from
+        per_run = table.drop_duplicates("run_id") if "run_id" in table else table
+        counts = per_run["N_source"].dropna().value_counts()
+        notes.append("N of the logs from " + ", ".join(f"{k} ({v} run{'s' * (v != 1)})"
+                                                       for k, v in counts.items()))
+    if best_over:
+        from scaling.bestover import best_over as reduce_best
+
+        frame, note = reduce_best(frame, table, list(best_over), source)
+        notes.append(note)
     if drop_top_loss:
         keys = frame["group"] if "group" in frame else pd.Series(0, index=frame.index)
         keep = np.ones(len(frame), bool)
@@ -254,7 +320,7 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
         raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
     columns = {k: (cols[k] if cols[k] is not None else "derived (C = 6ND)") for k in cols}
     curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
-    return Points(frame, curve_frame, columns, sink)
+    return Points(frame, curve_frame, columns, sink, notes)
 
 
 def _canonical_curves(raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]) -> pd.DataFrame | None:

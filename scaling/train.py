@@ -25,6 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling import objectives, progress, runs
 from scaling.config import RunSpec, TrainConfig, compose, help_text, resolve_run, split_help, token_source
+from scaling.config import config_dir_override
+from scaling import trackers
 from scaling.models import Transformer, forward_flops_per_token, training_flops
 
 
@@ -329,6 +331,8 @@ def train_run(cfg: DictConfig, *, stop_after_steps: int | None = None) -> dict:
 
 def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
     t = spec.train
+    tracker = trackers.start(spec.config.get("logger"), spec.run_dir, spec.config["runs_dir"],
+                             spec.sweep, spec.run_id, spec.config)  # logger=...: mirrors the run
     engine = build_engine(spec)  # precision, attention, optimizer, compile, threads
     model, forward, optimizer, device, dtype = engine.model, engine.forward, engine.optimizer, engine.device, engine.dtype
     amp = engine.amp
@@ -385,6 +389,7 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
                     "wall_s": time.perf_counter() - start, **scores,
                 })
                 runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, metrics)
+                tracker.log(metrics[-1])
                 bar.set_postfix(loss=f"{loss_val:.3f}", refresh=False)
                 if not math.isfinite(loss_val):
                     status = "diverged"
@@ -417,6 +422,7 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
     if keep:  # asked to keep it: the final state, e.g. to continue training or to probe the model
         _save_checkpoint(ckpt_path, model, optimizer, step, metrics, wall_s, loss_acc.item(), loss_count)
     runs.atomic_write_json(spec.run_dir / runs.RESULT, result)  # written last: the run is finished
+    tracker.finish(result)
     if ckpt_path.exists() and not keep:
         ckpt_path.unlink()
     runs.rebuild_runs_csv(spec.run_dir.parent)
@@ -528,6 +534,7 @@ def main(argv: list[str]) -> int:
     if want_help:
         print(USAGE + help_text())
         return 0
+    argv = config_dir_override(argv)  # --config-dir DIR: the user's own presets
     if not any(a.split("=", 1)[0].lstrip("+~") in ("sweep", "sweep.name") for a in argv):
         argv = ["sweep=single", *argv]
     cfg = compose(argv)

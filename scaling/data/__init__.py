@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 import torch
 
+from scaling.data.tokens import TokensConfig
 from scaling.errors import ConfigError
 
-SOURCES = ("synthetic", "stdlib", "text")
+SOURCES = ("synthetic", "stdlib", "text", "tokens")
 
 
 @dataclass
@@ -68,6 +69,7 @@ class DataConfig:
     paths: list[str] = field(default_factory=list)  # text: files, folders or globs
     val_fraction: float = 0.1  # stdlib/text: share of files held out for validation
     max_bytes: int = 33554432  # stdlib/text: read at most this many bytes (start-up time)
+    tokens: TokensConfig = field(default_factory=TokensConfig)  # tokens: your own token ids
 
 
 class TokenSource(Protocol):
@@ -80,7 +82,7 @@ class TokenSource(Protocol):
     def val_batch(self) -> torch.LongTensor: ...
 
 
-_NESTED = {"synthetic": SyntheticConfig, "probes": ProbeConfig}
+_NESTED = {"synthetic": SyntheticConfig, "probes": ProbeConfig, "tokens": TokensConfig}
 
 
 def _from_mapping(cls: type, values: dict, where: str) -> Any:
@@ -113,6 +115,8 @@ def as_data_config(cfg: Any) -> DataConfig:
     cfg = dict(cfg)
     if isinstance(cfg.get("synthetic"), SyntheticConfig):
         cfg["synthetic"] = dataclasses.asdict(cfg["synthetic"])
+    if isinstance(cfg.get("tokens"), TokensConfig):
+        cfg["tokens"] = dataclasses.asdict(cfg["tokens"])
     return _from_mapping(DataConfig, cfg, "data")
 
 
@@ -130,6 +134,9 @@ def validate(cfg: DataConfig, ctx: int) -> None:
         raise ConfigError(f"data.max_bytes={cfg.max_bytes} must be >= 1; e.g. data.max_bytes=33554432")
     if cfg.name == "text" and not cfg.paths:
         raise ConfigError("data=text needs data.paths; e.g. data.paths='[corpus/,notes/*.md]'")
+    if cfg.name == "tokens" and not cfg.tokens.path:
+        raise ConfigError("data=tokens needs data.tokens.path: a folder with train.bin/val.bin "
+                          "or a saved dataset")
     s = cfg.synthetic
     if cfg.name == "synthetic":
         weights = {"w_unigram": s.w_unigram, "w_topic": s.w_topic, "w_bigram": s.w_bigram, "w_cache": s.w_cache}
@@ -185,6 +192,11 @@ def build_source(data_cfg: Any, ctx: int) -> TokenSource:
         fields["probes"] = ProbeSpec(**fields["probes"])
         spec = LanguageSpec(**fields)
         return SyntheticSource(spec, int(ctx), int(cfg.val_tokens), int(cfg.val_seed))
+    if cfg.name == "tokens":
+        from scaling.data.tokens import TokenArraySource
+
+        return TokenArraySource(cfg.tokens, int(ctx), int(cfg.val_tokens), int(cfg.val_seed),
+                                float(cfg.val_fraction))
     from scaling.data.text import ByteSource, collect_paths, stdlib_files
 
     files = stdlib_files() if cfg.name == "stdlib" else collect_paths([str(p) for p in cfg.paths])
