@@ -1,0 +1,100 @@
+"""Ensembles: members follow their separate runs, resume exactly, diverge alone; sweep grouping."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from scaling import runs
+from scaling.config import compose, resolve_run
+from scaling.ensemble import plan_ensembles, train_ensemble
+from scaling.train import train_run
+
+# 30 steps of 8 rows x 16 tokens on a 2-layer d_model=16 model: about a second per run
+TINY = ["model.size=null", "model.d_model=16", "model.n_layers=2", "model.n_heads=2", "model.ctx=16",
+        "train.batch_size=8", "train.tokens=3840", "data.val_tokens=256", "train.threads=1",
+        "train.precision=fp32", "train.compile=false", "train.device=cpu", "sweep=single"]
+MEMBERS = [["train.seed=0"], ["train.seed=1"], ["train.seed=2", "train.lr=1e-3"]]
+
+
+def cfg(root, *extra):
+    return compose([f"runs_dir={root}", *TINY, *extra])
+
+
+def curve(spec):
+    return [(m["step"], m["loss_train"], m["loss_val"], m["lr"]) for m in runs.read_metrics(spec.run_dir)]
+
+
+def test_members_follow_their_separate_runs_in_fp32(tmp_path):
+    together = train_ensemble([cfg(tmp_path / "ens", *m) for m in MEMBERS])
+    assert [r["status"] for r in together] == ["ok"] * 3
+    for member, extra in zip(together, MEMBERS):
+        alone = train_run(cfg(tmp_path / "alone", *extra))
+        assert member["run_id"] == alone["run_id"]
+        a = resolve_run(cfg(tmp_path / "ens", *extra))
+        b = resolve_run(cfg(tmp_path / "alone", *extra))
+        ca, cb = curve(a), curve(b)
+        assert [c[0] for c in ca] == [c[0] for c in cb] and len(ca) >= 5
+        assert [c[3] for c in ca] == [c[3] for c in cb]  # the member's own lr schedule
+        for x, y in zip(ca, cb):
+            assert x[1:3] == pytest.approx(y[1:3], rel=1e-5, abs=0)
+        assert member["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+        assert sorted(p.name for p in a.run_dir.iterdir()) == sorted(p.name for p in b.run_dir.iterdir())
+    # seeds and lrs matter: the members are not copies of one another
+    assert len({r["loss"] for r in together}) == 3
+    csv = runs.read_runs_csv(tmp_path / "ens" / "single" / runs.RUNS_CSV)
+    assert sorted(r["run_id"] for r in csv) == sorted(r["run_id"] for r in together)
+
+
+def test_ensemble_resume_from_checkpoints_is_exact(tmp_path):
+    extra = ["train.checkpoint_every=10"]
+    whole = train_ensemble([cfg(tmp_path / "whole", *m, *extra) for m in MEMBERS])
+    cut = train_ensemble([cfg(tmp_path / "cut", *m, *extra) for m in MEMBERS], stop_after_steps=20)
+    assert [r["status"] for r in cut] == ["stopped"] * 3
+    resumed = train_ensemble([cfg(tmp_path / "cut", *m, *extra) for m in MEMBERS])
+    assert [r["resumed_from_step"] for r in resumed] == [20] * 3
+    for a, b in zip(whole, resumed):
+        assert a["loss"] == b["loss"] and a["loss_train"] == b["loss_train"]  # bit for bit
+    # a member's checkpoint is a separate run's: one run cut in an ensemble resumes alone
+    alone = train_run(cfg(tmp_path / "mixed", *MEMBERS[0], *extra), stop_after_steps=20)
+    assert alone["status"] == "stopped"
+    mixed = train_ensemble([cfg(tmp_path / "mixed", *m, *extra) for m in MEMBERS])
+    assert mixed[0]["resumed_from_step"] == 20 and mixed[0]["loss"] == whole[0]["loss"]
+    assert [r["loss"] for r in mixed[1:]] == pytest.approx([r["loss"] for r in whole[1:]], rel=1e-5)
+
+
+def test_a_diverging_member_is_marked_and_the_others_finish(tmp_path):
+    members = [["train.seed=0"], ["train.seed=1", "train.lr=1e6"], ["train.seed=2"]]
+    results = train_ensemble([cfg(tmp_path, *m) for m in members])
+    assert [r["status"] for r in results] == ["ok", "diverged", "ok"]
+    alone = train_run(cfg(tmp_path / "alone", "train.seed=2"))
+    assert results[2]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+    diverged = json.loads((resolve_run(cfg(tmp_path, *members[1])).run_dir / runs.RESULT).read_text())
+    assert diverged["status"] == "diverged" and diverged["loss"] is None
+
+
+def test_finished_and_claimed_members_are_left_alone(tmp_path):
+    first = train_run(cfg(tmp_path, *MEMBERS[0]))
+    lock = runs.claim(resolve_run(cfg(tmp_path, *MEMBERS[1])).run_dir)
+    try:
+        results = train_ensemble([cfg(tmp_path, *m) for m in MEMBERS])
+    finally:
+        lock.release(unlink=True)
+    assert [r["status"] for r in results] == ["skipped", "busy", "ok"]
+    assert results[0]["loss"] == first["loss"]
+
+
+def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
+    specs = [resolve_run(cfg(tmp_path, *m)) for m in MEMBERS]
+    other = resolve_run(cfg(tmp_path, "model.n_layers=1", "model.n_heads=1"))
+    encoder = resolve_run(cfg(tmp_path, "model.arch=encoder"))
+    jobs = plan_ensembles([specs[0], other, specs[1], encoder, specs[2]])
+    assert [[s.run_id for s in job] for job in jobs] == [
+        [specs[0].run_id, specs[1].run_id, specs[2].run_id], [other.run_id], [encoder.run_id]]
+    capped = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2")) for m in MEMBERS])
+    assert [len(j) for j in capped] == [2, 1]
+    off = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble=off")) for m in MEMBERS])
+    assert [len(j) for j in off] == [1, 1, 1]
