@@ -19,7 +19,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -165,6 +165,12 @@ class StackedAdamW:
             self.step_count = int(state["step"])
 
 
+def member_losses(model: StackedTransformer, rows: torch.Tensor) -> torch.Tensor:
+    """(K,) mean next-token losses (nats per token) of each member on its rows (K, B, ctx + 1)."""
+    logits = model(rows[..., :-1]).float()
+    return F.cross_entropy(logits.flatten(0, 2), rows[..., 1:].flatten(), reduction="none").view(rows.size(0), -1).mean(dim=1)
+
+
 class StackedBatches(train.Batches):
     """Each member's batch of a step (its own seed), stacked (K, batch_size, ctx + 1)."""
 
@@ -190,6 +196,7 @@ class EnsembleEngine:
     device: torch.device
     dtype: torch.dtype
     threads: int
+    losses: Callable[[StackedTransformer, torch.Tensor], torch.Tensor] = member_losses
 
     def amp(self):
         return train.autocast(self.device, self.dtype)
@@ -198,10 +205,7 @@ class EnsembleEngine:
         """One optimiser step of every member on its rows (K, B, ctx + 1) at its lr; returns the
         (K,) detached losses. Inactive (finished) members get no gradient."""
         with self.amp():
-            logits = self.model(rows[..., :-1])
-        K = rows.size(0)
-        losses = F.cross_entropy(logits.float().flatten(0, 2), rows[..., 1:].flatten(),
-                                 reduction="none").view(K, -1).mean(dim=1)
+            losses = self.losses(self.model, rows)
         self.optimizer.zero_grad()
         torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
         if self.specs[0].train.grad_clip > 0:
@@ -244,8 +248,10 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     model = StackedTransformer(shape, [s.train.seed for s in specs]).to(device)
     member = Transformer(shape, seed=0).to(device)
     member_optimizer, _ = train.make_optimizer(member, t)
+    # compile as a run of K times the tokens would be (train.pick_compile: the work must repay it)
+    compiled = train.pick_compile(t.compile, device, dataclasses.replace(specs[0], D=specs[0].D * len(specs)), threads)
     return EnsembleEngine(specs, model, StackedAdamW(list(model.parameters()), t), member, member_optimizer,
-                          device, dtype, threads)
+                          device, dtype, threads, torch.compile(member_losses) if compiled else member_losses)
 
 
 # ---------------------------------------------------------------- training a group

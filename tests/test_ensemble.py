@@ -98,3 +98,32 @@ def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
     assert [len(j) for j in capped] == [2, 1]
     off = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble=off")) for m in MEMBERS])
     assert [len(j) for j in off] == [1, 1, 1]
+
+
+SWEEP = ["sweep.name=seeds", "model.d_model=16,32", "train.seed=0,1,2", "sweep.report=false",
+         "train.checkpoint_every=0"]
+
+
+def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_that_match_separate_runs(tmp_path, capsys, monkeypatch):
+    from scaling.cli import main as cli_main
+
+    monkeypatch.chdir(tmp_path)
+    tiny = [a for a in TINY if a not in ("sweep=single",)]
+    argv = ["sweep", *tiny, *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    assert cli_main([*argv, f"runs_dir={tmp_path / 'ens'}"]) == 0
+    assert "6 runs train in 2 ensemble(s)" in capsys.readouterr().out
+    assert cli_main([*argv, f"runs_dir={tmp_path / 'off'}", "train.ensemble=off"]) == 0
+    assert "ensemble" not in capsys.readouterr().out
+    together = {r["run_id"]: r for r in runs.read_runs_csv(tmp_path / "ens" / "seeds" / runs.RUNS_CSV)}
+    alone = {r["run_id"]: r for r in runs.read_runs_csv(tmp_path / "off" / "seeds" / runs.RUNS_CSV)}
+    assert len(together) == 6 and set(together) == set(alone)
+    for run_id, row in together.items():
+        assert row["status"] == "ok" and float(row["loss"]) == pytest.approx(float(alone[run_id]["loss"]), rel=1e-5)
+
+    victim = sorted(together)[0]  # an interrupted sweep: only the missing run trains, alone
+    (tmp_path / "ens" / "seeds" / victim / runs.RESULT).unlink()
+    assert cli_main([*argv, f"runs_dir={tmp_path / 'ens'}"]) == 0
+    out = capsys.readouterr().out
+    assert "5 finished, 1 to train" in out and "ensemble" not in out
+    redone = {r["run_id"]: r for r in runs.read_runs_csv(tmp_path / "ens" / "seeds" / runs.RUNS_CSV)}
+    assert float(redone[victim]["loss"]) == pytest.approx(float(alone[victim]["loss"]), rel=1e-5)
