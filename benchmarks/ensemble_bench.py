@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_bench import matmul_peak  # noqa: E402
 
 from scaling.config import compose, resolve_run, token_source  # noqa: E402
-from scaling.ensemble import StackedBatches, build_ensemble  # noqa: E402
+from scaling.ensemble import StackedBatches, build_ensemble, member_losses  # noqa: E402
 from scaling.train import build_engine, lr_at  # noqa: E402
 
 
@@ -86,8 +86,15 @@ def memory_mib(loop, step: int) -> float:
         saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loop.step(step)
+    losses = getattr(loop.engine, "losses", None)
+    if losses is not None:
+        loop.engine.losses = member_losses  # hooks see eager autograd only
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loop.step(step)
+    finally:
+        if losses is not None:
+            loop.engine.losses = losses
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
     activations = sum(n for ptr, n in saved.items() if ptr not in param_ptrs)

@@ -58,7 +58,7 @@ class TrainConfig:
     compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
     threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
     ensemble: str = "auto"  # sweeps: train runs differing only in seed/lr together (scaling/ensemble.py) | off
-    ensemble_max: int = 16  # most runs in one ensemble (memory caps it further)
+    ensemble_max: int = 4  # most runs in one ensemble (memory caps it further)
 
 
 @dataclass
@@ -158,7 +158,7 @@ def _check_train(t: TrainConfig) -> None:
     if str(t.ensemble).lower() not in ENSEMBLES:
         _fail("train.ensemble", t.ensemble, "is unknown", f"choose one of: {', '.join(ENSEMBLES)}")
     if t.ensemble_max < 1:
-        _fail("train.ensemble_max", t.ensemble_max, "must be >= 1", "e.g. train.ensemble_max=16")
+        _fail("train.ensemble_max", t.ensemble_max, "must be >= 1", "e.g. train.ensemble_max=4")
     if str(t.compile).lower() not in COMPILES:
         _fail("train.compile", t.compile, "is unknown", f"choose one of: {', '.join(COMPILES)}")
     if (t.tokens is None) == (t.flops is None):

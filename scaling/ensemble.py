@@ -47,7 +47,7 @@ def ensemble_key(spec: RunSpec) -> str | None:
     return json.dumps(config, sort_keys=True)
 
 
-AUTO_MAX_PARAMS = 1_000_000  # auto: the largest N grouped (at s6, N=0.70M, 8 together still gained)
+AUTO_MAX_PARAMS = 300_000  # auto: the largest N grouped (s4; s6 measured no faster: docs/performance.md)
 MEMORY_SHARE = 0.5  # an ensemble may use this share of the memory available to its job
 
 
@@ -87,7 +87,8 @@ def plan_ensembles(specs: list[RunSpec], parallel_jobs: int = 1) -> list[list[Ru
         if str(t.ensemble).lower() == "off" or key is None or spec.counts.N > AUTO_MAX_PARAMS:
             jobs.append([spec])
             continue
-        cap = max(1, min(t.ensemble_max, int(budget // member_bytes(spec)) if math.isfinite(budget) else t.ensemble_max))
+        fits = int(budget // member_bytes(spec)) if math.isfinite(budget) else t.ensemble_max
+        cap = max(1, min(t.ensemble_max, fits))
         open_groups = groups.setdefault(key, [])
         if open_groups and len(open_groups[-1]) < cap:
             open_groups[-1].append(spec)

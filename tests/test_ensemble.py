@@ -95,6 +95,9 @@ def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
     assert [[s.run_id for s in job] for job in jobs] == [
         [specs[0].run_id, specs[1].run_id, specs[2].run_id], [other.run_id], [encoder.run_id]]
     capped = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2")) for m in MEMBERS])
+    big = resolve_run(cfg(tmp_path, "model.size=s6", "model.ctx=16"))  # auto: too large to gain
+    assert [len(j) for j in plan_ensembles([big, resolve_run(cfg(tmp_path, "model.size=s6", "model.ctx=16",
+                                                                 "train.seed=1"))])] == [1, 1]
     assert [len(j) for j in capped] == [2, 1]
     off = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble=off")) for m in MEMBERS])
     assert [len(j) for j in off] == [1, 1, 1]
