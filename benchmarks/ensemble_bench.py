@@ -46,11 +46,13 @@ class Single:
         self.K = 1
 
     def step(self, step: int) -> torch.Tensor:
-        return self.engine.step(self.batches.get(step), lr_at(step, self.spec.steps, self.spec.train), step)
+        lr = lr_at(step, self.spec.steps, self.spec.train)
+        return self.engine.step(self.batches.get(step), lr, step)
 
     def state_bytes(self) -> int:
         opt = self.engine.optimizer
-        return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values() if torch.is_tensor(v))
+        return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values()
+                   if torch.is_tensor(v))
 
 
 class Together:
@@ -58,14 +60,17 @@ class Together:
 
     def __init__(self, specs, source, compile_: str | None = None):
         if compile_ is not None:  # the ensembles' own train.compile (--ensemble-compile)
-            specs = [dataclasses.replace(s, train=dataclasses.replace(s.train, compile=compile_)) for s in specs]
+            specs = [dataclasses.replace(s, train=dataclasses.replace(s.train, compile=compile_))
+                     for s in specs]
         self.specs, self.engine, self.K = specs, build_ensemble(specs), len(specs)
-        self.batches = StackedBatches(source, specs[0].train.batch_size, [s.train.seed for s in specs],
+        seeds = [s.train.seed for s in specs]
+        self.batches = StackedBatches(source, specs[0].train.batch_size, seeds,
                                       self.engine.device, 0, specs[0].steps)
         self.active = torch.ones(self.K, dtype=torch.bool, device=self.engine.device)
 
     def step(self, step: int) -> torch.Tensor:
-        lr = torch.tensor([lr_at(step, s.steps, s.train) for s in self.specs], device=self.engine.device)
+        lr = [lr_at(step, s.steps, s.train) for s in self.specs]
+        lr = torch.tensor(lr, device=self.engine.device)
         return self.engine.step(self.batches.get(step), lr, self.active)
 
     def state_bytes(self) -> int:
@@ -116,7 +121,8 @@ def specs_for(size: str, k: int, root: str, overrides: list[str]):
 def measure(size: str, args, root: str) -> list[dict]:
     specs = specs_for(size, max(args.ks), root, args.override)
     source = token_source(specs[0].config["data"], specs[0].shape.ctx)
-    loops = {0: Single(specs[0], source)} | {k: Together(specs[:k], source, args.ensemble_compile) for k in args.ks}
+    loops = {0: Single(specs[0], source)}
+    loops |= {k: Together(specs[:k], source, args.ensemble_compile) for k in args.ks}
     tokens_per_step = specs[0].tokens_per_step
     pos = {k: 0 for k in loops}
     rows = []
@@ -162,16 +168,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["s1", "s2", "s3", "s4", "s6"])
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 2, 4, 8, 16])
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per block (K > 4: steps // K, >= 1)")
+    parser.add_argument("--steps", type=int, default=8,
+                        help="timed steps per block (K > 4: steps // K, >= 1)")
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--override", nargs="*", default=[], help="trainer overrides, e.g. train.precision=fp32")
+    parser.add_argument("--override", nargs="*", default=[],
+                        help="trainer overrides, e.g. train.precision=fp32")
     parser.add_argument("--ensemble-compile", choices=["auto", "true", "false"],
-                        help="train.compile of the ensembles only (separate runs keep the trainer's choice)")
+                        help="train.compile of the ensembles only (separate runs: the trainer's)")
     parser.add_argument("--no-equivalence", action="store_true")
     args = parser.parse_args()
-    args.override = ["train.batch_size=16", "model.ctx=128", "train.compile=false", "train.tokens=2e6",
+    args.override = ["train.batch_size=16", "model.ctx=128", "train.compile=false",
+                     "train.tokens=2e6",
                      f"train.threads={args.threads}", *args.override]
     peaks = {d: matmul_peak(d, args.threads) for d in (torch.float32, torch.bfloat16)}
     print(f"matmul peak on {args.threads} thread(s): fp32 {peaks[torch.float32]:.0f} GFLOP/s, "
@@ -180,16 +189,20 @@ def main() -> None:
         if not args.no_equivalence:
             for precision in ("fp32", "bf16"):
                 eq = equivalence(args, root, precision)
-                print(f"equivalence ({precision}, s2, 3 members, 20 steps): members vs separate runs max rel gap "
-                      f"{eq['gap']:.2e}; separate {precision} vs fp32 {eq['band']:.2e}", flush=True)
-        print("\n| size | N | K | tokens/s (min-max) | vs K separate | MFU bf16 | MFU fp32 | peak MiB |")
+                print(f"equivalence ({precision}, s2, 3 members, 20 steps): members vs separate "
+                      f"runs max rel gap {eq['gap']:.2e}; separate {precision} vs fp32 "
+                      f"{eq['band']:.2e}", flush=True)
+        print("\n| size | N | K | tokens/s (min-max) | vs K separate | MFU bf16 | MFU fp32 "
+              "| peak MiB |")
         print("|---|---|---|---|---|---|---|---|")
         for size in args.sizes:
             for row in measure(size, args, root):
                 flops = 6 * row["N"] * row["tok_s"] / 1e9
                 k = "separate" if row["K"] == 0 else row["K"]
-                print(f"| {size} | {row['N']:,} | {k} | {row['tok_s']:,.0f} ({row['range'][0]:,.0f}-"
-                      f"{row['range'][1]:,.0f}) | {row['vs_separate']:.2f}x | "
+                lo, hi = row["range"]
+                print(f"| {size} | {row['N']:,} | {k} | {row['tok_s']:,.0f} "
+                      f"({lo:,.0f}-{hi:,.0f}) | "
+                      f"{row['vs_separate']:.2f}x | "
                       f"{flops / peaks[torch.bfloat16]:.0%} | {flops / peaks[torch.float32]:.0%} | "
                       f"{row['mib']:,.0f} |", flush=True)
 

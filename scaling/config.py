@@ -57,7 +57,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | fp32 | bf16
     compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
     threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
-    ensemble: str = "auto"  # sweeps: train runs differing only in seed/lr together (scaling/ensemble.py) | off
+    ensemble: str = "auto"  # sweeps: runs differing only in seed/lr train together | off
     ensemble_max: int = 4  # most runs in one ensemble (memory caps it further)
 
 

@@ -47,7 +47,7 @@ def ensemble_key(spec: RunSpec) -> str | None:
     return json.dumps(config, sort_keys=True)
 
 
-AUTO_MAX_PARAMS = 300_000  # auto: the largest N grouped (s4; s6 measured no faster: docs/performance.md)
+AUTO_MAX_PARAMS = 300_000  # auto: the largest N grouped (s4; s6 was no faster: docs/performance.md)
 MEMORY_SHARE = 0.5  # an ensemble may use this share of the memory available to its job
 
 
@@ -112,7 +112,7 @@ class StackedAdamW:
 
     def __init__(self, params: list[torch.Tensor], t: Any):
         self.params, self.t, self.step_count = params, t, 0
-        self.decay = [p.dim() >= 3 for p in params]  # a matrix per member (LayerNorm weights: (K, d))
+        self.decay = [p.dim() >= 3 for p in params]  # a matrix per member (LayerNorm: (K, d))
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
 
@@ -150,7 +150,8 @@ class StackedAdamW:
 
     # one member's moments to and from a torch AdamW over a plain Transformer (checkpoints)
     @torch.no_grad()
-    def member_into(self, k: int, optimizer: torch.optim.AdamW, model: Transformer, lr: float) -> None:
+    def member_into(self, k: int, optimizer: torch.optim.AdamW, model: Transformer,
+                    lr: float) -> None:
         for p, m, v in zip(model.parameters(), self.exp_avg, self.exp_avg_sq):
             step = torch.tensor(float(self.step_count), dtype=torch.float32)
             optimizer.state[p] = {"step": step, "exp_avg": m[k].clone(), "exp_avg_sq": v[k].clone()}
@@ -169,14 +170,15 @@ class StackedAdamW:
 def member_losses(model: StackedTransformer, rows: torch.Tensor) -> torch.Tensor:
     """(K,) mean next-token losses (nats per token) of each member on its rows (K, B, ctx + 1)."""
     logits = model(rows[..., :-1]).float()
-    return F.cross_entropy(logits.flatten(0, 2), rows[..., 1:].flatten(), reduction="none").view(rows.size(0), -1).mean(dim=1)
+    losses = F.cross_entropy(logits.flatten(0, 2), rows[..., 1:].flatten(), reduction="none")
+    return losses.view(rows.size(0), -1).mean(dim=1)
 
 
 class StackedBatches(train.Batches):
     """Each member's batch of a step (its own seed), stacked (K, batch_size, ctx + 1)."""
 
     def _make(self, step: int) -> torch.Tensor:
-        rows = torch.stack([self.source.train_batch(step, self.batch_size, seed) for seed in self.seed])
+        rows = torch.stack([self.source.train_batch(step, self.batch_size, s) for s in self.seed])
         if self.device.type == "cuda":
             rows = rows.pin_memory().to(self.device, non_blocking=True)
         return rows.to(self.device)
@@ -221,19 +223,20 @@ class EnsembleEngine:
         self.optimizer.load_member(k, self.member_optimizer, self.member)
         return state
 
-    def save_member(self, k: int, step: int, lr: float, metrics: list, wall_s: float, loss_sum: float,
-                    loss_count: int) -> None:
+    def save_member(self, k: int, step: int, lr: float, metrics: list, wall_s: float,
+                    loss_sum: float, loss_count: int) -> None:
         """Member k's checkpoint, exactly as its separate run saves one."""
         self.model.member_into(k, self.member)
         self.optimizer.member_into(k, self.member_optimizer, self.member, lr)
-        train._save_checkpoint(self.specs[k].run_dir / runs.CHECKPOINT, self.member, self.member_optimizer,
-                               step, metrics, wall_s, loss_sum, loss_count)
+        train._save_checkpoint(self.specs[k].run_dir / runs.CHECKPOINT, self.member,
+                               self.member_optimizer, step, metrics, wall_s, loss_sum, loss_count)
 
     def evaluate(self, k: int, source: Any, val_rows: torch.Tensor) -> tuple[float, dict]:
         """Member k's validation loss and probe scores, by the single run's code."""
         spec = self.specs[k]
         self.model.member_into(k, self.member)
-        loss_val = objectives.evaluate(self.member, spec.shape, val_rows, spec.train.batch_size * 4, self.amp)
+        loss_val = objectives.evaluate(self.member, spec.shape, val_rows, spec.train.batch_size * 4,
+                                       self.amp)
         return loss_val, train.probe_metrics(self.member, source, self.device, self.amp)
 
 
@@ -250,9 +253,12 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     member = Transformer(shape, seed=0).to(device)
     member_optimizer, _ = train.make_optimizer(member, t)
     # compile as a run of K times the tokens would be (train.pick_compile: the work must repay it)
-    compiled = train.pick_compile(t.compile, device, dataclasses.replace(specs[0], D=specs[0].D * len(specs)), threads)
-    return EnsembleEngine(specs, model, StackedAdamW(list(model.parameters()), t), member, member_optimizer,
-                          device, dtype, threads, torch.compile(member_losses) if compiled else member_losses)
+    as_one_run = dataclasses.replace(specs[0], D=specs[0].D * len(specs))
+    compiled = train.pick_compile(t.compile, device, as_one_run, threads)
+    losses = torch.compile(member_losses) if compiled else member_losses
+    optimizer = StackedAdamW(list(model.parameters()), t)
+    return EnsembleEngine(specs, model, optimizer, member, member_optimizer, device, dtype, threads,
+                          losses)
 
 
 # ---------------------------------------------------------------- training a group
@@ -263,7 +269,7 @@ def train_ensemble(cfgs: list[DictConfig], *, stop_after_steps: int | None = Non
     Members whose checkpoints stand at another step than the most common one train alone."""
     specs = [resolve_run(c) for c in cfgs]
     if len({ensemble_key(s) for s in specs}) != 1 or ensemble_key(specs[0]) is None:
-        raise ValueError("an ensemble's runs must be decoder runs that differ only in train.seed and train.lr")
+        raise ValueError("an ensemble's runs must be decoder runs that differ only in seed and lr")
     results: dict[str, dict] = {}
     held: list[tuple[RunSpec, runs.FileLock]] = []
     try:
@@ -272,7 +278,8 @@ def train_ensemble(cfgs: list[DictConfig], *, stop_after_steps: int | None = Non
             if runs.is_finished(spec.run_dir):
                 results[spec.run_id] = {**runs.read_result(spec.run_dir), "status": "skipped"}
             elif lock is None:
-                results[spec.run_id] = {"run_id": spec.run_id, "sweep": spec.sweep, "status": "busy"}
+                results[spec.run_id] = {"run_id": spec.run_id, "sweep": spec.sweep,
+                                        "status": "busy"}
             else:
                 held.append((spec, lock))
                 continue
@@ -280,7 +287,8 @@ def train_ensemble(cfgs: list[DictConfig], *, stop_after_steps: int | None = Non
                 lock.release(unlink=True)
         todo = [spec for spec, _ in held]
         start = {s.run_id: _checkpoint_step(s) for s in todo}
-        common = max(set(start.values()), key=lambda v: (sum(x == v for x in start.values()), -v), default=0)
+        steps = list(start.values())
+        common = max(set(steps), key=lambda v: (steps.count(v), -v), default=0)
         together = [s for s in todo if start[s.run_id] == common]
         if len(together) > 1:
             results.update(zip([s.run_id for s in together], _train(together, stop_after_steps)))
@@ -297,7 +305,9 @@ def train_ensemble(cfgs: list[DictConfig], *, stop_after_steps: int | None = Non
 
 def _checkpoint_step(spec: RunSpec) -> int:
     path = spec.run_dir / runs.CHECKPOINT
-    return int(torch.load(path, map_location="cpu", weights_only=True)["step"]) if path.is_file() else 0
+    if not path.is_file():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
 
 
 def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
@@ -308,7 +318,8 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
     source = token_source(spec0.config["data"], spec0.shape.ctx)
     val_rows = source.val_batch().to(device)
     for spec in specs:
-        runs.atomic_write_text(spec.run_dir / runs.CONFIG, OmegaConf.to_yaml(OmegaConf.create(spec.config)))
+        runs.atomic_write_text(spec.run_dir / runs.CONFIG,
+                               OmegaConf.to_yaml(OmegaConf.create(spec.config)))
 
     step, metrics, elapsed, sums, count = 0, [[] for _ in specs], [0.0] * K, [0.0] * K, 0
     if (spec0.run_dir / runs.CHECKPOINT).is_file():  # train_ensemble grouped members at one step
@@ -316,7 +327,8 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
             step, metrics[k], elapsed[k], sums[k], count = engine.load_member(k, spec)
     resumed_from = step
 
-    evals = set(train.eval_steps(spec0.steps, t0.n_evals, exact=train.protocol_name(spec0) == "kaplan"))
+    kaplan = train.protocol_name(spec0) == "kaplan"
+    evals = set(train.eval_steps(spec0.steps, t0.n_evals, exact=kaplan))
     horizon = train.schedule_steps(spec0)
     status, loss_val, loss_train = ["ok"] * K, [math.nan] * K, [math.nan] * K
     results: list[dict | None] = [None] * K
@@ -324,16 +336,18 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
     label = f"{spec0.run_id} +{K - 1} (ensemble)"
     bar = progress.run_bar(spec0.D * K, step * spec0.tokens_per_step * K, label)
     start = [time.perf_counter() - e for e in elapsed]
-    batches = StackedBatches(source, t0.batch_size, [s.train.seed for s in specs], device, step, spec0.steps)
+    seeds = [s.train.seed for s in specs]
+    batches = StackedBatches(source, t0.batch_size, seeds, device, step, spec0.steps)
     loss_acc = torch.tensor(sums, dtype=torch.float64, device=device)
     check_every = 1 if device.type == "cpu" else train.CHECK_EVERY
     stop = train.StopSignals().install()
 
     def finish(k: int) -> None:
-        wall = time.perf_counter() - start[k]
+        wall, loss_sum = time.perf_counter() - start[k], float(loss_acc[k])
         results[k] = train.finish_run(
-            specs[k], status[k], loss_val[k], loss_train[k], wall, metrics[k], source, device, dtype, resumed_from,
-            lambda: engine.save_member(k, step, lrs[k], metrics[k], wall, float(loss_acc[k]), count))
+            specs[k], status[k], loss_val[k], loss_train[k], wall, metrics[k], source, device,
+            dtype, resumed_from,
+            lambda: engine.save_member(k, step, lrs[k], metrics[k], wall, loss_sum, count))
         active[k] = False
 
     lrs = [train.lr_at(step, horizon, s.train) for s in specs]
@@ -349,7 +363,7 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
             if step % check_every == 0 or step in evals:
                 sums = loss_acc.tolist()
                 for k in range(K):
-                    if active[k] and not math.isfinite(sums[k]):  # NaN or inf since the last evaluation
+                    if active[k] and not math.isfinite(sums[k]):  # NaN or inf since the last eval
                         status[k], loss_train[k] = "diverged", sums[k]
                         finish(k)
             if step in evals:
@@ -358,8 +372,9 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
                         continue
                     loss_train[k] = sums[k] / count
                     loss_val[k], scores = engine.evaluate(k, source, val_rows)
-                    metrics[k].append(train.metrics_row(specs[k], step, loss_train[k], loss_val[k], lrs[k],
-                                                        time.perf_counter() - start[k], scores))
+                    wall = time.perf_counter() - start[k]
+                    metrics[k].append(train.metrics_row(specs[k], step, loss_train[k], loss_val[k],
+                                                        lrs[k], wall, scores))
                     runs.atomic_write_jsonl(specs[k].run_dir / runs.METRICS, metrics[k])
                     if not math.isfinite(loss_val[k]):
                         status[k] = "diverged"
@@ -367,15 +382,18 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
                 loss_acc.zero_()
                 count = 0
             stopping = stop.signum is not None
-            if step < spec0.steps and (stopping or (t0.checkpoint_every and step % t0.checkpoint_every == 0)):
+            due = t0.checkpoint_every and step % t0.checkpoint_every == 0
+            if step < spec0.steps and (stopping or due):
                 for k in range(K):
                     if active[k]:
-                        engine.save_member(k, step, lrs[k], metrics[k], time.perf_counter() - start[k],
-                                           float(loss_acc[k]), count)
+                        wall = time.perf_counter() - start[k]
+                        engine.save_member(k, step, lrs[k], metrics[k], wall, float(loss_acc[k]),
+                                           count)
                 if stopping:
                     stop.deliver(f"{label}: checkpoints saved at step {step}/{spec0.steps}")
             if stop_after_steps is not None and step >= stop_after_steps and step < spec0.steps:
-                return [results[k] or {"run_id": s.run_id, "sweep": s.sweep, "status": "stopped", "step": step}
+                stopped = {"status": "stopped", "step": step}
+                return [results[k] or {"run_id": s.run_id, "sweep": s.sweep, **stopped}
                         for k, s in enumerate(specs)]
     finally:
         stop.restore()

@@ -303,8 +303,9 @@ def main(argv: list[str]) -> int:
             progress.say(f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)")
         plan_path, launch_argv = write_plan(jobs, sweep_paths[0]), argv
         if plan_path is not None:
-            progress.say(f"{sum(len(j) for j in jobs if len(j) > 1)} runs train in {sum(len(j) > 1 for j in jobs)} "
-                         f"ensemble(s) (train.ensemble=off to train each alone)")
+            groups = [j for j in jobs if len(j) > 1]
+            progress.say(f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
+                         f"(train.ensemble=off to train each alone)")
             launch_argv = [*argv, f"++hydra.job.env_set.{PLAN_ENV}={plan_path}"]
         _STATE.planned = {s.run_id: 6.0 * s.counts.N * s.D for s in todo}
         _STATE.results = []

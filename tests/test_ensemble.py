@@ -14,7 +14,8 @@ from scaling.ensemble import plan_ensembles, train_ensemble
 from scaling.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 2-layer d_model=16 model: about a second per run
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=2", "model.n_heads=2", "model.ctx=16",
+TINY = ["model.size=null", "model.d_model=16", "model.n_layers=2", "model.n_heads=2",
+        "model.ctx=16",
         "train.batch_size=8", "train.tokens=3840", "data.val_tokens=256", "train.threads=1",
         "train.precision=fp32", "train.compile=false", "train.device=cpu", "sweep=single"]
 MEMBERS = [["train.seed=0"], ["train.seed=1"], ["train.seed=2", "train.lr=1e-3"]]
@@ -25,7 +26,8 @@ def cfg(root, *extra):
 
 
 def curve(spec):
-    return [(m["step"], m["loss_train"], m["loss_val"], m["lr"]) for m in runs.read_metrics(spec.run_dir)]
+    metrics = runs.read_metrics(spec.run_dir)
+    return [(m["step"], m["loss_train"], m["loss_val"], m["lr"]) for m in metrics]
 
 
 def test_members_follow_their_separate_runs_in_fp32(tmp_path):
@@ -42,7 +44,8 @@ def test_members_follow_their_separate_runs_in_fp32(tmp_path):
         for x, y in zip(ca, cb):
             assert x[1:3] == pytest.approx(y[1:3], rel=1e-5, abs=0)
         assert member["loss"] == pytest.approx(alone["loss"], rel=1e-5)
-        assert sorted(p.name for p in a.run_dir.iterdir()) == sorted(p.name for p in b.run_dir.iterdir())
+        files = [sorted(p.name for p in run.run_dir.iterdir()) for run in (a, b)]
+        assert files[0] == files[1]
     # seeds and lrs matter: the members are not copies of one another
     assert len({r["loss"] for r in together}) == 3
     csv = runs.read_runs_csv(tmp_path / "ens" / "single" / runs.RUNS_CSV)
@@ -72,7 +75,8 @@ def test_a_diverging_member_is_marked_and_the_others_finish(tmp_path):
     assert [r["status"] for r in results] == ["ok", "diverged", "ok"]
     alone = train_run(cfg(tmp_path / "alone", "train.seed=2"))
     assert results[2]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
-    diverged = json.loads((resolve_run(cfg(tmp_path, *members[1])).run_dir / runs.RESULT).read_text())
+    folder = resolve_run(cfg(tmp_path, *members[1])).run_dir
+    diverged = json.loads((folder / runs.RESULT).read_text())
     assert diverged["status"] == "diverged" and diverged["loss"] is None
 
 
@@ -94,10 +98,11 @@ def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
     jobs = plan_ensembles([specs[0], other, specs[1], encoder, specs[2]])
     assert [[s.run_id for s in job] for job in jobs] == [
         [specs[0].run_id, specs[1].run_id, specs[2].run_id], [other.run_id], [encoder.run_id]]
-    capped = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2")) for m in MEMBERS])
-    big = resolve_run(cfg(tmp_path, "model.size=s6", "model.ctx=16"))  # auto: too large to gain
-    assert [len(j) for j in plan_ensembles([big, resolve_run(cfg(tmp_path, "model.size=s6", "model.ctx=16",
-                                                                 "train.seed=1"))])] == [1, 1]
+    capped = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2"))
+                             for m in MEMBERS])
+    big = [resolve_run(cfg(tmp_path, "model.d_model=128", f"train.seed={seed}"))
+           for seed in (0, 1)]  # N = 0.43M: auto finds it too large to gain
+    assert [len(j) for j in plan_ensembles(big)] == [1, 1]
     assert [len(j) for j in capped] == [2, 1]
     off = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble=off")) for m in MEMBERS])
     assert [len(j) for j in off] == [1, 1, 1]
@@ -107,7 +112,8 @@ SWEEP = ["sweep.name=seeds", "model.d_model=16,32", "train.seed=0,1,2", "sweep.r
          "train.checkpoint_every=0"]
 
 
-def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_that_match_separate_runs(tmp_path, capsys, monkeypatch):
+def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_like_separate_runs(tmp_path, capsys,
+                                                                          monkeypatch):
     from scaling.cli import main as cli_main
 
     monkeypatch.chdir(tmp_path)
@@ -117,16 +123,20 @@ def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_that_match_separate_runs(t
     assert "6 runs train in 2 ensemble(s)" in capsys.readouterr().out
     assert cli_main([*argv, f"runs_dir={tmp_path / 'off'}", "train.ensemble=off"]) == 0
     assert "ensemble" not in capsys.readouterr().out
-    together = {r["run_id"]: r for r in runs.read_runs_csv(tmp_path / "ens" / "seeds" / runs.RUNS_CSV)}
-    alone = {r["run_id"]: r for r in runs.read_runs_csv(tmp_path / "off" / "seeds" / runs.RUNS_CSV)}
+    def table(root):
+        rows = runs.read_runs_csv(tmp_path / root / "seeds" / runs.RUNS_CSV)
+        return {r["run_id"]: r for r in rows}
+
+    together, alone = table("ens"), table("off")
     assert len(together) == 6 and set(together) == set(alone)
     for run_id, row in together.items():
-        assert row["status"] == "ok" and float(row["loss"]) == pytest.approx(float(alone[run_id]["loss"]), rel=1e-5)
+        assert row["status"] == "ok"
+        assert float(row["loss"]) == pytest.approx(float(alone[run_id]["loss"]), rel=1e-5)
 
     victim = sorted(together)[0]  # an interrupted sweep: only the missing run trains, alone
     (tmp_path / "ens" / "seeds" / victim / runs.RESULT).unlink()
     assert cli_main([*argv, f"runs_dir={tmp_path / 'ens'}"]) == 0
     out = capsys.readouterr().out
     assert "5 finished, 1 to train" in out and "ensemble" not in out
-    redone = {r["run_id"]: r for r in runs.read_runs_csv(tmp_path / "ens" / "seeds" / runs.RUNS_CSV)}
+    redone = table("ens")
     assert float(redone[victim]["loss"]) == pytest.approx(float(alone[victim]["loss"]), rel=1e-5)

@@ -30,9 +30,9 @@ class StackedTransformer(torch.nn.Module):
         self.shape, self.K = shape, len(seeds)
         members = [Transformer(shape, seed=s) for s in seeds]
         self.names = [name for name, _ in members[0].named_parameters()]  # Transformer's order
+        params = [dict(m.named_parameters()) for m in members]
         self.stack = torch.nn.ParameterList(
-            torch.nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach() for m in members]))
-            for n in self.names)
+            torch.nn.Parameter(torch.stack([p[n].detach() for p in params])) for n in self.names)
 
     def weights(self) -> dict[str, torch.Tensor]:
         return dict(zip(self.names, self.stack))
@@ -42,14 +42,14 @@ class StackedTransformer(torch.nn.Module):
     @torch.no_grad()
     def member_into(self, k: int, model: Transformer) -> Transformer:
         """Copy member k's weights into a plain Transformer of the same shape (returned)."""
-        for (name, p), w in zip(model.named_parameters(), self.stack):
+        for p, w in zip(model.parameters(), self.stack):
             p.copy_(w[k])
         return model
 
     @torch.no_grad()
     def load_member(self, k: int, model: Transformer) -> None:
         """Set member k's weights from a plain Transformer of the same shape."""
-        for (name, p), w in zip(model.named_parameters(), self.stack):
+        for p, w in zip(model.parameters(), self.stack):
             w[k].copy_(p)
 
     # ---------------------------------------------------------------- forward
@@ -58,11 +58,12 @@ class StackedTransformer(torch.nn.Module):
         w, shape = self.weights(), self.shape
         K, B, T = idx.shape
         if T > shape.ctx:
-            raise ValueError(f"sequence length {T} exceeds the model's context length ctx={shape.ctx}")
+            raise ValueError(f"sequence length {T} exceeds the context length ctx={shape.ctx}")
         V, d = w["wte.weight"].shape[1:]
         # member k's token ids index its own rows of the (K * V, d) table: one embedding lookup
         offset = (torch.arange(K, device=idx.device) * V).view(K, 1, 1)
-        x = F.embedding(idx + offset, w["wte.weight"].reshape(K * V, d)) + w["wpe.weight"][:, None, :T]
+        x = F.embedding(idx + offset, w["wte.weight"].reshape(K * V, d))
+        x = x + w["wpe.weight"][:, None, :T]
         x = x.view(K, B * T, d)
         for i in range(shape.n_layers):
             p = f"blocks.{i}."
