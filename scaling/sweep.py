@@ -154,7 +154,8 @@ def write_plan(jobs: list[list[RunSpec]], folder: Path) -> Path | None:
     plan = {"leaders": {job[0].run_id: [member_overrides(s) for s in job[1:]] for job in groups},
             "members": sorted(s.run_id for job in groups for s in job[1:])}
     text = json.dumps(plan, sort_keys=True)
-    path = folder / ".hydra" / f"ensembles-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    path = folder.resolve() / ".hydra" / f"ensembles-{digest}.json"  # absolute: jobs may run elsewhere
     runs.atomic_write_text(path, text)
     return path
 
