@@ -391,6 +391,8 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
                                            count)
                 if stopping:
                     stop.deliver(f"{label}: checkpoints saved at step {step}/{spec0.steps}")
+            if train.TEST_STEP_S:
+                time.sleep(train.TEST_STEP_S)
             if stop_after_steps is not None and step >= stop_after_steps and step < spec0.steps:
                 stopped = {"status": "stopped", "step": step}
                 return [results[k] or {"run_id": s.run_id, "sweep": s.sweep, **stopped}

@@ -140,3 +140,35 @@ def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_like_separate_runs(tmp_pat
     assert "5 finished, 1 to train" in out and "ensemble" not in out
     redone = table("ens")
     assert float(redone[victim]["loss"]) == pytest.approx(float(alone[victim]["loss"]), rel=1e-5)
+
+
+def test_a_seed_sweep_stopped_by_sigterm_resumes_every_member_exactly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [*[a for a in TINY if a != "sweep=single"], "sweep.name=seeds", "train.seed=0,1,2",
+            "sweep.report=false", "train.checkpoint_every=0", "train.tokens=7680"]  # 60 steps
+    whole = train_ensemble([cfg(tmp_path / "whole", *m, "train.tokens=7680") for m in
+                            (["train.seed=0"], ["train.seed=1"], ["train.seed=2"])])
+    folder = tmp_path / "cut" / "seeds"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SCALING_TEST_STEP_S": "0.05"}
+    proc = subprocess.Popen([sys.executable, "-m", "scaling.cli", "sweep", *argv,
+                             f"runs_dir={tmp_path / 'cut'}"], env=env, text=True, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while len(list(folder.glob(f"*/{runs.METRICS}"))) < 3:  # every member has logged a point
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert len(list(folder.glob(f"*/{runs.CHECKPOINT}"))) == 3 and not runs.load_results(folder)
+    resumed = {r["run_id"]: r for r in train_ensemble(
+        [compose([*[a for a in argv if a != "train.seed=0,1,2"], f"runs_dir={tmp_path / 'cut'}",
+                  f"train.seed={seed}"]) for seed in range(3)])}
+    for result in whole:
+        again = resumed[result["run_id"]]
+        assert 0 < again["resumed_from_step"] < 60 and again["loss"] == result["loss"]
