@@ -332,7 +332,8 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
     horizon = train.schedule_steps(spec0)
     status, loss_val, loss_train = ["ok"] * K, [math.nan] * K, [math.nan] * K
     results: list[dict | None] = [None] * K
-    active = torch.ones(K, dtype=torch.bool, device=device)
+    alive = [True] * K  # members still training (read here without a device sync)
+    active = torch.ones(K, dtype=torch.bool, device=device)  # the same, as the step's mask
     label = f"{spec0.run_id} +{K - 1} (ensemble)"
     bar = progress.run_bar(spec0.D * K, step * spec0.tokens_per_step * K, label)
     start = [time.perf_counter() - e for e in elapsed]
@@ -348,27 +349,28 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
             specs[k], status[k], loss_val[k], loss_train[k], wall, metrics[k], source, device,
             dtype, resumed_from,
             lambda: engine.save_member(k, step, lrs[k], metrics[k], wall, loss_sum, count))
+        alive[k] = False
         active[k] = False
 
     lrs = [train.lr_at(step, horizon, s.train) for s in specs]
     try:
         engine.model.train()
-        while step < spec0.steps and bool(active.any()):
+        while step < spec0.steps and any(alive):
             lrs = [train.lr_at(step, horizon, s.train) for s in specs]
             losses = engine.step(batches.get(step), torch.tensor(lrs, device=device), active)
             step += 1
             loss_acc += losses
             count += 1
-            bar.update(spec0.tokens_per_step * int(active.sum()))
+            bar.update(spec0.tokens_per_step * sum(alive))
             if step % check_every == 0 or step in evals:
                 sums = loss_acc.tolist()
                 for k in range(K):
-                    if active[k] and not math.isfinite(sums[k]):  # NaN or inf since the last eval
+                    if alive[k] and not math.isfinite(sums[k]):  # NaN or inf since the last eval
                         status[k], loss_train[k] = "diverged", sums[k]
                         finish(k)
             if step in evals:
                 for k in range(K):
-                    if not active[k]:
+                    if not alive[k]:
                         continue
                     loss_train[k] = sums[k] / count
                     loss_val[k], scores = engine.evaluate(k, source, val_rows)
@@ -385,7 +387,7 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
             due = t0.checkpoint_every and step % t0.checkpoint_every == 0
             if step < spec0.steps and (stopping or due):
                 for k in range(K):
-                    if active[k]:
+                    if alive[k]:
                         wall = time.perf_counter() - start[k]
                         engine.save_member(k, step, lrs[k], metrics[k], wall, float(loss_acc[k]),
                                            count)
@@ -402,7 +404,7 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
         batches.close()
         bar.close()
     for k in range(K):
-        if active[k]:
+        if alive[k]:
             finish(k)
     if stop.signum is not None:
         stop.deliver(f"{label}: finished")
