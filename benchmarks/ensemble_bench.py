@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_bench import matmul_peak  # noqa: E402
@@ -164,6 +165,45 @@ def equivalence(args, root: str, precision: str, steps: int = 20) -> dict[str, f
     return {"gap": gap, "band": band}
 
 
+def vmap_check(size: str, k: int, args, root: str, blocks: int = 5) -> tuple[float, float]:
+    """Forward + backward tokens/s of k members: our stacked model against torch.func's
+    vmap(functional_call) over stack_module_state (the same weights, rows and autocast)."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from scaling.models import Transformer
+    from scaling.models.stacked import StackedTransformer
+    from scaling.train import autocast
+
+    specs = specs_for(size, k, root, args.override)
+    engine = build_ensemble(specs)
+    shape, dtype = engine.model.shape, engine.dtype
+    stacked = StackedTransformer(shape, [s.train.seed for s in specs])
+    params, buffers = stack_module_state([Transformer(shape, seed=s.train.seed) for s in specs])
+    base = Transformer(shape).to("meta")
+
+    def one(p, b, idx, tgt):
+        logits = functional_call(base, (p, b), (idx,)).float()
+        return F.cross_entropy(logits.flatten(0, 1), tgt.flatten())
+
+    rows = torch.randint(0, shape.vocab_size, (k, specs[0].train.batch_size, shape.ctx + 1))
+    loops = {"stacked": (lambda: member_losses(stacked, rows), list(stacked.parameters())),
+             "vmap": (lambda: vmap(one)(params, buffers, rows[..., :-1], rows[..., 1:]),
+                      list(params.values()))}
+    speed: dict[str, list[float]] = {name: [] for name in loops}
+    for block in range(blocks + 1):  # the first block warms up
+        for name, (losses, weights) in loops.items():
+            start = time.perf_counter()
+            for _ in range(3):
+                with autocast(engine.device, dtype):
+                    loss = losses()
+                loss.sum().backward()
+                for w in weights:
+                    w.grad = None
+            if block:
+                speed[name].append(3 * k * specs[0].tokens_per_step / (time.perf_counter() - start))
+    return statistics.median(speed["stacked"]), statistics.median(speed["vmap"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["s1", "s2", "s3", "s4", "s6"])
@@ -178,6 +218,8 @@ def main() -> None:
     parser.add_argument("--ensemble-compile", choices=["auto", "true", "false"],
                         help="train.compile of the ensembles only (separate runs: the trainer's)")
     parser.add_argument("--no-equivalence", action="store_true")
+    parser.add_argument("--vmap", action="store_true",
+                        help="only compare the stacked model with torch.func's vmap (K = 4)")
     args = parser.parse_args()
     args.override = ["train.batch_size=16", "model.ctx=128", "train.compile=false",
                      "train.tokens=2e6",
@@ -186,6 +228,12 @@ def main() -> None:
     print(f"matmul peak on {args.threads} thread(s): fp32 {peaks[torch.float32]:.0f} GFLOP/s, "
           f"bf16 {peaks[torch.bfloat16]:.0f} GFLOP/s")
     with tempfile.TemporaryDirectory() as root:
+        if args.vmap:
+            for size in args.sizes:
+                ours, theirs = vmap_check(size, 4, args, root)
+                print(f"{size}, K=4, forward+backward: stacked {ours:,.0f} tokens/s, vmap "
+                      f"{theirs:,.0f} tokens/s ({ours / theirs:.2f}x)", flush=True)
+            return
         if not args.no_equivalence:
             for precision in ("fp32", "bf16"):
                 eq = equivalence(args, root, precision)
