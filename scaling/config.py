@@ -34,7 +34,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 COMPILES = ("auto", "true", "false")
 # train keys that change how a run executes, not what it computes: not part of the run id
 EXECUTION_KEYS = ("tokens", "flops", "device", "precision", "compile", "threads", "checkpoint_every",
-                  "keep_checkpoint")
+                  "keep_checkpoint", "ensemble", "ensemble_max")
+ENSEMBLES = ("auto", "off")
 
 
 @dataclass
@@ -59,6 +60,8 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | fp32 | bf16
     compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
     threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
+    ensemble: str = "auto"  # sweeps: runs differing only in seed/lr train together | off
+    ensemble_max: int = 4  # most runs in one ensemble (memory caps it further)
 
 
 @dataclass
@@ -157,6 +160,10 @@ def _check_train(t: TrainConfig) -> None:
         _fail("train.device", t.device, "is unknown", f"choose one of: {', '.join(DEVICES)}, cuda:<i>")
     if str(t.precision).lower() not in PRECISIONS:
         _fail("train.precision", t.precision, "is unknown", f"choose one of: {', '.join(PRECISIONS)}")
+    if str(t.ensemble).lower() not in ENSEMBLES:
+        _fail("train.ensemble", t.ensemble, "is unknown", f"choose one of: {', '.join(ENSEMBLES)}")
+    if t.ensemble_max < 1:
+        _fail("train.ensemble_max", t.ensemble_max, "must be >= 1", "e.g. train.ensemble_max=4")
     if str(t.compile).lower() not in COMPILES:
         _fail("train.compile", t.compile, "is unknown", f"choose one of: {', '.join(COMPILES)}")
     if (t.tokens is None) == (t.flops is None):

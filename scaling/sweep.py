@@ -10,6 +10,8 @@ from the run folders, whichever processes or machines trained them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shlex
 import sys
@@ -24,6 +26,7 @@ from scaling import progress, runs
 from scaling.config import CONF_DIR, RunSpec, compose, compose_all, help_text, register_configs, resolve_run, split_help
 from scaling.config import config_dir_override
 from scaling.errors import ConfigError, ScalingError
+from scaling.ensemble import member_overrides, plan_ensembles, train_ensemble
 from scaling.train import summary_line, train_run
 
 
@@ -100,6 +103,12 @@ def launcher_threads(launcher: DictConfig | dict | None, n_runs: int, cores: int
     return None
 
 
+def parallel_jobs(launcher: DictConfig | dict | None, n_runs: int, cores: int) -> int:
+    """How many jobs may run at once on this machine (they share its memory)."""
+    threads = launcher_threads(launcher, n_runs, cores)
+    return 1 if threads is None else max(1, cores // threads)
+
+
 # ---------------------------------------------------------------- the Hydra job
 
 @dataclass
@@ -117,15 +126,56 @@ _STATE = _Progress()
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def _job(cfg: DictConfig) -> None:
-    """One grid point, as Hydra launches it: train (or skip) the run and report one line."""
-    result = train_run(cfg)
-    _STATE.results.append(result)
-    if result["status"] == "skipped":
-        progress.say(f"{result['run_id']}: finished meanwhile by another sweep, skipped")
-    else:
-        progress.say(summary_line(result))
-    if _STATE.bar is not None and result["run_id"] in _STATE.planned:
-        progress.sweep_advance(_STATE.bar, _STATE.planned.pop(result["run_id"]))
+    """One grid point, as Hydra launches it: train (or skip) the run, or the ensemble it leads
+    (nothing where another point's ensemble trains it), and report one line per run."""
+    group = _ensemble_of(cfg)
+    if group == []:
+        return  # a member of an ensemble that another job trains
+    for result in train_ensemble(group) if group else [train_run(cfg)]:
+        _STATE.results.append(result)
+        if result["status"] == "skipped":
+            progress.say(f"{result['run_id']}: finished meanwhile by another sweep, skipped")
+        else:
+            progress.say(summary_line(result))
+        if _STATE.bar is not None and result["run_id"] in _STATE.planned:
+            progress.sweep_advance(_STATE.bar, _STATE.planned.pop(result["run_id"]))
+
+
+# ---------------------------------------------------------------- ensembles (scaling/ensemble.py)
+
+PLAN_ENV = "SCALING_ENSEMBLES"  # the sweep's plan file, set in every job by hydra.job.env_set
+
+
+def write_plan(jobs: list[list[RunSpec]], folder: Path) -> Path | None:
+    """The ensembles of this sweep as a file the jobs read (launchers may run them on other
+    machines, which share the runs folder): leader run id -> the other members' overrides, and
+    the members trained by a leader. None when no job has more than one run."""
+    groups = [job for job in jobs if len(job) > 1]
+    if not groups:
+        return None
+    plan = {"leaders": {job[0].run_id: [member_overrides(s) for s in job[1:]] for job in groups},
+            "members": sorted(s.run_id for job in groups for s in job[1:])}
+    text = json.dumps(plan, sort_keys=True)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    path = folder.resolve() / ".hydra" / f"ensembles-{digest}.json"  # absolute: jobs may run elsewhere
+    runs.atomic_write_text(path, text)
+    return path
+
+
+def _ensemble_of(cfg: DictConfig) -> list[DictConfig] | None:
+    """The configs of the ensemble this grid point leads; [] when another point's ensemble trains
+    it; None when it trains alone (no plan, or not in it)."""
+    path = os.environ.get(PLAN_ENV)
+    if not path:
+        return None
+    plan = json.loads(Path(path).read_text())
+    run_id = resolve_run(cfg).run_id
+    if run_id in plan["members"]:
+        return []
+    others = plan["leaders"].get(run_id)
+    if others is None:
+        return None
+    return [cfg, *(OmegaConf.merge(cfg, OmegaConf.from_dotlist(o)) for o in others)]
 
 
 def launch(argv: list[str], threads: int | None = None) -> None:
@@ -267,14 +317,22 @@ def main(argv: list[str]) -> int:
     if todo:
         for path in sweep_paths:
             _check_writable(path)
-        threads = launcher_threads(_launcher(argv), len(todo), available_cores())
+        launcher = _launcher(argv)
+        jobs = plan_ensembles(todo, parallel_jobs(launcher, len(todo), available_cores()))
+        threads = launcher_threads(launcher, len(jobs), available_cores())
         if threads is not None:
             progress.say(f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)")
+        plan_path, launch_argv = write_plan(jobs, sweep_paths[0]), argv
+        if plan_path is not None:
+            groups = [j for j in jobs if len(j) > 1]
+            progress.say(f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
+                         f"(train.ensemble=off to train each alone)")
+            launch_argv = [*argv, f"++hydra.job.env_set.{PLAN_ENV}={plan_path}"]
         _STATE.planned = {s.run_id: 6.0 * s.counts.N * s.D for s in todo}
         _STATE.results = []
         _STATE.bar = progress.sweep_bar(sum(_STATE.planned.values()), len(todo), name)
         try:
-            launch(argv, threads)
+            launch(launch_argv, threads)
         finally:
             _STATE.bar.close()
             _STATE.bar = None

@@ -343,14 +343,8 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
     step, metrics, elapsed, loss_sum, loss_count, resumed_from = 0, [], 0.0, 0.0, 0, 0
     ckpt_path = spec.run_dir / runs.CHECKPOINT
     if ckpt_path.is_file():  # resume: the data is a pure function of (seed, step), so continue the counter
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, metrics, elapsed = state["step"], state["metrics"], state["wall_s"]
-        loss_sum, loss_count = state["loss_sum"], state["loss_count"]
-        _set_rng_states(state.get("rng"))
+        step, metrics, elapsed, loss_sum, loss_count = load_checkpoint(spec, model, optimizer, device)
         resumed_from = step
-        runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, metrics)
 
     evals = set(eval_steps(spec.steps, t.n_evals, exact=protocol_name(spec) == "kaplan"))
     horizon = schedule_steps(spec)  # where the lr schedule ends: D, or protocol=kaplan's fixed horizon
@@ -382,12 +376,7 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
                 scores = probe_metrics(forward, source, device, amp) if spec.shape.arch == "decoder" else {}
                 loss_acc.zero_()
                 loss_sum, loss_count = 0.0, 0
-                metrics.append({
-                    "step": step, "tokens": step * spec.tokens_per_step,
-                    "flops": 6.0 * spec.counts.N * step * spec.tokens_per_step,
-                    "loss_train": loss_train, "loss_val": loss_val, "lr": lr,
-                    "wall_s": time.perf_counter() - start, **scores,
-                })
+                metrics.append(metrics_row(spec, step, loss_train, loss_val, lr, time.perf_counter() - start, scores))
                 runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, metrics)
                 tracker.log(metrics[-1])
                 bar.set_postfix(loss=f"{loss_val:.3f}", refresh=False)
@@ -410,6 +399,27 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
         bar.close()
 
     wall_s = time.perf_counter() - start
+    result = finish_run(spec, status, loss_val, loss_train, wall_s, metrics, source, device, dtype, resumed_from,
+                        lambda: _save_checkpoint(ckpt_path, model, optimizer, step, metrics, wall_s,
+                                                 loss_acc.item(), loss_count))
+    if stop.signum is not None:  # the signal came during the last step: the run is done, now obey it
+        stop.deliver(f"{spec.run_id}: finished")
+    return result
+
+
+def metrics_row(spec: RunSpec, step: int, loss_train: float, loss_val: float, lr: float, wall_s: float,
+                scores: dict) -> dict:
+    """One line of metrics.jsonl: the evaluation after `step` optimiser steps."""
+    tokens = step * spec.tokens_per_step
+    return {"step": step, "tokens": tokens, "flops": 6.0 * spec.counts.N * tokens, "loss_train": loss_train,
+            "loss_val": loss_val, "lr": lr, "wall_s": wall_s, **scores}
+
+
+def finish_run(spec: RunSpec, status: str, loss_val: float, loss_train: float, wall_s: float, metrics: list,
+               source: Any, device: torch.device, dtype: torch.dtype, resumed_from: int,
+               save_final: Callable[[], None]) -> dict:
+    """Write the finished run's result.json (last, atomically), keep (`save_final`, when
+    train.keep_checkpoint) or delete its checkpoint, rebuild runs.csv; returns the result."""
     if status == "diverged":
         loss_val = float("nan")
     floor, floor_note = objectives.objective_floor(spec.shape, source)
@@ -418,16 +428,14 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
         result["entropy_floor_note"] = floor_note  # why E* is unknown for this objective or data
     if status == "ok" and metrics:
         result.update({k: v for k, v in metrics[-1].items() if k not in METRIC_KEYS})  # final probe scores
-    keep = t.keep_checkpoint
+    ckpt_path, keep = spec.run_dir / runs.CHECKPOINT, spec.train.keep_checkpoint
     if keep:  # asked to keep it: the final state, e.g. to continue training or to probe the model
-        _save_checkpoint(ckpt_path, model, optimizer, step, metrics, wall_s, loss_acc.item(), loss_count)
+        save_final()
     runs.atomic_write_json(spec.run_dir / runs.RESULT, result)  # written last: the run is finished
     tracker.finish(result)
     if ckpt_path.exists() and not keep:
         ckpt_path.unlink()
     runs.rebuild_runs_csv(spec.run_dir.parent)
-    if stop.signum is not None:  # the signal came during the last step: the run is done, now obey it
-        stop.deliver(f"{spec.run_id}: finished")
     return result
 
 
@@ -446,6 +454,18 @@ def _save_checkpoint(path, model, optimizer, step, metrics, wall_s, loss_sum, lo
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def load_checkpoint(spec: RunSpec, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    device: torch.device) -> tuple[int, list, float, float, int]:
+    """Restore model, optimizer and RNG states from the run's checkpoint and rewrite its metrics
+    to the checkpoint's curve; returns (step, metrics, wall_s, loss_sum, loss_count)."""
+    state = torch.load(spec.run_dir / runs.CHECKPOINT, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    _set_rng_states(state.get("rng"))
+    runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, state["metrics"])
+    return state["step"], state["metrics"], state["wall_s"], state["loss_sum"], state["loss_count"]
 
 
 def _rng_states() -> dict:
