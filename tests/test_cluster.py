@@ -173,8 +173,24 @@ SLURM_STOPS = {  # how a cluster stops a running job, as the command that does i
 }
 
 
-@pytest.mark.parametrize("point", list(KILL_POINTS))
-@pytest.mark.parametrize("stop", list(SLURM_STOPS))
+SLURM_CASES = [  # every kill point for preemption and for a kill; the two signals at two points
+    *[("requeue", point) for point in KILL_POINTS], *[("kill", point) for point in KILL_POINTS],
+    ("usr2", "first-eval"), ("usr2", "late"), ("sigterm", "first-eval"), ("sigterm", "late")]
+
+
+def _release_when_requeued(name: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SLURM holds a requeued job for about two minutes (Reason=BeginTime) before it may start
+    again; `scontrol update StartTime=now`, as an admin would, ends that wait to keep tests short."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        pending = [job for job, state in _squeue(name) if state == "PENDING"]
+        if pending:
+            subprocess.run(["scontrol", "update", f"JobId={pending[0]}", "StartTime=now"], capture_output=True)
+            return
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("stop, point", SLURM_CASES)
 def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_path, local, slurm, stop, point):
     name = f"scaling-test-{uuid.uuid4().hex[:8]}"
     args = [*ONE, *_slurm_args("slurm", name)]
@@ -185,7 +201,9 @@ def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_pat
         run_dir = _one_run_dir(tmp_path)
         done_at = (run_dir / runs.RESULT).stat().st_mtime_ns if point == "finished" else None
         if jobs:  # a finished run's job may be gone already
-            subprocess.run([*SLURM_STOPS[stop], jobs[0][0]], check=True, capture_output=True)
+            subprocess.run([*SLURM_STOPS[stop], jobs[0][0]], capture_output=True)
+        if stop in ("requeue", "usr2"):  # the job comes back by itself
+            _release_when_requeued(name, proc)
         if stop in ("sigterm", "kill"):  # the job ends for good: relaunch the sweep once it has
             _wait(lambda: not _squeue(name) or proc.poll() is not None, 120, "the job to end")
             time.sleep(0.5)
