@@ -1,0 +1,78 @@
+"""GPU readiness: train.device=auto, the CUDA paths (bf16 autocast, SDPA, fused AdamW, compile) and
+checkpoints that move between CPU and GPU. The CUDA tests run where CUDA exists and skip with one
+line where it does not (benchmarks/gpu_check.sh runs them on a GPU machine); the CPU side of a
+cross-device resume runs everywhere."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from scaling import runs
+from scaling.config import compose, resolve_run
+from scaling.train import build_engine, train_run
+
+TINY = ["model.size=null", "model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.ctx=16",
+        "train.batch_size=8", "data.val_tokens=256", "train.threads=1", "sweep.name=gpu",
+        "train.tokens=7680", "train.checkpoint_every=5"]  # 60 steps of 8 x 16 tokens
+CPU = ["train.device=cpu", "train.precision=fp32", "train.compile=false"]
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+def _run(tmp_path, *overrides: str, stop_after_steps: int | None = None) -> dict:
+    return train_run(compose([f"runs_dir={tmp_path}", *TINY, *overrides]), stop_after_steps=stop_after_steps)
+
+
+def test_auto_device_trains_on_cuda_exactly_when_cuda_exists(tmp_path):
+    result = _run(tmp_path, "train.device=auto", "train.compile=false")
+    assert result["status"] == "ok" and result["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path):
+    """A GPU run's checkpoint also holds CUDA RNG states; a CPU resume maps the tensors to the CPU
+    (torch.load map_location) and leaves the CUDA states aside, ending at the uninterrupted loss."""
+    whole = _run(tmp_path / "whole", *CPU)
+    cut = tmp_path / "cut"
+    assert _run(cut, *CPU, stop_after_steps=13)["status"] == "stopped"
+    path = resolve_run(compose([f"runs_dir={cut}", *TINY, *CPU])).run_dir / runs.CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    state["rng"]["cuda"] = [torch.get_rng_state()]  # what _rng_states adds on a GPU machine
+    torch.save(state, path)
+    resumed = _run(cut, *CPU)
+    assert resumed["resumed_from_step"] == 10 and resumed["loss"] == whole["loss"]
+
+
+@cuda
+def test_cuda_trains_in_bf16_autocast_with_sdpa_and_fused_adamw(tmp_path):
+    cfg = compose([f"runs_dir={tmp_path}", *TINY, "train.device=cuda", "train.precision=auto",
+                   "model.attention=auto", "train.compile=false"])
+    engine = build_engine(resolve_run(cfg))
+    assert engine.device.type == "cuda" and engine.attention == "sdpa"
+    assert engine.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
+    assert engine.optimizer_kind == "fused"
+    result = train_run(cfg)
+    reference = _run(tmp_path / "cpu", *CPU)
+    assert result["status"] == "ok" and result["device"] == "cuda"
+    assert abs(result["loss"] - reference["loss"]) / reference["loss"] < 0.02  # bf16 vs fp32: near, not equal
+
+
+@cuda
+def test_cuda_compiled_run_matches_the_eager_run(tmp_path):
+    eager = _run(tmp_path / "eager", "train.device=cuda", "train.precision=fp32", "train.compile=false")
+    compiled = _run(tmp_path / "compiled", "train.device=cuda", "train.precision=fp32", "train.compile=true")
+    assert compiled["status"] == "ok" and math.isclose(compiled["loss"], eager["loss"], rel_tol=1e-3)
+
+
+@cuda
+def test_a_run_moves_cpu_to_gpu_to_cpu_through_its_checkpoint(tmp_path):
+    """Stopped on the CPU, resumed on the GPU, stopped again, finished on the CPU: the checkpoint
+    loads on either device, and the run ends near the CPU-only loss (kernels differ, so not bit for bit)."""
+    reference = _run(tmp_path / "whole", *CPU)
+    gpu = ["train.device=cuda", "train.precision=fp32", "train.compile=false"]
+    assert _run(tmp_path, *CPU, stop_after_steps=13)["status"] == "stopped"
+    assert _run(tmp_path, *gpu, stop_after_steps=33)["status"] == "stopped"
+    result = _run(tmp_path, *CPU)
+    assert result["status"] == "ok" and result["resumed_from_step"] == 30
+    assert math.isclose(result["loss"], reference["loss"], rel_tol=1e-3)
