@@ -9,9 +9,12 @@ import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from scaling import runs
+from scaling.cli import main as cli_main
 from scaling.config import compose, resolve_run
+from scaling.sweep import job_device
 from scaling.train import build_engine, train_run
 
 TINY = ["model.size=null", "model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.ctx=16",
@@ -19,6 +22,7 @@ TINY = ["model.size=null", "model.d_model=32", "model.n_layers=2", "model.n_head
         "train.tokens=7680", "train.checkpoint_every=5"]  # 60 steps of 8 x 16 tokens
 CPU = ["train.device=cpu", "train.precision=fp32", "train.compile=false"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="fewer than 2 CUDA devices here")
 
 
 def _run(tmp_path, *overrides: str, stop_after_steps: int | None = None) -> dict:
@@ -76,3 +80,20 @@ def test_a_run_moves_cpu_to_gpu_to_cpu_through_its_checkpoint(tmp_path):
     result = _run(tmp_path, *CPU)
     assert result["status"] == "ok" and result["resumed_from_step"] == 30
     assert math.isclose(result["loss"], reference["loss"], rel_tol=1e-3)
+
+
+def test_jobs_that_see_several_gpus_take_them_in_turn():
+    assert [job_device("auto", k, 2) for k in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert job_device("cuda", 5, 4) == "cuda:1"
+    assert job_device("auto", 3, 1) == "auto"  # one GPU (e.g. SLURM gave the job its own): keep it
+    assert job_device("cpu", 1, 2) == "cpu" and job_device("cuda:1", 0, 4) == "cuda:1"  # explicit choices stay
+
+
+@two_gpus
+def test_a_parallel_sweep_puts_its_runs_on_different_gpus(tmp_path):
+    argv = ["sweep", f"runs_dir={tmp_path}", *TINY, "train.device=auto", "train.compile=false",
+            "sweep.report=false", "train.seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    assert cli_main(argv) == 0
+    devices = {OmegaConf.load(p)["train"]["device"] for p in (tmp_path / "gpu").glob(f"*/{runs.CONFIG}")}
+    assert devices == {"cuda:0", "cuda:1"}
+    assert {r["device"] for r in runs.load_results(tmp_path / "gpu")} == {"cuda"}
