@@ -27,9 +27,9 @@ from scaling.cli import main as cli_main
 
 pytestmark = pytest.mark.cluster
 
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
-        "train.batch_size=8", "data.val_tokens=256", "train.precision=fp32", "train.compile=false",
-        "train.device=cpu", "train.threads=1", "sweep.report=false"]
+TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1",
+        "model.ctx=16", "train.batch_size=8", "data.val_tokens=256", "train.precision=fp32",
+        "train.compile=false", "train.device=cpu", "train.threads=1", "sweep.report=false"]
 GRID = ["sweep.name=tiny", "model.d_model=16,32", "train.tokens=1280,2560"]  # 4 runs of 10-20 steps
 ONE = ["sweep.name=one", "train.tokens=7680", "train.checkpoint_every=5"]  # 1 run of 60 steps
 STEP_S = "0.05"  # SCALING_TEST_STEP_S of the interrupted runs: 60 steps take >= 3 s
@@ -67,11 +67,17 @@ def _one_run_dir(root: Path) -> Path | None:
     return dirs[0] if dirs else None
 
 
+def _reached(root: Path, point: str) -> bool:
+    run_dir = _one_run_dir(root)
+    return run_dir is not None and KILL_POINTS[point](run_dir)
+
+
 def _wait(predicate: Callable[[], bool], timeout: float, what: str, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the sweep ended (rc={proc.returncode}) before {what}:\n{proc.stdout.read()}")
+            raise AssertionError(f"the sweep ended (rc={proc.returncode}) before {what}:\n"
+                                 f"{proc.stdout.read()}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
@@ -79,9 +85,10 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str, proc=None) -
 
 def _sweep(root: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`scaling sweep runs_dir=ROOT ARGS` in its own process group, run in ROOT."""
-    return subprocess.Popen([sys.executable, "-m", "scaling.cli", "sweep", f"runs_dir={root}", *TINY, *args],
-                            cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    argv = [sys.executable, "-m", "scaling.cli", "sweep", f"runs_dir={root}", *TINY, *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen(argv, cwd=root, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
@@ -89,7 +96,8 @@ def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError(f"the sweep did not finish in {timeout} s:\n{proc.communicate()[0]}") from None
+        out = proc.communicate()[0]
+        raise AssertionError(f"the sweep did not finish in {timeout} s:\n{out}") from None
     assert proc.returncode == 0, out
     return out
 
@@ -125,11 +133,13 @@ def local(tmp_path_factory) -> Path:
 def _same_as_local(local: Path, root: Path, sweep: str, n: int) -> None:
     """`n` ok rows in runs.csv, each with the local run's losses and curve bit for bit."""
     rows = runs.read_runs_csv(root / sweep / runs.RUNS_CSV)
-    assert len(rows) == n and len({r["run_id"] for r in rows}) == n and {r["status"] for r in rows} == {"ok"}
+    assert len(rows) == n and len({r["run_id"] for r in rows}) == n
+    assert {r["status"] for r in rows} == {"ok"}
     ours, ref = _results(root / sweep), _results(local / sweep)
     assert set(ours) == set(ref)
     for run_id, result in ours.items():
-        assert (result["loss"], result["loss_train"]) == (ref[run_id]["loss"], ref[run_id]["loss_train"]), run_id
+        assert result["loss"] == ref[run_id]["loss"], run_id
+        assert result["loss_train"] == ref[run_id]["loss_train"], run_id
         assert _val_curve(root / sweep / run_id) == _val_curve(local / sweep / run_id)
 
 
@@ -137,21 +147,24 @@ def _same_as_local(local: Path, root: Path, sweep: str, n: int) -> None:
 
 def _squeue(name: str) -> list[tuple[str, str]]:
     """(job id, state) of the jobs named `name` still in the queue."""
-    out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i %T"], capture_output=True, text=True).stdout
+    out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i %T"], capture_output=True,
+                         text=True).stdout
     return [tuple(line.split()) for line in out.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
 def slurm() -> None:
     _need(shutil.which("sbatch") is not None and shutil.which("scontrol") is not None,
-          "SLURM is not installed (apt-get install slurm-wlm munge, then sudo scripts/local_slurm.sh start)")
+          "SLURM is not installed (apt-get install slurm-wlm munge; scripts/local_slurm.sh start)")
     up = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    _need(up.returncode == 0 and any(s.startswith(("idle", "mixed", "alloc")) for s in up.stdout.split()),
+    idle = any(s.startswith(("idle", "mixed", "alloc")) for s in up.stdout.split())
+    _need(up.returncode == 0 and idle,
           "no SLURM cluster answers sinfo with an idle node (sudo scripts/local_slurm.sh start)")
 
 
 def _slurm_args(preset: str, name: str) -> list[str]:
-    return [f"hydra/launcher={preset}", f"hydra.launcher.name={name}", "hydra.launcher.cpus_per_task=1",
+    return [f"hydra/launcher={preset}", f"hydra.launcher.name={name}",
+            "hydra.launcher.cpus_per_task=1",
             "hydra.launcher.mem_gb=1"]
 
 
@@ -169,7 +182,7 @@ SLURM_STOPS = {  # how a cluster stops a running job, as the command that does i
     "requeue": ["scontrol", "requeue"],  # preemption: SIGTERM, then SLURM puts the job back
     "usr2": ["scancel", "--signal=USR2"],  # the time-limit warning: submitit requeues the job
     "sigterm": ["scancel", "--signal=TERM"],  # checkpoint and exit; the rerun sweep resumes
-    "kill": ["scancel", "--signal=KILL"],  # killed outright: the rerun sweep resumes the last checkpoint
+    "kill": ["scancel", "--signal=KILL"],  # killed outright: the rerun resumes the last checkpoint
 }
 
 
@@ -180,23 +193,25 @@ SLURM_CASES = [  # every kill point for preemption and for a kill; the two signa
 
 def _release_when_requeued(name: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     """SLURM holds a requeued job for about two minutes (Reason=BeginTime) before it may start
-    again; `scontrol update StartTime=now`, as an admin would, ends that wait to keep tests short."""
+    again; `scontrol update StartTime=now`, as an admin would, ends that wait: tests stay short."""
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
         pending = [job for job, state in _squeue(name) if state == "PENDING"]
         if pending:
-            subprocess.run(["scontrol", "update", f"JobId={pending[0]}", "StartTime=now"], capture_output=True)
+            subprocess.run(["scontrol", "update", f"JobId={pending[0]}", "StartTime=now"],
+                           capture_output=True)
             return
         time.sleep(0.1)
 
 
 @pytest.mark.parametrize("stop, point", SLURM_CASES)
-def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_path, local, slurm, stop, point):
+def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_path, local, slurm,
+                                                                          stop, point):
     name = f"scaling-test-{uuid.uuid4().hex[:8]}"
     args = [*ONE, *_slurm_args("slurm", name)]
     proc = _sweep(tmp_path, *args, env={"SCALING_TEST_STEP_S": STEP_S})
     try:
-        _wait(lambda: (d := _one_run_dir(tmp_path)) is not None and KILL_POINTS[point](d), 120, point, proc)
+        _wait(lambda: _reached(tmp_path, point), 120, point, proc)
         jobs = _squeue(name)
         run_dir = _one_run_dir(tmp_path)
         done_at = (run_dir / runs.RESULT).stat().st_mtime_ns if point == "finished" else None
@@ -251,7 +266,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory) -> str:
     """A local Ray head node with 2 CPUs (2 workers at a time), a small object store, and slow
-    steps (SCALING_TEST_STEP_S reaches the workers through the head's environment); stopped after."""
+    steps (SCALING_TEST_STEP_S reaches the workers through the head's environment); stopped
+    after."""
     try:
         import hydra_plugins.hydra_ray_launcher  # noqa: F401
         import ray  # noqa: F401
@@ -261,8 +277,9 @@ def ray_head(tmp_path_factory) -> str:
     _need(ray_cli.is_file(), f"no ray command next to {sys.executable} (pip install -e '.[ray]')")
     address = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, "SCALING_TEST_STEP_S": STEP_S, "RAY_DEDUP_LOGS": "0"}
-    subprocess.run([str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
-                    "--num-cpus=2", "--object-store-memory=100000000", "--include-dashboard=false",
+    subprocess.run([str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1",
+                    f"--port={address.split(':')[1]}", "--num-cpus=2",
+                    "--object-store-memory=100000000", "--include-dashboard=false",
                     "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=120)
     try:
         yield address
@@ -278,15 +295,17 @@ def test_a_ray_sweep_with_two_workers_gives_the_local_losses_bit_for_bit(tmp_pat
     out = _finish(_sweep(tmp_path, *GRID, *_ray_args(ray_head)))
     assert "4 to train" in out and "1 thread(s) per run" in out
     _same_as_local(local, tmp_path, "tiny", 4)
-    workers = {line.split("pid=")[1].split(")")[0] for line in out.splitlines() if ": ok " in line and "pid=" in line}
+    workers = {line.split("pid=")[1].split(")")[0] for line in out.splitlines()
+               if ": ok " in line and "pid=" in line}  # Ray prefixes a worker's lines with its pid
     assert len(workers) >= 2  # the runs went to more than one worker process
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_a_killed_ray_worker_resumes_its_run_to_the_uninterrupted_loss(tmp_path, local, ray_head, point):
+def test_a_killed_ray_worker_resumes_its_run_to_the_uninterrupted_loss(tmp_path, local, ray_head,
+                                                                       point):
     proc = _sweep(tmp_path, *ONE, *_ray_args(ray_head))
     try:
-        _wait(lambda: (d := _one_run_dir(tmp_path)) is not None and KILL_POINTS[point](d), 120, point, proc)
+        _wait(lambda: _reached(tmp_path, point), 120, point, proc)
         run_dir = _one_run_dir(tmp_path)
         done_at = (run_dir / runs.RESULT).stat().st_mtime_ns if point == "finished" else None
         try:  # the worker that holds the run's claim wrote `pid@host` into it
