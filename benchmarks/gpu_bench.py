@@ -24,7 +24,8 @@ from scaling.config import compose, resolve_run, token_source
 from scaling.models import forward_flops_per_token
 from scaling.train import build_engine, lr_at
 
-DATASHEET_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12))  # dense
+# dense bf16 FLOP/s from the datasheets, matched in order against the device name
+DATASHEET_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12))
 
 
 def datasheet_peak(device: torch.device) -> tuple[str, float | None]:
@@ -58,9 +59,11 @@ def sync(device: torch.device) -> None:
 def measure(shape: tuple[int, int], args: argparse.Namespace, root: str) -> dict:
     n_layers, d_model = shape
     steps = args.warmup + args.steps
-    cfg = compose([f"runs_dir={root}", "sweep.name=gpu-bench", "model.size=null", f"model.n_layers={n_layers}",
-                   f"model.d_model={d_model}", f"model.n_heads={max(1, d_model // 64)}", f"model.ctx={args.ctx}",
-                   f"train.batch_size={args.batch}", f"train.tokens={steps * args.batch * args.ctx}",
+    cfg = compose([f"runs_dir={root}", "sweep.name=gpu-bench", "model.size=null",
+                   f"model.n_layers={n_layers}", f"model.d_model={d_model}",
+                   f"model.n_heads={max(1, d_model // 64)}", f"model.ctx={args.ctx}",
+                   f"train.batch_size={args.batch}",
+                   f"train.tokens={steps * args.batch * args.ctx}",
                    f"train.device={args.device}", f"train.precision={args.precision}",
                    f"train.compile={args.compile}", f"data.val_tokens={args.ctx * 8}"])
     spec = resolve_run(cfg)
@@ -84,32 +87,42 @@ def measure(shape: tuple[int, int], args: argparse.Namespace, root: str) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shapes", default="12x768", help="n_layers x d_model, comma separated (head dim 64)")
+    ap.add_argument("--shapes", default="12x768",
+                    help="n_layers x d_model, comma separated (head dim 64)")
     ap.add_argument("--ctx", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per shape")
-    ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compiling happens here)")
+    ap.add_argument("--warmup", type=int, default=5,
+                    help="untimed steps first (compiling happens here)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--compile", default="true")
-    ap.add_argument("--peak-n", type=int, default=8192, help="matmul size of the measured bf16 peak")
+    ap.add_argument("--peak-n", type=int, default=8192,
+                    help="matmul size of the measured bf16 peak")
     args = ap.parse_args()
     device = torch.device(args.device)
     name, sheet = datasheet_peak(device)
     peak = measured_peak(device, args.peak_n if device.type == "cuda" else 1024)
-    print(f"torch {torch.__version__} on {name}: measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s"
-          + (f", datasheet dense bf16 {sheet / 1e12:.0f} TFLOP/s" if sheet else ", no datasheet figure"))
-    print(f"\nbatch {args.batch} x ctx {args.ctx}, {args.steps} timed steps after {args.warmup} warm-up steps\n")
-    print("| n_layers, d_model | N | engine | tokens/s | MFU (measured peak) | MFU (datasheet) | loss |")
+    sheet_text = "no datasheet figure"
+    if sheet:
+        sheet_text = f"datasheet dense bf16 {sheet / 1e12:.0f} TFLOP/s"
+    print(f"torch {torch.__version__} on {name}: measured bf16 matmul peak "
+          f"{peak / 1e12:.1f} TFLOP/s, {sheet_text}")
+    print(f"\nbatch {args.batch} x ctx {args.ctx}, {args.steps} timed steps after "
+          f"{args.warmup} warm-up steps\n")
+    print("| n_layers, d_model | N | engine | tokens/s | MFU (measured peak) | MFU (datasheet) "
+          "| loss |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as root:
         for text in args.shapes.split(","):
             r = measure(tuple(int(v) for v in text.split("x")), args, root)
             e = r["engine"]
             flops = r["tok_s"] * r["flops_per_token"]
-            what = f"{str(e.dtype).replace('torch.', '')} {e.attention}{' compiled' if e.compiled else ''}"
-            print(f"| {r['shape']} | {r['N'] / 1e6:.1f}M | {what} | {r['tok_s']:,.0f} | {flops / peak:.1%} | "
-                  f"{f'{flops / sheet:.1%}' if sheet else '-'} | {r['loss']:.3f} |", flush=True)
+            what = f"{str(e.dtype).replace('torch.', '')} {e.attention}"
+            what += " compiled" if e.compiled else ""
+            mfu_sheet = f"{flops / sheet:.1%}" if sheet else "-"
+            print(f"| {r['shape']} | {r['N'] / 1e6:.1f}M | {what} | {r['tok_s']:,.0f} | "
+                  f"{flops / peak:.1%} | {mfu_sheet} | {r['loss']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-$PY -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "gpu_check.sh: no CUDA device here")'
+$PY -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "gpu_check.sh: no CUDA")'
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 n_gpus=$($PY -c 'import torch; print(torch.cuda.device_count())')
 
@@ -23,8 +23,8 @@ if grep -q "skipped" "$out/tests.log"; then echo "gpu_check.sh: a CUDA test skip
 
 echo "== 2. a short quick sweep on cuda"
 start=$(date +%s)
-$PY -m scaling.cli sweep runs_dir="$out" train.device=cuda model.size=s1,s4 train.tokens=102400,409600 \
-    sweep.name=quick-cuda sweep.report_dir="$out/report"
+$PY -m scaling.cli sweep runs_dir="$out" train.device=cuda model.size=s1,s4 \
+    train.tokens=102400,409600 sweep.name=quick-cuda sweep.report_dir="$out/report"
 echo "quick sweep on cuda: $(($(date +%s) - start)) s"
 
 echo "== 3. training throughput at larger shapes"

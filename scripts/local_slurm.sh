@@ -121,9 +121,15 @@ stop() {
 
 status() {
     local rc=0
-    for d in "munged /run/munge/munged.pid" "slurmctld $STATE/slurmctld.pid" "slurmd $STATE/slurmd.pid"; do
+    for d in "munged /run/munge/munged.pid" "slurmctld $STATE/slurmctld.pid" \
+             "slurmd $STATE/slurmd.pid"; do
         set -- $d
-        if pid_alive "$2"; then echo "$1: running (pid $(cat "$2"))"; else echo "$1: stopped"; rc=3; fi
+        if pid_alive "$2"; then
+            echo "$1: running (pid $(cat "$2"))"
+        else
+            echo "$1: stopped"
+            rc=3
+        fi
     done
     ((rc == 0)) && sinfo
     return $rc
