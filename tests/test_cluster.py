@@ -233,8 +233,9 @@ def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_pat
     result = runs.read_result(run_dir)
     if done_at is not None:  # a finished run is never trained again
         assert (run_dir / runs.RESULT).stat().st_mtime_ns == done_at
-    elif point in ("checkpointed", "late") and stop != "sigterm":
-        assert result["resumed_from_step"] > 0  # it came back from its checkpoint, not from scratch
+    elif point in ("checkpointed", "late") or (point == "first-eval" and stop != "kill"):
+        # it came back from its checkpoint (a periodic one, or the one a signal made it save)
+        assert result["resumed_from_step"] > 0
     assert not (run_dir / runs.CHECKPOINT).exists()
 
 
