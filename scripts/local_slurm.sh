@@ -76,6 +76,7 @@ pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 start() {
     need_tools start
     write_conf
+    [[ -f /etc/munge/munge.key ]] || die "no /etc/munge/munge.key; create one: sudo mungekey --create"
     mkdir -p /run/munge && chown munge: /run/munge
     if ! pid_alive /run/munge/munged.pid; then
         runuser -u munge -- munged
