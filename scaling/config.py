@@ -326,7 +326,10 @@ def compose_all(override_lists: list[list[str]], return_hydra_config: bool = Fal
             return [hydra_compose("config", overrides=list(o), return_hydra_config=return_hydra_config)
                     for o in override_lists]
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"bad override: {_one_line(err)} (see --help for the keys and presets)") from None
+        fix = "see --help for the keys and presets"
+        if "'hydra/launcher/ray'" in str(err):  # the plugin's own config: the extra is missing
+            fix = "the Ray launchers need the [ray] extra: pip install -e '.[ray]'"
+        raise ConfigError(f"bad override: {_one_line(err)} ({fix})") from None
 
 
 def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:

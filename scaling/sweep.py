@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
@@ -109,6 +111,17 @@ def parallel_jobs(launcher: DictConfig | dict | None, n_runs: int, cores: int) -
     return 1 if threads is None else max(1, cores // threads)
 
 
+def job_device(device: str, job_num: int, n_gpus: int) -> str:
+    """The device of the sweep's job `job_num` when it sees `n_gpus` GPUs: with several (a local
+    launcher on a multi-GPU machine, or a SLURM/Ray job given several), jobs take them in turn,
+    cuda:<job_num % n_gpus>, so parallel runs do not share one GPU; an explicit cuda:<i> or cpu
+    stays. SLURM (gpus_per_task=1) and Ray (num_gpus=1) give each job its own GPU through
+    CUDA_VISIBLE_DEVICES: the job sees one and keeps "cuda"."""
+    if n_gpus > 1 and device in ("auto", "cuda"):
+        return f"cuda:{job_num % n_gpus}"
+    return device
+
+
 # ---------------------------------------------------------------- the Hydra job
 
 @dataclass
@@ -128,6 +141,9 @@ _STATE = _Progress()
 def _job(cfg: DictConfig) -> None:
     """One grid point, as Hydra launches it: train (or skip) the run, or the ensemble it leads
     (nothing where another point's ensemble trains it), and report one line per run."""
+    device = job_device(cfg.train.device, HydraConfig.get().job.num, torch.cuda.device_count())
+    if device != cfg.train.device:
+        cfg.train.device = device
     group = _ensemble_of(cfg)
     if group == []:
         return  # a member of an ensemble that another job trains
