@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from scaling import objectives, progress, runs, train
+from scaling import objectives, progress, runs, trackers, train
 from scaling.config import RunSpec, resolve_run, token_source
 from scaling.models import Transformer
 from scaling.models.stacked import StackedTransformer
@@ -320,6 +320,8 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
     for spec in specs:
         runs.atomic_write_text(spec.run_dir / runs.CONFIG,
                                OmegaConf.to_yaml(OmegaConf.create(spec.config)))
+    mirrors = [trackers.start(s.config.get("logger"), s.run_dir, s.config["runs_dir"], s.sweep,
+                              s.run_id, s.config) for s in specs]  # logger=...: one per member
 
     step, metrics, elapsed, sums, count = 0, [[] for _ in specs], [0.0] * K, [0.0] * K, 0
     if (spec0.run_dir / runs.CHECKPOINT).is_file():  # train_ensemble grouped members at one step
@@ -349,6 +351,7 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
             specs[k], status[k], loss_val[k], loss_train[k], wall, metrics[k], source, device,
             dtype, resumed_from,
             lambda: engine.save_member(k, step, lrs[k], metrics[k], wall, loss_sum, count))
+        mirrors[k].finish(results[k])
         alive[k] = False
         active[k] = False
 
@@ -378,6 +381,7 @@ def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
                     metrics[k].append(train.metrics_row(specs[k], step, loss_train[k], loss_val[k],
                                                         lrs[k], wall, scores))
                     runs.atomic_write_jsonl(specs[k].run_dir / runs.METRICS, metrics[k])
+                    mirrors[k].log(metrics[k][-1])
                     if not math.isfinite(loss_val[k]):
                         status[k] = "diverged"
                         finish(k)

@@ -402,6 +402,7 @@ def _train(spec: RunSpec, stop_after_steps: int | None) -> dict:
     result = finish_run(spec, status, loss_val, loss_train, wall_s, metrics, source, device, dtype, resumed_from,
                         lambda: _save_checkpoint(ckpt_path, model, optimizer, step, metrics, wall_s,
                                                  loss_acc.item(), loss_count))
+    tracker.finish(result)
     if stop.signum is not None:  # the signal came during the last step: the run is done, now obey it
         stop.deliver(f"{spec.run_id}: finished")
     return result
@@ -432,7 +433,6 @@ def finish_run(spec: RunSpec, status: str, loss_val: float, loss_train: float, w
     if keep:  # asked to keep it: the final state, e.g. to continue training or to probe the model
         save_final()
     runs.atomic_write_json(spec.run_dir / runs.RESULT, result)  # written last: the run is finished
-    tracker.finish(result)
     if ckpt_path.exists() and not keep:
         ckpt_path.unlink()
     runs.rebuild_runs_csv(spec.run_dir.parent)

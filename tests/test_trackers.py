@@ -76,3 +76,21 @@ def test_unknown_logger_stops_before_training(tmp_path):
     ):
         train(tmp_path, "logger.name=comet")
     assert not list((tmp_path / "runs").glob("single/*/metrics.jsonl"))
+
+
+def test_every_ensemble_member_is_mirrored_like_a_separate_run(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from scaling.ensemble import train_ensemble
+
+    root = tmp_path / "runs"
+    cfgs = [compose([f"runs_dir={root}", *TINY, "logger=tensorboard", f"train.seed={s}"])
+            for s in (0, 1)]
+    results = train_ensemble(cfgs)
+    for result in results:
+        run_dir = runs.run_dir(root, "single", result["run_id"])
+        acc = EventAccumulator(str(run_dir / "tensorboard"))
+        acc.Reload()
+        logged = [(e.step, e.value) for e in acc.Scalars("loss_val")]
+        metrics = runs.read_metrics(run_dir)
+        assert logged == [(m["step"], pytest.approx(m["loss_val"], rel=1e-6)) for m in metrics]
