@@ -18,7 +18,7 @@ trap 'rm -rf "$out"' EXIT
 echo "== 1. CUDA tests"
 deselect=()
 ((n_gpus >= 2)) || deselect=(-k "not different_gpus")  # needs 2 GPUs: left out on one, by name
-$PY -m pytest -q -rs tests/test_gpu.py "${deselect[@]}" | tee "$out/tests.log"
+$PY -m pytest -q -rs -m "gpu or not gpu" tests/test_gpu.py "${deselect[@]}" | tee "$out/tests.log"
 if grep -q "skipped" "$out/tests.log"; then echo "gpu_check.sh: a CUDA test skipped" >&2; exit 1; fi
 
 echo "== 2. a short quick sweep on cuda"
