@@ -21,8 +21,7 @@ from scaling import plots as P
 from scaling.laws import ChinchillaLaw, FitOptions, fit_study
 from scaling.tables import load_points
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-needs_ref = pytest.mark.skipif(not REF.exists(), reason=f"reference data not found at {REF} (clone shared/ beside the repo)")
+REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 
 TRUE = ChinchillaLaw(E=1.9, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # Hoffmann's exponents, a known floor
 N_SIZES = 3e7 * 2.0 ** np.arange(7)  # loss 2.6 to 4.5 nats; optimum inside most IsoFLOP diagonals
@@ -76,8 +75,6 @@ def sweep(sweep_dir):
 
 @pytest.fixture(scope="module")
 def epoch():
-    if not REF.exists():
-        pytest.skip(f"reference data not found at {REF}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         points = load_points(REF / "epoch_chinchilla_svg_extracted_data.csv", drop_top_loss=5)
@@ -287,7 +284,6 @@ def test_residuals_and_extrapolation(source):
     assert np.mean(np.abs(pred["approach3"] / pred["loss"] - 1)) == pytest.approx(ex.errors["approach3"])
 
 
-@needs_ref
 def test_group_comparison_one_colour_per_group():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
