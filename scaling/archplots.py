@@ -114,7 +114,8 @@ def loss_vs_compute(studies: dict) -> Plot:
     for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # a loss spans < a decade
         axis(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("C (training FLOPs, the table's C column)")
-    ax.set_ylabel("final validation loss (nats per predicted token)")
+    ours = all("run_id" in s.points for s in studies.values())
+    ax.set_ylabel("final validation loss (" + ("nats per predicted token" if ours else "units as given") + ")")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Loss against compute per group (each objective in its own units: compare slopes, not levels)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # subcommand -> ("module", "function", one-line help). Each function takes argv (list[str])
@@ -14,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plot": ("scaling.plotcli", "main_plot", "write the comparison figures for run folders or tables"),
     "report": ("scaling.plotcli", "main_report", "fit, plot and write report.md + fits.json"),
     "emergence": ("scaling.emergence", "main", "probe scores against N, D and C: which abilities look emergent"),
+    "reproduce": ("scaling.reproduce", "main", "rerun a report's recorded command; check its inputs and numbers"),
 }
 
 
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"scaling {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (e.g. `scaling train --help | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

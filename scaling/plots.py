@@ -98,6 +98,15 @@ def _ci_text(lo: float, hi: float) -> str:
     return f" [{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) and math.isfinite(hi) else ""
 
 
+def loss_units(study) -> str:
+    """'nats/token' for our own runs (they record run ids); 'units as given' for anyone else's table."""
+    return "nats/token" if "run_id" in study.points else "units as given"
+
+
+def loss_axis(study) -> str:
+    return f"loss ({loss_units(study)})"
+
+
 def entropy_floor(study) -> float | None:
     """The known irreducible loss of the data (our synthetic language), or None."""
     df = study.points
@@ -182,6 +191,7 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
         series.append(entry)
     floor = _floor_lines(ax, study, entropy_floor(study))
     _loglog(ax, x, "loss")
+    ax.set_ylabel(loss_axis(study))
     handles, labels = ax.get_legend_handles_labels()
     for law, ls in (("approach3", "-"), ("kaplan", "--")):
         if getattr(study, law) is not None:
@@ -224,6 +234,7 @@ def isoflop(study) -> Plot:
         budgets.append(dict(C=b.C, N=b.N, loss=b.loss, curve_n=b.curve_n, curve_loss=b.curve_loss,
                             n_star=b.n_star, loss_star=b.loss_star, used=b.used))
     _loglog(ax, "N", "loss")
+    ax.set_ylabel(loss_axis(study))
     sm = ScalarMappable(norm=norm, cmap=ListedColormap(cmap(np.linspace(0, 0.85, 256))))
     fig.colorbar(sm, ax=ax, label="budget C (FLOPs)")
     ax.legend([Line2D([], [], marker="*", ls="", ms=10, mfc="grey", mec="black"),
@@ -272,6 +283,7 @@ def approach1_envelope(study, points=None) -> Plot:
     env = fit.envelope
     ax.plot(env["C"], env["loss"], color="red", lw=2.6, alpha=0.75, label="lower envelope", zorder=4)
     _loglog(ax, "C", "loss")
+    ax.set_ylabel(loss_axis(study))
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="N (parameters)")
     ax.legend(fontsize=8)
     ax.set_title(f"Loss against FLOPs: {what}", fontsize=9)
@@ -326,7 +338,7 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     _loglog(ax, "N", "D")
     ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
     fixed = f"; {study.fixed_E_text()}" if study.fixed_E is not None else ""
-    ax.set_title(f"{_formula(law)}\niso-loss contours (nats/token){fixed}; dotted: constant C = 6ND", fontsize=8)
+    ax.set_title(f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = 6ND", fontsize=8)
     fig.suptitle("Approach 3: the fitted loss surface", fontsize=10)
     return Plot("approach3_contours", "The fitted Approach 3 surface as iso-loss contours over (N, D), with the "
                 "compute-optimal frontier and lines of constant C", fig,
@@ -528,7 +540,7 @@ def bootstrap(study) -> Plot:
                     alpha=0.5, density=True, label=f"fitted E = {study.approach3.law.E:.3f}")
         if floor is not None:
             ax.axvline(floor, color="black", ls="-.", lw=1.4, label=f"entropy floor {floor:.3f} (known)")
-        ax.set_xlabel("E (irreducible loss, nats/token)")
+        ax.set_xlabel(f"E (irreducible loss, {loss_units(study)})")
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
         ax.set_title("Approach 3: bootstrap distribution of E", fontsize=9)
