@@ -17,7 +17,7 @@ from scaling import plots as P
 from scaling.archplots import loss_vs_compute
 from scaling.laws import FitOptions, fit_study
 from scaling.tables import load_points
-from tests.test_plots import REF, write_sweep
+from test_plots import REF, write_sweep
 
 
 def _extent(ax) -> tuple[list, list]:

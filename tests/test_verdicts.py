@@ -12,7 +12,7 @@ import pytest
 from scaling.laws import intervals as iv
 from scaling.laws.compare import AllocationRow, agreement, row_verdict, verdict
 from scaling.laws.study import FitOptions, fit_study
-from tests.test_laws_study import _frame
+from test_laws_study import _frame
 
 
 def row(a, lo, hi, status="converged", name="approach2"):
@@ -87,3 +87,12 @@ def test_study_json_has_flags_log_se_and_bca_intervals():
     lo, hi = bca.ci("approach3", "alpha")
     assert lo < bca.approach3.law.alpha < hi
     assert bca.to_json()["bootstrap"]["ci"] == "bca"
+
+
+def test_a_resolved_verdict_carries_its_flags():
+    weak = AllocationRow("kaplan", 0.977, (0.615, 0.985), 0.023, (0.015, 0.385), "converged",
+                         "intervals from 141 of 200 resamples (70%, under 80%)")
+    text = row_verdict(weak)
+    assert text.startswith("N grows faster") and "[flagged: intervals from 141 of 200" in text
+    assert iv.flags({"a": 0.5}, {"a": (float("nan"), float("nan"))}, used=0, total=200) == [
+        "no interval: none of the 200 resample refits converged cleanly"]

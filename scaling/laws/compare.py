@@ -23,6 +23,7 @@ class AllocationRow:
     b: float
     b_ci: tuple[float, float]
     status: str = "converged"
+    weak: str = ""  # why a's interval deserves care (its flags), appended to a resolved verdict
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,13 @@ def row_verdict(r: AllocationRow, level: float = 0.95, band: float = EQUAL_BAND)
         return f"no verdict: a = {r.a:.3f} has no interval (no bootstrap, or no resample refitted)"
     pct = int(round(100 * level))
     ci = f"a = {r.a:.3f}, {pct}% CI [{lo:.3f}, {hi:.3f}]"
+    weak = f" [flagged: {r.weak}]" if r.weak else ""
     if 0.5 - band <= lo and hi <= 0.5 + band:
-        return f"equal growth ({ci} inside 0.5 +- {band:g})"
+        return f"equal growth ({ci} inside 0.5 +- {band:g}){weak}"
     if lo > 0.5:
-        return f"N grows faster ({ci} above 0.5)"
+        return f"N grows faster ({ci} above 0.5){weak}"
     if hi < 0.5:
-        return f"D grows faster ({ci} below 0.5)"
+        return f"D grows faster ({ci} below 0.5){weak}"
     return f"not resolved: the interval [{lo:.3f}, {hi:.3f}] spans both (a = {r.a:.3f})"
 
 

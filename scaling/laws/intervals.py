@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from scaling.errors import FitError, FitWarning
+from scaling.errors import ConfigError, FitError, FitWarning
 
 CI_METHODS = ("percentile", "bca")
 MIN_USED = 0.8  # an interval built from fewer than this share of the resamples is flagged
@@ -65,6 +65,8 @@ def bca(samples, estimate: float, jack, level: float = 0.95) -> tuple[float, flo
 def interval(samples, level: float = 0.95, method: str = "percentile", estimate: float = float("nan"),
              jack=None) -> tuple[float, float]:
     """The interval of `method`; BCa needs the estimate and its jackknife values."""
+    if method not in CI_METHODS:
+        raise ConfigError(f"interval method {method!r}: choose one of {', '.join(CI_METHODS)}")
     if method == "bca":
         return bca(samples, estimate, jack if jack is not None else (), level)
     return percentile(samples, level)
@@ -75,6 +77,8 @@ def flags(estimates: dict[str, float], intervals: dict[str, tuple[float, float]]
     """One line per weakness of a law's intervals: an estimate outside its own interval, an interval
     that could not be built, and intervals built from fewer than 80% of the resamples."""
     out = []
+    if total > 0 and used == 0:
+        return [f"no interval: none of the {total} resample refits converged cleanly"]
     if total > 0 and used < MIN_USED * total:
         out.append(f"intervals from {used} of {total} resamples ({used / total:.0%}, under "
                    f"{MIN_USED:.0%}): the failed refits are left out, so the intervals may be too narrow")

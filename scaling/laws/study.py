@@ -302,8 +302,9 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             continue
         status = getattr(fit, "status", None)
         law = getattr(fit, "law", None) or fit
+        weak = "; ".join(f for f in study.flags(name) if f.startswith(("a ", "intervals from")))
         rows.append(AllocationRow(name, law.a, study.ci(name, "a"), law.b, study.ci(name, "b"),
-                                  status.value if status is not None else "converged"))
+                                  status.value if status is not None else "converged", weak))
 
     # elasticities at the median point, with bootstrap intervals
     Nm, Dm = float(np.exp(np.median(logn))), float(np.exp(np.median(logd)))
