@@ -110,9 +110,11 @@ def loss_vs_compute(studies: dict) -> Plot:
             floors.append((floor, color, name))
             entry["floor"] = floor
         drawn[name] = entry
-    lim = data_limits([v for e in drawn.values() for k, v in e.items() if k in ("loss", "frontier")], log=True)
+    lim = data_limits([v for e in drawn.values() for k, v in e.items() if k in ("loss", "frontier")],
+                      log=True)
     for floor, color, name in floors:  # a floor far below the losses is named, not drawn
-        ref_line(ax, "h", floor, lim, color=color, ls=":", lw=1.2, label=f"{name}: known floor E* = {floor:.3f}")
+        ref_line(ax, "h", floor, lim, color=color, ls=":", lw=1.2,
+                 label=f"{name}: known floor E* = {floor:.3f}")
     ax.set_ylim(*lim)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -120,7 +122,8 @@ def loss_vs_compute(studies: dict) -> Plot:
         axis(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("C (training FLOPs, the table's C column)")
     ours = all("run_id" in s.points for s in studies.values())
-    ax.set_ylabel("final validation loss (" + ("nats per predicted token" if ours else "units as given") + ")")
+    ax.set_ylabel("final validation loss ("
+                  + ("nats per predicted token" if ours else "units as given") + ")")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Loss against compute per group (each objective in its own units: compare slopes, not levels)",

@@ -135,7 +135,7 @@ def _ci_text(lo: float, hi: float) -> str:
 
 
 def loss_units(study) -> str:
-    """'nats/token' for our own runs (they record run ids); 'units as given' for anyone else's table."""
+    """'nats/token' for our own runs (they record run ids); 'units as given' for others' tables."""
     return "nats/token" if "run_id" in study.points else "units as given"
 
 
@@ -185,7 +185,7 @@ def _series(values: np.ndarray, max_exact: int = 8, n_bins: int = 6) -> tuple[np
 
 def _floor_lines(ax, study, floor: float | None, lim: tuple[float, float]) -> dict:
     """The known entropy floor and the fitted E (with its interval band) as horizontal lines, inside
-    the data's loss limits `lim`: lines outside become legend entries, the band is clipped and says so."""
+    the data's loss limits `lim`: lines outside become legend entries, a clipped band says so."""
     out = {"floor": floor, "E": None, "E_band": None, "E_band_clipped": False}
     if study.approach3 is None:
         return out
@@ -194,7 +194,8 @@ def _floor_lines(ax, study, floor: float | None, lim: tuple[float, float]) -> di
     if floor is None:
         return out
     lo, hi = study.ci("approach3", "E")  # NaN when E was fixed: no band
-    ref_line(ax, "h", floor, lim, color="black", ls="-.", lw=1.2, label=f"entropy floor {floor:.3f} (known)")
+    ref_line(ax, "h", floor, lim, color="black", ls="-.", lw=1.2,
+             label=f"entropy floor {floor:.3f} (known)")
     what = "fixed" if study.fixed_E is not None else "fitted"
     band = ""
     if math.isfinite(lo) and math.isfinite(hi):
@@ -233,7 +234,8 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
                 entry[law] = fit.law.predict(*args)
                 ax.plot(grid, entry[law], ls=ls, color=color, lw=1.1)
         series.append(entry)
-    lim = data_limits([df["loss"]] + [e[k] for e in series for k in ("approach3", "kaplan") if k in e], log=True)
+    curves = [e[k] for e in series for k in ("approach3", "kaplan") if k in e]
+    lim = data_limits([df["loss"]] + curves, log=True)
     floor = _floor_lines(ax, study, entropy_floor(study), lim)
     _loglog(ax, x, "loss")
     ax.set_ylim(*lim)
@@ -399,12 +401,13 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
         ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (6 * n), d, 0.08))
         if ok.size:  # the label near the bottom row, only where it sits well inside the axes
             j = int(ok[np.argmin(np.abs(np.log(C / (6 * n[ok])) - np.log(d[len(d) // 6])))])
-            labels.append(ax.text(n[j], C / (6 * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey", rotation=-35,
-                                  ha="right", va="bottom"))
+            labels.append(ax.text(n[j], C / (6 * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey",
+                                  rotation=-35, ha="right", va="bottom"))
     ax.set_xlim(n[0], n[-1])
     ax.set_ylim(d[0], d[-1])
     _loglog(ax, "N", "D")
-    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2)  # below the axes: hides no label
+    # below the axes, where it hides no label
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2)
     fixed = f"; {study.fixed_E_text()}" if study.fixed_E is not None else ""
     ax.set_title(f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = 6ND", fontsize=8)
     fig.suptitle("Approach 3: the fitted loss surface", fontsize=10)
@@ -458,7 +461,8 @@ def _forest(ax, rows: list[tuple[str, float, float, float, str, str]]) -> None:
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(*lim)
-    ref_line(ax, "v", CHINCHILLA_A, lim, color="black", ls="--", lw=1, label="0.5: Chinchilla (N and D alike)")
+    ref_line(ax, "v", CHINCHILLA_A, lim, color="black", ls="--", lw=1,
+             label="0.5: Chinchilla (N and D alike)")
     ref_line(ax, "v", KAPLAN_A, lim, color="grey", ls=":", lw=1.3, label="0.73: Kaplan et al. 2020")
     ax.set_xlabel("a in N_opt ~ C^a (b = 1 - a for a law)")
     ax.grid(True, axis="x", alpha=0.3)
@@ -513,9 +517,8 @@ def comparison(study) -> Plot:
         ax.text(df["C"].max(), 0.02, " largest C measured", fontsize=6.5,
                 color="grey", transform=ax.get_xaxis_transform())
         _loglog(ax, "C", key)
-        clipped[key] = _follow_lines(ax, [lines[k][key] for k in laws] + ([measured[key]] if measured is not None
-                                                                          else []),
-                                     [lines[k][f"{key}_band"] for k in laws])
+        drawn = [lines[k][key] for k in laws] + ([measured[key]] if measured is not None else [])
+        clipped[key] = _follow_lines(ax, drawn, [lines[k][f"{key}_band"] for k in laws])
         ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
                       + ("; bands clipped at the axis" if clipped[key] else ""))
         ax.legend(fontsize=6.5, loc="upper left")
@@ -568,9 +571,10 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
                 a_tab[name][k] = (exponents(s, k)[0], lo, hi)
     for ax, key in ((nx, "N"), (dx, "D")):
         _loglog(ax, "C", key)
-        cut = _follow_lines(ax, [r[key] for r in lines.values()], [r[f"{key}_band"] for r in lines.values()])
-        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})" + ("; bands clipped at the axis"
-                                                                                   if cut else ""))
+        cut = _follow_lines(ax, [r[key] for r in lines.values()],
+                            [r[f"{key}_band"] for r in lines.values()])
+        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
+                      + ("; bands clipped at the axis" if cut else ""))
     nx.legend(fontsize=6, loc="upper left")
     nx.set_title("compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
     dx.set_title("compute-optimal D per group", fontsize=9)
@@ -585,7 +589,8 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     fx.set_ylim(len(names) - 0.5, -0.5)
     flim = data_limits([v for tab in a_tab.values() for v in tab.values()], log=False, pad=0.08)
     fx.set_xlim(*flim)
-    for ref, style in ((CHINCHILLA_A, dict(color="black", ls="--", lw=1)), (KAPLAN_A, dict(color="grey", ls=":", lw=1.3))):
+    for ref, style in ((CHINCHILLA_A, dict(color="black", ls="--", lw=1)),
+                       (KAPLAN_A, dict(color="grey", ls=":", lw=1.3))):
         if flim[0] <= ref <= flim[1]:
             fx.axvline(ref, **style)
     fx.legend([Line2D([], [], marker=markers[k], ls="", color="grey", mfc="grey" if k == approach else "white")

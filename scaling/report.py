@@ -197,7 +197,8 @@ def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed
     lines.append("")
     lines.append(f"**Verdict.** {study.comparison.verdict}")
     lines.append("")
-    flags = [(k, f) for k in ("approach1", "approach2", "approach3", "kaplan") for f in study.flags(k)]
+    laws = ("approach1", "approach2", "approach3", "kaplan")
+    flags = [(k, f) for k in laws for f in study.flags(k)]
     if flags:
         lines += ["**Interval flags** (read these intervals with care):", ""]
         lines += [f"- {LABEL[k]}: {f}" for k, f in flags] + [""]

@@ -109,7 +109,7 @@ def row_verdict(r: AllocationRow, level: float = 0.95, band: float = EQUAL_BAND)
 
 
 def agreement(rows: list[AllocationRow]) -> str:
-    """The Chinchilla approaches' spread in a, as disagreement, and whether their intervals overlap."""
+    """The Chinchilla approaches' spread in a, as disagreement; whether their intervals overlap."""
     if len(rows) < 2:
         return ""
     lo_r, hi_r = min(rows, key=lambda r: r.a), max(rows, key=lambda r: r.a)

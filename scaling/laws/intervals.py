@@ -62,8 +62,8 @@ def bca(samples, estimate: float, jack, level: float = 0.95) -> tuple[float, flo
     return float(lo), float(hi)
 
 
-def interval(samples, level: float = 0.95, method: str = "percentile", estimate: float = float("nan"),
-             jack=None) -> tuple[float, float]:
+def interval(samples, level: float = 0.95, method: str = "percentile",
+             estimate: float = float("nan"), jack=None) -> tuple[float, float]:
     """The interval of `method`; BCa needs the estimate and its jackknife values."""
     if method not in CI_METHODS:
         raise ConfigError(f"interval method {method!r}: choose one of {', '.join(CI_METHODS)}")
@@ -72,8 +72,8 @@ def interval(samples, level: float = 0.95, method: str = "percentile", estimate:
     return percentile(samples, level)
 
 
-def flags(estimates: dict[str, float], intervals: dict[str, tuple[float, float]], used: int, total: int,
-          method: str = "percentile") -> list[str]:
+def flags(estimates: dict[str, float], intervals: dict[str, tuple[float, float]], used: int,
+          total: int, method: str = "percentile") -> list[str]:
     """One line per weakness of a law's intervals: an estimate outside its own interval, an interval
     that could not be built, and intervals built from fewer than 80% of the resamples."""
     out = []
@@ -81,7 +81,8 @@ def flags(estimates: dict[str, float], intervals: dict[str, tuple[float, float]]
         return [f"no interval: none of the {total} resample refits converged cleanly"]
     if total > 0 and used < MIN_USED * total:
         out.append(f"intervals from {used} of {total} resamples ({used / total:.0%}, under "
-                   f"{MIN_USED:.0%}): the failed refits are left out, so the intervals may be too narrow")
+                   f"{MIN_USED:.0%}): the failed refits are left out, so the intervals may be "
+                   "too narrow")
     for name, value in estimates.items():
         lo, hi = intervals.get(name, (float("nan"), float("nan")))
         if not np.isfinite(value):
@@ -104,7 +105,8 @@ def _leave_one_out(n: int):
         yield i, w
 
 
-def jackknife_chinchilla(df: pd.DataFrame, theta, fix_E: float | None = None) -> dict[str, np.ndarray]:
+def jackknife_chinchilla(df: pd.DataFrame, theta,
+                         fix_E: float | None = None) -> dict[str, np.ndarray]:
     """Approach 3 refitted without each point in turn (weight 0), from the full-data optimum."""
     from scaling.laws.fit import polish_chinchilla
     from scaling.laws.forms import ChinchillaLaw
@@ -116,7 +118,8 @@ def jackknife_chinchilla(df: pd.DataFrame, theta, fix_E: float | None = None) ->
     for _, w in _leave_one_out(len(df)):
         th, _, _ = polish_chinchilla(theta, *logs, weights=w, fixed_e=fixed_e)
         laws.append(ChinchillaLaw.from_theta(th))
-    return {n: np.array([getattr(law, n) for law in laws]) for n in ("E", "A", "B", "alpha", "beta", "a", "b")}
+    names = ("E", "A", "B", "alpha", "beta", "a", "b")
+    return {n: np.array([getattr(law, n) for law in laws]) for n in names}
 
 
 def jackknife_kaplan(df: pd.DataFrame, law) -> dict[str, np.ndarray]:

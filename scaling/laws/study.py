@@ -29,7 +29,7 @@ class FitOptions:
     n_boot: int = 200  # bootstrap resamples (0: no intervals)
     seed: int = 0
     level: float = 0.95  # interval level
-    ci: str = "percentile"  # interval of parameters and exponents: "percentile" | "bca" (adds jackknife refits)
+    ci: str = "percentile"  # parameters' and exponents' intervals: "percentile" | "bca" (jackknife)
     approach2_method: str = "akima"  # "akima" | "local" | "full"
     budget_tol: float = 0.05  # decades of C grouped into one IsoFLOP budget
     drop_edge: bool = True  # leave budgets whose minimum sits on a sampled edge out of Approach 2
@@ -93,8 +93,9 @@ class StudyFit:
     warnings: list[str] = field(default_factory=list)
     options: FitOptions = field(default_factory=FitOptions)
     fixed_E: tuple[float, str] | None = None  # (E, source) when Approach 3's E was held fixed; no E samples then
-    resamples: dict[str, tuple[int, int]] = field(default_factory=dict)  # law -> (refits used, resamples drawn)
-    jackknife: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # leave-one-out values (BCa only)
+    # law -> (refits used, resamples drawn); law -> parameter -> leave-one-out values (BCa only)
+    resamples: dict[str, tuple[int, int]] = field(default_factory=dict)
+    jackknife: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def fixed_E_text(self) -> str:
         """e.g. 'E fixed at 0.6970 = entropy_floor'; '' when E was fitted."""
@@ -133,13 +134,13 @@ class StudyFit:
         return float(np.std(s, ddof=1)) if s.size > 1 else math.nan
 
     def flags(self, law: str) -> list[str]:
-        """The weaknesses of this law's intervals (see `intervals.flags`); [] without a bootstrap."""
+        """The weaknesses of this law's intervals (`intervals.flags`); [] without a bootstrap."""
         if law not in self.samples:
             return []
         names = [n for n in self.samples[law]]
         used, total = self.resamples.get(law, (0, 0))
-        return iv.flags({n: self.estimate(law, n) for n in names}, {n: self.ci(law, n) for n in names},
-                        used, total, self.options.ci)
+        estimates = {n: self.estimate(law, n) for n in names}
+        return iv.flags(estimates, {n: self.ci(law, n) for n in names}, used, total, self.options.ci)
 
     def to_json(self) -> dict:
         """Stable schema: approach1, approach2, approach3, kaplan, comparison, n_points (+ warnings, bootstrap)."""
@@ -349,7 +350,7 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     return study
 
 
-def _jackknife(df, curves, opt: FitOptions, a1, a2, a3, kp, fix_E) -> dict[str, dict[str, np.ndarray]]:
+def _jackknife(df, curves, opt: FitOptions, a1, a2, a3, kp, fix_E) -> dict[str, dict]:
     """Leave-one-out values of every fitted law's parameters, for the BCa acceleration."""
     out = {}
     if a3 is not None:
@@ -362,7 +363,8 @@ def _jackknife(df, curves, opt: FitOptions, a1, a2, a3, kp, fix_E) -> dict[str, 
     if a1 is not None:
         use_curves = curves is not None and len(curves) and "run_id" in df
         out["approach1"] = iv.jackknife_allocation(
-            df, lambda sub: approach1(sub, curves[curves["run_id"].isin(sub["run_id"])] if use_curves else None))
+            df, lambda sub: approach1(sub, curves[curves["run_id"].isin(sub["run_id"])]
+                                      if use_curves else None))
     return out
 
 
