@@ -88,12 +88,13 @@ def attention_patterns(ctx: int = 32, **knobs) -> Plot:
 def loss_vs_compute(studies: dict) -> Plot:
     """Every run's final loss against C, one colour per group, with that group's Approach 3
     compute frontier L(N_opt(C), D_opt(C)) and its known floor (dotted) where there is one."""
-    from scaling.plots import entropy_floor
+    from scaling.plots import data_limits, entropy_floor, ref_line
 
     fig = Figure(figsize=(7.2, 5.0), layout="constrained")
     ax = fig.subplots()
     cmap = colormaps["tab10"]
     drawn: dict[str, dict] = {}
+    floors = []
     for gi, name in enumerate(ordered(studies)):
         s, color = studies[name], cmap(gi % 10)
         df = s.points
@@ -106,15 +107,23 @@ def loss_vs_compute(studies: dict) -> Plot:
             entry.update(frontier_C=C, frontier=frontier)
         floor = entropy_floor(s)
         if floor is not None:
-            ax.axhline(floor, color=color, ls=":", lw=1.2, label=f"{name}: known floor E* = {floor:.3f}")
+            floors.append((floor, color, name))
             entry["floor"] = floor
         drawn[name] = entry
+    lim = data_limits([v for e in drawn.values() for k, v in e.items() if k in ("loss", "frontier")],
+                      log=True)
+    for floor, color, name in floors:  # a floor far below the losses is named, not drawn
+        ref_line(ax, "h", floor, lim, color=color, ls=":", lw=1.2,
+                 label=f"{name}: known floor E* = {floor:.3f}")
+    ax.set_ylim(*lim)
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # a loss spans < a decade
         axis(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("C (training FLOPs, the table's C column)")
-    ax.set_ylabel("final validation loss (nats per predicted token)")
+    ours = all("run_id" in s.points for s in studies.values())
+    ax.set_ylabel("final validation loss ("
+                  + ("nats per predicted token" if ours else "units as given") + ")")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Loss against compute per group (each objective in its own units: compare slopes, not levels)",

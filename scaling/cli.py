@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # subcommand -> ("module", "function", one-line help). Each function takes argv (list[str])
@@ -15,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("scaling.plotcli", "main_report", "fit, plot and write report.md + fits.json"),
     "emergence": ("scaling.emergence", "main", "probe scores against N, D and C: which abilities look emergent"),
     "tasks": ("scaling.tasks", "main", "task probes of kept checkpoints: which family suits which task"),
+    "reproduce": ("scaling.reproduce", "main", "rerun a report's recorded command; check its inputs and numbers"),
 }
 
 
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"scaling {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (e.g. `scaling train --help | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     m.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples (default 200; 0 = none)")
     m.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     m.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    m.add_argument("--ci", choices=("percentile", "bca"), default="percentile",
+                   help="interval of the parameters and exponents: bootstrap percentile (default) "
+                        "or BCa (bias-corrected and accelerated; adds one leave-one-out refit per "
+                        "point)")
     m.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (default 1)")
     m.add_argument("--budget", type=float, action="append", default=[], metavar="C",
                    help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the data)")
@@ -75,7 +79,8 @@ def fit_options(args: argparse.Namespace):
         raise ConfigError("--bootstrap must be >= 0, --jobs >= 1 and --level between 0 and 1")
     return FitOptions(method=args.method, n_boot=args.bootstrap, seed=args.seed, level=args.level,
                       approach2_method=args.approach2, budget_tol=args.budget_tol, drop_edge=not args.keep_edge,
-                      n_jobs=args.jobs, predict_C=tuple(args.budget), fix_E=parse_fix_E(args.fix_E))
+                      n_jobs=args.jobs, predict_C=tuple(args.budget), fix_E=parse_fix_E(args.fix_E),
+                      ci=args.ci)
 
 
 def parse_fix_E(text: str | None) -> float | str | None:
@@ -91,8 +96,33 @@ def parse_fix_E(text: str | None) -> float | str | None:
     return value
 
 
+def columns_help() -> str:
+    """The column names tried when --n/--d/--c/--loss keep their defaults (for --help)."""
+    from scaling.tables import ALIASES
+
+    return ("columns found automatically (case-insensitive) when --n/--d/--c/--loss keep their "
+            "defaults:\n"
+            + "\n".join(f"  {k:<5} {', '.join(repr(a) for a in v)}" for k, v in ALIASES.items()))
+
+
+def help_epilog(command: str, extra: str = "") -> str:
+    """Examples and the automatic column names, shared by the fit, plot and report help texts."""
+    ref = "tests/data/reference"
+    return (f"examples:\n  {command} runs/quick{extra}\n"
+            f"  {command} runs/quick --n N_nonembed --c C_kaplan{extra}  # Kaplan's accounting\n"
+            f"  {command} runs/reference/isoflop --fix-E floor{extra}\n"
+            f"  {command} {ref}/epoch_chinchilla_svg_extracted_data.csv --drop-top-loss 5 "
+            f"--method grid{extra}\n"
+            f"  {command} {ref}/porian2024_isoflop_points.csv --c flops --group label \\\n"
+            f"      --query \"source_file == 'summary_df' and dataset == 'rw'\"{extra}\n\n"
+            + columns_help())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scaling fit", description=__doc__.split("\n")[0].strip("`"))
+    p = argparse.ArgumentParser(prog="scaling fit",
+                                description=" ".join(__doc__.split("(see")[0].split()).strip("`"),
+                                epilog=help_epilog("scaling fit"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p)
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (schema in docs/fit.md)")
     return p
@@ -108,6 +138,19 @@ def _ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def _approach3_line(study) -> str:
+    """Approach 3's objective, standard errors and exponent intervals, under its law line."""
+    key, pct = "approach3", int(round(100 * study.options.level))
+    cis = "  ".join(f"{n} {_ci(study.ci(key, n))}" for n in ("alpha", "beta")
+                    if _ci(study.ci(key, n)))
+    ci_name = "BCa" if study.options.ci == "bca" else "CI"
+    return (f"{'':<11} objective {study.approach3.objective:.6g} ({study.approach3.method}); "
+            f"SE alpha {_fmt(study.se(key, 'alpha'), '.4f')}, "
+            f"beta {_fmt(study.se(key, 'beta'), '.4f')}"
+            + (f"; {pct}% {ci_name} {cis}" if cis else "")
+            + ("; E fixed, not fitted: no interval" if study.fixed_E is not None else ""))
+
+
 def render(name: str, study) -> str:
     """The readable report of one study."""
     lines = [f"== {name}: {study.n_points} points ==" if name else f"== {study.n_points} points =="]
@@ -116,18 +159,13 @@ def render(name: str, study) -> str:
             lines.append(f"{label:<11} {fit.law!r}")
             if fit.status.value != "converged":
                 lines.append(f"{'':<11} WARNING: status {fit.status.value}; these numbers are not a clean optimum")
+            if fit is study.approach3:
+                lines.append(_approach3_line(study))
     for label, fit in (("Approach 2", study.approach2), ("Approach 1", study.approach1)):
         if fit is not None:
             lines.append(f"{label:<11} {fit.allocation!r}")
     for k, why in study.skipped.items():
         lines.append(f"{k:<11} skipped: {why}")
-    if study.approach3 is not None:
-        key = "approach3"
-        cis = "  ".join(f"{n} {_ci(study.ci(key, n))}" for n in ("alpha", "beta") if _ci(study.ci(key, n)))
-        lines.append(f"{'':<11} objective {study.approach3.objective:.6g} ({study.approach3.method}); "
-                     f"SE alpha {_fmt(study.se(key, 'alpha'), '.4f')}, beta {_fmt(study.se(key, 'beta'), '.4f')}"
-                     + (f"; {int(100 * study.options.level)}% CI {cis}" if cis else "")
-                     + ("; E fixed, not fitted: no interval" if study.fixed_E is not None else ""))
     lines.append("")
     lines.append(f"{'approach':<11} {'a (N_opt~C^a)':>14} {'interval':>18} {'b (D_opt~C^b)':>14} {'interval':>18}  status")
     for r in study.comparison.table:
@@ -145,6 +183,9 @@ def render(name: str, study) -> str:
     if ex is not None:
         errs = ", ".join(f"{k} {v:.2%}" if k != "approach2" else f"{k} |ln N*| {v:.3f}" for k, v in ex.errors.items())
         lines.append(f"extrapolation: fitted on {ex.n_train} points, tested on {ex.n_holdout} with C >= {ex.holdout_C_min:.3g}: {errs}")
+    laws = ("approach1", "approach2", "approach3", "kaplan")
+    for k, f in [(k, f) for k in laws for f in study.flags(k)]:
+        lines.append(f"flag {k}: {f}")
     lines.append("")
     lines.append("verdict: " + study.comparison.verdict)
     for w in study.warnings:

@@ -9,15 +9,17 @@ import warnings
 from pathlib import Path
 
 from scaling.errors import FitWarning
-from scaling.fitcli import add_common_arguments, fit_options, load_kwargs
+from scaling.fitcli import add_common_arguments, fit_options, help_epilog, load_kwargs
 
 
 def _parser(prog: str, what: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=what)
+    p = argparse.ArgumentParser(prog=prog, description=what, epilog=help_epilog(prog, " --out DIR"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p)
     o = p.add_argument_group("output")
-    o.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder, replaced atomically (must be new, empty, or written by scaling plot/report)")
+    o.add_argument("--out", metavar="DIR",
+                   help="output folder, replaced atomically (must be new, empty, or written by scaling plot/report; "
+                        "default: analysis/<name of the first PATH>, where `scaling sweep` writes its report)")
     o.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     return p
 
@@ -32,8 +34,14 @@ def build_report_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_out(args: argparse.Namespace) -> str:
+    """--out, or analysis/<name of the first PATH without its suffix>."""
+    return args.out or str(Path("analysis") / Path(args.paths[0].rstrip("/")).stem)
+
+
 def main_plot(argv: list[str]) -> int:
     args = build_plot_parser().parse_args(argv)
+    args.out = default_out(args)
     from scaling import plots as P
     from scaling.laws.study import fit_study
     from scaling.report import check_replaceable, group_folders, provenance, staged_dir, write_figures, write_manifest
@@ -72,6 +80,7 @@ def main_plot(argv: list[str]) -> int:
 
 def main_report(argv: list[str]) -> int:
     args = build_report_parser().parse_args(argv)
+    args.out = default_out(args)
     from scaling.report import write_report
 
     out = write_report(args.paths, args.out, fit_options(args), command="scaling report " + shlex.join(argv),

@@ -94,8 +94,53 @@ def _span(values, pad: float = 1.0) -> np.ndarray:
     return np.logspace(np.log10(v.min()) - pad, np.log10(v.max()) + pad, 200)
 
 
+def data_limits(values, log: bool, pad: float = 0.05) -> tuple[float, float]:
+    """Axis limits that follow the data: the finite (positive, on a log axis) values, widened by
+    `pad` of their span on each side."""
+    v = np.concatenate([np.ravel(np.asarray(x, float)) for x in values])
+    v = v[np.isfinite(v) & (v > 0)] if log else v[np.isfinite(v)]
+    if v.size == 0:
+        return (1.0, 10.0) if log else (0.0, 1.0)
+    lo, hi = float(v.min()), float(v.max())
+    if log:
+        f = 10 ** (pad * (np.log10(hi / lo) or 0.2))
+        return lo / f, hi * f
+    span = (hi - lo) or (abs(hi) * 0.2 or 1.0)
+    return lo - pad * span, hi + pad * span
+
+
+def ref_line(ax, orient: str, value: float, lim: tuple[float, float], **style) -> bool:
+    """A reference line (known floor, E, 0.5, 0.73) drawn only inside the data's limits `lim`, so it
+    never stretches the axis; outside them it is a legend entry that says where it lies."""
+    lo, hi = lim
+    if lo <= value <= hi:
+        (ax.axhline if orient == "h" else ax.axvline)(value, **style)
+        return True
+    if orient == "h":
+        side = "below" if value < lo else "above"
+    else:
+        side = "left of" if value < lo else "right of"
+    ax.plot([], [], **{**style, "label": f"{style.get('label', '')} ({side} the axis)"})
+    return False
+
+
+def clip_band(lo: float, hi: float, lim: tuple[float, float]) -> tuple[float, float, bool]:
+    """An interval band cut to the axis limits, and whether it was cut."""
+    clo, chi = max(lo, lim[0]), min(hi, lim[1])
+    return clo, chi, (clo, chi) != (lo, hi)
+
+
 def _ci_text(lo: float, hi: float) -> str:
     return f" [{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
+def loss_units(study) -> str:
+    """'nats/token' for our own runs (they record run ids); 'units as given' for others' tables."""
+    return "nats/token" if "run_id" in study.points else "units as given"
+
+
+def loss_axis(study) -> str:
+    return f"loss ({loss_units(study)})"
 
 
 def entropy_floor(study) -> float | None:
@@ -138,9 +183,10 @@ def _series(values: np.ndarray, max_exact: int = 8, n_bins: int = 6) -> tuple[np
     return idx, reps, True
 
 
-def _floor_lines(ax, study, floor: float | None) -> dict:
-    """The known entropy floor and the fitted E (with its interval) as horizontal lines."""
-    out = {"floor": floor, "E": None}
+def _floor_lines(ax, study, floor: float | None, lim: tuple[float, float]) -> dict:
+    """The known entropy floor and the fitted E (with its interval band) as horizontal lines, inside
+    the data's loss limits `lim`: lines outside become legend entries, a clipped band says so."""
+    out = {"floor": floor, "E": None, "E_band": None, "E_band_clipped": False}
     if study.approach3 is None:
         return out
     E = study.approach3.law.E
@@ -148,11 +194,19 @@ def _floor_lines(ax, study, floor: float | None) -> dict:
     if floor is None:
         return out
     lo, hi = study.ci("approach3", "E")  # NaN when E was fixed: no band
-    ax.axhline(floor, color="black", ls="-.", lw=1.2, label=f"entropy floor {floor:.3f} (known)")
+    ref_line(ax, "h", floor, lim, color="black", ls="-.", lw=1.2,
+             label=f"entropy floor {floor:.3f} (known)")
     what = "fixed" if study.fixed_E is not None else "fitted"
-    ax.axhline(E, color=COLOR["approach3"], ls=":", lw=1.5, label=f"{what} E = {E:.3f}{_ci_text(lo, hi)}")
+    band = ""
     if math.isfinite(lo) and math.isfinite(hi):
-        ax.axhspan(lo, hi, color=COLOR["approach3"], alpha=0.12)
+        clo, chi, cut = clip_band(lo, hi, lim)
+        if clo < chi:
+            ax.axhspan(clo, chi, color=COLOR["approach3"], alpha=0.12)
+            out["E_band"] = (clo, chi)
+        out["E_band_clipped"] = cut
+        band = "; band clipped at the axis" if cut else ""
+    ref_line(ax, "h", E, lim, color=COLOR["approach3"], ls=":", lw=1.5,
+             label=f"{what} E = {E:.3f}{_ci_text(lo, hi)}{band}")
     return out
 
 
@@ -180,8 +234,12 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
                 entry[law] = fit.law.predict(*args)
                 ax.plot(grid, entry[law], ls=ls, color=color, lw=1.1)
         series.append(entry)
-    floor = _floor_lines(ax, study, entropy_floor(study))
+    curves = [e[k] for e in series for k in ("approach3", "kaplan") if k in e]
+    lim = data_limits([df["loss"]] + curves, log=True)
+    floor = _floor_lines(ax, study, entropy_floor(study), lim)
     _loglog(ax, x, "loss")
+    ax.set_ylim(*lim)
+    ax.set_ylabel(loss_axis(study))
     handles, labels = ax.get_legend_handles_labels()
     for law, ls in (("approach3", "-"), ("kaplan", "--")):
         if getattr(study, law) is not None:
@@ -224,6 +282,7 @@ def isoflop(study) -> Plot:
         budgets.append(dict(C=b.C, N=b.N, loss=b.loss, curve_n=b.curve_n, curve_loss=b.curve_loss,
                             n_star=b.n_star, loss_star=b.loss_star, used=b.used))
     _loglog(ax, "N", "loss")
+    ax.set_ylabel(loss_axis(study))
     sm = ScalarMappable(norm=norm, cmap=ListedColormap(cmap(np.linspace(0, 0.85, 256))))
     fig.colorbar(sm, ax=ax, label="budget C (FLOPs)")
     ax.legend([Line2D([], [], marker="*", ls="", ms=10, mfc="grey", mec="black"),
@@ -272,6 +331,7 @@ def approach1_envelope(study, points=None) -> Plot:
     env = fit.envelope
     ax.plot(env["C"], env["loss"], color="red", lw=2.6, alpha=0.75, label="lower envelope", zorder=4)
     _loglog(ax, "C", "loss")
+    ax.set_ylabel(loss_axis(study))
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="N (parameters)")
     ax.legend(fontsize=8)
     ax.set_title(f"Loss against FLOPs: {what}", fontsize=9)
@@ -292,6 +352,25 @@ def approach1_envelope(study, points=None) -> Plot:
                                              fit_N=fit.allocation.n_opt(cgrid), fit_D=fit.allocation.d_opt(cgrid)))
 
 
+def _in_box(v, grid, margin: float) -> np.ndarray:
+    """Whether log values lie inside the grid's log range less `margin` of it at each end."""
+    lo, hi = np.log(grid[0]), np.log(grid[-1])
+    lv = np.log(np.asarray(v, float))
+    return (lv >= lo + margin * (hi - lo)) & (lv <= hi - margin * (hi - lo))
+
+
+def _inside(labels, n, d) -> list:
+    """Contour labels kept only where they sit well inside the axes (none cut at an edge)."""
+    kept = []
+    for lab in labels:
+        x, y = lab.get_position()
+        if _in_box([x], n, 0.06)[0] and _in_box([y], d, 0.04)[0]:
+            kept.append(lab)
+        else:
+            lab.remove()
+    return kept
+
+
 def approach3_contours(study, n_iso: int = 5) -> Plot:
     """The fitted Approach 3 surface as iso-loss contours over (N, D), its compute-optimal frontier
     (and Kaplan's), and lines of constant C = 6ND."""
@@ -302,11 +381,11 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     d = _span(df["D"], pad=0.5)
     NN, DD = np.meshgrid(n, d)
     L = law.predict(NN, DD)
-    fig, (ax,) = _figure(width=6.6, height=5.0)
+    fig, (ax,) = _figure(width=6.6, height=5.6)
     levels = np.unique(np.round(np.quantile(L, np.linspace(0.02, 0.98, 14)), 3))
     cs = ax.contour(NN, DD, L, levels=levels, colors=colormaps["viridis"](np.linspace(0, 0.8, len(levels))),
                     linewidths=0.9)
-    ax.clabel(cs, fontsize=6.5, fmt="%.3g")
+    labels = _inside(ax.clabel(cs, fontsize=6.5, fmt="%.3g", inline=False), n, d)
     ax.scatter(df["N"], df["D"], s=8, color="black", alpha=0.6, label="measured runs", zorder=3)
     cgrid = np.logspace(np.log10(6 * n[0] * d[0]), np.log10(6 * n[-1] * d[-1]), 300)
     fn, fd = law.allocation(cgrid)
@@ -319,18 +398,23 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     iso_c = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()), n_iso)
     for C in iso_c:
         ax.plot(n, C / (6 * n), color="grey", ls=":", lw=0.9)
-        j = int(np.argmin(np.abs(np.log(C / (6 * n)) - np.log(d[len(d) // 6]))))
-        ax.text(n[j], C / (6 * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey", rotation=-35)
+        ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (6 * n), d, 0.08))
+        if ok.size:  # the label near the bottom row, only where it sits well inside the axes
+            j = int(ok[np.argmin(np.abs(np.log(C / (6 * n[ok])) - np.log(d[len(d) // 6])))])
+            labels.append(ax.text(n[j], C / (6 * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey",
+                                  rotation=-35, ha="right", va="bottom"))
     ax.set_xlim(n[0], n[-1])
     ax.set_ylim(d[0], d[-1])
     _loglog(ax, "N", "D")
-    ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
+    # below the axes, where it hides no label
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2)
     fixed = f"; {study.fixed_E_text()}" if study.fixed_E is not None else ""
-    ax.set_title(f"{_formula(law)}\niso-loss contours (nats/token){fixed}; dotted: constant C = 6ND", fontsize=8)
+    ax.set_title(f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = 6ND", fontsize=8)
     fig.suptitle("Approach 3: the fitted loss surface", fontsize=10)
     return Plot("approach3_contours", "The fitted Approach 3 surface as iso-loss contours over (N, D), with the "
                 "compute-optimal frontier and lines of constant C", fig,
-                dict(N=n, D=d, loss=L, levels=levels, frontier=frontier, iso_C=iso_c))
+                dict(N=n, D=d, loss=L, levels=levels, frontier=frontier, iso_C=iso_c,
+                     labels=[(lab.get_text(), *lab.get_position()) for lab in labels]))
 
 
 def allocation_band(study, law: str, C: np.ndarray) -> dict:
@@ -366,7 +450,9 @@ def allocation_band(study, law: str, C: np.ndarray) -> dict:
 
 
 def _forest(ax, rows: list[tuple[str, float, float, float, str, str]]) -> None:
-    """a with its interval per row (label, a, lo, hi, color, marker), and the two reference values."""
+    """a with its interval per row (label, a, lo, hi, color, marker), and the two reference values
+    (inside the axis when the intervals reach them, else named in the legend)."""
+    lim = data_limits([[r[1], r[2], r[3]] for r in rows], log=False, pad=0.08)
     for i, (label, a, lo, hi, color, marker) in enumerate(rows):
         err = None
         if math.isfinite(lo) and math.isfinite(hi):
@@ -374,11 +460,26 @@ def _forest(ax, rows: list[tuple[str, float, float, float, str, str]]) -> None:
         ax.errorbar([a], [i], xerr=err, fmt=marker, color=color, ms=7, capsize=3)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.axvline(CHINCHILLA_A, color="black", ls="--", lw=1, label="0.5: Chinchilla (N and D alike)")
-    ax.axvline(KAPLAN_A, color="grey", ls=":", lw=1.3, label="0.73: Kaplan et al. 2020")
+    ax.set_xlim(*lim)
+    ref_line(ax, "v", CHINCHILLA_A, lim, color="black", ls="--", lw=1,
+             label="0.5: Chinchilla (N and D alike)")
+    ref_line(ax, "v", KAPLAN_A, lim, color="grey", ls=":", lw=1.3, label="0.73: Kaplan et al. 2020")
     ax.set_xlabel("a in N_opt ~ C^a (b = 1 - a for a law)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
+
+
+def _follow_lines(ax, curves, bands) -> bool:
+    """y limits from the drawn lines and points alone (the bootstrap bands are cut at them);
+    whether any band was cut."""
+    lim = data_limits(curves, log=True)
+    ax.set_ylim(*lim)
+    cut = False
+    for band in bands:
+        if band is not None:
+            lo, hi = (np.asarray(b, float) for b in band)
+            cut |= bool(np.nanmin(lo) < lim[0] or np.nanmax(hi) > lim[1])
+    return cut
 
 
 def comparison(study) -> Plot:
@@ -410,12 +511,16 @@ def comparison(study) -> Plot:
                                  "D": [b.d_star for b in used]})
         nx.scatter(measured["C"], measured["N"], marker="*", s=60, color="black", zorder=4, label="IsoFLOP minima")
         dx.scatter(measured["C"], measured["D"], marker="*", s=60, color="black", zorder=4, label="IsoFLOP minima")
+    clipped = {}
     for ax, key in ((nx, "N"), (dx, "D")):
         ax.axvline(df["C"].max(), color="grey", lw=0.8, ls=":")
         ax.text(df["C"].max(), 0.02, " largest C measured", fontsize=6.5,
                 color="grey", transform=ax.get_xaxis_transform())
         _loglog(ax, "C", key)
-        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})")
+        drawn = [lines[k][key] for k in laws] + ([measured[key]] if measured is not None else [])
+        clipped[key] = _follow_lines(ax, drawn, [lines[k][f"{key}_band"] for k in laws])
+        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
+                      + ("; bands clipped at the axis" if clipped[key] else ""))
         ax.legend(fontsize=6.5, loc="upper left")
     nx.set_title("compute-optimal model size", fontsize=9)
     dx.set_title("compute-optimal training tokens", fontsize=9)
@@ -432,7 +537,7 @@ def comparison(study) -> Plot:
                  fontsize=10)
     return Plot("comparison", "Compute-optimal N and D against C from every approach and Kaplan's law, with "
                 f"{pct}% bootstrap bands, and the exponent a per approach", fig,
-                dict(C=cgrid, lines=lines, a=a_tab, measured=measured))
+                dict(C=cgrid, lines=lines, a=a_tab, measured=measured, bands_clipped=clipped))
 
 
 def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
@@ -466,7 +571,10 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
                 a_tab[name][k] = (exponents(s, k)[0], lo, hi)
     for ax, key in ((nx, "N"), (dx, "D")):
         _loglog(ax, "C", key)
-        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})")
+        cut = _follow_lines(ax, [r[key] for r in lines.values()],
+                            [r[f"{key}_band"] for r in lines.values()])
+        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
+                      + ("; bands clipped at the axis" if cut else ""))
     nx.legend(fontsize=6, loc="upper left")
     nx.set_title("compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
     dx.set_title("compute-optimal D per group", fontsize=9)
@@ -479,8 +587,12 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
                         mfc=cmap(gi % 10) if k == approach else "white")
     fx.set_yticks(range(len(names)), [n if len(n) <= 28 else n[:26] + "…" for n in names], fontsize=7)
     fx.set_ylim(len(names) - 0.5, -0.5)
-    fx.axvline(CHINCHILLA_A, color="black", ls="--", lw=1)
-    fx.axvline(KAPLAN_A, color="grey", ls=":", lw=1.3)
+    flim = data_limits([v for tab in a_tab.values() for v in tab.values()], log=False, pad=0.08)
+    fx.set_xlim(*flim)
+    for ref, style in ((CHINCHILLA_A, dict(color="black", ls="--", lw=1)),
+                       (KAPLAN_A, dict(color="grey", ls=":", lw=1.3))):
+        if flim[0] <= ref <= flim[1]:
+            fx.axvline(ref, **style)
     fx.legend([Line2D([], [], marker=markers[k], ls="", color="grey", mfc="grey" if k == approach else "white")
                for k in LAWS] + [Line2D([], [], color="black", ls="--"), Line2D([], [], color="grey", ls=":")],
               [SHORT[k] for k in LAWS] + ["0.5 Chinchilla", "0.73 Kaplan 2020"], fontsize=6.5,
@@ -514,7 +626,8 @@ def bootstrap(study) -> Plot:
             ax.hist(v, bins=bins, histtype="step", lw=1.4, color=COLOR[law], density=True,
                     label=f"{SHORT[law]}: {est:.3f} (n={v.size})")
             ax.axvline(est, color=COLOR[law], lw=0.8, alpha=0.7)
-        ax.axvline(CHINCHILLA_A, color="black", ls="--", lw=1, label="0.5 (Chinchilla)")
+        ref_line(ax, "v", CHINCHILLA_A, data_limits([allv], log=False), color="black", ls="--", lw=1,
+                 label="0.5 (Chinchilla)")
         ax.set_xlabel(f"{key} in {'N' if key == 'a' else 'D'}_opt ~ C^{key}")
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
@@ -527,8 +640,9 @@ def bootstrap(study) -> Plot:
             ax.hist(v, bins=int(np.clip(2 * np.sqrt(v.size), 8, 40)), histtype="stepfilled", color=COLOR["approach3"],
                     alpha=0.5, density=True, label=f"fitted E = {study.approach3.law.E:.3f}")
         if floor is not None:
-            ax.axvline(floor, color="black", ls="-.", lw=1.4, label=f"entropy floor {floor:.3f} (known)")
-        ax.set_xlabel("E (irreducible loss, nats/token)")
+            ref_line(ax, "v", floor, data_limits([v, [study.approach3.law.E]], log=False), color="black", ls="-.",
+                     lw=1.4, label=f"entropy floor {floor:.3f} (known)")
+        ax.set_xlabel(f"E (irreducible loss, {loss_units(study)})")
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
         ax.set_title("Approach 3: bootstrap distribution of E", fontsize=9)

@@ -191,7 +191,7 @@ def _floor(study) -> float | None:
 
 def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed: bool) -> list[str]:
     """The sections of one study; figure paths are `prefix + name.png`."""
-    from scaling.plots import LABEL
+    from scaling.plots import LABEL, loss_units
 
     h = "#" * level
     pct = int(round(100 * study.options.level))
@@ -199,10 +199,16 @@ def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed
     lines = []
     lines.append(f"{study.n_points} points; N {df['N'].min():.3g} to {df['N'].max():.3g} parameters, "
                  f"D {df['D'].min():.3g} to {df['D'].max():.3g} tokens, C {df['C'].min():.3g} to "
-                 f"{df['C'].max():.3g} FLOPs; {study.options.n_boot} bootstrap resamples (seed {study.options.seed}).")
+                 f"{df['C'].max():.3g} FLOPs; {study.options.n_boot} bootstrap resamples (seed {study.options.seed}), "
+                 f"{'BCa' if study.options.ci == 'bca' else 'percentile'} intervals; loss in {loss_units(study)}.")
     lines.append("")
     lines.append(f"**Verdict.** {study.comparison.verdict}")
     lines.append("")
+    laws = ("approach1", "approach2", "approach3", "kaplan")
+    flags = [(k, f) for k in laws for f in study.flags(k)]
+    if flags:
+        lines += ["**Interval flags** (read these intervals with care):", ""]
+        lines += [f"- {LABEL[k]}: {f}" for k, f in flags] + [""]
     lines.append(f"{h} Compute-optimal allocation (N_opt ~ C^a, D_opt ~ C^b)")
     lines.append("")
     lines += _table(["approach", "a", f"{pct}% interval", "b", f"{pct}% interval", "status"],
@@ -233,13 +239,17 @@ def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed
         fixed = study.fixed_E is not None
         lines += _table(["parameter", "value", f"{pct}% interval", "bootstrap SE"],
                         [[n, _num(getattr(law, n)), "fixed, not fitted" if fixed and n == "E" else
-                          _interval(*study.ci(key, n), ".4g"), _num(study.se(key, n))]
+                          _interval(*study.ci(key, n), ".4g"),
+                          (f"{_num(study.se(key, n), '.3g')} (of ln {n})" if n in ("E", "A", "B") and
+                           math.isfinite(study.se(key, n)) else _num(study.se(key, n)))]
                          for n in ("E", "A", "B", "alpha", "beta", "a", "b")])
+        lines += ["", "E, A and B are fitted as logs (e = ln E, ...) and their resamples are skewed, so their "
+                      "standard errors are of the logs."]
         floor = _floor(study)
         if fixed:
             value, source = study.fixed_E
             what = "the entropy floor of the data (entropy_floor)" if source == "entropy_floor" else "a given value"
-            lines += ["", f"E was held fixed at **{value:.4f}** nats/token, {what}, in the fit, every bootstrap "
+            lines += ["", f"E was held fixed at **{value:.4f}** ({loss_units(study)}), {what}, in the fit, every bootstrap "
                           "resample and the extrapolation check; it has no interval. A, B, alpha and beta are fitted "
                           "given that E."]
         elif floor is not None:

@@ -21,6 +21,7 @@ import pandas as pd
 from scaling import runs
 from scaling.errors import DataError, FitWarning
 from scaling.readers import LogOptions, detect, read_logs
+from scaling.units import unit_warnings
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 # Names tried, case-insensitively, when the default column name is absent (never for explicit names).
@@ -319,6 +320,8 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     if len(frame) < min_points:
         raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
     columns = {k: (cols[k] if cols[k] is not None else "derived (C = 6ND)") for k in cols}
+    for msg in unit_warnings(frame, {k for k in ("N", "D", "C") if cols[k] is not None}):
+        _warn(msg, sink)
     curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
     return Points(frame, curve_frame, columns, sink, notes)
 

@@ -97,7 +97,7 @@ def test_bootstrap_keeps_E_fixed_and_study_reports_no_E_interval():
     assert P.bootstrap(study).data["E"] is None  # no E panel in the bootstrap figure
     j = study.to_json()["approach3"]
     assert j["E"] == LAW.E and j["E_fixed"]["value"] == LAW.E and j["E_fixed"]["source"] == "entropy_floor"
-    assert "E" not in j["ci"] and "alpha" in j["ci"] and j["se"]["E"] is None
+    assert "E" not in j["ci"] and "alpha" in j["ci"] and j["se"]["ln_E"] is None
 
 
 def test_free_E_unchanged_by_the_option():

@@ -38,7 +38,7 @@ def test_study_json_schema_and_values():
     assert j["approach2"]["a"] == pytest.approx(TRUTH.a, abs=0.02) and "a" in j["approach1"]
     c = j["comparison"]
     assert [r["approach"] for r in c["table"]] == ["approach1", "approach2", "approach3", "kaplan"]
-    assert c["elasticities"]["approach3"]["N"] < 0 and "D should grow faster" in c["verdict"]
+    assert c["elasticities"]["approach3"]["N"] < 0 and "D grows faster" in c["verdict"]
     assert c["extrapolation"]["errors"]["approach3"] < 0.02  # the true form extrapolates
     assert len(s.samples["approach3"]["a"]) > 15 and s.residuals["approach3"].shape == (42,)
     assert len(s.approach2.budgets) == 6 and len(s.approach1.envelope) >= 2

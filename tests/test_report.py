@@ -18,7 +18,7 @@ from scaling.cli import main
 from scaling.laws import FitOptions, fit_study
 from scaling.report import write_report
 from scaling.tables import load_points
-from test_plots import REF, TRUE, needs_ref, write_sweep
+from test_plots import REF, TRUE, write_sweep
 
 FIGS = {"comparison", "loss_vs_n", "loss_vs_d", "isoflop", "approach1", "approach3_contours", "bootstrap", "residuals"}
 
@@ -136,7 +136,6 @@ def test_plot_command_writes_every_figure(tmp_path, sweep_dir, capsys):
     assert f"wrote {len(figs)} figure files" in text and "bootstrap not drawn: no bootstrap samples" in text
 
 
-@needs_ref
 def test_grouped_report_side_by_side(tmp_path):
     out = tmp_path / "porian"
     query = ("source_file == 'summary_df' and dataset == 'rw' and "

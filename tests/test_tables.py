@@ -12,8 +12,7 @@ import pytest
 from scaling.errors import DataError, FitWarning
 from scaling.tables import load_points
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-needs_ref = pytest.mark.skipif(not REF.exists(), reason=f"reference data not found at {REF} (clone shared/ beside the repo)")
+REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 
 
 def _table(tmp_path, frame, name="t.csv"):
@@ -61,7 +60,6 @@ def test_parquet_jsonl_and_query(tmp_path):
         load_points(tmp_path / "t.jsonl", query="ds == 'zzz'")
 
 
-@needs_ref
 def test_epoch_filter_leaves_240_points():
     pts = load_points(REF / "epoch_chinchilla_svg_extracted_data.csv", drop_top_loss=5)
     assert len(pts) == 240

@@ -23,6 +23,7 @@ class AllocationRow:
     b: float
     b_ci: tuple[float, float]
     status: str = "converged"
+    weak: str = ""  # why a's interval deserves care (its flags), appended to a resolved verdict
 
 
 @dataclass(frozen=True)
@@ -84,28 +85,52 @@ def extrapolation_check(df: pd.DataFrame, method: str = "fast", budget_tol: floa
     return Extrapolation(float(test["C"].min()), len(train), len(test), errors, preds)
 
 
-def verdict(rows: tuple[AllocationRow, ...], level: float = 0.95) -> str:
-    """Which of N and D should grow faster with compute, and whether a differs from 0.5 beyond its interval."""
+EQUAL_BAND = 0.05  # "equal growth" only when a's whole interval lies inside 0.5 +- this
+
+
+def row_verdict(r: AllocationRow, level: float = 0.95, band: float = EQUAL_BAND) -> str:
+    """One approach's verdict: N grows faster, D grows faster, equal growth (interval inside
+    0.5 +- band), or not resolved; a bound-hit or interval-free fit gets only the reason."""
+    if r.status != "converged":
+        return f"no verdict: the fit stopped at {r.status} (a = {r.a:.3f} is not a clean optimum)"
+    lo, hi = r.a_ci
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"no verdict: a = {r.a:.3f} has no interval (no bootstrap, or no resample refitted)"
+    pct = int(round(100 * level))
+    ci = f"a = {r.a:.3f}, {pct}% CI [{lo:.3f}, {hi:.3f}]"
+    weak = f" [flagged: {r.weak}]" if r.weak else ""
+    if 0.5 - band <= lo and hi <= 0.5 + band:
+        return f"equal growth ({ci} inside 0.5 +- {band:g}){weak}"
+    if lo > 0.5:
+        return f"N grows faster ({ci} above 0.5){weak}"
+    if hi < 0.5:
+        return f"D grows faster ({ci} below 0.5){weak}"
+    return f"not resolved: the interval [{lo:.3f}, {hi:.3f}] spans both (a = {r.a:.3f})"
+
+
+def agreement(rows: list[AllocationRow]) -> str:
+    """The Chinchilla approaches' spread in a, as disagreement; whether their intervals overlap."""
+    if len(rows) < 2:
+        return ""
+    lo_r, hi_r = min(rows, key=lambda r: r.a), max(rows, key=lambda r: r.a)
+    text = (f"The Chinchilla approaches disagree by up to {hi_r.a - lo_r.a:.3f} in a "
+            f"({lo_r.approach} {lo_r.a:.3f} to {hi_r.approach} {hi_r.a:.3f})")
+    cis = [r for r in rows if np.isfinite(r.a_ci[0]) and np.isfinite(r.a_ci[1])]
+    if len(cis) < 2:
+        return text + "; too few intervals to say whether they overlap."
+    lo, hi = max(r.a_ci[0] for r in cis), min(r.a_ci[1] for r in cis)
+    names = ", ".join(r.approach for r in cis)
+    if lo <= hi:
+        return text + f"; the intervals of {names} overlap on [{lo:.3f}, {hi:.3f}]."
+    return text + f"; the intervals of {names} do not all overlap."
+
+
+def verdict(rows: tuple[AllocationRow, ...], level: float = 0.95, band: float = EQUAL_BAND) -> str:
+    """Which of N and D should grow faster with compute, per approach, saying only what a's
+    interval supports (see `row_verdict`), then how far the Chinchilla approaches disagree."""
     good = [r for r in rows if np.isfinite(r.a)]
     if not good:
         return "No approach produced an allocation exponent."
-    pct = int(round(100 * level))
-    parts = []
-    for r in good:
-        lo, hi = r.a_ci
-        if np.isfinite(lo) and np.isfinite(hi):
-            if lo > 0.5:
-                s = f"N should grow faster than D (a = {r.a:.3f}, {pct}% CI [{lo:.3f}, {hi:.3f}] above 0.5)"
-            elif hi < 0.5:
-                s = f"D should grow faster than N (a = {r.a:.3f}, {pct}% CI [{lo:.3f}, {hi:.3f}] below 0.5)"
-            else:
-                s = f"N and D should grow at the same rate (a = {r.a:.3f}, {pct}% CI [{lo:.3f}, {hi:.3f}] contains 0.5)"
-        else:
-            s = f"a = {r.a:.3f} ({'N' if r.a > 0.5 else 'D'} grows faster; no interval)"
-        if r.status != "converged":
-            s += f" [fit status: {r.status}]"
-        parts.append(f"{r.approach}: {s}")
-    chin = [r for r in good if r.approach != "kaplan"]
-    spread = (max(r.a for r in chin) - min(r.a for r in chin)) if len(chin) > 1 else 0.0
-    tail = f" The Chinchilla approaches agree within {spread:.3f} in a." if len(chin) > 1 else ""
-    return "; ".join(parts) + "." + tail
+    parts = [f"{r.approach}: {row_verdict(r, level, band)}" for r in good]
+    tail = agreement([r for r in good if r.approach != "kaplan"])
+    return "; ".join(parts) + "." + (" " + tail if tail else "")

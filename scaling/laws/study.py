@@ -17,6 +17,7 @@ from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bo
                                     interval)
 from scaling.laws.compare import AllocationRow, Comparison, extrapolation_check, verdict
 from scaling.laws.fit import ChinchillaFit, KaplanFit, check_fixed_E
+from scaling.laws import intervals as iv
 from scaling.laws.forms import ChinchillaLaw, KaplanLaw
 
 
@@ -27,7 +28,8 @@ class FitOptions:
     method: str = "fast"  # Approach 3: "fast" (variable projection + polish) or "grid" (Hoffmann's 4500 starts)
     n_boot: int = 200  # bootstrap resamples (0: no intervals)
     seed: int = 0
-    level: float = 0.95  # percentile interval level
+    level: float = 0.95  # interval level
+    ci: str = "percentile"  # parameters' and exponents' intervals: "percentile" | "bca" (jackknife)
     approach2_method: str = "akima"  # "akima" | "local" | "full"
     budget_tol: float = 0.05  # decades of C grouped into one IsoFLOP budget
     drop_edge: bool = True  # leave budgets whose minimum sits on a sampled edge out of Approach 2
@@ -91,6 +93,9 @@ class StudyFit:
     warnings: list[str] = field(default_factory=list)
     options: FitOptions = field(default_factory=FitOptions)
     fixed_E: tuple[float, str] | None = None  # (E, source) when Approach 3's E was held fixed; no E samples then
+    # law -> (refits used, resamples drawn); law -> parameter -> leave-one-out values (BCa only)
+    resamples: dict[str, tuple[int, int]] = field(default_factory=dict)
+    jackknife: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def fixed_E_text(self) -> str:
         """e.g. 'E fixed at 0.6970 = entropy_floor'; '' when E was fitted."""
@@ -103,20 +108,50 @@ class StudyFit:
         """'Approach 3', or e.g. 'Approach 3 (E fixed at 0.6970 = entropy_floor)'."""
         return f"Approach 3 ({self.fixed_E_text()})" if self.fixed_E is not None else "Approach 3"
 
+    def estimate(self, law: str, name: str) -> float:
+        """The full-data value of parameter `name` of `law` (NaN when the law was skipped)."""
+        fit = getattr(self, law)
+        if fit is None:
+            return math.nan
+        return float(getattr(getattr(fit, "law", None) or fit, name))
+
     def ci(self, law: str, name: str) -> tuple[float, float]:
         s = self.samples.get(law, {}).get(name)
-        return interval(s, self.options.level) if s is not None else (math.nan, math.nan)
+        if s is None:
+            return (math.nan, math.nan)
+        return iv.interval(s, self.options.level, self.options.ci, self.estimate(law, name),
+                           self.jackknife.get(law, {}).get(name))
 
     def se(self, law: str, name: str) -> float:
+        """Bootstrap standard error; of ln(value) for the scale parameters (E, A, B, N_c, D_c),
+        whose resamples are skewed on a linear scale and which the fit works with as logs."""
         s = self.samples.get(law, {}).get(name)
         if s is None:
             return math.nan
         s = s[np.isfinite(s)]
+        if name in LOG_SCALE:
+            s = np.log(s[s > 0])
         return float(np.std(s, ddof=1)) if s.size > 1 else math.nan
+
+    def flags(self, law: str) -> list[str]:
+        """The weaknesses of this law's intervals (`intervals.flags`); [] without a bootstrap."""
+        if law not in self.samples:
+            return []
+        names = [n for n in self.samples[law]]
+        used, total = self.resamples.get(law, (0, 0))
+        estimates = {n: self.estimate(law, n) for n in names}
+        return iv.flags(estimates, {n: self.ci(law, n) for n in names}, used, total, self.options.ci)
 
     def to_json(self) -> dict:
         """Stable schema: approach1, approach2, approach3, kaplan, comparison, n_points (+ warnings, bootstrap)."""
         return _to_json(self)
+
+
+LOG_SCALE = ("E", "A", "B", "N_c", "D_c")  # their standard errors are of ln(value)
+
+
+def _se_key(name: str) -> str:
+    return f"ln_{name}" if name in LOG_SCALE else name
 
 
 def _with_ci(study: StudyFit, law: str, names) -> dict:
@@ -133,19 +168,22 @@ def _to_json(s: StudyFit) -> dict:
         out["approach3"] = dict({n: getattr(law, n) for n in names}, objective=s.approach3.objective,
                                 status=s.approach3.status.value, method=s.approach3.method, formula=repr(law).split("   ")[0],
                                 E_fixed=fixed, ci=_with_ci(s, "approach3", names),
-                                se={n: s.se("approach3", n) for n in names})
+                                se={_se_key(n): s.se("approach3", n) for n in names},
+                                flags=s.flags("approach3"))
     else:
         out["approach3"] = {"status": "skipped", "reason": s.skipped.get("approach3")}
     if s.kaplan is not None:
         law = s.kaplan.law
         names = ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")
         out["kaplan"] = dict({n: getattr(law, n) for n in names}, alpha_C=law.alpha_C, objective=s.kaplan.objective,
-                             status=s.kaplan.status.value, formula=repr(law).split("   ")[0], ci=_with_ci(s, "kaplan", names))
+                             status=s.kaplan.status.value, formula=repr(law).split("   ")[0], ci=_with_ci(s, "kaplan", names),
+                             flags=s.flags("kaplan"))
     else:
         out["kaplan"] = {"status": "skipped", "reason": s.skipped.get("kaplan")}
     if s.approach2 is not None:
         f = s.approach2
         out["approach2"] = dict(a=f.a, b=f.b, status="converged", method=f.method, ci=_with_ci(s, "approach2", ("a", "b")),
+                                flags=s.flags("approach2"),
                                 N_opt=repr(f.allocation.n_opt), D_opt=repr(f.allocation.d_opt),
                                 budgets=[dict(C=b.C, N_star=b.n_star, D_star=b.d_star, loss_star=b.loss_star,
                                               n_sizes=len(b.N), edge=b.edge, used=b.used) for b in f.budgets])
@@ -154,6 +192,7 @@ def _to_json(s: StudyFit) -> dict:
     if s.approach1 is not None:
         f = s.approach1
         out["approach1"] = dict(a=f.a, b=f.b, status="converged", source=f.source, ci=_with_ci(s, "approach1", ("a", "b")),
+                                flags=s.flags("approach1"),
                                 N_opt=repr(f.allocation.n_opt), D_opt=repr(f.allocation.d_opt), n_envelope=len(f.envelope))
     else:
         out["approach1"] = {"a": None, "b": None, "status": "skipped", "reason": s.skipped.get("approach1")}
@@ -165,7 +204,8 @@ def _to_json(s: StudyFit) -> dict:
         elasticities=c.elasticities, verdict=c.verdict, predictions=s.predictions,
         extrapolation=None if ex is None else dict(holdout_C_min=ex.holdout_C_min, n_train=ex.n_train,
                                                    n_holdout=ex.n_holdout, errors=ex.errors))
-    out["bootstrap"] = {"n": s.options.n_boot, "seed": s.options.seed, "level": s.options.level}
+    out["bootstrap"] = {"n": s.options.n_boot, "seed": s.options.seed, "level": s.options.level,
+                        "ci": s.options.ci, "resamples_used": {k: list(v) for k, v in s.resamples.items()}}
     out["warnings"] = list(s.warnings)
     return json_safe(out)
 
@@ -199,6 +239,8 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     skipped: dict[str, str] = {}
     samples: dict[str, dict[str, np.ndarray]] = {}
     residuals: dict[str, np.ndarray] = {}
+    resamples: dict[str, tuple[int, int]] = {}
+    jack: dict[str, dict[str, np.ndarray]] = {}
 
     def attempt(name, func):
         try:
@@ -227,35 +269,43 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     if opt.n_boot > 0:
         if a3 is not None:
             th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E)
+            resamples["approach3"] = (int(ok.sum()), len(ok))
             th = th[ok]
             laws = [ChinchillaLaw.from_theta(t) for t in th]
             # a fixed E has no bootstrap distribution: no "E" samples (consumers use the fixed value)
             kept = ("A", "B", "alpha", "beta", "a", "b") if fix_E is not None else ("E", "A", "B", "alpha", "beta", "a", "b")
             samples["approach3"] = {n: np.array([getattr(l, n) for l in laws]) for n in kept}
             if (~ok).sum() > 0.05 * len(ok):
-                msgs.append(f"Approach 3 bootstrap: {int((~ok).sum())} of {len(ok)} refits did not converge cleanly; left out")
+                msgs.append(f"Approach 3 bootstrap: {int((~ok).sum())} of {len(ok)} refits did not converge cleanly; "
+                            f"left out, so its intervals come from the {int(ok.sum())} that did")
         if kp is not None:
             ps, ok = bootstrap_kaplan(df, kp.law, opt.n_boot, opt.seed, opt.n_jobs)
+            resamples["kaplan"] = (int(ok.sum()), len(ok))
             laws = [KaplanLaw(p[0], p[1], float(np.exp(p[2])), float(np.exp(p[3]))) for p in ps[ok]]
             samples["kaplan"] = {n: np.array([getattr(l, n) for l in laws]) for n in ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")}
         if a2 is not None:
             ab = bootstrap_approach2(df, opt.n_boot, opt.seed, method=opt.approach2_method, budget_tol=opt.budget_tol,
                                      drop_edge=opt.drop_edge)
             samples["approach2"] = {"a": ab[:, 0], "b": ab[:, 1]}
+            resamples["approach2"] = (int(np.isfinite(ab[:, 0]).sum()), len(ab))
         if a1 is not None:
             ab = bootstrap_approach1(df, curves, min(opt.n_boot, 200) if curves is not None else opt.n_boot, opt.seed)
             samples["approach1"] = {"a": ab[:, 0], "b": ab[:, 1]}
+            resamples["approach1"] = (int(np.isfinite(ab[:, 0]).sum()), len(ab))
+        if opt.ci == "bca":
+            jack = _jackknife(df, curves, opt, a1, a2, a3, kp, fix_E)
 
     study = StudyFit(a1, a2, a3, kp, None, len(df), df, samples, residuals, [], skipped, msgs, opt,  # type: ignore[arg-type]
-                     fixed)
+                     fixed, resamples, jack)
     rows = []
     for name, fit in (("approach1", a1), ("approach2", a2), ("approach3", a3), ("kaplan", kp)):
         if fit is None:
             continue
         status = getattr(fit, "status", None)
         law = getattr(fit, "law", None) or fit
+        weak = "; ".join(f for f in study.flags(name) if f.startswith(("a ", "intervals from")))
         rows.append(AllocationRow(name, law.a, study.ci(name, "a"), law.b, study.ci(name, "b"),
-                                  status.value if status is not None else "converged"))
+                                  status.value if status is not None else "converged", weak))
 
     # elasticities at the median point, with bootstrap intervals
     Nm, Dm = float(np.exp(np.median(logn))), float(np.exp(np.median(logd)))
@@ -298,6 +348,24 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             ex = extrapolation_check(df, opt.method, opt.budget_tol, opt.approach2_method, fix_E)
     study.comparison = Comparison(tuple(rows), elast, ex, verdict(tuple(rows), opt.level))
     return study
+
+
+def _jackknife(df, curves, opt: FitOptions, a1, a2, a3, kp, fix_E) -> dict[str, dict]:
+    """Leave-one-out values of every fitted law's parameters, for the BCa acceleration."""
+    out = {}
+    if a3 is not None:
+        out["approach3"] = iv.jackknife_chinchilla(df, a3.law.theta, fix_E)
+    if kp is not None:
+        out["kaplan"] = iv.jackknife_kaplan(df, kp.law)
+    if a2 is not None:
+        out["approach2"] = iv.jackknife_allocation(
+            df, lambda sub: approach2(sub, opt.approach2_method, opt.budget_tol, opt.drop_edge))
+    if a1 is not None:
+        use_curves = curves is not None and len(curves) and "run_id" in df
+        out["approach1"] = iv.jackknife_allocation(
+            df, lambda sub: approach1(sub, curves[curves["run_id"].isin(sub["run_id"])]
+                                      if use_curves else None))
+    return out
 
 
 def fit_groups(points, options: FitOptions | None = None) -> dict[str, StudyFit]:
