@@ -77,6 +77,19 @@ PROTOCOLS = ("chinchilla", "kaplan")
 
 
 @dataclass
+class AdaptiveConfig:
+    """Self-centring IsoFLOP budgets (scaling/adaptive.py); on when `budgets` is not empty."""
+
+    budgets: list[float] = field(default_factory=list)  # FLOP budgets C, run smallest first
+    n_sizes: int = 7  # sizes per budget's first window
+    width: float = 10.0  # largest / smallest N of that window
+    pilot_N: Optional[float] = None  # the first budget's centre (e.g. from a current fit); null: the rule below
+    pilot_tokens_per_param: float = 20.0  # first centre without pilot_N: N = sqrt(C / (6 * this))
+    slope: float = 0.5  # a in N* ~ C^a, to move the centre on while fewer than two budgets are known
+    max_extensions: int = 4  # times a budget may add sizes beyond an edge minimum
+
+
+@dataclass
 class SweepConfig:
     """Names the folder runs go to; the grid itself is `hydra.sweeper.params` of the preset."""
 
@@ -84,6 +97,7 @@ class SweepConfig:
     description: str = ""  # one line shown by `scaling sweep --help`
     report: bool = True  # after the sweep, write its report (scaling.report); false: runs.csv only
     report_dir: str = ""  # where the report goes; "" = analysis/<name>
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)  # sweep=isoflop_adaptive
 
 
 @dataclass

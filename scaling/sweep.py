@@ -236,6 +236,11 @@ def main(argv: list[str]) -> int:
     if want_help:
         print(USAGE + _grids() + "\n" + help_text(sweep=True))
         return 0
+    adaptive_cfg = _adaptive(argv)
+    if adaptive_cfg is not None:  # sweep.adaptive.budgets: self-centring IsoFLOP windows
+        from scaling import adaptive
+
+        return adaptive.run(argv, adaptive_cfg)
     specs = plan(argv)
     sweep_paths = sorted({s.run_dir.parent for s in specs})
     done = [s for s in specs if runs.is_finished(s.run_dir)]
@@ -278,6 +283,15 @@ def _launcher(argv: list[str]) -> DictConfig | None:
 
     fixed = [o.input_line for o in OverridesParser.create().parse_overrides(argv) if not o.is_sweep_override()]
     return OmegaConf.select(compose(fixed, return_hydra_config=True), "hydra.launcher")
+
+
+def _adaptive(argv: list[str]) -> DictConfig | None:
+    """The composed config when it sets sweep.adaptive.budgets (grid axes left out), else None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    fixed = [o.input_line for o in OverridesParser.create().parse_overrides(argv) if not o.is_sweep_override()]
+    cfg = compose(fixed)
+    return cfg if cfg.sweep.adaptive.budgets else None
 
 
 def _check_writable(path: Path) -> None:
