@@ -86,7 +86,7 @@ def predict_centre(C: float, done: list[BudgetResult], s: Settings) -> tuple[flo
         (C0, N0), = known
         return N0 * (C / C0) ** s.slope, f"budget {C0:.3g} scaled by (C ratio)^{s.slope:g}"
     if s.pilot_N:
-        return s.pilot_N * (C / s.budgets[0]) ** s.slope, f"pilot N {s.pilot_N:.3g} at {s.budgets[0]:.3g}"
+        return s.pilot_N * (C / min(s.budgets)) ** s.slope, f"pilot N {s.pilot_N:.3g} at {min(s.budgets):.3g}"
     return math.sqrt(C / (6 * s.pilot_tokens_per_param)), f"{s.pilot_tokens_per_param:g} tokens/param"
 
 
