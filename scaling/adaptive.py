@@ -5,9 +5,9 @@ through their minima; with one, `slope`; with none, `pilot_N` or `pilot_tokens_p
 samples `n_sizes` sizes log-spaced over `width`, and, while its lowest loss sits at the window's
 smallest or largest size, adds two sizes beyond that edge at the same spacing, until the minimum
 is interior, `max_extensions` is spent, or the sizes run out (the smallest shape, or D under
-MIN_STEPS steps): the summary says which. Sizes come from the continuous rule (`model.size=N<count>`,
-scaling/models/sizing.py), each budget is an ordinary sweep in <runs_dir>/<name>/C<budget>/, so a
-rerun skips every finished run and replays the same decisions.
+MIN_STEPS steps): the summary says which. Sizes come from the continuous rule
+(`model.size=N<count>`, scaling/models/sizing.py); each budget is an ordinary sweep in
+<runs_dir>/<name>/C<budget>/, so a rerun skips every finished run and replays the same decisions.
 
 The planner (everything above `run`) is pure Python on (N, loss) pairs, so tests drive it with
 synthetic losses; `run` trains through `scaling.sweep`.
@@ -26,8 +26,15 @@ import numpy as np
 from scaling.errors import ConfigError
 
 MIN_STEPS = 10  # a window's largest size still trains this many optimiser steps at the budget
-SET_PER_ROUND = ("runs_dir", "sweep.name", "model.size", "train.flops", "train.tokens", "sweep.report",
-                 "train.lr_fit")
+SET_PER_ROUND = (
+    "runs_dir",
+    "sweep.name",
+    "model.size",
+    "train.flops",
+    "train.tokens",
+    "sweep.report",
+    "train.lr_fit",
+)
 
 
 @dataclass
@@ -59,7 +66,7 @@ class BudgetResult:
 
 def window(centre: float, n_sizes: int, width: float) -> list[float]:
     """`n_sizes` target N log-spaced over a factor `width`, centred (in log) on `centre`."""
-    return list(centre * np.geomspace(width ** -0.5, width ** 0.5, n_sizes))
+    return list(centre * np.geomspace(width**-0.5, width**0.5, n_sizes))
 
 
 def minimum(points: dict[float, float]) -> tuple[float | None, str]:
@@ -77,28 +84,42 @@ def minimum(points: dict[float, float]) -> tuple[float | None, str]:
 
 
 def predict_centre(C: float, done: list[BudgetResult], s: Settings) -> tuple[float, str]:
-    """The N* expected at budget C from the budgets with an interior minimum (see the module doc)."""
+    """The N* expected at budget C from the budgets with an interior minimum (module doc)."""
     known = [(b.C, b.N_star) for b in done if b.N_star and not b.edge]
     if len(known) >= 2:
         slope, icpt = np.polyfit(np.log([c for c, _ in known]), np.log([n for _, n in known]), 1)
-        return float(np.exp(icpt + slope * math.log(C))), f"fit of {len(known)} budgets (a = {slope:.2f})"
+        return float(
+            np.exp(icpt + slope * math.log(C))
+        ), f"fit of {len(known)} budgets (a = {slope:.2f})"
     if known:
-        (C0, N0), = known
+        ((C0, N0),) = known
         return N0 * (C / C0) ** s.slope, f"budget {C0:.3g} scaled by (C ratio)^{s.slope:g}"
     if s.pilot_N:
-        return s.pilot_N * (C / min(s.budgets)) ** s.slope, f"pilot N {s.pilot_N:.3g} at {min(s.budgets):.3g}"
-    return math.sqrt(C / (6 * s.pilot_tokens_per_param)), f"{s.pilot_tokens_per_param:g} tokens/param"
+        return s.pilot_N * (
+            C / min(s.budgets)
+        ) ** s.slope, f"pilot N {s.pilot_N:.3g} at {min(s.budgets):.3g}"
+    return math.sqrt(
+        C / (6 * s.pilot_tokens_per_param)
+    ), f"{s.pilot_tokens_per_param:g} tokens/param"
 
 
-def run_budget(C: float, done: list[BudgetResult], s: Settings,
-               evaluate: Callable[[float, list[float]], dict[float, float]],
-               limits: tuple[float, float]) -> BudgetResult:
+def run_budget(
+    C: float,
+    done: list[BudgetResult],
+    s: Settings,
+    evaluate: Callable[[float, list[float]], dict[float, float]],
+    limits: tuple[float, float],
+) -> BudgetResult:
     """Centre, sample and extend one budget. `evaluate(C, targets)` trains the target sizes (or
     finds them trained) and returns their (exact N, loss); `limits` are the smallest and largest
     N that can be trained at C. Only the sizes this plan asks for count, so a rerun replays it."""
     lo, hi = limits
     centre, how = predict_centre(C, done, s)
-    centre = float(np.clip(centre, lo * s.width ** 0.5, hi / s.width ** 0.5)) if hi / lo > s.width else centre
+    centre = (
+        float(np.clip(centre, lo * s.width**0.5, hi / s.width**0.5))
+        if hi / lo > s.width
+        else centre
+    )
     result = BudgetResult(C=C, centre=centre, centre_from=how)
     targets = [t for t in window(centre, s.n_sizes, s.width) if lo <= t <= hi]
     result.points = evaluate(C, targets)
@@ -108,14 +129,16 @@ def run_budget(C: float, done: list[BudgetResult], s: Settings,
         if not result.edge:
             return result
         if result.extensions == s.max_extensions:
-            result.note = f"minimum still at the {result.edge} edge after {s.max_extensions} extensions"
+            result.note = (
+                f"minimum still at the {result.edge} edge after {s.max_extensions} extensions"
+            )
             return result
         sizes = sorted(result.points)
         if result.edge == "small":
-            more = [t for t in (sizes[0] / step, sizes[0] / step ** 2) if t >= lo]
+            more = [t for t in (sizes[0] / step, sizes[0] / step**2) if t >= lo]
             why = f"no smaller shape than N={lo:,.0f}"
         else:
-            more = [t for t in (sizes[-1] * step, sizes[-1] * step ** 2) if t <= hi]
+            more = [t for t in (sizes[-1] * step, sizes[-1] * step**2) if t <= hi]
             why = f"a larger size would train fewer than {MIN_STEPS} steps at C={C:.3g}"
         before = set(result.points)
         if more:
@@ -126,22 +149,32 @@ def run_budget(C: float, done: list[BudgetResult], s: Settings,
         result.extensions += 1
 
 
-def run_budgets(s: Settings, evaluate: Callable[[float, list[float]], dict[float, float]],
-                limits: Callable[[float], tuple[float, float]],
-                say: Callable[[str], None] = lambda line: None) -> list[BudgetResult]:
+def run_budgets(
+    s: Settings,
+    evaluate: Callable[[float, list[float]], dict[float, float]],
+    limits: Callable[[float], tuple[float, float]],
+    say: Callable[[str], None] = lambda line: None,
+) -> list[BudgetResult]:
     """Every budget of `s`, smallest first, each centred by the ones before it."""
     done: list[BudgetResult] = []
     for C in sorted(s.budgets):
         result = run_budget(C, done, s, evaluate, limits(C))
         done.append(result)
-        where = f"N* = {result.N_star:,.0f}" if not result.edge else f"lowest loss at the {result.edge} edge"
-        say(f"budget C={C:.3g}: centred on N={result.centre:,.0f} ({result.centre_from}), "
+        where = (
+            f"N* = {result.N_star:,.0f}"
+            if not result.edge
+            else f"lowest loss at the {result.edge} edge"
+        )
+        say(
+            f"budget C={C:.3g}: centred on N={result.centre:,.0f} ({result.centre_from}), "
             f"{len(result.points)} sizes, {result.extensions} extension(s): {where}"
-            + (f"; {result.note}" if result.note else ""))
+            + (f"; {result.note}" if result.note else "")
+        )
     return done
 
 
 # ---------------------------------------------------------------- training through `scaling sweep`
+
 
 def settings_of(cfg) -> Settings | None:
     """The adaptive settings of a composed config, or None when sweep.adaptive.budgets is empty."""
@@ -151,12 +184,22 @@ def settings_of(cfg) -> Settings | None:
     if not a.get("budgets"):
         return None
     s = Settings(**a)
-    bad = [f for f, ok in (("budgets", all(c > 0 for c in s.budgets)), ("n_sizes", s.n_sizes >= 3),
-                           ("width", s.width > 1), ("pilot_tokens_per_param", s.pilot_tokens_per_param > 0),
-                           ("max_extensions", s.max_extensions >= 0)) if not ok]
+    bad = [
+        f
+        for f, ok in (
+            ("budgets", all(c > 0 for c in s.budgets)),
+            ("n_sizes", s.n_sizes >= 3),
+            ("width", s.width > 1),
+            ("pilot_tokens_per_param", s.pilot_tokens_per_param > 0),
+            ("max_extensions", s.max_extensions >= 0),
+        )
+        if not ok
+    ]
     if bad:
-        raise ConfigError(f"sweep.adaptive.{bad[0]}={getattr(s, bad[0])!r} is out of range; budgets > 0, "
-                          "n_sizes >= 3, width > 1, pilot_tokens_per_param > 0, max_extensions >= 0")
+        raise ConfigError(
+            f"sweep.adaptive.{bad[0]}={getattr(s, bad[0])!r} is out of range; budgets > 0, "
+            "n_sizes >= 3, width > 1, pilot_tokens_per_param > 0, max_extensions >= 0"
+        )
     return s
 
 
@@ -181,8 +224,12 @@ def run(argv: list[str], cfg) -> int:
     spec = resolve_run(cfg)  # validates the shared settings once; its N and D are not used
     root = Path(cfg.runs_dir) / cfg.sweep.name
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    keep = [o.input_line for o in OverridesParser.create().parse_overrides(argv)
-            if o.key_or_group not in SET_PER_ROUND and not o.key_or_group.startswith("sweep.adaptive")]
+    keep = [
+        o.input_line
+        for o in OverridesParser.create().parse_overrides(argv)
+        if o.key_or_group not in SET_PER_ROUND and not o.key_or_group.startswith("sweep.adaptive")
+    ]
+
     def exact(target: float) -> int:
         return param_counts(resolve_shape({**model, "size": f"N{target:.6g}"})).N
 
@@ -190,30 +237,55 @@ def run(argv: list[str], cfg) -> int:
         names = sorted({f"N{exact(t)}" for t in targets}, key=lambda n: int(n[1:]))
         if not names:
             return {}
-        round_argv = keep + [f"runs_dir={root}", f"sweep.name={budget_name(C)}", "train.tokens=null",
-                             f"train.flops={C:g}", f"model.size={','.join(names)}", "sweep.report=false",
-                             f"train.lr_fit={spec.train.lr_fit}", "sweep.adaptive.budgets=[]"]
+        round_argv = keep + [
+            f"runs_dir={root}",
+            f"sweep.name={budget_name(C)}",
+            "train.tokens=null",
+            f"train.flops={C:g}",
+            f"model.size={','.join(names)}",
+            "sweep.report=false",
+            f"train.lr_fit={spec.train.lr_fit}",
+            "sweep.adaptive.budgets=[]",
+        ]
         sweep.main(round_argv)
-        return {float(r["N"]): (float(r["loss"]) if r.get("status") == "ok" else math.nan)
-                for r in runs.load_results(root / budget_name(C)) if r["size"] in names}
+        return {
+            float(r["N"]): (float(r["loss"]) if r.get("status") == "ok" else math.nan)
+            for r in runs.load_results(root / budget_name(C))
+            if r["size"] in names
+        }
 
     lo = smallest_N(model)
 
     def limits(C: float) -> tuple[float, float]:
         return float(lo), C / (6 * MIN_STEPS * spec.tokens_per_step)
 
-    progress.say(f"adaptive IsoFLOP {root}: budgets {', '.join(f'{c:.3g}' for c in sorted(s.budgets))}, "
-                 f"{s.n_sizes} sizes over a factor {s.width:g} each")
+    progress.say(
+        f"adaptive IsoFLOP {root}: budgets {', '.join(f'{c:.3g}' for c in sorted(s.budgets))}, "
+        f"{s.n_sizes} sizes over a factor {s.width:g} each"
+    )
     results = run_budgets(s, evaluate, limits, progress.say)
-    runs.atomic_write_json(root / "adaptive.json", {"settings": asdict(s), "budgets": [
-        {**asdict(r), "points": [{"N": n, "loss": l} for n, l in sorted(r.points.items())]} for r in results],
-        "command": "scaling sweep " + shlex.join(argv)})
+    runs.atomic_write_json(
+        root / "adaptive.json",
+        {
+            "settings": asdict(s),
+            "budgets": [
+                {**asdict(r), "points": [{"N": n, "loss": v} for n, v in sorted(r.points.items())]}
+                for r in results
+            ],
+            "command": "scaling sweep " + shlex.join(argv),
+        },
+    )
     progress.say(f"summary: {root / 'adaptive.json'}")
     if cfg.sweep.report:
         from scaling.laws.study import FitOptions
         from scaling.report import write_report
 
         out = Path(cfg.sweep.report_dir or Path("analysis") / cfg.sweep.name)
-        write_report(root, out, FitOptions(n_boot=sweep.REPORT_BOOTSTRAP), command="scaling sweep " + shlex.join(argv))
+        write_report(
+            root,
+            out,
+            FitOptions(n_boot=sweep.REPORT_BOOTSTRAP),
+            command="scaling sweep " + shlex.join(argv),
+        )
         progress.say(f"report: {out / 'report.md'}")
     return 0

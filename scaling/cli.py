@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plot": ("scaling.plotcli", "main_plot", "write the comparison figures for run folders or tables"),
     "report": ("scaling.plotcli", "main_report", "fit, plot and write report.md + fits.json"),
     "emergence": ("scaling.emergence", "main", "probe scores against N, D and C: which abilities look emergent"),
-    "tune": ("scaling.tunecli", "main", "best lr per size of an lr sweep, lr*(N) as a power law, for train.lr=auto"),
+    "tune": ("scaling.tunecli", "main", "best lr per size of an lr sweep, lr*(N) for lr=auto"),
 }
 
 

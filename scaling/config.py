@@ -83,9 +83,9 @@ class AdaptiveConfig:
     budgets: list[float] = field(default_factory=list)  # FLOP budgets C, run smallest first
     n_sizes: int = 7  # sizes per budget's first window
     width: float = 10.0  # largest / smallest N of that window
-    pilot_N: Optional[float] = None  # the first budget's centre (e.g. from a current fit); null: the rule below
+    pilot_N: Optional[float] = None  # first budget's centre (e.g. a fit's N*); null: rule below
     pilot_tokens_per_param: float = 20.0  # first centre without pilot_N: N = sqrt(C / (6 * this))
-    slope: float = 0.5  # a in N* ~ C^a, to move the centre on while fewer than two budgets are known
+    slope: float = 0.5  # a in N* ~ C^a, moves the centre while fewer than two budgets are known
     max_extensions: int = 4  # times a budget may add sizes beyond an edge minimum
 
 
@@ -151,8 +151,10 @@ def _check_train(t: TrainConfig) -> None:
         positive("lr", t.lr, "set train.lr to a positive learning rate such as 3e-3, or to auto")
     if not 0.0 <= t.min_lr_ratio <= 1.0:
         _fail("train.min_lr_ratio", t.min_lr_ratio, "must lie in [0, 1]", "e.g. train.min_lr_ratio=0.1")
-    if t.warmup_frac != "auto" and not (isinstance(t.warmup_frac, (int, float)) and 0.0 <= t.warmup_frac < 1.0):
-        _fail("train.warmup_frac", t.warmup_frac, "must lie in [0, 1) or be auto", "e.g. train.warmup_frac=0.05")
+    warmup = t.warmup_frac
+    if warmup != "auto" and not (isinstance(warmup, (int, float)) and 0.0 <= warmup < 1.0):
+        _fail("train.warmup_frac", warmup, "must lie in [0, 1) or be auto",
+              "e.g. train.warmup_frac=0.05")
     if t.weight_decay < 0:
         _fail("train.weight_decay", t.weight_decay, "must be >= 0", "e.g. train.weight_decay=0.1")
     for name in ("beta1", "beta2"):
@@ -287,7 +289,8 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         "data": container["data"],
         "model": {**{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
                   **{k: getattr(shape, k) for k in dims}},
-        "train": {k: v for k, v in container["train"].items() if k not in EXECUTION_KEYS + AUTO_KEYS},
+        "train": {k: v for k, v in container["train"].items()
+                  if k not in EXECUTION_KEYS + AUTO_KEYS},
         "D": D,
     }
     if protocol["name"] != "chinchilla":  # the default stays out of the hash: existing run ids do not change

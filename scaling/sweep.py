@@ -289,8 +289,8 @@ def _adaptive(argv: list[str]) -> DictConfig | None:
     """The composed config when it sets sweep.adaptive.budgets (grid axes left out), else None."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    fixed = [o.input_line for o in OverridesParser.create().parse_overrides(argv) if not o.is_sweep_override()]
-    cfg = compose(fixed)
+    overrides = OverridesParser.create().parse_overrides(argv)
+    cfg = compose([o.input_line for o in overrides if not o.is_sweep_override()])
     return cfg if cfg.sweep.adaptive.budgets else None
 
 

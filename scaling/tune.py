@@ -65,8 +65,15 @@ def _quadratic_vertex(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return xv, float(a * xv * xv + b * xv + c)
 
 
-def find_lr_minimum(lrs: np.ndarray, losses: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
-                    noise: float = NOISE, seed: int = 0) -> LrMinimum:
+def find_lr_minimum(
+    lrs: np.ndarray,
+    losses: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    noise: float = NOISE,
+    seed: int = 0,
+) -> LrMinimum:
     """The best lr from the losses of runs that differ only in lr (several runs per lr are seeds).
 
     A quadratic in log lr is fitted to the mean loss of the lowest lr point and up to WINDOW lrs on
@@ -79,11 +86,15 @@ def find_lr_minimum(lrs: np.ndarray, losses: np.ndarray, *, n_boot: int = 1000, 
     lrs, losses = lrs[keep], losses[keep]
     grid = np.unique(lrs)
     if grid.size < 3:
-        raise FitError(f"{grid.size} learning rate(s) with a finite loss; the lr minimum needs 3 or more, "
-                       "so sweep train.lr over at least 3 values (e.g. sweep=lr)")
+        raise FitError(
+            f"{grid.size} learning rate(s) with a finite loss; the lr minimum needs 3 or more, "
+            "so sweep train.lr over at least 3 values (e.g. sweep=lr)"
+        )
     x = np.log(grid)
     y = np.array([losses[lrs == v].mean() for v in grid])
-    seed_var = [losses[lrs == v].var(ddof=1) / (lrs == v).sum() for v in grid if (lrs == v).sum() > 1]
+    seed_var = [
+        losses[lrs == v].var(ddof=1) / (lrs == v).sum() for v in grid if (lrs == v).sum() > 1
+    ]
     i = int(np.argmin(y))
     lo_i, hi_i = max(0, i - WINDOW), min(grid.size, i + WINDOW + 1)
     if hi_i - lo_i < 3:  # at an edge: take the 3 nearest points
@@ -104,39 +115,64 @@ def find_lr_minimum(lrs: np.ndarray, losses: np.ndarray, *, n_boot: int = 1000, 
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(samples, [tail, 100 - tail])
     edge = "low" if i == 0 else "high" if i == grid.size - 1 else ""
-    return LrMinimum(lr=math.exp(xv), lo=math.exp(lo), hi=math.exp(hi), loss=yv, edge=edge,
-                     n_points=int(xw.size), log_samples=samples)
+    return LrMinimum(
+        lr=math.exp(xv),
+        lo=math.exp(lo),
+        hi=math.exp(hi),
+        loss=yv,
+        edge=edge,
+        n_points=int(xw.size),
+        log_samples=samples,
+    )
 
 
-def fit_power_law(x: np.ndarray, log_samples: list[np.ndarray], ref: float, *,
-                  level: float = 0.95) -> PowerLaw:
+def fit_power_law(
+    x: np.ndarray, log_samples: list[np.ndarray], ref: float, *, level: float = 0.95
+) -> PowerLaw:
     """log y = log coef + exponent * log(x / ref) by least squares on the central values (the
     medians of `log_samples`), with intervals from refitting each joint draw of the samples."""
     lx = np.log(np.asarray(x, dtype=float) / ref)
     if np.unique(lx).size < 2:
-        raise FitError("a power law needs 2 or more distinct sizes with an interior minimum; "
-                       "widen the sweep's lr range or add sizes")
+        raise FitError(
+            "a power law needs 2 or more distinct sizes with an interior minimum; "
+            "widen the sweep's lr range or add sizes"
+        )
     central = np.array([np.median(s) for s in log_samples])
     slope, icpt = np.polyfit(lx, central, 1)
     n = min(s.size for s in log_samples)
-    boots = np.array([np.polyfit(lx, [s[b] for s in log_samples], 1) for b in range(n)]) if n > 1 else None
+    boots = (
+        np.array([np.polyfit(lx, [s[b] for s in log_samples], 1) for b in range(n)])
+        if n > 1
+        else None
+    )
     tail = 100 * (1 - level) / 2
     if boots is None:
         e_int, c_int = (slope, slope), (math.exp(icpt),) * 2
     else:
         e_int = tuple(np.percentile(boots[:, 0], [tail, 100 - tail]))
         c_int = tuple(np.exp(np.percentile(boots[:, 1], [tail, 100 - tail])))
-    return PowerLaw(coef=math.exp(icpt), exponent=float(slope), ref=ref,
-                    coef_interval=(float(c_int[0]), float(c_int[1])),
-                    exponent_interval=(float(e_int[0]), float(e_int[1])))
+    return PowerLaw(
+        coef=math.exp(icpt),
+        exponent=float(slope),
+        ref=ref,
+        coef_interval=(float(c_int[0]), float(c_int[1])),
+        exponent_interval=(float(e_int[0]), float(e_int[1])),
+    )
 
 
 # ---------------------------------------------------------------- the tuned file and `auto`
 
+
 def law_dict(law: PowerLaw, **extra: Any) -> dict:
     """A power law as the tuned file stores it."""
-    return {"coef": law.coef, "exponent": law.exponent, "ref": law.ref,
-            "coef_interval": list(law.coef_interval), "exponent_interval": list(law.exponent_interval), **extra}
+    return {
+        "coef": law.coef,
+        "exponent": law.exponent,
+        "ref": law.ref,
+        "coef_interval": list(law.coef_interval),
+        "exponent_interval": list(law.exponent_interval),
+        **extra,
+    }
 
 
 def read_tuned(path: str | Path) -> dict:
@@ -146,11 +182,15 @@ def read_tuned(path: str | Path) -> dict:
         law = data["lr"]
         float(law["coef"]), float(law["exponent"]), float(law["ref"])
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"train.lr_fit={str(path)!r} is not a file written by `scaling tune` ({err}); "
-                          "rerun `scaling tune runs/<lr sweep>` or set train.lr_fit='' to use the rule") from None
+        raise ConfigError(
+            f"train.lr_fit={str(path)!r} is not a file written by `scaling tune` ({err}); "
+            "rerun `scaling tune runs/<lr sweep>` or set train.lr_fit='' to use the rule"
+        ) from None
     if data.get("kind") != FILE_KIND:
-        raise ConfigError(f"train.lr_fit={str(path)!r} is not a `scaling tune` file (kind "
-                          f"{data.get('kind')!r}); point train.lr_fit at the file `scaling tune` wrote")
+        raise ConfigError(
+            f"train.lr_fit={str(path)!r} is not a `scaling tune` file (kind "
+            f"{data.get('kind')!r}); point train.lr_fit at the file `scaling tune` wrote"
+        )
     return data
 
 
@@ -159,18 +199,25 @@ def auto_lr(N: float, lr_fit: str, rule_coef: float, rule_exponent: float) -> tu
     in the tuned file `lr_fit` when that file exists, else the rule coef * (N / 1e5)^exponent."""
     if lr_fit and Path(lr_fit).is_file():
         law = read_tuned(lr_fit)["lr"]
-        coef, exponent, ref, source = float(law["coef"]), float(law["exponent"]), float(law["ref"]), lr_fit
+        coef, exponent, ref, source = (
+            float(law["coef"]),
+            float(law["exponent"]),
+            float(law["ref"]),
+            lr_fit,
+        )
     else:
         coef, exponent, ref, source = rule_coef, rule_exponent, N_REF, "rule"
     lr = coef * (N / ref) ** exponent
     if not (math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"train.lr=auto gives lr={lr!r} at N={N} from {source}; "
-                          "check train.lr_fit / train.lr_rule_coef / train.lr_rule_exponent")
+        raise ConfigError(
+            f"train.lr=auto gives lr={lr!r} at N={N} from {source}; "
+            "check train.lr_fit / train.lr_rule_coef / train.lr_rule_exponent"
+        )
     return float(f"{lr:.4g}"), source
 
 
 def auto_warmup_frac(N: float, D: float, cap: float = 0.5) -> float:
-    """`train.warmup_frac=auto`: warm up over N tokens (Porian et al. 2024), at most `cap` of the run."""
+    """`train.warmup_frac=auto`: warm up over N tokens (Porian et al. 2024), at most `cap`."""
     return float(f"{min(cap, N / D):.4g}")
 
 

@@ -29,7 +29,7 @@ COMMON=(hydra/launcher=joblib "hydra.launcher.n_jobs=$JOBS" train.threads=1 "run
 for data in $DATA; do
   suffix=""; [[ $data == stdlib ]] && suffix=_stdlib
   echo "== lr sweep $data $(date +%T)"
-  lr_args=(); (( SMOKE )) && lr_args=(model.size=s1,s2 train.tokens=4096 train.lr=1e-3,1e-2,1e-1)
+  lr_args=(); (( SMOKE )) && lr_args=(model.size=s1,s2 train.tokens=4096 train.lr=1e-2,3e-2,1e-1,3e-1,1.0)
   "$SCALING" sweep sweep=lr "sweep.name=lr$suffix" "data=$data" sweep.report=false "${COMMON[@]}" \
     ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"} ${lr_args[@]+"${lr_args[@]}"} "$@"
   "$SCALING" tune "$RUNS/lr$suffix" --figures "$OUT/lr$suffix"

@@ -36,7 +36,9 @@ def synthetic(noise: float = 0.0, seed: int = 0):
     def evaluate(C, targets):
         pts = trained.setdefault(C, {})
         for N in targets:
-            pts.setdefault(N, E + A / N ** ALPHA + B / (C / (6 * N)) ** BETA + noise * rng.standard_normal())
+            pts.setdefault(
+                N, E + A / N**ALPHA + B / (C / (6 * N)) ** BETA + noise * rng.standard_normal()
+            )
         return {N: pts[N] for N in targets}
 
     return evaluate, trained
@@ -99,13 +101,30 @@ def test_size_rule_rejects_a_target_outside_the_shapes():
         resolve_run(compose(["model.size=s99"]))
 
 
-TINY = ["model.ctx=16", "train.batch_size=4", "data.val_tokens=256", "train.precision=fp32", "train.device=cpu",
-        "train.checkpoint_every=0", "train.n_evals=2", "sweep.report=false", "train.lr=3e-3"]
+TINY = [
+    "model.ctx=16",
+    "train.batch_size=4",
+    "data.val_tokens=256",
+    "train.precision=fp32",
+    "train.device=cpu",
+    "train.checkpoint_every=0",
+    "train.n_evals=2",
+    "sweep.report=false",
+    "train.lr=3e-3",
+]
 
 
 def test_adaptive_preset_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
-    argv = ["sweep", "sweep=isoflop_adaptive", f"runs_dir={tmp_path}", *TINY, "sweep.adaptive.budgets=[4e7,8e7]",
-            "sweep.adaptive.n_sizes=3", "sweep.adaptive.width=3", "sweep.adaptive.max_extensions=1"]
+    argv = [
+        "sweep",
+        "sweep=isoflop_adaptive",
+        f"runs_dir={tmp_path}",
+        *TINY,
+        "sweep.adaptive.budgets=[4e7,8e7]",
+        "sweep.adaptive.n_sizes=3",
+        "sweep.adaptive.width=3",
+        "sweep.adaptive.max_extensions=1",
+    ]
     assert cli_main(argv) == 0
     root = tmp_path / "isoflop_adaptive"
     summary = json.loads((root / "adaptive.json").read_text())

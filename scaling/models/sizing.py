@@ -32,13 +32,21 @@ def target_N(size: Any) -> float | None:
 
 
 def ladder_rule(ladder: Mapping) -> tuple[float, float]:
-    """(aspect, head_dim): the medians of d_model / n_layers and d_model / n_heads over the rungs."""
-    rungs = [r for r in ladder.values() if isinstance(r, Mapping) and {"d_model", "n_layers", "n_heads"} <= set(r)]
+    """(aspect, head_dim): medians of d_model / n_layers and d_model / n_heads over the rungs."""
+    rungs = [
+        r
+        for r in ladder.values()
+        if isinstance(r, Mapping) and {"d_model", "n_layers", "n_heads"} <= set(r)
+    ]
     if not rungs:
-        raise ConfigError("model.size=N<count> needs a model.ladder to take the aspect ratio from; "
-                          "keep conf/model/decoder.yaml's ladder")
-    return (median(r["d_model"] / r["n_layers"] for r in rungs),
-            median(r["d_model"] / r["n_heads"] for r in rungs))
+        raise ConfigError(
+            "model.size=N<count> needs a model.ladder to take the aspect ratio from; "
+            "keep conf/model/decoder.yaml's ladder"
+        )
+    return (
+        median(r["d_model"] / r["n_layers"] for r in rungs),
+        median(r["d_model"] / r["n_heads"] for r in rungs),
+    )
 
 
 def dims_for(d_model: int, aspect: float, head_dim: float) -> list[dict]:
@@ -56,7 +64,9 @@ def shape_for_N(target: float, ladder: Mapping, base: Mapping) -> dict:
     holds the other shape keys (ctx, vocab_size, arch, ...). ConfigError if the target lies below
     the smallest shape or above the largest."""
     if not (math.isfinite(target) and target > 0):
-        raise ConfigError(f"model.size=N{target:g} must name a positive parameter count, e.g. model.size=N5e4")
+        raise ConfigError(
+            f"model.size=N{target:g} must name a positive parameter count, e.g. model.size=N5e4"
+        )
     aspect, head_dim = ladder_rule(ladder)
     best, best_gap, smallest = None, math.inf, None
     for d in range(WIDTH_STEP, MAX_D_MODEL + 1, WIDTH_STEP):
@@ -67,15 +77,21 @@ def shape_for_N(target: float, ladder: Mapping, base: Mapping) -> dict:
             if gap < best_gap:
                 best, best_gap = dims, gap
     if target < smallest / 2 or best["d_model"] == MAX_D_MODEL:
-        raise ConfigError(f"model.size=N{target:g} lies outside the shapes the rule makes "
-                          f"(N {smallest:,} at d_model {WIDTH_STEP} up to d_model {MAX_D_MODEL}); "
-                          "choose a target inside that range")
+        raise ConfigError(
+            f"model.size=N{target:g} lies outside the shapes the rule makes "
+            f"(N {smallest:,} at d_model {WIDTH_STEP} up to d_model {MAX_D_MODEL}); "
+            "choose a target inside that range"
+        )
     return best
 
 
 def smallest_N(model_cfg: Mapping) -> int:
     """N of the smallest shape the rule makes for this model config (d_model = WIDTH_STEP)."""
     shape_keys = {f.name for f in fields(ModelShape)}
-    base = {k: v for k, v in model_cfg.items() if k in shape_keys and k not in RUNG_KEYS and v is not None}
+    base = {
+        k: v
+        for k, v in model_cfg.items()
+        if k in shape_keys and k not in RUNG_KEYS and v is not None
+    }
     aspect, head_dim = ladder_rule(model_cfg.get("ladder") or {})
     return param_counts(ModelShape(**{**base, **dims_for(WIDTH_STEP, aspect, head_dim)[0]})).N
