@@ -74,7 +74,7 @@ def minimum(points: dict[float, float]) -> tuple[float | None, str]:
     log N through it and its two neighbours; edge "small"/"large" when it is the first/last size."""
     pts = sorted((N, L) for N, L in points.items() if math.isfinite(L))
     if not pts:
-        return None, "small"
+        return None, ""
     i = min(range(len(pts)), key=lambda k: pts[k][1])
     if i == 0 or i == len(pts) - 1:
         return pts[i][0], "small" if i == 0 else "large"
@@ -88,19 +88,16 @@ def predict_centre(C: float, done: list[BudgetResult], s: Settings) -> tuple[flo
     known = [(b.C, b.N_star) for b in done if b.N_star and not b.edge]
     if len(known) >= 2:
         slope, icpt = np.polyfit(np.log([c for c, _ in known]), np.log([n for _, n in known]), 1)
-        return float(
-            np.exp(icpt + slope * math.log(C))
-        ), f"fit of {len(known)} budgets (a = {slope:.2f})"
+        how = f"fit of {len(known)} budgets (a = {slope:.2f})"
+        return float(np.exp(icpt + slope * math.log(C))), how
     if known:
         ((C0, N0),) = known
         return N0 * (C / C0) ** s.slope, f"budget {C0:.3g} scaled by (C ratio)^{s.slope:g}"
+    first = min(s.budgets)
     if s.pilot_N:
-        return s.pilot_N * (
-            C / min(s.budgets)
-        ) ** s.slope, f"pilot N {s.pilot_N:.3g} at {min(s.budgets):.3g}"
-    return math.sqrt(
-        C / (6 * s.pilot_tokens_per_param)
-    ), f"{s.pilot_tokens_per_param:g} tokens/param"
+        return s.pilot_N * (C / first) ** s.slope, f"pilot N {s.pilot_N:.3g} at {first:.3g}"
+    tpp = s.pilot_tokens_per_param
+    return math.sqrt(C / (6 * tpp)), f"{tpp:g} tokens/param"
 
 
 def run_budget(
@@ -115,17 +112,21 @@ def run_budget(
     N that can be trained at C. Only the sizes this plan asks for count, so a rerun replays it."""
     lo, hi = limits
     centre, how = predict_centre(C, done, s)
-    centre = (
-        float(np.clip(centre, lo * s.width**0.5, hi / s.width**0.5))
-        if hi / lo > s.width
-        else centre
-    )
     result = BudgetResult(C=C, centre=centre, centre_from=how)
-    targets = [t for t in window(centre, s.n_sizes, s.width) if lo <= t <= hi]
+    if hi < lo:
+        result.note = f"no size fits: the smallest shape trains fewer than {MIN_STEPS} steps"
+        return result
+    if hi / lo > s.width:  # keep the whole window inside the sizes that can be trained
+        result.centre = float(np.clip(centre, lo * s.width**0.5, hi / s.width**0.5))
+        targets = window(result.centre, s.n_sizes, s.width)
+    else:  # the trainable sizes span less than one window: sample all of them
+        targets = list(np.geomspace(lo, hi, s.n_sizes))
     result.points = evaluate(C, targets)
     step = s.width ** (1 / max(1, s.n_sizes - 1))
     while True:
         result.N_star, result.edge = minimum(result.points)
+        if result.N_star is None:
+            result.note = "no run of this budget finished with a finite loss"
         if not result.edge:
             return result
         if result.extensions == s.max_extensions:
@@ -160,11 +161,12 @@ def run_budgets(
     for C in sorted(s.budgets):
         result = run_budget(C, done, s, evaluate, limits(C))
         done.append(result)
-        where = (
-            f"N* = {result.N_star:,.0f}"
-            if not result.edge
-            else f"lowest loss at the {result.edge} edge"
-        )
+        if result.N_star is None:
+            where = "no minimum"
+        elif result.edge:
+            where = f"lowest loss at the {result.edge} edge"
+        else:
+            where = f"N* = {result.N_star:,.0f}"
         say(
             f"budget C={C:.3g}: centred on N={result.centre:,.0f} ({result.centre_from}), "
             f"{len(result.points)} sizes, {result.extensions} extension(s): {where}"

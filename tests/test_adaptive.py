@@ -76,6 +76,15 @@ def test_an_edge_that_cannot_move_says_why():
     assert r.edge == "small" and r.extensions == 1 and "after 1 extensions" in r.note
 
 
+def test_a_budget_too_small_for_any_shape_or_a_narrow_range_is_handled():
+    evaluate, trained = synthetic()
+    s = adaptive.Settings(budgets=[1e17])
+    (r,) = adaptive.run_budgets(s, evaluate, lambda C: (1e6, 1e5))
+    assert r.N_star is None and "no size fits" in r.note and not trained
+    (r,) = adaptive.run_budgets(s, evaluate, lambda C: (1e8, 3e8))  # narrower than one window
+    assert min(trained[1e17]) == pytest.approx(1e8) and max(trained[1e17]) == pytest.approx(3e8)
+
+
 def test_minimum_reads_the_vertex_of_the_local_parabola():
     pts = {N: (math.log(N) - math.log(3e4)) ** 2 for N in (1e4, 2e4, 4e4, 8e4)}
     N_star, edge = adaptive.minimum(pts)
