@@ -19,9 +19,12 @@ from scaling.errors import ConfigError, FitError
 
 N_REF = 1e5  # lr*(N) = coef * (N / N_REF)^exponent: coef is the lr at 100K parameters
 C_REF = 1e12  # B*(C) = coef * (C / C_REF)^exponent
-NOISE = 0.005  # least relative loss noise assumed per point: the reference study's seed spread
-# at 1e12 FLOPs was 0.2-1.1% of the loss (analysis/reference/seeds/summary.md)
-WINDOW = 2  # the local quadratic uses the best lr and up to WINDOW sampled lrs on each side
+NOISE = 0.01  # least relative loss noise assumed per point: the top of the reference study's
+# seed spread at 1e12 FLOPs, 0.2-1.1% of the loss (analysis/reference/seeds/summary.md)
+# The local quadratic uses the best lr and WINDOW sampled lrs on each side. One: measured loss
+# against lr is asymmetric (steep past the best lr, where training turns unstable), so a wider
+# window pulls the vertex toward the gentle side, off the lowest losses (docs/tuning.md).
+WINDOW = 1
 FILE_KIND = "scaling-tune"
 
 
@@ -127,10 +130,12 @@ def find_lr_minimum(
 
 
 def fit_power_law(
-    x: np.ndarray, log_samples: list[np.ndarray], ref: float, *, level: float = 0.95
+    x: np.ndarray, log_samples: list[np.ndarray], ref: float, *, level: float = 0.95, seed: int = 0
 ) -> PowerLaw:
     """log y = log coef + exponent * log(x / ref) by least squares on the central values (the
-    medians of `log_samples`), with intervals from refitting each joint draw of the samples."""
+    medians of `log_samples`). Its intervals refit each joint draw of the samples plus a normal
+    draw of the points' scatter about the line (its residual spread, with 3 or more points), so
+    sizes that disagree with the law widen them."""
     lx = np.log(np.asarray(x, dtype=float) / ref)
     if np.unique(lx).size < 2:
         raise FitError(
@@ -139,18 +144,15 @@ def fit_power_law(
         )
     central = np.array([np.median(s) for s in log_samples])
     slope, icpt = np.polyfit(lx, central, 1)
+    resid = central - (icpt + slope * lx)
+    scatter = math.sqrt(float((resid**2).sum()) / (lx.size - 2)) if lx.size > 2 else 0.0
     n = min(s.size for s in log_samples)
-    boots = (
-        np.array([np.polyfit(lx, [s[b] for s in log_samples], 1) for b in range(n)])
-        if n > 1
-        else None
-    )
+    rng = np.random.default_rng(seed)
+    draws = np.array([s[:n] for s in log_samples]).T + scatter * rng.standard_normal((n, lx.size))
+    boots = np.array([np.polyfit(lx, d, 1) for d in draws])
     tail = 100 * (1 - level) / 2
-    if boots is None:
-        e_int, c_int = (slope, slope), (math.exp(icpt),) * 2
-    else:
-        e_int = tuple(np.percentile(boots[:, 0], [tail, 100 - tail]))
-        c_int = tuple(np.exp(np.percentile(boots[:, 1], [tail, 100 - tail])))
+    e_int = np.percentile(boots[:, 0], [tail, 100 - tail])
+    c_int = np.exp(np.percentile(boots[:, 1], [tail, 100 - tail]))
     return PowerLaw(
         coef=math.exp(icpt),
         exponent=float(slope),

@@ -83,7 +83,11 @@ def tune_runs(rows: list[dict], *, n_boot: int = 1000, level: float = 0.95, seed
             "into the same folder trains only the new runs)"
         )
     lr_law = tune.fit_power_law(
-        np.array([N for N, _ in inner]), [m.log_samples for _, m in inner], tune.N_REF, level=level
+        np.array([N for N, _ in inner]),
+        [m.log_samples for _, m in inner],
+        tune.N_REF,
+        level=level,
+        seed=seed,
     )
     sizes = {r["N"]: (r["size"], r["D"], r["C"]) for r in rows}
     table = [tune.minimum_row(sizes[N][0], N, b, sizes[N][1], m) for (N, b), m in minima.items()]
