@@ -120,6 +120,7 @@ def run_budget(
         result.centre = float(np.clip(centre, lo * s.width**0.5, hi / s.width**0.5))
         targets = window(result.centre, s.n_sizes, s.width)
     else:  # the trainable sizes span less than one window: sample all of them
+        result.centre = math.sqrt(lo * hi)
         targets = list(np.geomspace(lo, hi, s.n_sizes))
     result.points = evaluate(C, targets)
     step = s.width ** (1 / max(1, s.n_sizes - 1))

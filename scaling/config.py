@@ -59,8 +59,8 @@ class TrainConfig:
     compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
     threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
     lr_fit: str = ""  # lr=auto: the `scaling tune` file to read; "" or no such file: the rule
-    lr_rule_coef: float = 3e-3  # lr=auto without a tuned file: lr = coef * (N / 1e5)^exponent
-    lr_rule_exponent: float = 0.0
+    lr_rule_coef: float = 3.34e-3  # lr=auto without a tuned file: lr = coef * (N / 1e5)^exponent
+    lr_rule_exponent: float = -0.684  # (the fit of runs/reference/lr, docs/tuning.md)
 
 
 @dataclass
