@@ -232,7 +232,9 @@ def format_table(result: dict) -> str:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
-        prog="scaling tune", description=__doc__.splitlines()[0].split(": ", 1)[1]
+        prog="scaling tune",
+        description="The best lr of every size of an lr sweep, lr*(N) (and B*(C) where the batch "
+        "was swept) as power laws, written to the file train.lr=auto reads (docs/tuning.md).",
     )
     p.add_argument("path", help="an lr sweep folder (runs/lr after `scaling sweep sweep=lr`)")
     p.add_argument(
@@ -265,7 +267,7 @@ def main(argv: list[str]) -> int:
                 print(f"figure: {fig}")
     except OSError as err:
         raise ConfigError(
-            f"cannot write {err.filename}: {err.strerror}; choose a writable --out/--figures"
+            f"cannot write {out} or the figures ({err.strerror}); choose a writable --out/--figures"
         ) from None
     print(f"tuned: {out} (train.lr=auto reads it when train.lr_fit points there)")
     return 0
