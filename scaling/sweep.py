@@ -288,8 +288,13 @@ def _launcher(argv: list[str]) -> DictConfig | None:
 def _adaptive(argv: list[str]) -> DictConfig | None:
     """The composed config when it sets sweep.adaptive.budgets (grid axes left out), else None."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    overrides = OverridesParser.create().parse_overrides(argv)
+    try:
+        overrides = OverridesParser.create().parse_overrides(argv)
+    except HydraException as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"bad override: {reason} (see scaling sweep --help)") from None
     cfg = compose([o.input_line for o in overrides if not o.is_sweep_override()])
     return cfg if cfg.sweep.adaptive.budgets else None
 
