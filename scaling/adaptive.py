@@ -156,8 +156,10 @@ def run_budgets(
     evaluate: Callable[[float, list[float]], dict[float, float]],
     limits: Callable[[float], tuple[float, float]],
     say: Callable[[str], None] = lambda line: None,
+    after: Callable[[list[BudgetResult]], None] = lambda done: None,
 ) -> list[BudgetResult]:
-    """Every budget of `s`, smallest first, each centred by the ones before it."""
+    """Every budget of `s`, smallest first, each centred by the ones before it; `after` gets the
+    budgets done so far after each one (to save progress)."""
     done: list[BudgetResult] = []
     for C in sorted(s.budgets):
         result = run_budget(C, done, s, evaluate, limits(C))
@@ -173,6 +175,7 @@ def run_budgets(
             f"{len(result.points)} sizes, {result.extensions} extension(s): {where}"
             + (f"; {result.note}" if result.note else "")
         )
+        after(done)
     return done
 
 
@@ -266,18 +269,16 @@ def run(argv: list[str], cfg) -> int:
         f"adaptive IsoFLOP {root}: budgets {', '.join(f'{c:.3g}' for c in sorted(s.budgets))}, "
         f"{s.n_sizes} sizes over a factor {s.width:g} each"
     )
-    results = run_budgets(s, evaluate, limits, progress.say)
-    runs.atomic_write_json(
-        root / "adaptive.json",
-        {
-            "settings": asdict(s),
-            "budgets": [
-                {**asdict(r), "points": [{"N": n, "loss": v} for n, v in sorted(r.points.items())]}
-                for r in results
-            ],
-            "command": "scaling sweep " + shlex.join(argv),
-        },
-    )
+    def save(results: list[BudgetResult]) -> None:  # after every budget, so a cut study keeps it
+        budgets = [
+            {**asdict(r), "points": [{"N": n, "loss": v} for n, v in sorted(r.points.items())]}
+            for r in results
+        ]
+        command = "scaling sweep " + shlex.join(argv)
+        summary = {"settings": asdict(s), "budgets": budgets, "command": command}
+        runs.atomic_write_json(root / "adaptive.json", summary)
+
+    run_budgets(s, evaluate, limits, progress.say, save)
     progress.say(f"summary: {root / 'adaptive.json'}")
     if cfg.sweep.report:
         from scaling.laws.study import FitOptions
