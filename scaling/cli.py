@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "emergence": ("scaling.emergence", "main", "probe scores against N, D and C: which abilities look emergent"),
     "tasks": ("scaling.tasks", "main", "task probes of kept checkpoints: which family suits which task"),
     "reproduce": ("scaling.reproduce", "main", "rerun a report's recorded command; check its inputs and numbers"),
+    "tune": ("scaling.tunecli", "main", "best lr per size of an lr sweep, lr*(N) for lr=auto"),
 }
 
 

@@ -13,14 +13,14 @@ import functools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from scaling import runs
+from scaling import runs, tune
 from scaling.data import DataConfig
 from scaling.errors import ConfigError
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
@@ -36,6 +36,8 @@ COMPILES = ("auto", "true", "false")
 EXECUTION_KEYS = ("tokens", "flops", "device", "precision", "compile", "threads", "checkpoint_every",
                   "keep_checkpoint", "ensemble", "ensemble_max")
 ENSEMBLES = ("auto", "off")
+# train keys that say how lr=auto is resolved: the resolved lr is part of the run id, they are not
+AUTO_KEYS = ("lr_fit", "lr_rule_coef", "lr_rule_exponent")
 
 
 @dataclass
@@ -45,9 +47,9 @@ class TrainConfig:
     tokens: Optional[float] = 2.0e5  # D: training tokens, rounded to whole steps of batch_size*ctx
     flops: Optional[float] = None  # C: if set (and tokens null), D = C / (6 N)  (isoflop sweeps)
     batch_size: int = 16  # sequences per optimiser step
-    lr: float = 3e-3  # peak learning rate (AdamW)
+    lr: Any = 3e-3  # peak learning rate (AdamW), or "auto": from lr_fit, else the rule below
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at exactly D tokens
-    warmup_frac: float = 0.05  # fraction of the steps spent in linear warmup
+    warmup_frac: Any = 0.05  # fraction of the steps spent in linear warmup, or "auto": N tokens
     weight_decay: float = 0.1  # AdamW decoupled weight decay on matrices (not LayerNorm)
     beta1: float = 0.9
     beta2: float = 0.95
@@ -62,6 +64,9 @@ class TrainConfig:
     threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
     ensemble: str = "auto"  # sweeps: runs differing only in seed/lr train together | off
     ensemble_max: int = 4  # most runs in one ensemble (memory caps it further)
+    lr_fit: str = ""  # lr=auto: the `scaling tune` file to read; "" or no such file: the rule
+    lr_rule_coef: float = 3.34e-3  # lr=auto without a tuned file: lr = coef * (N / 1e5)^exponent
+    lr_rule_exponent: float = -0.684  # (the fit of runs/reference/lr, docs/tuning.md)
 
 
 @dataclass
@@ -78,6 +83,19 @@ PROTOCOLS = ("chinchilla", "kaplan")
 
 
 @dataclass
+class AdaptiveConfig:
+    """Self-centring IsoFLOP budgets (scaling/adaptive.py); on when `budgets` is not empty."""
+
+    budgets: list[float] = field(default_factory=list)  # FLOP budgets C, run smallest first
+    n_sizes: int = 7  # sizes per budget's first window
+    width: float = 10.0  # largest / smallest N of that window
+    pilot_N: Optional[float] = None  # first budget's centre (e.g. a fit's N*); null: rule below
+    pilot_tokens_per_param: float = 20.0  # first centre without pilot_N: N = sqrt(C / (6 * this))
+    slope: float = 0.5  # a in N* ~ C^a, moves the centre while fewer than two budgets are known
+    max_extensions: int = 4  # times a budget may add sizes beyond an edge minimum
+
+
+@dataclass
 class SweepConfig:
     """Names the folder runs go to; the grid itself is `hydra.sweeper.params` of the preset."""
 
@@ -86,6 +104,7 @@ class SweepConfig:
     report: bool = True  # after the sweep, write its report (scaling.report); false: runs.csv only
     report_dir: str = ""  # where the report goes; "" = analysis/<name>
     tasks: bool = False  # after training, the task probes (scaling/tasks.py; needs keep_checkpoint)
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)  # sweep=isoflop_adaptive
 
 
 @dataclass
@@ -136,11 +155,14 @@ def _check_train(t: TrainConfig) -> None:
             _fail(f"train.{name}", value, "must be a positive number", fix)
 
     positive("batch_size", t.batch_size, "set train.batch_size to a whole number >= 1")
-    positive("lr", t.lr, "set train.lr to a positive learning rate such as 3e-3")
+    if t.lr != "auto":
+        positive("lr", t.lr, "set train.lr to a positive learning rate such as 3e-3, or to auto")
     if not 0.0 <= t.min_lr_ratio <= 1.0:
         _fail("train.min_lr_ratio", t.min_lr_ratio, "must lie in [0, 1]", "e.g. train.min_lr_ratio=0.1")
-    if not 0.0 <= t.warmup_frac < 1.0:
-        _fail("train.warmup_frac", t.warmup_frac, "must lie in [0, 1)", "e.g. train.warmup_frac=0.05")
+    warmup = t.warmup_frac
+    if warmup != "auto" and not (isinstance(warmup, (int, float)) and 0.0 <= warmup < 1.0):
+        _fail("train.warmup_frac", warmup, "must lie in [0, 1) or be auto",
+              "e.g. train.warmup_frac=0.05")
     if t.weight_decay < 0:
         _fail("train.weight_decay", t.weight_decay, "must be >= 0", "e.g. train.weight_decay=0.1")
     for name in ("beta1", "beta2"):
@@ -213,6 +235,16 @@ def _human(n: float) -> str:
     return f"{n:g}"
 
 
+def _resolve_auto(train: TrainConfig, saved: dict, N: int, D: int) -> TrainConfig:
+    """Replace lr=auto and warmup_frac=auto by the numbers they give this model (scaling/tune.py),
+    in the TrainConfig and in `saved` (the config the run stores and hashes)."""
+    if train.lr == "auto":
+        saved["lr"], _ = tune.auto_lr(N, train.lr_fit, train.lr_rule_coef, train.lr_rule_exponent)
+    if train.warmup_frac == "auto":
+        saved["warmup_frac"] = tune.auto_warmup_frac(N, D)
+    return replace(train, lr=saved["lr"], warmup_frac=saved["warmup_frac"])
+
+
 def resolve_run(cfg: DictConfig) -> RunSpec:
     """Validate a composed config and derive the run (shape, N, D, steps, run id, folder).
 
@@ -259,6 +291,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     protocol = _check_protocol(container.get("protocol") or {"name": "chinchilla"}, D)
 
     container["train"]["tokens"] = float(D)
+    train = _resolve_auto(train, container["train"], counts.N, D)
     size = str(container["model"].get("size") or "custom")
     data_name = str(container["data"].get("name", "data"))
     # The run id hashes what defines the experiment, as the saved config.yaml states it: the data,
@@ -272,7 +305,8 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         "data": data_id,
         "model": {**{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
                   **{k: getattr(shape, k) for k in dims}},
-        "train": {k: v for k, v in container["train"].items() if k not in EXECUTION_KEYS},
+        "train": {k: v for k, v in container["train"].items()
+                  if k not in EXECUTION_KEYS + AUTO_KEYS},
         "D": D,
     }
     if protocol["name"] != "chinchilla":  # the default stays out of the hash: existing run ids do not change

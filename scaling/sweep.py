@@ -322,6 +322,11 @@ def main(argv: list[str]) -> int:
         print(USAGE + _grids() + "\n" + help_text(sweep=True))
         return 0
     argv = config_dir_override(argv)  # --config-dir DIR: the user's own presets
+    adaptive_cfg = _adaptive(argv)
+    if adaptive_cfg is not None:  # sweep.adaptive.budgets: self-centring IsoFLOP windows
+        from scaling import adaptive
+
+        return adaptive.run(argv, adaptive_cfg)
     specs = plan(argv)
     sweep_paths = sorted({s.run_dir.parent for s in specs})
     done = [s for s in specs if runs.is_finished(s.run_dir)]
@@ -375,6 +380,20 @@ def _launcher(argv: list[str]) -> DictConfig | None:
 
     fixed = [o.input_line for o in OverridesParser.create().parse_overrides(argv) if not o.is_sweep_override()]
     return OmegaConf.select(compose(fixed, return_hydra_config=True), "hydra.launcher")
+
+
+def _adaptive(argv: list[str]) -> DictConfig | None:
+    """The composed config when it sets sweep.adaptive.budgets (grid axes left out), else None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(argv)
+    except HydraException as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"bad override: {reason} (see scaling sweep --help)") from None
+    cfg = compose([o.input_line for o in overrides if not o.is_sweep_override()])
+    return cfg if cfg.sweep.adaptive.budgets else None
 
 
 def _check_writable(path: Path) -> None:

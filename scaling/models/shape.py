@@ -162,11 +162,22 @@ def resolve_shape(model_cfg: Any) -> ModelShape:
         )
     values: dict[str, Any] = {}
     size = cfg.get("size")
+    if size is not None and size not in (cfg.get("ladder") or {}):
+        from scaling.models.sizing import shape_for_N, target_N  # imports counting.py
+
+        target = target_N(size)
+        if target is not None:  # model.size=N<count>: the nearest shape at the ladder's aspect
+            base = {k: v for k, v in cfg.items()
+                    if k in shape_keys and k not in RUNG_KEYS and v is not None}
+            values.update(shape_for_N(target, cfg.get("ladder") or {}, base))
+            size = None
     if size is not None:
         ladder = cfg.get("ladder") or {}
         if size not in ladder:
             names = ", ".join(map(str, ladder)) or "(the config has no model.ladder)"
-            raise ConfigError(f"model.size={size!r} is not a rung of the ladder; choose one of: {names}")
+            raise ConfigError(f"model.size={size!r} is not a rung of the ladder; choose one of: "
+                              f"{names}, or N<count> (e.g. N5e4) for the shape nearest that many "
+                              "parameters")
         rung = ladder[size]
         if not isinstance(rung, Mapping) or any(k not in rung for k in RUNG_KEYS):
             raise ConfigError(

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The reference study under the tuned protocol (issue 13; docs/study.md): per data source, an lr
+# sweep, `scaling tune` (lr*(N) for train.lr=auto), then self-centring IsoFLOP budgets with
+# lr=auto, each reported into analysis/reference/. Resumable: every step skips finished runs.
+#
+#   scripts/tuned_study.sh                 # synthetic language and stdlib
+#   DATA=synthetic scripts/tuned_study.sh  # one source
+#   scripts/tuned_study.sh --smoke         # tiny shapes and budgets into runs/reference-smoke/
+#
+# Further arguments are Hydra overrides for every sweep (e.g. train.device=cuda).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=0
+if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
+RUNS=${RUNS:-runs/reference}
+OUT=${OUT:-analysis/reference}
+JOBS=${JOBS:-2}
+SCALING=${SCALING:-scaling}
+DATA=${DATA:-synthetic stdlib}
+BUDGETS=${BUDGETS:-[5.0e+11,1.0e+12,2.0e+12,5.0e+12]}   # a decade of C, as the old study
+SMOKE_ARGS=()
+if (( SMOKE )); then
+  RUNS=${RUNS%/}-smoke; OUT=$RUNS/analysis; BUDGETS="[4.0e+7,8.0e+7]"
+  SMOKE_ARGS=(model.ctx=16 train.batch_size=4 data.val_tokens=256 train.n_evals=2)
+fi
+COMMON=(hydra/launcher=joblib "hydra.launcher.n_jobs=$JOBS" train.threads=1 "runs_dir=$RUNS")
+
+for data in $DATA; do
+  suffix=""; [[ $data == stdlib ]] && suffix=_stdlib
+  echo "== lr sweep $data $(date +%T)"
+  lr_args=(); (( SMOKE )) && lr_args=(model.size=s1,s2 train.tokens=4096 train.lr=1e-2,3e-2,1e-1,3e-1,1.0)
+  "$SCALING" sweep sweep=lr "sweep.name=lr$suffix" "data=$data" sweep.report=false "${COMMON[@]}" \
+    ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"} ${lr_args[@]+"${lr_args[@]}"} "$@"
+  "$SCALING" tune "$RUNS/lr$suffix" --figures "$OUT/lr$suffix"
+  echo "== adaptive IsoFLOP $data $(date +%T)"
+  "$SCALING" sweep sweep=isoflop_adaptive "sweep.name=isoflop_adaptive$suffix" "data=$data" \
+    "sweep.adaptive.budgets=$BUDGETS" "train.lr_fit=$RUNS/lr$suffix/tuned.json" \
+    "sweep.report_dir=$OUT/isoflop_adaptive$suffix" "${COMMON[@]}" ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"} "$@"
+done
+echo "== done $(date +%T): runs in $RUNS, reports in $OUT"
