@@ -18,7 +18,8 @@ import pandas as pd
 
 from scaling.errors import FitError, FitWarning
 from scaling.laws._blas import single_thread_blas
-from scaling.laws.approaches import approach1, approach2, budget_labels, curve_runs
+from scaling.laws.approaches import approach1, curve_runs
+from scaling.laws.fastboot import Approach2Arrays, envelope_slopes
 from scaling.laws.fit import FitStatus, fit_kaplan, polish_chinchilla
 
 
@@ -100,19 +101,13 @@ def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n
 def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kwargs) -> np.ndarray:
     """(n_boot, 2) samples of (a, b), resampling points within each budget; NaN where a refit fails."""
     rng = np.random.default_rng(seed + 2)
-    labels = budget_labels(df["C"].to_numpy(), kwargs.get("budget_tol", 0.05))
-    groups = [np.flatnonzero(labels == lab) for lab in np.unique(labels)]
-    out = np.full((n_boot, 2), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FitWarning)
-        for i in range(n_boot):
-            idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
-            try:
-                f = approach2(df.iloc[idx], **kwargs)
-                out[i] = f.a, f.b
-            except FitError:
-                pass
-    return out
+    tol = kwargs.pop("budget_tol", 0.05)
+    arrays = Approach2Arrays(*(df[c].to_numpy(float) for c in ("N", "D", "C", "loss")), budget_tol=tol)
+    counts = np.zeros((n_boot, len(df)))
+    for i in range(n_boot):  # the draws of the frame-based refits, in their order
+        idx = np.concatenate([rng.choice(g, size=len(g)) for g in arrays.groups])
+        counts[i] = np.bincount(idx, minlength=len(df))
+    return arrays.fit(counts, **kwargs)
 
 
 def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_boot: int = 200,
@@ -124,18 +119,20 @@ def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_
     if use_curves:  # every run's curve as arrays, once: a resample only picks and relabels them
         logged = set(curves["run_id"])
         arrays = {run[0]: run for run in curve_runs(curves)}
+        run_ids = df["run_id"].to_numpy()
+    C, N, D, loss = (df[c].to_numpy(float) for c in ("C", "N", "D", "loss"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         for i in range(n_boot):
             idx = rng.integers(0, len(df), len(df))
-            sub = df.iloc[idx]
-            cv = None
-            if use_curves and logged.intersection(sub["run_id"]):
+            if use_curves and logged.intersection(run_ids[idx]):
                 # a run drawn k times enters as k runs of its own (relabelled copies)
-                cv = [(f"{rid}#{k}", *arrays[rid][1:]) for k, rid in enumerate(sub["run_id"]) if rid in arrays]
-            try:
-                f = approach1(sub, cv)
-                out[i] = f.a, f.b
-            except FitError:
-                pass
+                cv = [(f"{rid}#{k}", *arrays[rid][1:]) for k, rid in enumerate(run_ids[idx]) if rid in arrays]
+                try:
+                    f = approach1(df.iloc[idx], cv)
+                    out[i] = f.a, f.b
+                except FitError:
+                    pass
+            else:
+                out[i] = envelope_slopes(C[idx], N[idx], D[idx], loss[idx])
     return out
