@@ -20,7 +20,7 @@ from scaling.errors import FitError, FitWarning
 from scaling.laws._blas import single_thread_blas
 from scaling.laws.approaches import approach1, curve_runs
 from scaling.laws.fastboot import Approach2Arrays, envelope_slopes
-from scaling.laws.fit import FitStatus, fit_kaplan, polish_chinchilla
+from scaling.laws.fit import FitStatus, fit_kaplan, kaplan_batch, polish_chinchilla
 
 
 def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -52,12 +52,12 @@ def _chinchilla_chunk(theta0, logs, counts, fixed_e=None):
 
 
 def _kaplan_chunk(p0, logs, counts):
-    out = np.empty((len(counts), 4))
-    ok = np.empty(len(counts), bool)
+    with single_thread_blas():
+        out, ok = kaplan_batch(p0, *logs, counts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        for i, w in enumerate(counts):
-            f = fit_kaplan(*logs, weights=w, starts=p0[None, :])
+        for i in np.flatnonzero(~ok):  # rows the batched solver could not settle: one by one
+            f = fit_kaplan(*logs, weights=counts[i], starts=p0[None, :])
             law = f.law
             out[i] = (law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c))
             ok[i] = f.ok
