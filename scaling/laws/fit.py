@@ -285,6 +285,20 @@ class KaplanFit:
         return self.status is FitStatus.CONVERGED
 
 
+def _solve_rows(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve A[r] x[r] = b[r] for every row; a singular row gets NaN (the others are unaffected)."""
+    try:
+        return np.linalg.solve(A, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(b.shape, np.nan)
+        for r in range(len(b)):
+            try:
+                out[r] = np.linalg.solve(A[r], b[r])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
 def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int = 200):
     """Kaplan refits for many weight vectors at once (the bootstrap), from p0: Levenberg-Marquardt
     on all rows together (4 x 4 normal equations per row). Returns (params (R, 4), settled mask);
@@ -317,19 +331,16 @@ def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int 
         H = np.einsum("rnk,rnl->rkl", J, J)
         d = np.einsum("rkk->rk", H)
         with np.errstate(all="ignore"):
-            try:
-                step = -np.linalg.solve(H + lam[rows, None, None] * d[:, :, None] * np.eye(4), g[..., None])[..., 0]
-            except np.linalg.LinAlgError:
-                active[rows] = False
-                continue
+            step = -_solve_rows(H + lam[rows, None, None] * d[:, :, None] * np.eye(4), g)
             trial = pr + step
             new_cost = cost_of(trial, w)
         better = np.isfinite(new_cost) & (new_cost <= cost[rows])
-        small = np.all(np.abs(step) <= 1e-12 * (1 + np.abs(pr)), axis=1)
-        flat = better & (cost[rows] - new_cost <= 1e-15 * cost[rows])
+        # scipy's xtol and ftol tests at the tolerances of `fit_kaplan` (1e-12)
+        small = np.linalg.norm(step, axis=1) <= 1e-12 * (1e-12 + np.linalg.norm(pr, axis=1))
+        flat = better & (cost[rows] - new_cost <= 1e-12 * cost[rows])
         p[rows[better]], cost[rows[better]] = trial[better], new_cost[better]
         lam[rows] = np.where(better, lam[rows] / 3, lam[rows] * 4)
-        done = (better & (small | flat)) | ~np.isfinite(new_cost) | (lam[rows] > 1e12)
+        done = (better & (small | flat)) | (lam[rows] > 1e12)
         settled[rows] = (better & (small | flat))
         active[rows[done]] = False
     inside = np.all((p - lo > 1e-6 * (hi - lo)) & (hi - p > 1e-6 * (hi - lo)), axis=1)
