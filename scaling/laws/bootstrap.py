@@ -20,7 +20,7 @@ from scaling.errors import FitError, FitWarning
 from scaling.laws._blas import single_thread_blas
 from scaling.laws.approaches import approach1, curve_runs
 from scaling.laws.fastboot import Approach2Arrays, envelope_slopes
-from scaling.laws.fit import FitStatus, fit_kaplan, kaplan_batch, polish_chinchilla
+from scaling.laws.fit import FitStatus, fit_kaplan, kaplan_batch, polish_chinchilla, polish_chinchilla_batch
 
 
 def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -42,11 +42,10 @@ def interval(samples, level: float = 0.95) -> tuple[float, float]:
 
 
 def _chinchilla_chunk(theta0, logs, counts, fixed_e=None):
-    out = np.empty((len(counts), 5))
-    ok = np.empty(len(counts), bool)
     with single_thread_blas():
-        for i, w in enumerate(counts):
-            theta, _, status = polish_chinchilla(theta0, *logs, weights=w, fixed_e=fixed_e)
+        out, ok = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
+        for i in np.flatnonzero(~ok):  # rows the batched Newton steps could not settle: L-BFGS-B
+            theta, _, status = polish_chinchilla(theta0, *logs, weights=counts[i], fixed_e=fixed_e)
             out[i], ok[i] = theta, status is FitStatus.CONVERGED
     return out, ok
 

@@ -130,6 +130,84 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
     return theta, float(res.fun), status
 
 
+def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray, fixed_e: float | None = None,
+                            delta: float = HUBER_DELTA, max_iter: int = 60):
+    """`polish_chinchilla` for many weight vectors at once (the bootstrap), from theta0: damped
+    Newton steps with the exact Hessian of the Huber objective, all rows together. Returns (theta
+    (R, 5), settled mask); a row that does not settle, or settles on a bound, is left to
+    `polish_chinchilla` by the caller."""
+    R = len(weights)
+    w = np.asarray(weights, float)
+    free = np.arange(5) if fixed_e is None else FIXED_E_FREE
+    lo, hi = (np.array([b[i] for b in CHINCHILLA_BOUNDS]) for i in (0, 1))
+    theta = np.tile(np.clip(np.asarray(theta0, float), lo, hi), (R, 1))
+    if fixed_e is not None:
+        theta[:, 2] = fixed_e
+    # d term_k / d theta for the three terms (a - alpha ln N, b - beta ln D, e): (3, n, 5)
+    n = len(log_n)
+    dt = np.zeros((3, n, 5))
+    dt[0, :, 0], dt[0, :, 3], dt[1, :, 1], dt[1, :, 4], dt[2, :, 2] = 1.0, -log_n, 1.0, -log_d, 1.0
+    dt = dt[:, :, free]
+    k = len(free)
+    dtdt = np.einsum("knj,knl->knjl", dt, dt).reshape(3 * n, k * k)  # per term and point: dt dt'
+
+    def parts(th):
+        t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n, th[:, 1, None] - th[:, 4, None] * log_d,
+                      np.broadcast_to(th[:, 2, None], (len(th), n))], 1)  # (R, 3, n)
+        m = t.max(1, keepdims=True)
+        ex = np.exp(t - m)
+        s = ex.sum(1, keepdims=True)
+        r = (m + np.log(s))[:, 0] - log_loss
+        return r, ex / s
+
+    def objective(r, ww):
+        ar = np.abs(r)
+        return (np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)) * ww).sum(1)
+
+    min_log_loss = float(np.min(log_loss))
+    r, prob = parts(theta)
+    f = objective(r, w)
+    lam = np.full(R, 1e-6)
+    active, settled = np.ones(R, bool), np.zeros(R, bool)
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        if not len(rows):
+            break
+        rr, pp, ww = r[rows], prob[rows], w[rows]
+        G = np.einsum("rkn,knj->rnj", pp, dt)  # d r / d theta (R, n, free)
+        h1 = np.clip(rr, -delta, delta) * ww
+        h2 = (np.abs(rr) <= delta) * ww
+        g = np.einsum("rn,rnj->rj", h1, G)
+        # Hessian: sum w [h'' G G' + h' (sum_k p_k dt_k dt_k' - G G')]
+        H = np.matmul(G.transpose(0, 2, 1) * (h2 - h1)[:, None, :], G)
+        H += ((h1[:, None, :] * pp).reshape(len(rows), 3 * n) @ dtdt).reshape(len(rows), k, k)
+        scale = np.maximum(np.abs(np.einsum("rjj->rj", H)), 1e-12)
+        with np.errstate(all="ignore"):
+            step = -_solve_rows(H + lam[rows, None, None] * scale[:, :, None] * np.eye(k), g)
+            trial = theta[rows].copy()
+            trial[:, free] += step
+            inside = np.all((trial >= lo) & (trial <= hi), axis=1)
+            r_new, p_new = parts(trial)
+            f_new = objective(r_new, ww)
+        better = inside & np.isfinite(f_new) & (f_new <= f[rows])
+        # stop as L-BFGS-B would (LBFGS_OPTIONS): the step or the decrease is negligible, or no
+        # descent is left even along the damped (almost gradient) direction
+        small = np.linalg.norm(step, axis=1) <= 1e-11 * (1.0 + np.linalg.norm(theta[rows][:, free], axis=1))
+        flat = f[rows] - f_new <= 1e-15 * np.maximum(f[rows], 1.0)
+        ok = rows[better]
+        theta[ok], f[ok], r[ok], prob[ok] = trial[better], f_new[better], r_new[better], p_new[better]
+        lam[rows] = np.where(better, np.maximum(lam[rows] / 10, 1e-12), lam[rows] * 10)
+        stalled = lam[rows] > 1e8
+        # a row whose E vanishes heads for its bound: left to L-BFGS-B (a step out of bounds is
+        # only rejected; a row that stalls on a bound is caught by `bound_hits` below)
+        vanishing = theta[rows, 2] < min_log_loss + np.log(E_VANISHED) if fixed_e is None else False
+        settled[rows] = (better & (small | flat)) | stalled
+        active[rows[settled[rows] | vanishing]] = False
+    for i in np.flatnonzero(settled):
+        settled[i] = not bound_hits(theta[i], fixed_e, min_log_loss)
+    return theta, settled
+
+
 def _nonneg_lsq(G: np.ndarray, r: np.ndarray, tt: float) -> tuple[np.ndarray, np.ndarray]:
     """Per grid cell, min |target - M c|^2 over c >= 0 from the normal equations G c = r (G = M'M,
     r = M' target, tt = target'target), by trying every active set: (ssr, c)."""
