@@ -39,7 +39,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     m.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples (default 200; 0 = none)")
     m.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     m.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
-    m.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (default 1)")
+    m.add_argument("--jobs", type=int, default=None,
+                   help="processes for the bootstrap (default: every available core; results do not depend on it)")
     m.add_argument("--budget", type=float, action="append", default=[], metavar="C",
                    help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the data)")
     return p
@@ -55,7 +56,7 @@ def fit_options(args: argparse.Namespace):
     """`FitOptions` from parsed common options; ConfigError on impossible values."""
     from scaling.laws.study import FitOptions
 
-    if args.bootstrap < 0 or args.jobs < 1 or not 0 < args.level < 1:
+    if args.bootstrap < 0 or (args.jobs is not None and args.jobs < 1) or not 0 < args.level < 1:
         raise ConfigError("--bootstrap must be >= 0, --jobs >= 1 and --level between 0 and 1")
     return FitOptions(method=args.method, n_boot=args.bootstrap, seed=args.seed, level=args.level,
                       approach2_method=args.approach2, budget_tol=args.budget_tol, drop_edge=not args.keep_edge,

@@ -10,6 +10,7 @@ whole runs when it works from training curves. Seeds fix everything: same seed, 
 
 from __future__ import annotations
 
+import os
 import warnings
 from functools import partial
 
@@ -63,21 +64,42 @@ def _kaplan_chunk(p0, logs, counts):
     return out, ok
 
 
-def _run_chunks(func, start, logs, counts, n_jobs: int):
-    if n_jobs == 1 or len(counts) < 50:
+MIN_PARALLEL = 100  # resamples below which one process is faster than starting others
+
+
+def available_cores() -> int:
+    """Processors this process may run on (its affinity, which a job scheduler may restrict)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """Processes for a bootstrap: n_jobs, or every available core when None."""
+    return available_cores() if n_jobs is None else max(1, int(n_jobs))
+
+
+def _run_chunks(func, start, logs, counts, n_jobs: int | None):
+    """func(start, logs, rows of counts) -> (samples, ok) over contiguous chunks of the resamples,
+    in forked processes; every row's result depends on that row alone, so the samples do not
+    depend on n_jobs. The chunk functions keep BLAS to one thread, so processes do not oversubscribe."""
+    n_jobs = min(resolve_jobs(n_jobs), max(1, len(counts) // (MIN_PARALLEL // 2)))
+    if n_jobs == 1:
         return func(start, logs, counts)
     from joblib import Parallel, delayed
 
     chunks = np.array_split(counts, n_jobs)
-    parts = Parallel(n_jobs=n_jobs)(delayed(func)(start, logs, c) for c in chunks)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    parts = Parallel(n_jobs=n_jobs, backend="multiprocessing")(delayed(func)(start, logs, c) for c in chunks)
+    ok = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+    return np.concatenate([p[0] for p in parts]), ok
 
 
 def _logs(df: pd.DataFrame):
     return (np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float)), np.log(df["loss"].to_numpy(float)))
 
 
-def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0, n_jobs: int = 1,
+def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1,
                          fix_E: float | None = None):
     """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask).
     fix_E: E held at this value in every refit (e = log fix_E in every sample)."""
@@ -90,7 +112,7 @@ def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int
     return _run_chunks(func, theta0, _logs(df), counts, n_jobs)
 
 
-def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int = 1):
+def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1):
     """Kaplan refits: (samples (n_boot, 4) as (alpha_N, alpha_D, ln N_c, ln D_c), converged mask)."""
     counts = resample_counts(len(df), n_boot, seed + 1)
     p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
@@ -98,15 +120,20 @@ def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n
 
 
 def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kwargs) -> np.ndarray:
-    """(n_boot, 2) samples of (a, b), resampling points within each budget; NaN where a refit fails."""
+    """(n_boot, 2) samples of (a, b), resampling points within each budget; NaN where a refit fails.
+    kwargs: `approach2`'s method, budget_tol, drop_edge, min_points, and n_jobs (processes)."""
     rng = np.random.default_rng(seed + 2)
-    tol = kwargs.pop("budget_tol", 0.05)
+    tol, n_jobs = kwargs.pop("budget_tol", 0.05), kwargs.pop("n_jobs", 1)
     arrays = Approach2Arrays(*(df[c].to_numpy(float) for c in ("N", "D", "C", "loss")), budget_tol=tol)
     counts = np.zeros((n_boot, len(df)))
     for i in range(n_boot):  # the draws of the frame-based refits, in their order
         idx = np.concatenate([rng.choice(g, size=len(g)) for g in arrays.groups])
         counts[i] = np.bincount(idx, minlength=len(df))
-    return arrays.fit(counts, **kwargs)
+    return _run_chunks(partial(_approach2_chunk, **kwargs), arrays, None, counts, n_jobs)[0]
+
+
+def _approach2_chunk(arrays: Approach2Arrays, _, counts, **kwargs):
+    return arrays.fit(counts, **kwargs), None
 
 
 def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_boot: int = 200,

@@ -31,7 +31,7 @@ class FitOptions:
     approach2_method: str = "akima"  # "akima" | "local" | "full"
     budget_tol: float = 0.05  # decades of C grouped into one IsoFLOP budget
     drop_edge: bool = True  # leave budgets whose minimum sits on a sampled edge out of Approach 2
-    n_jobs: int = 1  # processes for the Approach 3 / Kaplan bootstrap
+    n_jobs: int | None = None  # processes for the bootstraps (None: every available core)
     predict_C: tuple[float, ...] = ()  # budgets for predictions; default: the largest C in the data
     extrapolate: bool = True
     # Approach 3's E held fixed: None (fitted), a positive number, or "floor" (the points' entropy_floor
@@ -240,7 +240,7 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             samples["kaplan"] = {n: np.array([getattr(l, n) for l in laws]) for n in ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")}
         if a2 is not None:
             ab = bootstrap_approach2(df, opt.n_boot, opt.seed, method=opt.approach2_method, budget_tol=opt.budget_tol,
-                                     drop_edge=opt.drop_edge)
+                                     drop_edge=opt.drop_edge, n_jobs=opt.n_jobs)
             samples["approach2"] = {"a": ab[:, 0], "b": ab[:, 1]}
         if a1 is not None:
             ab = bootstrap_approach1(df, curves, min(opt.n_boot, 200) if curves is not None else opt.n_boot, opt.seed)
