@@ -125,7 +125,7 @@ class Approach2Arrays:
                 rows, w = rows[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points], \
                     w[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points]
                 if len(rows):
-                    for c, v in zip(cols, (rows, (w @ self.logc[g]) / w.sum(1), *self._minima(w, b, method))):
+                    for c, v in zip(cols, (rows, np.einsum("rn,n->r", w, self.logc[g]) / w.sum(1), *self._minima(w, b, method))):
                         c.append(v)
         if not cols[0]:
             return np.full((R, 2), np.nan)
@@ -180,7 +180,7 @@ def _sum_by(w: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Columns of w (R, n) summed by `index` (n,) into (R, index.max() + 1)."""
     onehot = np.zeros((len(index), int(index.max()) + 1))
     onehot[np.arange(len(index)), index] = 1.0
-    return w @ onehot
+    return np.einsum("rn,nk->rk", w, onehot)  # not BLAS: a row's sums must not depend on the batch
 
 
 def envelope_slopes(C, N, D, loss) -> tuple[float, float]:

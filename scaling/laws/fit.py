@@ -179,8 +179,9 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
         h2 = (np.abs(rr) <= delta) * ww
         g = np.einsum("rn,rnj->rj", h1, G)
         # Hessian: sum w [h'' G G' + h' (sum_k p_k dt_k dt_k' - G G')]
-        H = np.matmul(G.transpose(0, 2, 1) * (h2 - h1)[:, None, :], G)
-        H += ((h1[:, None, :] * pp).reshape(len(rows), 3 * n) @ dtdt).reshape(len(rows), k, k)
+        # einsum, not BLAS: a row's numbers must not depend on how many rows share the call
+        H = np.einsum("rnj,rnl->rjl", G * (h2 - h1)[:, :, None], G)
+        H += np.einsum("rm,mq->rq", (h1[:, None, :] * pp).reshape(len(rows), 3 * n), dtdt).reshape(len(rows), k, k)
         scale = np.maximum(np.abs(np.einsum("rjj->rj", H)), 1e-12)
         with np.errstate(all="ignore"):
             step = -_solve_rows(H + lam[rows, None, None] * scale[:, :, None] * np.eye(k), g)
