@@ -344,16 +344,6 @@ def _kaplan_residuals(p, log_n, log_d, log_loss, sqrt_w):
     return (pred - log_loss) * sqrt_w
 
 
-def _kaplan_jacobian(p, log_n, log_d, log_loss, sqrt_w):
-    """d residual / d (alpha_N, alpha_D, ln N_c, ln D_c), analytic (finite differences cost 5 calls)."""
-    alpha_n, alpha_d, lnc, ldc = p
-    u, v = (alpha_n / alpha_d) * (lnc - log_n), ldc - log_d
-    lse = np.logaddexp(u, v)
-    pu, pv = np.exp(u - lse), np.exp(v - lse)
-    jac = np.column_stack([pu * (lnc - log_n), lse - pu * u, alpha_n * pu, alpha_d * pv])
-    return jac * sqrt_w[:, None]
-
-
 @dataclass(frozen=True)
 class KaplanFit:
     """The Kaplan joint law fitted by least squares on log loss."""
@@ -445,13 +435,9 @@ def fit_kaplan(log_n, log_d, log_loss, weights=None, starts: np.ndarray | None =
     starts = kaplan_starts(log_n, log_d, log_loss) if starts is None else np.atleast_2d(starts)
     best = None
     with single_thread_blas():
-        # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then only
-        # confirms it (a few iterations instead of hundreds); starts that do not settle go as they were
-        w = np.ones((len(starts), len(log_n))) if weights is None else np.tile(np.asarray(weights, float), (len(starts), 1))
-        pre, settled = polish_chinchilla_batch(starts, log_n, log_d, log_loss, w, fixed_e=fixed_e, max_iter=150)
-        for x0 in np.where(settled[:, None], pre, starts):
+        for x0 in starts:
             x0 = np.clip(x0, KAPLAN_BOUNDS[0], KAPLAN_BOUNDS[1])
-            res = least_squares(_kaplan_residuals, x0, jac=_kaplan_jacobian, bounds=KAPLAN_BOUNDS, args=(log_n, log_d, log_loss, sqrt_w),
+            res = least_squares(_kaplan_residuals, x0, bounds=KAPLAN_BOUNDS, args=(log_n, log_d, log_loss, sqrt_w),
                                 method="trf", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
             fun = float(2 * res.cost)
             if best is None or fun < best[1]:
