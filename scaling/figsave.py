@@ -1,32 +1,38 @@
-"""Write many figures at once: drawing a figure into a PNG is single-threaded matplotlib work, so
-the figures of a report are saved by forked processes, one figure at a time each, on every core."""
+"""Draw and write many figures at once: rendering a figure into a PNG is single-threaded
+matplotlib work, so a report's figures are made by forked processes, one figure at a time each,
+on every core (forked: the workers share the parent's data and figures without copying them)."""
 
 from __future__ import annotations
 
 import multiprocessing
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
-_JOBS: list = []  # (plot, folder, pdf) of the call in progress; forked workers inherit it
+_TASKS: list = []  # the zero-argument callables of the call in progress; forked workers inherit them
 
 
-def _save(i: int) -> list[str]:
-    plot, folder, pdf = _JOBS[i]
-    return [str(p) for p in plot.save(folder, pdf=pdf)]
+def _run(i: int):
+    return _TASKS[i]()
+
+
+def run_forked(tasks: list[Callable], n_jobs: int | None = None) -> list:
+    """Every task's result, in order, from up to n_jobs forked processes (default: every available
+    core); in this process where fork is unavailable or one process would do. Results must pickle."""
+    global _TASKS
+    from scaling.laws.bootstrap import resolve_jobs
+
+    n = min(resolve_jobs(n_jobs), len(tasks))
+    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [task() for task in tasks]
+    _TASKS = list(tasks)
+    try:
+        with multiprocessing.get_context("fork").Pool(n) as pool:
+            return pool.map(_run, range(len(tasks)), chunksize=1)
+    finally:
+        _TASKS = []
 
 
 def save_all(jobs: list[tuple], n_jobs: int | None = None) -> list[list[Path]]:
-    """Save every (plot, folder, pdf) of `jobs`; the written paths of each, in order. n_jobs:
-    processes (default: every available core); one process where fork is unavailable."""
-    global _JOBS
-    from scaling.laws.bootstrap import resolve_jobs
-
-    n = min(resolve_jobs(n_jobs), len(jobs))
-    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [plot.save(folder, pdf=pdf) for plot, folder, pdf in jobs]
-    _JOBS = list(jobs)
-    try:
-        with multiprocessing.get_context("fork").Pool(n) as pool:
-            out = pool.map(_save, range(len(jobs)), chunksize=1)
-    finally:
-        _JOBS = []
-    return [[Path(p) for p in paths] for paths in out]
+    """Save every (plot, folder, pdf) of `jobs` (see `scaling.plots.Plot.save`); the paths written."""
+    return run_forked([partial(plot.save, folder, pdf=pdf) for plot, folder, pdf in jobs], n_jobs)
