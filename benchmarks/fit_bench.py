@@ -62,17 +62,21 @@ def time_process(code: Path, args: list[str]) -> float:
     return dt
 
 
-def processes(runs: int, quick: str | None, baseline: str | None) -> None:
-    """Median wall time of whole processes, this checkout against an optional baseline checkout."""
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; median of {runs} runs")
+def processes(runs: int, quick: str | None, baseline: str | None, baseline_runs: int, only: str | None) -> None:
+    """Median wall time of whole processes, this checkout against an optional baseline checkout
+    (its first `baseline_runs` runs interleaved with this checkout's)."""
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; median of {runs} runs"
+          + (f" ({baseline_runs} of the baseline)" if baseline else ""))
     head = "| command | this checkout (s) |" + (" baseline (s) | ratio |" if baseline else "")
     print(head)
     print("|" + " --- |" * (head.count("|") - 1))
     for label, args in process_cases(quick):
+        if only and only not in label:
+            continue
         new, old = [], []
-        for _ in range(runs):
+        for i in range(runs):
             new.append(time_process(ROOT, args))
-            if baseline:
+            if baseline and i < baseline_runs:
                 old.append(time_process(Path(baseline).resolve(), args))
         row = f"| `{label}` | {statistics.median(new):.1f} ({min(new):.1f}-{max(new):.1f}) |"
         if baseline:
@@ -91,9 +95,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", help="a quick sweep folder to report on (e.g. runs/quick)")
     ap.add_argument("--baseline", help="another checkout whose code is timed interleaved with this one")
+    ap.add_argument("--baseline-runs", type=int, help="runs of the baseline (default --runs)")
+    ap.add_argument("--only", help="time only the commands whose label contains this text")
     args = ap.parse_args()
     if args.processes:
-        processes(args.runs, args.quick, args.baseline)
+        processes(args.runs, args.quick, args.baseline, args.baseline_runs or args.runs, args.only)
         return
     df = load_points(args.data, drop_top_loss=5).frame
     logs = tuple(np.log(df[c].to_numpy(float)) for c in ("N", "D", "loss"))
