@@ -20,6 +20,10 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--c", default="C", help="compute column (default C; derived as 6ND if absent)")
     g.add_argument("--loss", default="loss", help="loss column (default loss)")
     g.add_argument("--group", help="fit every value of this column separately and compare them side by side")
+    g.add_argument("--mean-over", metavar="COLS",
+                   help="columns (comma-separated, e.g. seed) whose rows at one (N, D, C) are replicates: fit their "
+                        "mean as one point, resample them within it in the bootstrap (sweep folders: seed, when it "
+                        "varies; 'none' turns that off)")
     f = p.add_argument_group("filters")
     f.add_argument("--query", help="pandas query on the raw table first, e.g. \"source_file == 'summary_df'\"")
     f.add_argument("--drop-top-loss", type=int, default=0, metavar="K",
@@ -49,7 +53,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def load_kwargs(args: argparse.Namespace) -> dict:
     """`load_points` keyword arguments from parsed common options."""
     return dict(n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group, drop_top_loss=args.drop_top_loss,
-                query=args.query, curves_as_points=args.curve_points)
+                query=args.query, curves_as_points=args.curve_points,
+                mean_over=() if args.mean_over == "none" else args.mean_over)
 
 
 def fit_options(args: argparse.Namespace):
@@ -130,6 +135,10 @@ def render(name: str, study) -> str:
     if ex is not None:
         errs = ", ".join(f"{k} {v:.2%}" if k != "approach2" else f"{k} |ln N*| {v:.3f}" for k, v in ex.errors.items())
         lines.append(f"extrapolation: fitted on {ex.n_train} points, tested on {ex.n_holdout} with C >= {ex.holdout_C_min:.3g}: {errs}")
+    sn = study.seed_noise
+    if sn is not None:
+        lines.append(f"seed noise: Approach 3 a {_ci(sn['a_ci'])} with replicates resampled within each point, "
+                     f"{_ci(sn['a_ci_points_only'])} with points only: {sn['seed_share']:.0%} of the width is seed noise")
     lines.append("")
     lines.append("verdict: " + study.comparison.verdict)
     for w in study.warnings:

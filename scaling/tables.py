@@ -40,6 +40,9 @@ class Points:
     curves: pd.DataFrame | None = None
     columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column (or "derived")
     warnings: list[str] = field(default_factory=list)
+    # replicates averaged into one point (`mean_over`): each point's losses, in frame order; the
+    # frame then also has loss_sd (sample sd, NaN for one) and n_rep
+    replicates: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -54,7 +57,9 @@ class Points:
             c = None
             if self.curves is not None and "run_id" in f:
                 c = self.curves[self.curves["run_id"].isin(set(f["run_id"]))].reset_index(drop=True)
-            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings))
+            reps = None if self.replicates is None else [self.replicates[i] for i in np.flatnonzero(
+                (self.frame["group"] == name).to_numpy())]
+            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings), reps)
         return out
 
 
@@ -185,7 +190,7 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
 
 def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "loss", group: str | None = None,
                 drop_top_loss: int = 0, query: str | None = None, min_points: int = 2,
-                curves_as_points: bool = False) -> Points:
+                curves_as_points: bool = False, mean_over: tuple[str, ...] | str | None = None) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -195,6 +200,9 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     largest loss (per group), e.g. 5 for the Chinchilla data. curves_as_points: every evaluation in
     each run's metrics.jsonl becomes a point (D = tokens at that evaluation, C = 6ND; see
     `curve_rows`), as Kaplan's protocol reads its runs; the query then sees those rows.
+    mean_over: columns (e.g. "seed") whose rows at one (N, D, C[, group]) are replicates of one
+    point: their mean loss is the point, their spread is kept for the bootstrap (`Points.replicates`).
+    Sweep folders average over `seed` automatically when it varies at a point; `()` turns that off.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
@@ -241,6 +249,7 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     for extra in ("run_id", "entropy_floor"):
         if extra in table:
             frame[extra] = table[extra].to_numpy()
+    keep = None
     if drop_top_loss:
         keys = frame["group"] if "group" in frame else pd.Series(0, index=frame.index)
         keep = np.ones(len(frame), bool)
@@ -254,7 +263,50 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
         raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
     columns = {k: (cols[k] if cols[k] is not None else "derived (C = 6ND)") for k in cols}
     curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
-    return Points(frame, curve_frame, columns, sink)
+    over, how = _replicate_columns(mean_over, table, frame, curves, source, keep)
+    if not over:
+        return Points(frame, curve_frame, columns, sink)
+    frame, reps = mean_replicates(frame)
+    columns["mean_over"] = f"{', '.join(over)} ({how}): {int((frame['n_rep'] > 1).sum())} of {len(frame)} points " \
+                           f"average {int(frame['n_rep'].min())}-{int(frame['n_rep'].max())} rows"
+    return Points(frame, curve_frame, columns, sink, reps)
+
+
+POINT_KEYS = ("N", "D", "C", "group")  # what makes rows one point when their replicate columns differ
+
+
+def _replicate_columns(mean_over, table, frame, curves, source, keep) -> tuple[tuple[str, ...], str]:
+    """The replicate columns to average over and why: the given ones, or `seed` for sweep folders
+    (runs with curves) where it varies at some point; () for none."""
+    if isinstance(mean_over, str):
+        mean_over = tuple(c.strip() for c in mean_over.split(",") if c.strip())
+    rows = table[keep].reset_index(drop=True) if keep is not None else table
+    if mean_over:
+        missing = [c for c in mean_over if c not in rows]
+        if missing:
+            raise DataError(f"{source}: no column {', '.join(map(repr, missing))} to average over (--mean-over); "
+                            f"found columns: {', '.join(map(str, table.columns))}")
+        return tuple(mean_over), "given"
+    if mean_over is None and curves and "seed" in rows:
+        keys = [k for k in POINT_KEYS if k in frame]
+        per_point = frame[keys].assign(_s=rows["seed"].to_numpy()).groupby(keys)["_s"].nunique()
+        if (per_point > 1).any():
+            return ("seed",), "automatic: seeds vary at a point"
+    return (), ""
+
+
+def mean_replicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """One row per point (equal N, D, C and group): mean loss, loss_sd (sample sd; NaN for a single
+    row), n_rep, the other columns from the point's first row; and each point's losses."""
+    keys = [k for k in POINT_KEYS if k in frame]
+    codes = frame.groupby(keys, sort=False).ngroup().to_numpy()  # points numbered by first row
+    loss = frame["loss"].to_numpy(float)
+    reps = [loss[codes == i] for i in range(int(codes.max()) + 1)]
+    out = frame.iloc[[int(np.flatnonzero(codes == i)[0]) for i in range(len(reps))]].reset_index(drop=True)
+    out["loss"] = [r.mean() for r in reps]
+    out["loss_sd"] = [r.std(ddof=1) if len(r) > 1 else np.nan for r in reps]
+    out["n_rep"] = [len(r) for r in reps]
+    return out, reps
 
 
 def _canonical_curves(raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]) -> pd.DataFrame | None:

@@ -42,11 +42,15 @@ def interval(samples, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _chinchilla_chunk(theta0, logs, counts, fixed_e=None):
+def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
+    if per_row_loss:  # rows are [counts | log loss of the resample] (replicates resampled per point)
+        n = len(logs[0])
+        counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
     with single_thread_blas():
         out, ok = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
         for i in np.flatnonzero(~ok):  # rows the batched Newton steps could not settle: L-BFGS-B
-            theta, _, status = polish_chinchilla(theta0, *logs, weights=counts[i], fixed_e=fixed_e)
+            ll = logs[2][i] if per_row_loss else logs[2]
+            theta, _, status = polish_chinchilla(theta0, logs[0], logs[1], ll, weights=counts[i], fixed_e=fixed_e)
             out[i], ok[i] = theta, status is FitStatus.CONVERGED
     return out, ok
 
@@ -100,16 +104,31 @@ def _logs(df: pd.DataFrame):
 
 
 def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1,
-                         fix_E: float | None = None):
+                         fix_E: float | None = None, replicates: list[np.ndarray] | None = None):
     """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask).
-    fix_E: E held at this value in every refit (e = log fix_E in every sample)."""
+    fix_E: E held at this value in every refit (e = log fix_E in every sample). replicates: each
+    point's replicate losses (e.g. seeds; df's loss is their mean): every resample then also
+    resamples them within each point, on top of the same resampled points."""
     counts = resample_counts(len(df), n_boot, seed)
     theta0 = np.array(theta0, float)
-    func = _chinchilla_chunk
+    kwargs = {}
     if fix_E is not None:
         theta0[2] = np.log(fix_E)
-        func = partial(_chinchilla_chunk, fixed_e=float(theta0[2]))
-    return _run_chunks(func, theta0, _logs(df), counts, n_jobs)
+        kwargs["fixed_e"] = float(theta0[2])
+    if replicates is not None:
+        counts = np.hstack([counts, np.log(replicate_means(replicates, n_boot, seed + 4))])
+        kwargs["per_row_loss"] = True
+    return _run_chunks(partial(_chinchilla_chunk, **kwargs), theta0, _logs(df), counts, n_jobs)
+
+
+def replicate_means(replicates: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, points) mean loss of each point's replicates resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, len(replicates)))
+    for j, reps in enumerate(replicates):
+        reps = np.asarray(reps, float)
+        out[:, j] = reps[rng.integers(0, len(reps), (n_boot, len(reps)))].mean(1) if len(reps) > 1 else reps[0]
+    return out
 
 
 def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1):

@@ -133,7 +133,7 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
 def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray, fixed_e: float | None = None,
                             delta: float = HUBER_DELTA, max_iter: int = 60):
     """`polish_chinchilla` for many rows at once (resamples, or starts), from theta0 (5,) or (R, 5)
-    with weights (R, n): damped Newton steps with the exact Hessian of the Huber objective, all rows
+    with weights (R, n) and log_loss (n,) or, one per row, (R, n): damped Newton steps with the exact Hessian of the Huber objective, all rows
     together. Returns (theta (R, 5), settled mask); a row that does not settle, or settles on a
     bound, is left to `polish_chinchilla` by the caller."""
     R = len(weights)
@@ -151,21 +151,22 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
     k = len(free)
     dtdt = np.einsum("knj,knl->knjl", dt, dt).reshape(3 * n, k * k)  # per term and point: dt dt'
 
-    def parts(th):
+    def parts(th, ll):
         t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n, th[:, 1, None] - th[:, 4, None] * log_d,
                       np.broadcast_to(th[:, 2, None], (len(th), n))], 1)  # (R, 3, n)
         m = t.max(1, keepdims=True)
         ex = np.exp(t - m)
         s = ex.sum(1, keepdims=True)
-        r = (m + np.log(s))[:, 0] - log_loss
+        r = (m + np.log(s))[:, 0] - ll
         return r, ex / s
 
     def objective(r, ww):
         ar = np.abs(r)
         return (np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)) * ww).sum(1)
 
-    min_log_loss = float(np.min(log_loss))
-    r, prob = parts(theta)
+    log_loss = np.asarray(log_loss, float)
+    min_log_loss = np.broadcast_to(np.min(log_loss, axis=-1), (R,))
+    r, prob = parts(theta, log_loss)
     f = objective(r, w)
     lam = np.full(R, 1e-6)
     active, settled = np.ones(R, bool), np.zeros(R, bool)
@@ -188,7 +189,7 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
             trial = theta[rows].copy()
             trial[:, free] += step
             inside = np.all((trial >= lo) & (trial <= hi), axis=1)
-            r_new, p_new = parts(trial)
+            r_new, p_new = parts(trial, log_loss[rows] if log_loss.ndim == 2 else log_loss)
             f_new = objective(r_new, ww)
         better = inside & np.isfinite(f_new) & (f_new <= f[rows])
         # stop as L-BFGS-B would (LBFGS_OPTIONS): the step or the decrease is negligible, or no
@@ -201,11 +202,11 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
         stalled = lam[rows] > 1e8
         # a row whose E vanishes heads for its bound: left to L-BFGS-B (a step out of bounds is
         # only rejected; a row that stalls on a bound is caught by `bound_hits` below)
-        vanishing = theta[rows, 2] < min_log_loss + np.log(E_VANISHED) if fixed_e is None else False
+        vanishing = theta[rows, 2] < min_log_loss[rows] + np.log(E_VANISHED) if fixed_e is None else False
         settled[rows] = (better & (small | flat)) | stalled
         active[rows[settled[rows] | vanishing]] = False
     for i in np.flatnonzero(settled):
-        settled[i] = not bound_hits(theta[i], fixed_e, min_log_loss)
+        settled[i] = not bound_hits(theta[i], fixed_e, float(min_log_loss[i]))
     return theta, settled
 
 

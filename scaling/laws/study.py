@@ -91,6 +91,9 @@ class StudyFit:
     warnings: list[str] = field(default_factory=list)
     options: FitOptions = field(default_factory=FitOptions)
     fixed_E: tuple[float, str] | None = None  # (E, source) when Approach 3's E was held fixed; no E samples then
+    # points averaged over replicates (seeds): Approach 3's interval of a with the replicates resampled
+    # within each point (the reported one) and with points only, and the share of its width that is seed noise
+    seed_noise: dict | None = None
 
     def fixed_E_text(self) -> str:
         """e.g. 'E fixed at 0.6970 = entropy_floor'; '' when E was fitted."""
@@ -166,6 +169,8 @@ def _to_json(s: StudyFit) -> dict:
         extrapolation=None if ex is None else dict(holdout_C_min=ex.holdout_C_min, n_train=ex.n_train,
                                                    n_holdout=ex.n_holdout, errors=ex.errors))
     out["bootstrap"] = {"n": s.options.n_boot, "seed": s.options.seed, "level": s.options.level}
+    if s.seed_noise is not None:
+        out["bootstrap"]["seed_noise"] = s.seed_noise
     out["warnings"] = list(s.warnings)
     return json_safe(out)
 
@@ -185,10 +190,13 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     with its reason; FitError is raised only when the data support no law at all.
     """
     opt = options or FitOptions()
+    replicates = None
     if hasattr(points, "frame"):
         curves = points.curves if curves is None else curves
         base_warnings = list(points.warnings)
         df = points.frame
+        if points.replicates is not None and max(len(r) for r in points.replicates) > 1:
+            replicates = points.replicates
     else:
         df, base_warnings = points, []
     df = df.reset_index(drop=True)
@@ -224,9 +232,13 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     if kp is not None:
         residuals["kaplan"] = np.log(kp.law.predict(df["N"], df["D"])) - logl
 
+    seed_noise = None
     if opt.n_boot > 0:
         if a3 is not None:
-            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E)
+            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E,
+                                          replicates=replicates)
+            if replicates is not None:
+                seed_noise = _seed_noise(df, a3.law.theta, th[ok], opt, fix_E)
             th = th[ok]
             laws = [ChinchillaLaw.from_theta(t) for t in th]
             # a fixed E has no bootstrap distribution: no "E" samples (consumers use the fixed value)
@@ -247,7 +259,7 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             samples["approach1"] = {"a": ab[:, 0], "b": ab[:, 1]}
 
     study = StudyFit(a1, a2, a3, kp, None, len(df), df, samples, residuals, [], skipped, msgs, opt,  # type: ignore[arg-type]
-                     fixed)
+                     fixed, seed_noise)
     rows = []
     for name, fit in (("approach1", a1), ("approach2", a2), ("approach3", a3), ("kaplan", kp)):
         if fit is None:
@@ -298,6 +310,18 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             ex = extrapolation_check(df, opt.method, opt.budget_tol, opt.approach2_method, fix_E)
     study.comparison = Comparison(tuple(rows), elast, ex, verdict(tuple(rows), opt.level))
     return study
+
+
+def _seed_noise(df: pd.DataFrame, theta0, theta_seeds: np.ndarray, opt: FitOptions, fix_E) -> dict:
+    """Approach 3's interval of a with replicates resampled within points (theta_seeds) against the
+    same resampled points without them: how much of the interval is seed noise."""
+    th, ok = bootstrap_chinchilla(df, theta0, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E)
+    a = lambda t: t[:, 4] / (t[:, 3] + t[:, 4])  # noqa: E731  beta / (alpha + beta)
+    with_seeds, points_only = interval(a(theta_seeds), opt.level), interval(a(th[ok]), opt.level)
+    w1, w0 = with_seeds[1] - with_seeds[0], points_only[1] - points_only[0]
+    return {"law": "approach3", "a_ci": list(with_seeds), "a_ci_points_only": list(points_only),
+            "seed_share": (1 - w0 / w1) if w1 > 0 else 0.0,
+            "points": int(len(df)), "replicates_per_point": [int(df["n_rep"].min()), int(df["n_rep"].max())]}
 
 
 def fit_groups(points, options: FitOptions | None = None) -> dict[str, StudyFit]:
