@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,18 +49,21 @@ def process_cases(quick: str | None) -> list[tuple[str, list[str]]]:
     return cases
 
 
-def time_process(code: Path, args: list[str]) -> float:
-    """Wall seconds of one `python -m scaling.cli ARGS` process running `code`'s package."""
+def time_process(code: Path, args: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one `python -m scaling.cli ARGS` process running `code`'s package; the
+    CPU seconds (user + system, its worker processes included) hardly move when the machine is busy."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = [str(Path(tmp) / "out") if a == "OUT" else a for a in args]
         env = dict(os.environ, PYTHONPATH=str(code))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "scaling.cli", *argv], cwd=code, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         dt = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise SystemExit(f"scaling {' '.join(args)} failed in {code}: {done.stderr.strip().splitlines()[-1]}")
-    return dt
+    return dt, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def processes(runs: int, quick: str | None, baseline: str | None, baseline_runs: int, only: str | None) -> None:
@@ -67,7 +71,7 @@ def processes(runs: int, quick: str | None, baseline: str | None, baseline_runs:
     (its first `baseline_runs` runs interleaved with this checkout's)."""
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; median of {runs} runs"
           + (f" ({baseline_runs} of the baseline)" if baseline else ""))
-    head = "| command | this checkout (s) |" + (" baseline (s) | ratio |" if baseline else "")
+    head = "| command | wall (s) | CPU (s) |" + (" baseline wall (s) | baseline CPU (s) | CPU ratio |" if baseline else "")
     print(head)
     print("|" + " --- |" * (head.count("|") - 1))
     for label, args in process_cases(quick):
@@ -78,10 +82,11 @@ def processes(runs: int, quick: str | None, baseline: str | None, baseline_runs:
             new.append(time_process(ROOT, args))
             if baseline and i < baseline_runs:
                 old.append(time_process(Path(baseline).resolve(), args))
-        row = f"| `{label}` | {statistics.median(new):.1f} ({min(new):.1f}-{max(new):.1f}) |"
+        med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
+        row = f"| `{label}` | {med(new, 0):.1f} | {med(new, 1):.1f} |"
         if baseline:
-            ratios = [o / n for o, n in zip(old, new)]
-            row += f" {statistics.median(old):.1f} ({min(old):.1f}-{max(old):.1f}) | {statistics.median(ratios):.1f}x |"
+            ratio = statistics.median(o[1] / n[1] for o, n in zip(old, new))
+            row += f" {med(old, 0):.1f} | {med(old, 1):.1f} | {ratio:.1f}x |"
         print(row, flush=True)
 
 
