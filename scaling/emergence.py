@@ -360,9 +360,11 @@ def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict
     result = analyse(df, threshold)
     from scaling.figsave import run_forked  # the nine or so figures drawn side by side
 
-    files = run_forked([partial(overview, df, abs_, out / "emergence.png")]
-                       + [partial(figure, df, curves, ab, result[ab.name], out / f"emergence_{ab.name}.png")
-                          for ab in abs_])
+    tasks = [partial(overview, df, abs_, out / "emergence.png")]
+    for ab in abs_:
+        path = out / f"emergence_{ab.name}.png"
+        tasks.append(partial(figure, df, curves, ab, result[ab.name], path))
+    files = run_forked(tasks)
     runs.atomic_write_json(out / "emergence.json", {"threshold": threshold, "runs": len(df), "abilities": result})
     runs.atomic_write_text(out / "emergence.md", markdown(result, threshold))
     return {"abilities": result, "files": [str(f) for f in files + [out / "emergence.json", out / "emergence.md"]]}

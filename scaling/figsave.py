@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-_TASKS: list = []  # the zero-argument callables of the call in progress; forked workers inherit them
+_TASKS: list = []  # zero-argument callables of the call in progress; forked workers inherit them
 
 
 def _run(i: int):
@@ -17,8 +17,9 @@ def _run(i: int):
 
 
 def run_forked(tasks: list[Callable], n_jobs: int | None = None) -> list:
-    """Every task's result, in order, from up to n_jobs forked processes (default: every available
-    core); in this process where fork is unavailable or one process would do. Results must pickle."""
+    """Every task's result, in order, from up to n_jobs forked processes (default: every
+    available core); in this process where fork is unavailable or one process would do. Results
+    must pickle."""
     global _TASKS
     from scaling.laws.bootstrap import resolve_jobs
 
@@ -34,5 +35,5 @@ def run_forked(tasks: list[Callable], n_jobs: int | None = None) -> list:
 
 
 def save_all(jobs: list[tuple], n_jobs: int | None = None) -> list[list[Path]]:
-    """Save every (plot, folder, pdf) of `jobs` (see `scaling.plots.Plot.save`); the paths written."""
+    """Save every (plot, folder, pdf) of `jobs` (`scaling.plots.Plot.save`); the paths written."""
     return run_forked([partial(plot.save, folder, pdf=pdf) for plot, folder, pdf in jobs], n_jobs)

@@ -21,9 +21,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--loss", default="loss", help="loss column (default loss)")
     g.add_argument("--group", help="fit every value of this column separately and compare them side by side")
     g.add_argument("--mean-over", metavar="COLS",
-                   help="columns (comma-separated, e.g. seed) whose rows at one (N, D, C) are replicates: fit their "
-                        "mean as one point, resample them within it in the bootstrap (sweep folders: seed, when it "
-                        "varies; 'none' turns that off)")
+                   help="columns (comma-separated, e.g. seed) whose rows at one (N, D, C) are "
+                        "replicates: fit their mean as one point, resample them within it in the "
+                        "bootstrap (sweep folders: seed, when it varies; 'none' turns that off)")
     f = p.add_argument_group("filters")
     f.add_argument("--query", help="pandas query on the raw table first, e.g. \"source_file == 'summary_df'\"")
     f.add_argument("--drop-top-loss", type=int, default=0, metavar="K",
@@ -44,7 +44,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     m.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     m.add_argument("--jobs", type=int, default=None,
-                   help="processes for the bootstrap (default: every available core; results do not depend on it)")
+                   help="processes for the bootstrap (default: every available core; "
+                        "the results do not depend on it)")
     m.add_argument("--budget", type=float, action="append", default=[], metavar="C",
                    help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the data)")
     return p
@@ -137,8 +138,9 @@ def render(name: str, study) -> str:
         lines.append(f"extrapolation: fitted on {ex.n_train} points, tested on {ex.n_holdout} with C >= {ex.holdout_C_min:.3g}: {errs}")
     sn = study.seed_noise
     if sn is not None:
-        lines.append(f"seed noise: Approach 3 a {_ci(sn['a_ci'])} with replicates resampled within each point, "
-                     f"{_ci(sn['a_ci_points_only'])} with points only: {sn['seed_share']:.0%} of the width is seed noise")
+        lines.append(f"seed noise: Approach 3 a {_ci(sn['a_ci'])} with replicates resampled within "
+                     f"each point, {_ci(sn['a_ci_points_only'])} with points only: "
+                     f"{sn['seed_share']:.0%} of the width is seed noise")
     lines.append("")
     lines.append("verdict: " + study.comparison.verdict)
     for w in study.warnings:

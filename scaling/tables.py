@@ -190,7 +190,8 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
 
 def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "loss", group: str | None = None,
                 drop_top_loss: int = 0, query: str | None = None, min_points: int = 2,
-                curves_as_points: bool = False, mean_over: tuple[str, ...] | str | None = None) -> Points:
+                curves_as_points: bool = False,
+                mean_over: tuple[str, ...] | str | None = None) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -201,7 +202,7 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     each run's metrics.jsonl becomes a point (D = tokens at that evaluation, C = 6ND; see
     `curve_rows`), as Kaplan's protocol reads its runs; the query then sees those rows.
     mean_over: columns (e.g. "seed") whose rows at one (N, D, C[, group]) are replicates of one
-    point: their mean loss is the point, their spread is kept for the bootstrap (`Points.replicates`).
+    point: their mean loss is the point, their spread kept for the bootstrap (`Points.replicates`).
     Sweep folders average over `seed` automatically when it varies at a point; `()` turns that off.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -267,15 +268,16 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     if not over:
         return Points(frame, curve_frame, columns, sink)
     frame, reps = mean_replicates(frame)
-    columns["mean_over"] = f"{', '.join(over)} ({how}): {int((frame['n_rep'] > 1).sum())} of {len(frame)} points " \
-                           f"average {int(frame['n_rep'].min())}-{int(frame['n_rep'].max())} rows"
+    n_rep = frame["n_rep"]
+    columns["mean_over"] = (f"{', '.join(over)} ({how}): {int((n_rep > 1).sum())} of {len(frame)} "
+                            f"points average {int(n_rep.min())}-{int(n_rep.max())} rows")
     return Points(frame, curve_frame, columns, sink, reps)
 
 
-POINT_KEYS = ("N", "D", "C", "group")  # what makes rows one point when their replicate columns differ
+POINT_KEYS = ("N", "D", "C", "group")  # rows equal in these (replicate columns aside): one point
 
 
-def _replicate_columns(mean_over, table, frame, curves, source, keep) -> tuple[tuple[str, ...], str]:
+def _replicate_columns(mean_over, table, frame, curves, source, keep):
     """The replicate columns to average over and why: the given ones, or `seed` for sweep folders
     (runs with curves) where it varies at some point; () for none."""
     if isinstance(mean_over, str):
@@ -284,8 +286,8 @@ def _replicate_columns(mean_over, table, frame, curves, source, keep) -> tuple[t
     if mean_over:
         missing = [c for c in mean_over if c not in rows]
         if missing:
-            raise DataError(f"{source}: no column {', '.join(map(repr, missing))} to average over (--mean-over); "
-                            f"found columns: {', '.join(map(str, table.columns))}")
+            raise DataError(f"{source}: no column {', '.join(map(repr, missing))} to average over "
+                            f"(--mean-over); found columns: {', '.join(map(str, table.columns))}")
         return tuple(mean_over), "given"
     if mean_over is None and curves and "seed" in rows:
         keys = [k for k in POINT_KEYS if k in frame]
@@ -302,7 +304,8 @@ def mean_replicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray]
     codes = frame.groupby(keys, sort=False).ngroup().to_numpy()  # points numbered by first row
     loss = frame["loss"].to_numpy(float)
     reps = [loss[codes == i] for i in range(int(codes.max()) + 1)]
-    out = frame.iloc[[int(np.flatnonzero(codes == i)[0]) for i in range(len(reps))]].reset_index(drop=True)
+    first = [int(np.flatnonzero(codes == i)[0]) for i in range(len(reps))]
+    out = frame.iloc[first].reset_index(drop=True)
     out["loss"] = [r.mean() for r in reps]
     out["loss_sd"] = [r.std(ddof=1) if len(r) > 1 else np.nan for r in reps]
     out["n_rep"] = [len(r) for r in reps]

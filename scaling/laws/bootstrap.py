@@ -21,7 +21,8 @@ from scaling.errors import FitError, FitWarning
 from scaling.laws._blas import single_thread_blas
 from scaling.laws.approaches import approach1, curve_runs
 from scaling.laws.fastboot import Approach2Arrays, envelope_slopes
-from scaling.laws.fit import FitStatus, fit_kaplan, kaplan_batch, polish_chinchilla, polish_chinchilla_batch
+from scaling.laws.fit import (FitStatus, fit_kaplan, kaplan_batch, polish_chinchilla,
+                              polish_chinchilla_batch)
 
 
 def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -43,14 +44,15 @@ def interval(samples, level: float = 0.95) -> tuple[float, float]:
 
 
 def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
-    if per_row_loss:  # rows are [counts | log loss of the resample] (replicates resampled per point)
+    if per_row_loss:  # rows are [counts | log loss of the resample]: replicates resampled per point
         n = len(logs[0])
         counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
     with single_thread_blas():
         out, ok = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
         for i in np.flatnonzero(~ok):  # rows the batched Newton steps could not settle: L-BFGS-B
             ll = logs[2][i] if per_row_loss else logs[2]
-            theta, _, status = polish_chinchilla(theta0, logs[0], logs[1], ll, weights=counts[i], fixed_e=fixed_e)
+            theta, _, status = polish_chinchilla(theta0, logs[0], logs[1], ll, weights=counts[i],
+                                                 fixed_e=fixed_e)
             out[i], ok[i] = theta, status is FitStatus.CONVERGED
     return out, ok
 
@@ -87,14 +89,15 @@ def resolve_jobs(n_jobs: int | None) -> int:
 def _run_chunks(func, start, logs, counts, n_jobs: int | None):
     """func(start, logs, rows of counts) -> (samples, ok) over contiguous chunks of the resamples,
     in forked processes; every row's result depends on that row alone, so the samples do not
-    depend on n_jobs. The chunk functions keep BLAS to one thread, so processes do not oversubscribe."""
+    depend on n_jobs. The chunk functions keep BLAS to one thread (no oversubscription)."""
     n_jobs = min(resolve_jobs(n_jobs), max(1, len(counts) // (MIN_PARALLEL // 2)))
     if n_jobs == 1:
         return func(start, logs, counts)
     from joblib import Parallel, delayed
 
     chunks = np.array_split(counts, n_jobs)
-    parts = Parallel(n_jobs=n_jobs, backend="multiprocessing")(delayed(func)(start, logs, c) for c in chunks)
+    run = Parallel(n_jobs=n_jobs, backend="multiprocessing")
+    parts = run(delayed(func)(start, logs, c) for c in chunks)
     ok = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
     return np.concatenate([p[0] for p in parts]), ok
 
@@ -103,8 +106,9 @@ def _logs(df: pd.DataFrame):
     return (np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float)), np.log(df["loss"].to_numpy(float)))
 
 
-def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1,
-                         fix_E: float | None = None, replicates: list[np.ndarray] | None = None):
+def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0,
+                         n_jobs: int | None = 1, fix_E: float | None = None,
+                         replicates: list[np.ndarray] | None = None):
     """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask).
     fix_E: E held at this value in every refit (e = log fix_E in every sample). replicates: each
     point's replicate losses (e.g. seeds; df's loss is their mean): every resample then also
@@ -127,11 +131,15 @@ def replicate_means(replicates: list[np.ndarray], n_boot: int, seed: int) -> np.
     out = np.empty((n_boot, len(replicates)))
     for j, reps in enumerate(replicates):
         reps = np.asarray(reps, float)
-        out[:, j] = reps[rng.integers(0, len(reps), (n_boot, len(reps)))].mean(1) if len(reps) > 1 else reps[0]
+        if len(reps) == 1:
+            out[:, j] = reps[0]
+        else:
+            out[:, j] = reps[rng.integers(0, len(reps), (n_boot, len(reps)))].mean(1)
     return out
 
 
-def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1):
+def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0,
+                     n_jobs: int | None = 1):
     """Kaplan refits: (samples (n_boot, 4) as (alpha_N, alpha_D, ln N_c, ln D_c), converged mask)."""
     counts = resample_counts(len(df), n_boot, seed + 1)
     p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
@@ -143,7 +151,8 @@ def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kw
     kwargs: `approach2`'s method, budget_tol, drop_edge, min_points, and n_jobs (processes)."""
     rng = np.random.default_rng(seed + 2)
     tol, n_jobs = kwargs.pop("budget_tol", 0.05), kwargs.pop("n_jobs", 1)
-    arrays = Approach2Arrays(*(df[c].to_numpy(float) for c in ("N", "D", "C", "loss")), budget_tol=tol)
+    columns = (df[c].to_numpy(float) for c in ("N", "D", "C", "loss"))
+    arrays = Approach2Arrays(*columns, budget_tol=tol)
     counts = np.zeros((n_boot, len(df)))
     for i in range(n_boot):  # the draws of the frame-based refits, in their order
         idx = np.concatenate([rng.choice(g, size=len(g)) for g in arrays.groups])
@@ -172,7 +181,8 @@ def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_
             idx = rng.integers(0, len(df), len(df))
             if use_curves and logged.intersection(run_ids[idx]):
                 # a run drawn k times enters as k runs of its own (relabelled copies)
-                cv = [(f"{rid}#{k}", *arrays[rid][1:]) for k, rid in enumerate(run_ids[idx]) if rid in arrays]
+                cv = [(f"{rid}#{k}", *arrays[rid][1:])
+                      for k, rid in enumerate(run_ids[idx]) if rid in arrays]
                 try:
                     f = approach1(df.iloc[idx], cv)
                     out[i] = f.a, f.b

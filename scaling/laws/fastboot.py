@@ -83,7 +83,8 @@ def _akima_eval(x: np.ndarray, y: np.ndarray, xx: np.ndarray) -> np.ndarray:
 
 
 class Approach2Arrays:
-    """A points frame's IsoFLOP structure, built once: budgets, and per budget its points, their sizes (sizes within 1% count as one, as `approach2` groups them) and distinct ln N."""
+    """A points frame's IsoFLOP structure, built once: budgets, and per budget its points, their
+    sizes (sizes within 1% count as one, as `approach2` groups them) and distinct ln N."""
 
     def __init__(self, N, D, C, loss, budget_tol: float = 0.05):
         self.logn, self.logd = np.log(np.asarray(N, float)), np.log(np.asarray(D, float))
@@ -95,7 +96,8 @@ class Approach2Arrays:
         for lab in np.unique(labels):
             g = np.flatnonzero(labels == lab)  # in frame order: the order the bootstrap draws from
             self.groups.append(g)
-            self.key_of.append(np.unique(np.round(self.logn[g] / 0.01), return_inverse=True)[1].ravel())
+            keys = np.round(self.logn[g] / 0.01)
+            self.key_of.append(np.unique(keys, return_inverse=True)[1].ravel())
             self.exact_of.append(np.unique(self.logn[g], return_inverse=True)[1].ravel())
         self.log10c = log10c
 
@@ -106,7 +108,8 @@ class Approach2Arrays:
         order = np.argsort(self.log10c[g], kind="stable")
         c, present = self.log10c[g][order], present[:, order]
         pos = np.where(present, np.arange(n), -1)
-        prev = np.maximum.accumulate(np.c_[np.full(R, -1), pos[:, :-1]], axis=1)  # last drawn before
+        # the last drawn point before each one
+        prev = np.maximum.accumulate(np.c_[np.full(R, -1), pos[:, :-1]], axis=1)
         new = present & ((prev < 0) | (c - c[np.maximum(prev, 0)] > self.tol))
         sub = np.empty((R, n), int)
         sub[:, order] = np.where(present, np.cumsum(new, axis=1) - 1, -1)
@@ -114,9 +117,11 @@ class Approach2Arrays:
 
     def fit(self, counts: np.ndarray, method: str = "akima", drop_edge: bool = True,
             min_points: int = 3) -> np.ndarray:
-        """(R, 2) samples (a, b) of `approach2` on each row of counts (R, n points); NaN where it fails."""
+        """(R, 2) samples (a, b) of `approach2` on each row of counts (R, n points); NaN where it
+        fails."""
         R = len(counts)
-        cols: list[list[np.ndarray]] = [[], [], [], [], []]  # per profile: row, ln C, ln N*, ln D*, edge
+        # per profile: row, ln C, ln N*, ln D*, edge
+        cols: list[list[np.ndarray]] = [[], [], [], [], []]
         for b, g in enumerate(self.groups):
             sub = self._split(counts[:, g] > 0, g)
             for s in range(int(sub.max()) + 1):
@@ -125,7 +130,8 @@ class Approach2Arrays:
                 rows, w = rows[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points], \
                     w[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points]
                 if len(rows):
-                    for c, v in zip(cols, (rows, np.einsum("rn,n->r", w, self.logc[g]) / w.sum(1), *self._minima(w, b, method))):
+                    logc = np.einsum("rn,n->r", w, self.logc[g]) / w.sum(1)
+                    for c, v in zip(cols, (rows, logc, *self._minima(w, b, method))):
                         c.append(v)
         if not cols[0]:
             return np.full((R, 2), np.nan)
@@ -151,11 +157,13 @@ class Approach2Arrays:
         return out
 
     def _minima(self, w: np.ndarray, b: int, method: str):
-        """ln N*, ln D* and the edge flag of every profile (row of weights w over budget b's points)."""
+        """ln N*, ln D* and the edge flag of every profile (row of weights w over budget b's
+        points)."""
         g = self.groups[b]
         cnt = _sum_by(w, self.key_of[b])
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = [_sum_by(w * v[g], self.key_of[b]) / cnt for v in (self.logn, self.logd, self.loss)]
+            means = [_sum_by(w * v[g], self.key_of[b]) / cnt
+                     for v in (self.logn, self.logd, self.loss)]
         present = cnt > 0
         n_keys = present.sum(1)
         nstar, dstar, edge = np.empty(len(w)), np.empty(len(w)), np.empty(len(w), bool)

@@ -130,12 +130,13 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
     return theta, float(res.fun), status
 
 
-def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray, fixed_e: float | None = None,
-                            delta: float = HUBER_DELTA, max_iter: int = 60):
+def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
+                            fixed_e: float | None = None, delta: float = HUBER_DELTA,
+                            max_iter: int = 60):
     """`polish_chinchilla` for many rows at once (resamples, or starts), from theta0 (5,) or (R, 5)
-    with weights (R, n) and log_loss (n,) or, one per row, (R, n): damped Newton steps with the exact Hessian of the Huber objective, all rows
-    together. Returns (theta (R, 5), settled mask); a row that does not settle, or settles on a
-    bound, is left to `polish_chinchilla` by the caller."""
+    with weights (R, n) and log_loss (n,) or, one per row, (R, n): damped Newton steps with the
+    exact Hessian of the Huber objective, all rows together. Returns (theta (R, 5), settled mask);
+    a row that does not settle, or settles on a bound, is left to `polish_chinchilla` (the caller)."""
     R = len(weights)
     w = np.asarray(weights, float)
     free = np.arange(5) if fixed_e is None else FIXED_E_FREE
@@ -152,7 +153,8 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
     dtdt = np.einsum("knj,knl->knjl", dt, dt).reshape(3 * n, k * k)  # per term and point: dt dt'
 
     def parts(th, ll):
-        t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n, th[:, 1, None] - th[:, 4, None] * log_d,
+        t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n,
+                      th[:, 1, None] - th[:, 4, None] * log_d,
                       np.broadcast_to(th[:, 2, None], (len(th), n))], 1)  # (R, 3, n)
         m = t.max(1, keepdims=True)
         ex = np.exp(t - m)
@@ -182,7 +184,8 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
         # Hessian: sum w [h'' G G' + h' (sum_k p_k dt_k dt_k' - G G')]
         # einsum, not BLAS: a row's numbers must not depend on how many rows share the call
         H = np.einsum("rnj,rnl->rjl", G * (h2 - h1)[:, :, None], G)
-        H += np.einsum("rm,mq->rq", (h1[:, None, :] * pp).reshape(len(rows), 3 * n), dtdt).reshape(len(rows), k, k)
+        hp = (h1[:, None, :] * pp).reshape(len(rows), 3 * n)
+        H += np.einsum("rm,mq->rq", hp, dtdt).reshape(len(rows), k, k)
         scale = np.maximum(np.abs(np.einsum("rjj->rj", H)), 1e-12)
         with np.errstate(all="ignore"):
             step = -_solve_rows(H + lam[rows, None, None] * scale[:, :, None] * np.eye(k), g)
@@ -194,15 +197,19 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
         better = inside & np.isfinite(f_new) & (f_new <= f[rows])
         # stop as L-BFGS-B would (LBFGS_OPTIONS): the step or the decrease is negligible, or no
         # descent is left even along the damped (almost gradient) direction
-        small = np.linalg.norm(step, axis=1) <= 1e-11 * (1.0 + np.linalg.norm(theta[rows][:, free], axis=1))
+        size = 1.0 + np.linalg.norm(theta[rows][:, free], axis=1)
+        small = np.linalg.norm(step, axis=1) <= 1e-11 * size
         flat = f[rows] - f_new <= 1e-15 * np.maximum(f[rows], 1.0)
         ok = rows[better]
-        theta[ok], f[ok], r[ok], prob[ok] = trial[better], f_new[better], r_new[better], p_new[better]
+        theta[ok], f[ok] = trial[better], f_new[better]
+        r[ok], prob[ok] = r_new[better], p_new[better]
         lam[rows] = np.where(better, np.maximum(lam[rows] / 10, 1e-12), lam[rows] * 10)
         stalled = lam[rows] > 1e8
         # a row whose E vanishes heads for its bound: left to L-BFGS-B (a step out of bounds is
         # only rejected; a row that stalls on a bound is caught by `bound_hits` below)
-        vanishing = theta[rows, 2] < min_log_loss[rows] + np.log(E_VANISHED) if fixed_e is None else False
+        vanishing = False
+        if fixed_e is None:
+            vanishing = theta[rows, 2] < min_log_loss[rows] + np.log(E_VANISHED)
         settled[rows] = (better & (small | flat)) | stalled
         active[rows[settled[rows] | vanishing]] = False
     for i in np.flatnonzero(settled):
@@ -316,9 +323,11 @@ def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n
     best = None
     with single_thread_blas():
         # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then only
-        # confirms it (a few iterations instead of hundreds); starts that do not settle go as they were
-        w = np.ones((len(starts), len(log_n))) if weights is None else np.tile(np.asarray(weights, float), (len(starts), 1))
-        pre, settled = polish_chinchilla_batch(starts, log_n, log_d, log_loss, w, fixed_e=fixed_e, max_iter=150)
+        # confirms it (a few iterations instead of hundreds); starts that do not settle go as given
+        w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
+        pre, settled = polish_chinchilla_batch(starts, log_n, log_d, log_loss,
+                                               np.tile(w, (len(starts), 1)), fixed_e=fixed_e,
+                                               max_iter=150)
         for x0 in np.where(settled[:, None], pre, starts):
             theta, fun, status = polish_chinchilla(x0, log_n, log_d, log_loss, weights, fixed_e=fixed_e)
             if best is None or fun < best[1]:
@@ -386,7 +395,8 @@ def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int 
 
     def cost_of(p, w):
         an, ad, lnc, ldc = (p[:, i, None] for i in range(4))
-        return (((ad * np.logaddexp((an / ad) * (lnc - log_n), ldc - log_d) - log_loss) * w) ** 2).sum(1)
+        pred = ad * np.logaddexp((an / ad) * (lnc - log_n), ldc - log_d)
+        return (((pred - log_loss) * w) ** 2).sum(1)
 
     cost = cost_of(p, sw)
     lo, hi = KAPLAN_BOUNDS

@@ -91,8 +91,8 @@ class StudyFit:
     warnings: list[str] = field(default_factory=list)
     options: FitOptions = field(default_factory=FitOptions)
     fixed_E: tuple[float, str] | None = None  # (E, source) when Approach 3's E was held fixed; no E samples then
-    # points averaged over replicates (seeds): Approach 3's interval of a with the replicates resampled
-    # within each point (the reported one) and with points only, and the share of its width that is seed noise
+    # points averaged over replicates (seeds): Approach 3's interval of a with the replicates
+    # resampled within each point (the reported one), with points only, and the share of seed noise
     seed_noise: dict | None = None
 
     def fixed_E_text(self) -> str:
@@ -235,8 +235,8 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     seed_noise = None
     if opt.n_boot > 0:
         if a3 is not None:
-            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E,
-                                          replicates=replicates)
+            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs,
+                                          fix_E=fix_E, replicates=replicates)
             if replicates is not None:
                 seed_noise = _seed_noise(df, a3.law.theta, th[ok], opt, fix_E)
             th = th[ok]
@@ -321,7 +321,8 @@ def _seed_noise(df: pd.DataFrame, theta0, theta_seeds: np.ndarray, opt: FitOptio
     w1, w0 = with_seeds[1] - with_seeds[0], points_only[1] - points_only[0]
     return {"law": "approach3", "a_ci": list(with_seeds), "a_ci_points_only": list(points_only),
             "seed_share": (1 - w0 / w1) if w1 > 0 else 0.0,
-            "points": int(len(df)), "replicates_per_point": [int(df["n_rep"].min()), int(df["n_rep"].max())]}
+            "points": int(len(df)),
+            "replicates_per_point": [int(df["n_rep"].min()), int(df["n_rep"].max())]}
 
 
 def fit_groups(points, options: FitOptions | None = None) -> dict[str, StudyFit]:
