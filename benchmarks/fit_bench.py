@@ -32,15 +32,18 @@ from scaling.tables import load_points
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"
 REF = SHARED / "epoch_chinchilla_svg_extracted_data.csv"
-PORIAN = ("--c", "flops", "--group", "label", "--query", "source_file == 'summary_df' and dataset == 'rw'")
+PORIAN = ("--c", "flops", "--group", "label",
+          "--query", "source_file == 'summary_df' and dataset == 'rw'")
 
 
 def process_cases(quick: str | None) -> list[tuple[str, list[str]]]:
     """(label, `scaling` arguments) of every timed command; OUT stands for a fresh report folder."""
     epoch, porian = str(REF), str(SHARED / "porian2024_isoflop_points.csv")
-    cases = [(f"fit Epoch --bootstrap {b}", ["fit", epoch, "--bootstrap", str(b)]) for b in (0, 200, 1000)]
+    cases = [(f"fit Epoch --bootstrap {b}", ["fit", epoch, "--bootstrap", str(b)])
+             for b in (0, 200, 1000)]
     cases += [("report Epoch (committed: --method grid --bootstrap 1000)",
-               ["report", epoch, "--drop-top-loss", "5", "--method", "grid", "--bootstrap", "1000", "--out", "OUT"]),
+               ["report", epoch, "--drop-top-loss", "5", "--method", "grid", "--bootstrap", "1000",
+                "--out", "OUT"]),
               ("report Porian (committed: 5 groups, --bootstrap 200)",
                ["report", porian, *PORIAN, "--bootstrap", "200", "--out", "OUT"])]
     if quick:
@@ -51,7 +54,7 @@ def process_cases(quick: str | None) -> list[tuple[str, list[str]]]:
 
 def time_process(code: Path, args: list[str]) -> tuple[float, float]:
     """(wall, CPU) seconds of one `python -m scaling.cli ARGS` process running `code`'s package; the
-    CPU seconds (user + system, its worker processes included) hardly move when the machine is busy."""
+    CPU seconds (user + system, its worker processes included) hardly move on a busy machine."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = [str(Path(tmp) / "out") if a == "OUT" else a for a in args]
         env = dict(os.environ, PYTHONPATH=str(code))
@@ -62,16 +65,20 @@ def time_process(code: Path, args: list[str]) -> tuple[float, float]:
         dt = time.perf_counter() - t
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
-        raise SystemExit(f"scaling {' '.join(args)} failed in {code}: {done.stderr.strip().splitlines()[-1]}")
+        why = done.stderr.strip().splitlines()[-1]
+        raise SystemExit(f"scaling {' '.join(args)} failed in {code}: {why}")
     return dt, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def processes(runs: int, quick: str | None, baseline: str | None, baseline_runs: int, only: str | None) -> None:
+def processes(runs: int, quick: str | None, baseline: str | None, baseline_runs: int,
+              only: str | None) -> None:
     """Median wall time of whole processes, this checkout against an optional baseline checkout
     (its first `baseline_runs` runs interleaved with this checkout's)."""
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; median of {runs} runs"
           + (f" ({baseline_runs} of the baseline)" if baseline else ""))
-    head = "| command | wall (s) | CPU (s) |" + (" baseline wall (s) | baseline CPU (s) | CPU ratio |" if baseline else "")
+    head = "| command | wall (s) | CPU (s) |"
+    if baseline:
+        head += " baseline wall (s) | baseline CPU (s) | CPU ratio |"
     print(head)
     print("|" + " --- |" * (head.count("|") - 1))
     for label, args in process_cases(quick):
@@ -96,10 +103,10 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--loop", action="store_true")
-    ap.add_argument("--processes", action="store_true", help="time whole scaling fit/report processes")
+    ap.add_argument("--processes", action="store_true", help="time whole fit/report processes")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", help="a quick sweep folder to report on (e.g. runs/quick)")
-    ap.add_argument("--baseline", help="another checkout whose code is timed interleaved with this one")
+    ap.add_argument("--baseline", help="another checkout, timed interleaved with this one")
     ap.add_argument("--baseline-runs", type=int, help="runs of the baseline (default --runs)")
     ap.add_argument("--only", help="time only the commands whose label contains this text")
     args = ap.parse_args()

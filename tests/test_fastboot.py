@@ -12,8 +12,8 @@ import pytest
 
 from scaling.errors import FitError, FitWarning
 from scaling.laws.approaches import approach1, approach2, approach3, budget_labels, kaplan
-from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bootstrap_chinchilla, bootstrap_kaplan,
-                                    resample_counts)
+from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bootstrap_chinchilla,
+                                    bootstrap_kaplan, resample_counts)
 from scaling.laws.fit import _kaplan_residuals, fit_kaplan, polish_chinchilla
 from scaling.laws.objectives import huber_objective
 from scaling.tables import load_points
@@ -90,7 +90,7 @@ def test_approach2_bootstrap_on_epoch_differs_only_at_exact_ties():
 @needs_ref
 @pytest.mark.parametrize("which", ["epoch", "isoflop"])
 def test_approach1_points_bootstrap_equals_frame_refits(which):
-    df = _epoch() if which == "epoch" else load_points(RUNS / "isoflop").frame.drop(columns="run_id")
+    df = _epoch() if which == "epoch" else load_points(RUNS / "isoflop").frame
     new, ref = bootstrap_approach1(df, None, 60, seed=0), _frame_refits_approach1(df, 60, seed=0)
     np.testing.assert_allclose(new, ref, rtol=1e-9, atol=1e-12)
 
@@ -103,7 +103,8 @@ def test_kaplan_bootstrap_reaches_the_scipy_optimum():
     fit = kaplan(df)
     samples, ok = bootstrap_kaplan(df, fit.law, 30, seed=0)
     logs = [np.log(df[c].to_numpy(float)) for c in ("N", "D", "loss")]
-    p0 = samples[0] * 0 + [fit.law.alpha_N, fit.law.alpha_D, np.log(fit.law.N_c), np.log(fit.law.D_c)]
+    law = fit.law
+    p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
     for p, w in zip(samples, resample_counts(len(df), 30, 1)):
         ref = fit_kaplan(*logs, weights=w, starts=p0[None, :]).law
         q = np.array([ref.alpha_N, ref.alpha_D, np.log(ref.N_c), np.log(ref.D_c)])
@@ -141,4 +142,5 @@ def test_samples_do_not_depend_on_the_number_of_processes():
     np.testing.assert_array_equal(a[1], b[1])
     np.testing.assert_array_equal(bootstrap_kaplan(df, fitk.law, 120, 1, n_jobs=1)[0],
                                   bootstrap_kaplan(df, fitk.law, 120, 1, n_jobs=2)[0])
-    np.testing.assert_array_equal(bootstrap_approach2(df, 120, 1, n_jobs=1), bootstrap_approach2(df, 120, 1, n_jobs=2))
+    np.testing.assert_array_equal(bootstrap_approach2(df, 120, 1, n_jobs=1),
+                                  bootstrap_approach2(df, 120, 1, n_jobs=2))

@@ -136,7 +136,7 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
     """`polish_chinchilla` for many rows at once (resamples, or starts), from theta0 (5,) or (R, 5)
     with weights (R, n) and log_loss (n,) or, one per row, (R, n): damped Newton steps with the
     exact Hessian of the Huber objective, all rows together. Returns (theta (R, 5), settled mask);
-    a row that does not settle, or settles on a bound, is left to `polish_chinchilla` (the caller)."""
+    a row that does not settle, or settles on a bound, is for the caller's `polish_chinchilla`."""
     R = len(weights)
     w = np.asarray(weights, float)
     free = np.arange(5) if fixed_e is None else FIXED_E_FREE
