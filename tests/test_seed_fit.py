@@ -63,5 +63,5 @@ def test_seed_resampling_widens_the_interval_only_when_seeds_disagree(tmp_path):
     lo, hi = disagree.seed_noise["a_ci"]
     lo0, hi0 = disagree.seed_noise["a_ci_points_only"]
     assert hi - lo > 1.2 * (hi0 - lo0) and disagree.seed_noise["seed_share"] > 0.15
-    assert disagree.ci("approach3", "a") == pytest.approx((lo, hi))  # the reported one has the seeds
+    assert disagree.ci("approach3", "a") == pytest.approx((lo, hi))  # the reported one: seeds in
     assert lo < TRUTH.a < hi
