@@ -65,3 +65,13 @@ def test_seed_resampling_widens_the_interval_only_when_seeds_disagree(tmp_path):
     assert hi - lo > 1.2 * (hi0 - lo0) and disagree.seed_noise["seed_share"] > 0.15
     assert disagree.ci("approach3", "a") == pytest.approx((lo, hi))  # the reported one: seeds in
     assert lo < TRUTH.a < hi
+
+
+def test_loss_figure_draws_the_seed_spread(tmp_path):
+    from scaling import plots
+
+    study = _study(0.03, tmp_path)
+    plot = plots.loss_vs_n(study)
+    bars = [c for c in plot.figure.axes[0].containers if c.has_yerr]
+    assert len(bars) == len(plot.data["series"]) > 1  # one set of error bars per series
+    assert all(len(c.lines[2][0].get_segments()) > 0 for c in bars)
