@@ -48,8 +48,9 @@ def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
         n = len(logs[0])
         counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
     with single_thread_blas():
-        out, ok = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
-        for i in np.flatnonzero(~ok):  # rows the batched Newton steps could not settle: L-BFGS-B
+        out, ok, vanished = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
+        # rows the batched Newton steps could not settle: L-BFGS-B (a vanished E stays not converged)
+        for i in np.flatnonzero(~ok & ~vanished):
             ll = logs[2][i] if per_row_loss else logs[2]
             theta, _, status = polish_chinchilla(theta0, logs[0], logs[1], ll, weights=counts[i],
                                                  fixed_e=fixed_e)

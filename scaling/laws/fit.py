@@ -135,8 +135,10 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
                             max_iter: int = 60):
     """`polish_chinchilla` for many rows at once (resamples, or starts), from theta0 (5,) or (R, 5)
     with weights (R, n) and log_loss (n,) or, one per row, (R, n): damped Newton steps with the
-    exact Hessian of the Huber objective, all rows together. Returns (theta (R, 5), settled mask);
-    a row that does not settle, or settles on a bound, is for the caller's `polish_chinchilla`."""
+    exact Hessian of the Huber objective, all rows together. Returns (theta (R, 5), settled mask,
+    vanished mask); a row that does not settle, or settles on a bound, is for the caller's
+    `polish_chinchilla`, except a row whose E vanished (< E_VANISHED of its lowest loss): such a
+    refit ends on E's bound whichever way it is polished, so it cannot converge cleanly."""
     R = len(weights)
     w = np.asarray(weights, float)
     free = np.arange(5) if fixed_e is None else FIXED_E_FREE
@@ -171,7 +173,7 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
     r, prob = parts(theta, log_loss)
     f = objective(r, w)
     lam = np.full(R, 1e-6)
-    active, settled = np.ones(R, bool), np.zeros(R, bool)
+    active, settled, vanished = np.ones(R, bool), np.zeros(R, bool), np.zeros(R, bool)
     for _ in range(max_iter):
         rows = np.flatnonzero(active)
         if not len(rows):
@@ -205,16 +207,15 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
         r[ok], prob[ok] = r_new[better], p_new[better]
         lam[rows] = np.where(better, np.maximum(lam[rows] / 10, 1e-12), lam[rows] * 10)
         stalled = lam[rows] > 1e8
-        # a row whose E vanishes heads for its bound: left to L-BFGS-B (a step out of bounds is
-        # only rejected; a row that stalls on a bound is caught by `bound_hits` below)
-        vanishing = False
+        # a row whose E vanishes heads for its bound and stops here (a step out of bounds is only
+        # rejected; a row that stalls on a bound is caught by `bound_hits` below)
         if fixed_e is None:
-            vanishing = theta[rows, 2] < min_log_loss[rows] + np.log(E_VANISHED)
-        settled[rows] = (better & (small | flat)) | stalled
-        active[rows[settled[rows] | vanishing]] = False
+            vanished[rows] = theta[rows, 2] < min_log_loss[rows] + np.log(E_VANISHED)
+        settled[rows] = ((better & (small | flat)) | stalled) & ~vanished[rows]
+        active[rows[settled[rows] | vanished[rows]]] = False
     for i in np.flatnonzero(settled):
         settled[i] = not bound_hits(theta[i], fixed_e, float(min_log_loss[i]))
-    return theta, settled
+    return theta, settled, vanished
 
 
 def _nonneg_lsq(G: np.ndarray, r: np.ndarray, tt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +326,7 @@ def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n
         # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then only
         # confirms it (a few iterations instead of hundreds); starts that do not settle go as given
         w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
-        pre, settled = polish_chinchilla_batch(starts, log_n, log_d, log_loss,
+        pre, settled, _ = polish_chinchilla_batch(starts, log_n, log_d, log_loss,
                                                np.tile(w, (len(starts), 1)), fixed_e=fixed_e,
                                                max_iter=150)
         for x0 in np.where(settled[:, None], pre, starts):
