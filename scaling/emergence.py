@@ -358,7 +358,7 @@ def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = analyse(df, threshold)
-    from scaling.figsave import run_forked  # the nine or so figures drawn side by side
+    from scaling.laws._parallel import run_forked  # the nine or so figures drawn side by side
 
     tasks = [partial(overview, df, abs_, out / "emergence.png")]
     for ab in abs_:

@@ -1,16 +1,16 @@
 """Bootstrap over points: refit every law on resampled data and report percentile intervals.
 
 A resample is represented by per-point counts used as weights (identical to refitting on the
-resampled rows, cheaper). Approach 3 and Kaplan refits start from the full-data optimum and are
-polished to tight tolerances (a fixed E stays fixed in every resample); chunks can run in joblib
-processes (`n_jobs`). Approach 2 resamples
-within each compute budget (an IsoFLOP profile keeps its shape), Approach 1 resamples points, or
-whole runs when it works from training curves. Seeds fix everything: same seed, same samples.
+resampled rows, cheaper). Approach 3 and Kaplan refits start from the full-data optimum, all
+resamples at once (batched Newton / Levenberg-Marquardt steps), and are polished to tight
+tolerances (a fixed E stays fixed in every resample); chunks run in forked processes (`n_jobs`,
+default every core). Approach 2 resamples within each compute budget (an IsoFLOP profile keeps
+its shape), Approach 1 resamples points, or whole runs when it works from training curves. Seeds
+fix everything: same seed, same samples, whatever n_jobs.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from functools import partial
 
@@ -19,6 +19,7 @@ import pandas as pd
 
 from scaling.errors import FitError, FitWarning
 from scaling.laws._blas import single_thread_blas
+from scaling.laws._parallel import resolve_jobs, run_forked
 from scaling.laws.approaches import approach1, curve_runs
 from scaling.laws.fastboot import Approach2Arrays, envelope_slopes
 from scaling.laws.fit import (FitStatus, fit_kaplan, kaplan_batch, polish_chinchilla,
@@ -74,19 +75,6 @@ def _kaplan_chunk(p0, logs, counts):
 MIN_PARALLEL = 100  # resamples below which one process is faster than starting others
 
 
-def available_cores() -> int:
-    """Processors this process may run on (its affinity, which a job scheduler may restrict)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def resolve_jobs(n_jobs: int | None) -> int:
-    """Processes for a bootstrap: n_jobs, or every available core when None."""
-    return available_cores() if n_jobs is None else max(1, int(n_jobs))
-
-
 def _run_chunks(func, start, logs, counts, n_jobs: int | None):
     """func(start, logs, rows of counts) -> (samples, ok) over contiguous chunks of the resamples,
     in forked processes; every row's result depends on that row alone, so the samples do not
@@ -94,11 +82,7 @@ def _run_chunks(func, start, logs, counts, n_jobs: int | None):
     n_jobs = min(resolve_jobs(n_jobs), max(1, len(counts) // (MIN_PARALLEL // 2)))
     if n_jobs == 1:
         return func(start, logs, counts)
-    from joblib import Parallel, delayed
-
-    chunks = np.array_split(counts, n_jobs)
-    run = Parallel(n_jobs=n_jobs, backend="multiprocessing")
-    parts = run(delayed(func)(start, logs, c) for c in chunks)
+    parts = run_forked([partial(func, start, logs, c) for c in np.array_split(counts, n_jobs)])
     ok = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
     return np.concatenate([p[0] for p in parts]), ok
 
