@@ -295,6 +295,9 @@ def check_fixed_E(fix_E: float, min_loss: float, where: str = " in the fit") -> 
                        "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a smaller E")
 
 
+PRE_POLISH_STARTS = 8  # above this many starts (the grid's 64), Newton steps pre-polish them all
+
+
 def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n_polish: int = 64,
                    starts: np.ndarray | None = None, fix_E: float | None = None) -> ChinchillaFit:
     """Approach 3 fit of log L ~ LSE(a - alpha log N, b - beta log D, e) by `method` 'grid' or 'fast';
@@ -323,13 +326,15 @@ def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n
             raise FitError(f"unknown Approach 3 method {method!r}; choose 'fast' or 'grid'")
     best = None
     with single_thread_blas():
-        # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then only
-        # confirms it (a few iterations instead of hundreds); starts that do not settle go as given
-        w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
-        pre, settled, _ = polish_chinchilla_batch(starts, log_n, log_d, log_loss,
-                                               np.tile(w, (len(starts), 1)), fixed_e=fixed_e,
-                                               max_iter=150)
-        for x0 in np.where(settled[:, None], pre, starts):
+        if len(starts) > PRE_POLISH_STARTS:
+            # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then
+            # only confirms it (a few iterations, not hundreds); starts that do not settle go as given
+            w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
+            pre, settled, _ = polish_chinchilla_batch(starts, log_n, log_d, log_loss,
+                                                      np.tile(w, (len(starts), 1)), fixed_e=fixed_e,
+                                                      max_iter=150)
+            starts = np.where(settled[:, None], pre, starts)
+        for x0 in starts:
             theta, fun, status = polish_chinchilla(x0, log_n, log_d, log_loss, weights, fixed_e=fixed_e)
             if best is None or fun < best[1]:
                 best = (theta, fun, status)
