@@ -14,6 +14,7 @@ import argparse
 import math
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -357,9 +358,13 @@ def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = analyse(df, threshold)
-    files = [overview(df, abs_, out / "emergence.png")]
+    from scaling.laws._parallel import run_forked  # the nine or so figures drawn side by side
+
+    tasks = [partial(overview, df, abs_, out / "emergence.png")]
     for ab in abs_:
-        files.append(figure(df, curves, ab, result[ab.name], out / f"emergence_{ab.name}.png"))
+        path = out / f"emergence_{ab.name}.png"
+        tasks.append(partial(figure, df, curves, ab, result[ab.name], path))
+    files = run_forked(tasks)
     runs.atomic_write_json(out / "emergence.json", {"threshold": threshold, "runs": len(df), "abilities": result})
     runs.atomic_write_text(out / "emergence.md", markdown(result, threshold))
     return {"abilities": result, "files": [str(f) for f in files + [out / "emergence.json", out / "emergence.md"]]}

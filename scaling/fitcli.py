@@ -21,6 +21,10 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--c", default="C", help="compute column (default C; derived as 6ND if absent)")
     g.add_argument("--loss", default="loss", help="loss column (default loss)")
     g.add_argument("--group", help="fit every value of this column separately and compare them side by side")
+    g.add_argument("--mean-over", metavar="COLS",
+                   help="columns (comma-separated, e.g. seed) whose rows at one (N, D, C) are "
+                        "replicates: fit their mean as one point, resample them within it in the "
+                        "bootstrap (sweep folders: seed, when it varies; 'none' turns that off)")
     lg = p.add_argument_group("other tools' logs (docs/fit.md)")
     lg.add_argument("--format", dest="log_format",
                     choices=("hf", "tensorboard", "wandb", "lightning"),
@@ -53,7 +57,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="interval of the parameters and exponents: bootstrap percentile (default) "
                         "or BCa (bias-corrected and accelerated; adds one leave-one-out refit per "
                         "point)")
-    m.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (default 1)")
+    m.add_argument("--jobs", type=int, default=None,
+                   help="processes for the bootstrap (default: every available core; "
+                        "the results do not depend on it)")
     m.add_argument("--budget", type=float, action="append", default=[], metavar="C",
                    help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the data)")
     return p
@@ -63,7 +69,8 @@ def load_kwargs(args: argparse.Namespace) -> dict:
     """`load_points` keyword arguments from parsed common options."""
     return dict(n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group, drop_top_loss=args.drop_top_loss,
                 query=args.query, curves_as_points=args.curve_points, log_format=args.log_format,
-                tokens_per_step=args.tokens_per_step, best_over=_columns(args.best_over))
+                tokens_per_step=args.tokens_per_step, best_over=_columns(args.best_over),
+                mean_over=() if args.mean_over == "none" else args.mean_over)
 
 
 def _columns(text: str | None) -> tuple[str, ...] | None:
@@ -75,7 +82,7 @@ def fit_options(args: argparse.Namespace):
     """`FitOptions` from parsed common options; ConfigError on impossible values."""
     from scaling.laws.study import FitOptions
 
-    if args.bootstrap < 0 or args.jobs < 1 or not 0 < args.level < 1:
+    if args.bootstrap < 0 or (args.jobs is not None and args.jobs < 1) or not 0 < args.level < 1:
         raise ConfigError("--bootstrap must be >= 0, --jobs >= 1 and --level between 0 and 1")
     return FitOptions(method=args.method, n_boot=args.bootstrap, seed=args.seed, level=args.level,
                       approach2_method=args.approach2, budget_tol=args.budget_tol, drop_edge=not args.keep_edge,
@@ -186,6 +193,11 @@ def render(name: str, study) -> str:
     laws = ("approach1", "approach2", "approach3", "kaplan")
     for k, f in [(k, f) for k in laws for f in study.flags(k)]:
         lines.append(f"flag {k}: {f}")
+    sn = study.seed_noise
+    if sn is not None:
+        lines.append(f"seed noise: Approach 3 a {_ci(sn['a_ci'])} with replicates resampled within "
+                     f"each point, {_ci(sn['a_ci_points_only'])} with points only: "
+                     f"{sn['seed_share']:.0%} of the width is seed noise")
     lines.append("")
     lines.append("verdict: " + study.comparison.verdict)
     for w in study.warnings:

@@ -225,6 +225,9 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
         color = cmap(i / max(len(reps) - 1, 1))
         label = f"{by} {'≈ ' if binned else '= '}{v:.3g}"
         ax.scatter(df.loc[m, x], df.loc[m, "loss"], s=16, color=color, label=label, zorder=3)
+        if "loss_sd" in df:  # points averaged over seeds: their spread (sample sd)
+            ax.errorbar(df.loc[m, x], df.loc[m, "loss"], yerr=df.loc[m, "loss_sd"].fillna(0.0),
+                        fmt="none", ecolor=color, elinewidth=0.8, capsize=2, zorder=2)
         grid = _span(df.loc[m, x], pad=0.1)  # the fitted law over this series' own range
         entry = {"value": float(v), "n_points": int(m.sum()), "x": grid}
         args = (grid, np.full_like(grid, v)) if x == "N" else (np.full_like(grid, v), grid)

@@ -100,11 +100,10 @@ def group_folders(names) -> dict[str, str]:
 
 def write_figures(plots, folder: Path, pdf: bool = False) -> list[str]:
     """Save each plot into folder; the file names relative to folder."""
+    from scaling.figsave import save_all
+
     folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for p in plots:
-        names += [f.name for f in p.save(folder, pdf=pdf)]
-    return names
+    return [f.name for paths in save_all([(p, folder, pdf) for p in plots]) for f in paths]
 
 
 def write_manifest(folder: Path, kind: str, files: list[str], provenance: dict) -> None:

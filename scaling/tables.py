@@ -46,6 +46,9 @@ class Points:
     columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column (or "derived")
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # how rows were reduced (--best-over)
+    # replicates averaged into one point (`mean_over`): each point's losses, in frame order; the
+    # frame then also has loss_sd (sample sd, NaN for one) and n_rep
+    replicates: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -60,7 +63,10 @@ class Points:
             c = None
             if self.curves is not None and "run_id" in f:
                 c = self.curves[self.curves["run_id"].isin(set(f["run_id"]))].reset_index(drop=True)
-            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings), list(self.notes))
+            reps = None if self.replicates is None else [self.replicates[i] for i in np.flatnonzero(
+                (self.frame["group"] == name).to_numpy())]
+            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings), list(self.notes),
+                                    reps)
         return out
 
 
@@ -231,7 +237,8 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
                 drop_top_loss: int = 0, query: str | None = None, min_points: int = 2,
                 curves_as_points: bool = False, log_format: str | None = None,
                 tokens_per_step: float | None = None,
-                best_over: list[str] | tuple | None = None) -> Points:
+                best_over: list[str] | tuple | None = None,
+                mean_over: tuple[str, ...] | str | None = None) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -244,6 +251,9 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     Logs (`scaling.readers`): log_format forces a reader; tokens_per_step x step gives D where no
     token count is logged; a numeric `n` is the N of every run whose config does not say it.
     best_over: hyperparameter columns swept at each (N, D); only the lowest loss is kept.
+    mean_over: columns (e.g. "seed") whose rows at one (N, D, C[, group]) are replicates of one
+    point: their mean loss is the point, their spread kept for the bootstrap (`Points.replicates`).
+    Sweep folders average over `seed` automatically when it varies at a point; `()` turns that off.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
@@ -303,11 +313,15 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
         counts = per_run["N_source"].dropna().value_counts()
         notes.append("N of the logs from " + ", ".join(f"{k} ({v} run{'s' * (v != 1)})"
                                                        for k, v in counts.items()))
+    if best_over and mean_over:
+        raise DataError(f"{source}: --best-over and --mean-over cannot be combined; reduce the "
+                        "table over one of them first")
     if best_over:
         from scaling.bestover import best_over as reduce_best
 
         frame, note = reduce_best(frame, table, list(best_over), source)
         notes.append(note)
+    keep = None
     if drop_top_loss:
         keys = frame["group"] if "group" in frame else pd.Series(0, index=frame.index)
         keep = np.ones(len(frame), bool)
@@ -323,7 +337,53 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     for msg in unit_warnings(frame, {k for k in ("N", "D", "C") if cols[k] is not None}):
         _warn(msg, sink)
     curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
-    return Points(frame, curve_frame, columns, sink, notes)
+    over, how = ((), "") if best_over else _replicate_columns(mean_over, table, frame, curves,
+                                                                source, keep)
+    if not over:
+        return Points(frame, curve_frame, columns, sink, notes)
+    frame, reps = mean_replicates(frame)
+    n_rep = frame["n_rep"]
+    columns["mean_over"] = (f"{', '.join(over)} ({how}): {int((n_rep > 1).sum())} of {len(frame)} "
+                            f"points average {int(n_rep.min())}-{int(n_rep.max())} rows")
+    return Points(frame, curve_frame, columns, sink, notes, reps)
+
+
+POINT_KEYS = ("N", "D", "C", "group")  # rows equal in these (replicate columns aside): one point
+
+
+def _replicate_columns(mean_over, table, frame, curves, source, keep):
+    """The replicate columns to average over and why: the given ones, or `seed` for sweep folders
+    (runs with curves) where it varies at some point; () for none."""
+    if isinstance(mean_over, str):
+        mean_over = tuple(c.strip() for c in mean_over.split(",") if c.strip())
+    rows = table[keep].reset_index(drop=True) if keep is not None else table
+    if mean_over:
+        missing = [c for c in mean_over if c not in rows]
+        if missing:
+            raise DataError(f"{source}: no column {', '.join(map(repr, missing))} to average over "
+                            f"(--mean-over); found columns: {', '.join(map(str, table.columns))}")
+        return tuple(mean_over), "given"
+    if mean_over is None and curves and "seed" in rows:
+        keys = [k for k in POINT_KEYS if k in frame]
+        per_point = frame[keys].assign(_s=rows["seed"].to_numpy()).groupby(keys)["_s"].nunique()
+        if (per_point > 1).any():
+            return ("seed",), "automatic: seeds vary at a point"
+    return (), ""
+
+
+def mean_replicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """One row per point (equal N, D, C and group): mean loss, loss_sd (sample sd; NaN for a single
+    row), n_rep, the other columns from the point's first row; and each point's losses."""
+    keys = [k for k in POINT_KEYS if k in frame]
+    codes = frame.groupby(keys, sort=False).ngroup().to_numpy()  # points numbered by first row
+    loss = frame["loss"].to_numpy(float)
+    reps = [loss[codes == i] for i in range(int(codes.max()) + 1)]
+    first = [int(np.flatnonzero(codes == i)[0]) for i in range(len(reps))]
+    out = frame.iloc[first].reset_index(drop=True)
+    out["loss"] = [r.mean() for r in reps]
+    out["loss_sd"] = [r.std(ddof=1) if len(r) > 1 else np.nan for r in reps]
+    out["n_rep"] = [len(r) for r in reps]
+    return out, reps
 
 
 def _canonical_curves(raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]) -> pd.DataFrame | None:

@@ -130,6 +130,94 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
     return theta, float(res.fun), status
 
 
+def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
+                            fixed_e: float | None = None, delta: float = HUBER_DELTA,
+                            max_iter: int = 60):
+    """`polish_chinchilla` for many rows at once (resamples, or starts), from theta0 (5,) or (R, 5)
+    with weights (R, n) and log_loss (n,) or, one per row, (R, n): damped Newton steps with the
+    exact Hessian of the Huber objective, all rows together. Returns (theta (R, 5), settled mask,
+    vanished mask); a row that does not settle, or settles on a bound, is for the caller's
+    `polish_chinchilla`, except a row whose E vanished (< E_VANISHED of its lowest loss): such a
+    refit ends on E's bound whichever way it is polished, so it cannot converge cleanly."""
+    R = len(weights)
+    w = np.asarray(weights, float)
+    free = np.arange(5) if fixed_e is None else FIXED_E_FREE
+    lo, hi = (np.array([b[i] for b in CHINCHILLA_BOUNDS]) for i in (0, 1))
+    theta = np.broadcast_to(np.clip(np.asarray(theta0, float), lo, hi), (R, 5)).copy()
+    if fixed_e is not None:
+        theta[:, 2] = fixed_e
+    # d term_k / d theta for the three terms (a - alpha ln N, b - beta ln D, e): (3, n, 5)
+    n = len(log_n)
+    dt = np.zeros((3, n, 5))
+    dt[0, :, 0], dt[0, :, 3], dt[1, :, 1], dt[1, :, 4], dt[2, :, 2] = 1.0, -log_n, 1.0, -log_d, 1.0
+    dt = dt[:, :, free]
+    k = len(free)
+    dtdt = np.einsum("knj,knl->knjl", dt, dt).reshape(3 * n, k * k)  # per term and point: dt dt'
+
+    def parts(th, ll):
+        t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n,
+                      th[:, 1, None] - th[:, 4, None] * log_d,
+                      np.broadcast_to(th[:, 2, None], (len(th), n))], 1)  # (R, 3, n)
+        m = t.max(1, keepdims=True)
+        ex = np.exp(t - m)
+        s = ex.sum(1, keepdims=True)
+        r = (m + np.log(s))[:, 0] - ll
+        return r, ex / s
+
+    def objective(r, ww):
+        ar = np.abs(r)
+        return (np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)) * ww).sum(1)
+
+    log_loss = np.asarray(log_loss, float)
+    min_log_loss = np.broadcast_to(np.min(log_loss, axis=-1), (R,))
+    r, prob = parts(theta, log_loss)
+    f = objective(r, w)
+    lam = np.full(R, 1e-6)
+    active, settled, vanished = np.ones(R, bool), np.zeros(R, bool), np.zeros(R, bool)
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        if not len(rows):
+            break
+        rr, pp, ww = r[rows], prob[rows], w[rows]
+        G = np.einsum("rkn,knj->rnj", pp, dt)  # d r / d theta (R, n, free)
+        h1 = np.clip(rr, -delta, delta) * ww
+        h2 = (np.abs(rr) <= delta) * ww
+        g = np.einsum("rn,rnj->rj", h1, G)
+        # Hessian: sum w [h'' G G' + h' (sum_k p_k dt_k dt_k' - G G')]
+        # einsum, not BLAS: a row's numbers must not depend on how many rows share the call
+        H = np.einsum("rnj,rnl->rjl", G * (h2 - h1)[:, :, None], G)
+        hp = (h1[:, None, :] * pp).reshape(len(rows), 3 * n)
+        H += np.einsum("rm,mq->rq", hp, dtdt).reshape(len(rows), k, k)
+        scale = np.maximum(np.abs(np.einsum("rjj->rj", H)), 1e-12)
+        with np.errstate(all="ignore"):
+            step = -_solve_rows(H + lam[rows, None, None] * scale[:, :, None] * np.eye(k), g)
+            trial = theta[rows].copy()
+            trial[:, free] += step
+            inside = np.all((trial >= lo) & (trial <= hi), axis=1)
+            r_new, p_new = parts(trial, log_loss[rows] if log_loss.ndim == 2 else log_loss)
+            f_new = objective(r_new, ww)
+        better = inside & np.isfinite(f_new) & (f_new <= f[rows])
+        # stop as L-BFGS-B would (LBFGS_OPTIONS): the step or the decrease is negligible, or no
+        # descent is left even along the damped (almost gradient) direction
+        size = 1.0 + np.linalg.norm(theta[rows][:, free], axis=1)
+        small = np.linalg.norm(step, axis=1) <= 1e-11 * size
+        flat = f[rows] - f_new <= 1e-15 * np.maximum(f[rows], 1.0)
+        ok = rows[better]
+        theta[ok], f[ok] = trial[better], f_new[better]
+        r[ok], prob[ok] = r_new[better], p_new[better]
+        lam[rows] = np.where(better, np.maximum(lam[rows] / 10, 1e-12), lam[rows] * 10)
+        stalled = lam[rows] > 1e8
+        # a row whose E vanishes heads for its bound and stops here (a step out of bounds is only
+        # rejected; a row that stalls on a bound is caught by `bound_hits` below)
+        if fixed_e is None:
+            vanished[rows] = theta[rows, 2] < min_log_loss[rows] + np.log(E_VANISHED)
+        settled[rows] = ((better & (small | flat)) | stalled) & ~vanished[rows]
+        active[rows[settled[rows] | vanished[rows]]] = False
+    for i in np.flatnonzero(settled):
+        settled[i] = not bound_hits(theta[i], fixed_e, float(min_log_loss[i]))
+    return theta, settled, vanished
+
+
 def _nonneg_lsq(G: np.ndarray, r: np.ndarray, tt: float) -> tuple[np.ndarray, np.ndarray]:
     """Per grid cell, min |target - M c|^2 over c >= 0 from the normal equations G c = r (G = M'M,
     r = M' target, tt = target'target), by trying every active set: (ssr, c)."""
@@ -207,6 +295,9 @@ def check_fixed_E(fix_E: float, min_loss: float, where: str = " in the fit") -> 
                        "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a smaller E")
 
 
+PRE_POLISH_STARTS = 8  # above this many starts (the grid's 64), Newton steps pre-polish them all
+
+
 def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n_polish: int = 64,
                    starts: np.ndarray | None = None, fix_E: float | None = None) -> ChinchillaFit:
     """Approach 3 fit of log L ~ LSE(a - alpha log N, b - beta log D, e) by `method` 'grid' or 'fast';
@@ -235,6 +326,14 @@ def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n
             raise FitError(f"unknown Approach 3 method {method!r}; choose 'fast' or 'grid'")
     best = None
     with single_thread_blas():
+        if len(starts) > PRE_POLISH_STARTS:
+            # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then
+            # only confirms it (a few iterations, not hundreds); starts that do not settle go as given
+            w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
+            pre, settled, _ = polish_chinchilla_batch(starts, log_n, log_d, log_loss,
+                                                      np.tile(w, (len(starts), 1)), fixed_e=fixed_e,
+                                                      max_iter=150)
+            starts = np.where(settled[:, None], pre, starts)
         for x0 in starts:
             theta, fun, status = polish_chinchilla(x0, log_n, log_d, log_loss, weights, fixed_e=fixed_e)
             if best is None or fun < best[1]:
@@ -273,6 +372,69 @@ class KaplanFit:
     @property
     def ok(self) -> bool:
         return self.status is FitStatus.CONVERGED
+
+
+def _solve_rows(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve A[r] x[r] = b[r] for every row; a singular row gets NaN (the others are unaffected)."""
+    try:
+        return np.linalg.solve(A, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(b.shape, np.nan)
+        for r in range(len(b)):
+            try:
+                out[r] = np.linalg.solve(A[r], b[r])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
+def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int = 200):
+    """Kaplan refits for many weight vectors at once (the bootstrap), from p0: Levenberg-Marquardt
+    on all rows together (4 x 4 normal equations per row). Returns (params (R, 4), settled mask);
+    a row that stops near a bound or does not settle is left to `fit_kaplan` by the caller."""
+    R = len(weights)
+    sw = np.sqrt(np.asarray(weights, float))
+    p = np.tile(np.asarray(p0, float), (R, 1))
+    lam = np.full(R, 1e-3)
+    active = np.ones(R, bool)
+    settled = np.zeros(R, bool)
+
+    def cost_of(p, w):
+        an, ad, lnc, ldc = (p[:, i, None] for i in range(4))
+        pred = ad * np.logaddexp((an / ad) * (lnc - log_n), ldc - log_d)
+        return (((pred - log_loss) * w) ** 2).sum(1)
+
+    cost = cost_of(p, sw)
+    lo, hi = KAPLAN_BOUNDS
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        if not len(rows):
+            break
+        pr, w = p[rows], sw[rows]
+        an, ad, lnc, ldc = (pr[:, i, None] for i in range(4))
+        u, v = (an / ad) * (lnc - log_n), ldc - log_d
+        lse = np.logaddexp(u, v)
+        pu, pv = np.exp(u - lse), np.exp(v - lse)
+        r = (ad * lse - log_loss) * w
+        J = np.stack([pu * (lnc - log_n), lse - pu * u, an * pu, ad * pv], -1) * w[..., None]
+        g = np.einsum("rnk,rn->rk", J, r)
+        H = np.einsum("rnk,rnl->rkl", J, J)
+        d = np.einsum("rkk->rk", H)
+        with np.errstate(all="ignore"):
+            step = -_solve_rows(H + lam[rows, None, None] * d[:, :, None] * np.eye(4), g)
+            trial = pr + step
+            new_cost = cost_of(trial, w)
+        better = np.isfinite(new_cost) & (new_cost <= cost[rows])
+        # scipy's xtol and ftol tests at the tolerances of `fit_kaplan` (1e-12)
+        small = np.linalg.norm(step, axis=1) <= 1e-12 * (1e-12 + np.linalg.norm(pr, axis=1))
+        flat = better & (cost[rows] - new_cost <= 1e-12 * cost[rows])
+        p[rows[better]], cost[rows[better]] = trial[better], new_cost[better]
+        lam[rows] = np.where(better, lam[rows] / 3, lam[rows] * 4)
+        done = (better & (small | flat)) | (lam[rows] > 1e12)
+        settled[rows] = (better & (small | flat))
+        active[rows[done]] = False
+    inside = np.all((p - lo > 1e-6 * (hi - lo)) & (hi - p > 1e-6 * (hi - lo)), axis=1)
+    return p, settled & inside
 
 
 def kaplan_starts(log_n, log_d, log_loss) -> np.ndarray:

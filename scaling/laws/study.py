@@ -33,7 +33,7 @@ class FitOptions:
     approach2_method: str = "akima"  # "akima" | "local" | "full"
     budget_tol: float = 0.05  # decades of C grouped into one IsoFLOP budget
     drop_edge: bool = True  # leave budgets whose minimum sits on a sampled edge out of Approach 2
-    n_jobs: int = 1  # processes for the Approach 3 / Kaplan bootstrap
+    n_jobs: int | None = None  # processes for the bootstraps (None: every available core)
     predict_C: tuple[float, ...] = ()  # budgets for predictions; default: the largest C in the data
     extrapolate: bool = True
     # Approach 3's E held fixed: None (fitted), a positive number, or "floor" (the points' entropy_floor
@@ -96,6 +96,9 @@ class StudyFit:
     # law -> (refits used, resamples drawn); law -> parameter -> leave-one-out values (BCa only)
     resamples: dict[str, tuple[int, int]] = field(default_factory=dict)
     jackknife: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # points averaged over replicates (seeds): Approach 3's interval of a with the replicates
+    # resampled within each point (the reported one), with points only, and the share of seed noise
+    seed_noise: dict | None = None
 
     def fixed_E_text(self) -> str:
         """e.g. 'E fixed at 0.6970 = entropy_floor'; '' when E was fitted."""
@@ -206,6 +209,8 @@ def _to_json(s: StudyFit) -> dict:
                                                    n_holdout=ex.n_holdout, errors=ex.errors))
     out["bootstrap"] = {"n": s.options.n_boot, "seed": s.options.seed, "level": s.options.level,
                         "ci": s.options.ci, "resamples_used": {k: list(v) for k, v in s.resamples.items()}}
+    if s.seed_noise is not None:
+        out["bootstrap"]["seed_noise"] = s.seed_noise
     out["warnings"] = list(s.warnings)
     return json_safe(out)
 
@@ -225,10 +230,13 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     with its reason; FitError is raised only when the data support no law at all.
     """
     opt = options or FitOptions()
+    replicates = None
     if hasattr(points, "frame"):
         curves = points.curves if curves is None else curves
         base_warnings = list(points.warnings)
         df = points.frame
+        if points.replicates is not None and max(len(r) for r in points.replicates) > 1:
+            replicates = points.replicates
     else:
         df, base_warnings = points, []
     df = df.reset_index(drop=True)
@@ -266,10 +274,14 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
     if kp is not None:
         residuals["kaplan"] = np.log(kp.law.predict(df["N"], df["D"])) - logl
 
+    seed_noise = None
     if opt.n_boot > 0:
         if a3 is not None:
-            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E)
+            th, ok = bootstrap_chinchilla(df, a3.law.theta, opt.n_boot, opt.seed, opt.n_jobs,
+                                          fix_E=fix_E, replicates=replicates)
             resamples["approach3"] = (int(ok.sum()), len(ok))
+            if replicates is not None:
+                seed_noise = _seed_noise(df, a3.law.theta, th[ok], opt, fix_E)
             th = th[ok]
             laws = [ChinchillaLaw.from_theta(t) for t in th]
             # a fixed E has no bootstrap distribution: no "E" samples (consumers use the fixed value)
@@ -285,7 +297,7 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             samples["kaplan"] = {n: np.array([getattr(l, n) for l in laws]) for n in ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")}
         if a2 is not None:
             ab = bootstrap_approach2(df, opt.n_boot, opt.seed, method=opt.approach2_method, budget_tol=opt.budget_tol,
-                                     drop_edge=opt.drop_edge)
+                                     drop_edge=opt.drop_edge, n_jobs=opt.n_jobs)
             samples["approach2"] = {"a": ab[:, 0], "b": ab[:, 1]}
             resamples["approach2"] = (int(np.isfinite(ab[:, 0]).sum()), len(ab))
         if a1 is not None:
@@ -296,7 +308,7 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             jack = _jackknife(df, curves, opt, a1, a2, a3, kp, fix_E)
 
     study = StudyFit(a1, a2, a3, kp, None, len(df), df, samples, residuals, [], skipped, msgs, opt,  # type: ignore[arg-type]
-                     fixed, resamples, jack)
+                     fixed, resamples, jack, seed_noise)
     rows = []
     for name, fit in (("approach1", a1), ("approach2", a2), ("approach3", a3), ("kaplan", kp)):
         if fit is None:
@@ -366,6 +378,19 @@ def _jackknife(df, curves, opt: FitOptions, a1, a2, a3, kp, fix_E) -> dict[str, 
             df, lambda sub: approach1(sub, curves[curves["run_id"].isin(sub["run_id"])]
                                       if use_curves else None))
     return out
+
+
+def _seed_noise(df: pd.DataFrame, theta0, theta_seeds: np.ndarray, opt: FitOptions, fix_E) -> dict:
+    """Approach 3's interval of a with replicates resampled within points (theta_seeds) against the
+    same resampled points without them: how much of the interval is seed noise."""
+    th, ok = bootstrap_chinchilla(df, theta0, opt.n_boot, opt.seed, opt.n_jobs, fix_E=fix_E)
+    a = lambda t: t[:, 4] / (t[:, 3] + t[:, 4])  # noqa: E731  beta / (alpha + beta)
+    with_seeds, points_only = interval(a(theta_seeds), opt.level), interval(a(th[ok]), opt.level)
+    w1, w0 = with_seeds[1] - with_seeds[0], points_only[1] - points_only[0]
+    return {"law": "approach3", "a_ci": list(with_seeds), "a_ci_points_only": list(points_only),
+            "seed_share": (1 - w0 / w1) if w1 > 0 else 0.0,
+            "points": int(len(df)),
+            "replicates_per_point": [int(df["n_rep"].min()), int(df["n_rep"].max())]}
 
 
 def fit_groups(points, options: FitOptions | None = None) -> dict[str, StudyFit]:

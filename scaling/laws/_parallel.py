@@ -1,0 +1,43 @@
+"""Forked worker processes for independent pieces of work (bootstrap chunks, figures): the workers
+share the parent's arrays and figures without copying them; one process where fork is unavailable."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Callable
+
+_TASKS: list = []  # zero-argument callables of the call in progress; forked workers inherit them
+
+
+def available_cores() -> int:
+    """Processors this process may run on (its affinity, which a job scheduler may restrict)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """Processes for a piece of work: n_jobs, or every available core when None."""
+    return available_cores() if n_jobs is None else max(1, int(n_jobs))
+
+
+def _run(i: int):
+    return _TASKS[i]()
+
+
+def run_forked(tasks: list[Callable], n_jobs: int | None = None) -> list:
+    """Every task's result, in order, from up to n_jobs forked processes (default: every
+    available core); in this process where fork is unavailable or one process would do. Results
+    must pickle."""
+    global _TASKS
+    n = min(resolve_jobs(n_jobs), len(tasks))
+    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [task() for task in tasks]
+    _TASKS = list(tasks)
+    try:
+        with multiprocessing.get_context("fork").Pool(n) as pool:
+            return pool.map(_run, range(len(tasks)), chunksize=1)
+    finally:
+        _TASKS = []

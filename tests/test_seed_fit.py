@@ -1,0 +1,77 @@
+"""Seeds in the fit: replicate rows averaged into one point (mean, sd, count), and a bootstrap that
+resamples them within each point, widening Approach 3's interval only when the seeds disagree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.errors import DataError
+from scaling.laws.forms import ChinchillaLaw
+from scaling.laws.study import FitOptions, fit_study
+from scaling.tables import load_points
+
+TRUTH = ChinchillaLaw(E=1.7, A=400.0, B=1500.0, alpha=0.34, beta=0.28)
+
+
+def _seed_table(seed_sd: float, n_seeds: int = 3) -> pd.DataFrame:
+    """The planted law on 5 budgets x 7 sizes, 0.5% noise per point, seed_sd (relative) per seed."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for C in np.logspace(18, 21, 5):
+        n_opt, _ = TRUTH.allocation(C)
+        for n in n_opt * np.exp(np.linspace(-1.5, 1.5, 7)):
+            d = C / (6 * n)
+            point = float(TRUTH.predict(n, d)) * np.exp(0.005 * rng.standard_normal())
+            for s in range(n_seeds):
+                loss = point * np.exp(seed_sd * rng.standard_normal())
+                rows.append(dict(N=n, D=d, C=C, seed=s, loss=loss))
+    return pd.DataFrame(rows)
+
+
+def test_replicates_become_one_point_with_mean_sd_and_count(tmp_path):
+    table = pd.DataFrame(dict(N=[1e6, 1e6, 1e6, 2e6], D=[1e9, 1e9, 1e9, 1e9], seed=[0, 1, 2, 0],
+                              loss=[3.0, 3.2, 3.4, 2.9]))
+    table.to_csv(tmp_path / "t.csv", index=False)
+    pts = load_points(tmp_path / "t.csv", mean_over="seed")
+    f = pts.frame
+    assert len(f) == 2 and list(f["n_rep"]) == [3, 1]
+    assert f["loss"].iloc[0] == pytest.approx(3.2) and f["loss_sd"].iloc[0] == pytest.approx(0.2)
+    assert np.isnan(f["loss_sd"].iloc[1]) and f["loss"].iloc[1] == 2.9
+    np.testing.assert_array_equal(pts.replicates[0], [3.0, 3.2, 3.4])
+    assert "seed (given)" in pts.columns["mean_over"]
+    assert len(load_points(tmp_path / "t.csv").frame) == 4  # a plain table is not averaged unasked
+    with pytest.raises(DataError, match="no column 'run'"):
+        load_points(tmp_path / "t.csv", mean_over="run")
+
+
+def _study(seed_sd: float, tmp_path):
+    _seed_table(seed_sd).to_csv(tmp_path / f"s{seed_sd}.csv", index=False)
+    pts = load_points(tmp_path / f"s{seed_sd}.csv", mean_over="seed")
+    return fit_study(pts, options=FitOptions(n_boot=150, extrapolate=False))
+
+
+def test_seed_resampling_widens_the_interval_only_when_seeds_disagree(tmp_path):
+    agree, disagree = _study(0.0, tmp_path), _study(0.03, tmp_path)
+    for s in (agree, disagree):
+        assert s.n_points == 35 and s.seed_noise is not None
+    lo, hi = agree.seed_noise["a_ci"]
+    lo0, hi0 = agree.seed_noise["a_ci_points_only"]
+    assert (lo, hi) == pytest.approx((lo0, hi0), abs=1e-6)
+    assert abs(agree.seed_noise["seed_share"]) < 1e-3
+    lo, hi = disagree.seed_noise["a_ci"]
+    lo0, hi0 = disagree.seed_noise["a_ci_points_only"]
+    assert hi - lo > 1.2 * (hi0 - lo0) and disagree.seed_noise["seed_share"] > 0.15
+    assert disagree.ci("approach3", "a") == pytest.approx((lo, hi))  # the reported one: seeds in
+    assert lo < TRUTH.a < hi
+
+
+def test_loss_figure_draws_the_seed_spread(tmp_path):
+    from scaling import plots
+
+    study = _study(0.03, tmp_path)
+    plot = plots.loss_vs_n(study)
+    bars = [c for c in plot.figure.axes[0].containers if c.has_yerr]
+    assert len(bars) == len(plot.data["series"]) > 1  # one set of error bars per series
+    assert all(len(c.lines[2][0].get_segments()) > 0 for c in bars)
