@@ -17,20 +17,10 @@ import pandas as pd
 from scipy.stats import norm
 
 from scaling.errors import ConfigError, FitError, FitWarning
+from scaling.laws.bootstrap import interval as percentile  # the percentile interval
 
 CI_METHODS = ("percentile", "bca")
 MIN_USED = 0.8  # an interval built from fewer than this share of the resamples is flagged
-
-
-def percentile(samples, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the finite samples (NaN, NaN if none)."""
-    s = np.asarray(samples, float)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        return float("nan"), float("nan")
-    q = 100 * (1 - level) / 2
-    lo, hi = np.percentile(s, [q, 100 - q])
-    return float(lo), float(hi)
 
 
 def acceleration(jack) -> float:
