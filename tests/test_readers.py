@@ -231,6 +231,11 @@ def test_bad_logs_are_one_line_errors(tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match=r"runs.csv \(a sweep\) or run logs"):
         load_points(empty)
+    bad = tmp_path / "bad" / "metrics.csv"
+    bad.parent.mkdir()
+    bad.write_text('step,val_loss\n1,"3.0\n')  # an unclosed quote: not a CSV pandas can parse
+    with pytest.raises(DataError, match=r"cannot read it as a Lightning metrics.csv"):
+        load_points(bad.parent, n="1e6", log_format="lightning", min_points=1)
 
 
 def test_one_command_from_hf_trainer_output_folders_to_a_report(tmp_path):

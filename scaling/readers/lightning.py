@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import DataError
+from scaling.readers.csvfile import read_csv
 
 METRICS = "metrics.csv"
 
@@ -20,12 +21,7 @@ def is_log(path: Path) -> bool:
 
 def read(path: Path) -> pd.DataFrame:
     path = path / METRICS if path.is_dir() else path
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise DataError(
-            f"{path}: cannot read it as a Lightning metrics.csv ({str(err).splitlines()[0]})"
-        ) from None
+    frame = read_csv(path, "a Lightning metrics.csv")
     if "step" not in frame:
         raise DataError(
             f"{path}: a Lightning metrics.csv has a 'step' column; this one has "

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import DataError
+from scaling.readers.csvfile import read_csv
 
 MARKERS = ("_step", "_runtime", "_timestamp")
 # the trainer's step when the integration logs it (W&B's _step counts log calls)
@@ -34,12 +35,7 @@ def is_log(path: Path) -> bool:
 def read(path: Path) -> pd.DataFrame:
     """The export as it is, with `step` = the trainer's step where logged, else W&B's `_step`."""
     path = history_files(path)[0] if path.is_dir() else path
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise DataError(
-            f"{path}: cannot read it as a W&B history CSV ({str(err).splitlines()[0]})"
-        ) from None
+    frame = read_csv(path, "a W&B history CSV")
     step = next((k for k in STEP_KEYS if k in frame), None)
     if step is None:
         raise DataError(f"{path}: a W&B history CSV needs a step column ({', '.join(STEP_KEYS)})")
