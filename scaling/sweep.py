@@ -25,8 +25,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
-from scaling.config import CONF_DIR, RunSpec, compose, compose_all, help_text, register_configs, resolve_run, split_help
-from scaling.config import config_dir_override
+from scaling.config import (CONF_DIR, RunSpec, compose, compose_all, config_dir_override, help_text,
+                            register_configs, resolve_run, split_help)
 from scaling.errors import ConfigError, ScalingError
 from scaling.ensemble import member_overrides, plan_ensembles, train_ensemble
 from scaling.train import summary_line, train_run

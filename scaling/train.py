@@ -23,10 +23,9 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from scaling import objectives, progress, runs
-from scaling.config import RunSpec, TrainConfig, compose, help_text, resolve_run, split_help, token_source
-from scaling.config import config_dir_override
-from scaling import trackers
+from scaling import objectives, progress, runs, trackers
+from scaling.config import (RunSpec, TrainConfig, compose, config_dir_override, help_text, resolve_run,
+                            split_help, token_source)
 from scaling.models import Transformer, forward_flops_per_token, training_flops
 
 
