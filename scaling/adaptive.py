@@ -5,7 +5,9 @@ through their minima; with one, `slope`; with none, `pilot_N` or `pilot_tokens_p
 samples `n_sizes` sizes log-spaced over `width`, and, while its lowest loss sits at the window's
 smallest or largest size, adds two sizes beyond that edge at the same spacing, until the minimum
 is interior, `max_extensions` is spent, or the sizes run out (the smallest shape, or D under
-MIN_STEPS steps): the summary says which. Sizes come from the continuous rule
+MIN_STEPS steps): the summary says which. With `seeds` > 1, the `seed_sizes` sizes nearest each
+budget's N* then train that many seeds in all (as ensembles), so the fit sees the seed spread where
+it decides N*; decisions use the first seed only, so they replay the same with or without them. Sizes come from the continuous rule
 (`model.size=N<count>`, scaling/models/sizing.py); each budget is an ordinary sweep in
 <runs_dir>/<name>/C<budget>/, so a rerun skips every finished run and replays the same decisions.
 
@@ -19,7 +21,7 @@ import math
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,6 +36,7 @@ SET_PER_ROUND = (
     "train.tokens",
     "sweep.report",
     "train.lr_fit",
+    "train.seed",
 )
 
 
@@ -48,6 +51,8 @@ class Settings:
     pilot_tokens_per_param: float = 20.0
     slope: float = 0.5
     max_extensions: int = 4
+    seeds: int = 1
+    seed_sizes: int = 3
 
 
 @dataclass
@@ -62,6 +67,7 @@ class BudgetResult:
     edge: str = ""  # "" (interior) | "small" | "large"
     extensions: int = 0
     note: str = ""
+    seeded: list[float] = field(default_factory=list)
 
 
 def window(centre: float, n_sizes: int, width: float) -> list[float]:
@@ -81,6 +87,11 @@ def minimum(points: dict[float, float]) -> tuple[float | None, str]:
     x = np.log([pts[i - 1][0], pts[i][0], pts[i + 1][0]])
     a, b, _ = np.polyfit(x, [pts[i - 1][1], pts[i][1], pts[i + 1][1]], 2)
     return float(np.exp(np.clip(-b / (2 * a), x[0], x[2]))) if a > 0 else pts[i][0], ""
+
+
+def nearest_sizes(points: dict[float, float], N_star: float, k: int) -> list[float]:
+    """The `k` trained sizes nearest N* in log N (those that decide where the minimum sits)."""
+    return sorted(sorted(points, key=lambda N: abs(math.log(N / N_star)))[:k])
 
 
 def predict_centre(C: float, done: list[BudgetResult], s: Settings) -> tuple[float, str]:
@@ -157,12 +168,17 @@ def run_budgets(
     limits: Callable[[float], tuple[float, float]],
     say: Callable[[str], None] = lambda line: None,
     after: Callable[[list[BudgetResult]], None] = lambda done: None,
+    replicate: Callable[[float, list[float]], None] = lambda C, sizes: None,
 ) -> list[BudgetResult]:
-    """Every budget of `s`, smallest first, each centred by the ones before it; `after` gets the
-    budgets done so far after each one (to save progress)."""
+    """Every budget of `s`, smallest first, each centred by the ones before it; `replicate(C,
+    sizes)` trains the extra seeds near its N*; `after` gets the budgets done so far after each
+    one (to save progress)."""
     done: list[BudgetResult] = []
     for C in sorted(s.budgets):
         result = run_budget(C, done, s, evaluate, limits(C))
+        if s.seeds > 1 and result.N_star is not None:
+            result.seeded = nearest_sizes(result.points, result.N_star, s.seed_sizes)
+            replicate(C, result.seeded)
         done.append(result)
         if result.N_star is None:
             where = "no minimum"
@@ -173,6 +189,7 @@ def run_budgets(
         say(
             f"budget C={C:.3g}: centred on N={result.centre:,.0f} ({result.centre_from}), "
             f"{len(result.points)} sizes, {result.extensions} extension(s): {where}"
+            + (f", {s.seeds} seeds at {len(result.seeded)} sizes" if result.seeded else "")
             + (f"; {result.note}" if result.note else "")
         )
         after(done)
@@ -198,13 +215,16 @@ def settings_of(cfg) -> Settings | None:
             ("width", s.width > 1),
             ("pilot_tokens_per_param", s.pilot_tokens_per_param > 0),
             ("max_extensions", s.max_extensions >= 0),
+            ("seeds", s.seeds >= 1),
+            ("seed_sizes", s.seed_sizes >= 1),
         )
         if not ok
     ]
     if bad:
         raise ConfigError(
             f"sweep.adaptive.{bad[0]}={getattr(s, bad[0])!r} is out of range; budgets > 0, "
-            "n_sizes >= 3, width > 1, pilot_tokens_per_param > 0, max_extensions >= 0"
+            "n_sizes >= 3, width > 1, pilot_tokens_per_param > 0, max_extensions >= 0, seeds >= 1, "
+            "seed_sizes >= 1"
         )
     return s
 
@@ -215,81 +235,107 @@ def budget_name(C: float) -> str:
     return f"C{mantissa}" + (f"e{int(exponent)}" if exponent else "")
 
 
-def run(argv: list[str], cfg) -> int:
-    """`scaling sweep` of a preset with sweep.adaptive.budgets: every budget as its own sweep of
-    sizes named N<count>, then adaptive.json (and the report) of the folder of budgets."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
+class _Budgets:
+    """Trains the planner's sizes through `scaling sweep`, one sweep per budget folder."""
 
-    from scaling import progress, runs, sweep
-    from scaling.config import resolve_run
-    from scaling.models import param_counts, resolve_shape
-    from scaling.models.sizing import smallest_N
+    def __init__(self, argv: list[str], cfg) -> None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
 
-    s = settings_of(cfg)
-    spec = resolve_run(cfg)  # validates the shared settings once; its N and D are not used
-    root = Path(cfg.runs_dir) / cfg.sweep.name
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    keep = [
-        o.input_line
-        for o in OverridesParser.create().parse_overrides(argv)
-        if o.key_or_group not in SET_PER_ROUND and not o.key_or_group.startswith("sweep.adaptive")
-    ]
+        from scaling.config import resolve_run
+        from scaling.models.sizing import smallest_N
 
-    def exact(target: float) -> int:
-        return param_counts(resolve_shape({**model, "size": f"N{target:.6g}"})).N
+        spec = resolve_run(cfg)  # validates the shared settings once; its N and D are not used
+        self.root = Path(cfg.runs_dir) / cfg.sweep.name
+        self.model = OmegaConf.to_container(cfg.model, resolve=True)
+        self.seed = int(cfg.train.seed)
+        self.lr_fit = spec.train.lr_fit
+        self.tokens_per_step = spec.tokens_per_step
+        self.smallest = float(smallest_N(self.model))
+        self.keep = [
+            o.input_line
+            for o in OverridesParser.create().parse_overrides(argv)
+            if o.key_or_group not in SET_PER_ROUND
+            and not o.key_or_group.startswith("sweep.adaptive")
+        ]
 
-    def evaluate(C: float, targets: list[float]) -> dict[float, float]:
-        names = sorted({f"N{exact(t)}" for t in targets}, key=lambda n: int(n[1:]))
-        if not names:
-            return {}
-        round_argv = keep + [
-            f"runs_dir={root}",
+    def names(self, targets: list[float]) -> list[str]:
+        """The size names (N<exact count>) of the shapes nearest the target N."""
+        from scaling.models import param_counts, resolve_shape
+
+        shapes = (resolve_shape({**self.model, "size": f"N{t:.6g}"}) for t in targets)
+        return [f"N{n}" for n in sorted({param_counts(shape).N for shape in shapes})]
+
+    def train(self, C: float, names: list[str], seeds: list[int]) -> None:
+        from scaling import sweep
+
+        sweep.main(self.keep + [
+            f"runs_dir={self.root}",
             f"sweep.name={budget_name(C)}",
             "train.tokens=null",
             f"train.flops={C:g}",
             f"model.size={','.join(names)}",
+            f"train.seed={','.join(map(str, seeds))}",
             "sweep.report=false",
-            f"train.lr_fit={spec.train.lr_fit}",
+            f"train.lr_fit={self.lr_fit}",
             "sweep.adaptive.budgets=[]",
-        ]
-        sweep.main(round_argv)
+        ])
+
+    def evaluate(self, C: float, targets: list[float]) -> dict[float, float]:
+        """(exact N, loss of the first seed; NaN when not ok) of the target sizes at budget C."""
+        from scaling import runs
+
+        names = self.names(targets)
+        if not names:
+            return {}
+        self.train(C, names, [self.seed])
         return {
             float(r["N"]): (float(r["loss"]) if r.get("status") == "ok" else math.nan)
-            for r in runs.load_results(root / budget_name(C))
-            if r["size"] in names
+            for r in runs.load_results(self.root / budget_name(C))
+            if r["size"] in names and int(r["seed"]) == self.seed
         }
 
-    lo = smallest_N(model)
+    def replicate(self, C: float, sizes: list[float], seeds: int) -> None:
+        """The further seeds of the trained sizes `sizes` at budget C."""
+        self.train(C, self.names(sizes), list(range(self.seed, self.seed + seeds)))
 
-    def limits(C: float) -> tuple[float, float]:
-        return float(lo), C / (6 * MIN_STEPS * spec.tokens_per_step)
+    def limits(self, C: float) -> tuple[float, float]:
+        return self.smallest, C / (6 * MIN_STEPS * self.tokens_per_step)
 
+
+def run(argv: list[str], cfg) -> int:
+    """`scaling sweep` of a preset with sweep.adaptive.budgets: every budget as its own sweep of
+    sizes named N<count>, then adaptive.json (and the report) of the folder of budgets."""
+    from scaling import progress, runs, sweep
+
+    s = settings_of(cfg)
+    assert s is not None, "run() is only called for presets with adaptive budgets"
+    job = _Budgets(argv, cfg)
+    command = "scaling sweep " + shlex.join(argv)
     progress.say(
-        f"adaptive IsoFLOP {root}: budgets {', '.join(f'{c:.3g}' for c in sorted(s.budgets))}, "
+        f"adaptive IsoFLOP {job.root}: budgets "
+        f"{', '.join(f'{c:.3g}' for c in sorted(s.budgets))}, "
         f"{s.n_sizes} sizes over a factor {s.width:g} each"
     )
+
     def save(results: list[BudgetResult]) -> None:  # after every budget, so a cut study keeps it
         budgets = [
             {**asdict(r), "points": [{"N": n, "loss": v} for n, v in sorted(r.points.items())]}
             for r in results
         ]
-        command = "scaling sweep " + shlex.join(argv)
         summary = {"settings": asdict(s), "budgets": budgets, "command": command}
-        runs.atomic_write_json(root / "adaptive.json", summary)
+        runs.atomic_write_json(job.root / "adaptive.json", summary)
 
-    run_budgets(s, evaluate, limits, progress.say, save)
-    progress.say(f"summary: {root / 'adaptive.json'}")
+    def replicate(C: float, sizes: list[float]) -> None:
+        job.replicate(C, sizes, s.seeds)
+
+    run_budgets(s, job.evaluate, job.limits, progress.say, save, replicate)
+    progress.say(f"summary: {job.root / 'adaptive.json'}")
     if cfg.sweep.report:
         from scaling.laws.study import FitOptions
         from scaling.report import write_report
 
         out = Path(cfg.sweep.report_dir or Path("analysis") / cfg.sweep.name)
-        write_report(
-            root,
-            out,
-            FitOptions(n_boot=sweep.REPORT_BOOTSTRAP),
-            command="scaling sweep " + shlex.join(argv),
-        )
+        write_report(job.root, out, FitOptions(n_boot=sweep.REPORT_BOOTSTRAP), command=command)
         progress.say(f"report: {out / 'report.md'}")
     return 0

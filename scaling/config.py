@@ -93,6 +93,8 @@ class AdaptiveConfig:
     pilot_tokens_per_param: float = 20.0  # first centre without pilot_N: N = sqrt(C / (6 * this))
     slope: float = 0.5  # a in N* ~ C^a, moves the centre while fewer than two budgets are known
     max_extensions: int = 4  # times a budget may add sizes beyond an edge minimum
+    seeds: int = 1  # seeds in all at the sizes nearest each budget's N* (1: one seed everywhere)
+    seed_sizes: int = 3  # how many sizes nearest N* get them
 
 
 @dataclass

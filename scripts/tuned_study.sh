@@ -18,7 +18,8 @@ OUT=${OUT:-analysis/reference}
 JOBS=${JOBS:-2}
 SCALING=${SCALING:-scaling}
 DATA=${DATA:-synthetic stdlib}
-BUDGETS=${BUDGETS:-[5.0e+11,1.0e+12,2.0e+12,5.0e+12]}   # a decade of C, as the old study
+BUDGETS=${BUDGETS:-[1.0e+11,2.0e+11,5.0e+11,1.0e+12,2.0e+12,5.0e+12,1.0e+13]}  # two decades of C
+SEEDS=${SEEDS:-3}   # seeds in all at the 3 sizes nearest each budget's N*
 SMOKE_ARGS=()
 if (( SMOKE )); then
   RUNS=${RUNS%/}-smoke; OUT=$RUNS/analysis; BUDGETS="[4.0e+7,8.0e+7]"
@@ -35,7 +36,7 @@ for data in $DATA; do
   "$SCALING" tune "$RUNS/lr$suffix" --figures "$OUT/lr$suffix"
   echo "== adaptive IsoFLOP $data $(date +%T)"
   "$SCALING" sweep sweep=isoflop_adaptive "sweep.name=isoflop_adaptive$suffix" "data=$data" \
-    "sweep.adaptive.budgets=$BUDGETS" "train.lr_fit=$RUNS/lr$suffix/tuned.json" \
+    "sweep.adaptive.budgets=$BUDGETS" "sweep.adaptive.seeds=$SEEDS" "train.lr_fit=$RUNS/lr$suffix/tuned.json" \
     "sweep.report_dir=$OUT/isoflop_adaptive$suffix" "${COMMON[@]}" ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"} "$@"
 done
 echo "== done $(date +%T): runs in $RUNS, reports in $OUT"

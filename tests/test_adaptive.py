@@ -85,6 +85,25 @@ def test_a_budget_too_small_for_any_shape_or_a_narrow_range_is_handled():
     assert min(trained[1e17]) == pytest.approx(1e8) and max(trained[1e17]) == pytest.approx(3e8)
 
 
+def test_seeds_go_to_the_sizes_nearest_the_minimum_and_leave_decisions_alone():
+    evaluate, _ = synthetic()
+    asked: list[tuple[float, list[float]]] = []
+    plain = adaptive.Settings(budgets=BUDGETS)
+    seeded = adaptive.Settings(budgets=BUDGETS, seeds=3, seed_sizes=3)
+    without = adaptive.run_budgets(plain, evaluate, lambda C: (1.0, 1e15))
+    results = adaptive.run_budgets(
+        seeded, evaluate, lambda C: (1.0, 1e15), replicate=lambda C, s: asked.append((C, s))
+    )
+    assert [b.N_star for b in results] == [b.N_star for b in without]
+    assert [C for C, _ in asked] == sorted(BUDGETS)
+    for b, (_, sizes) in zip(results, asked):
+        assert sizes == b.seeded and len(sizes) == 3 and set(sizes) <= set(b.points)
+        others = set(b.points) - set(sizes)  # every size left out lies farther from N* in log N
+        far = max(abs(math.log(N / b.N_star)) for N in sizes)
+        assert all(abs(math.log(N / b.N_star)) >= far for N in others)
+    assert adaptive.nearest_sizes({1.0: 0, 10.0: 0, 100.0: 0}, 8.0, 2) == [1.0, 10.0]
+
+
 def test_minimum_reads_the_vertex_of_the_local_parabola():
     pts = {N: (math.log(N) - math.log(3e4)) ** 2 for N in (1e4, 2e4, 4e4, 8e4)}
     N_star, edge = adaptive.minimum(pts)
@@ -149,3 +168,26 @@ def test_adaptive_preset_end_to_end_and_rerun_trains_nothing(tmp_path, capsys):
     counts = re.findall(r"(\d+) to train", out.out + out.err)
     assert counts and set(counts) == {"0"}
     assert json.loads((root / "adaptive.json").read_text())["budgets"] == summary["budgets"]
+
+
+def test_adaptive_seeds_train_near_the_minimum_and_replay(tmp_path, capsys):
+    base = [
+        "sweep",
+        "sweep=isoflop_adaptive",
+        f"runs_dir={tmp_path}",
+        *TINY,
+        "sweep.adaptive.budgets=[4e7]",
+        "sweep.adaptive.n_sizes=3",
+        "sweep.adaptive.width=3",
+        "sweep.adaptive.max_extensions=0",
+    ]
+    assert cli_main(base) == 0
+    first = json.loads((tmp_path / "isoflop_adaptive" / "adaptive.json").read_text())["budgets"]
+    argv = [*base, "sweep.adaptive.seeds=2", "sweep.adaptive.seed_sizes=2"]
+    assert cli_main(argv) == 0
+    (budget,) = json.loads((tmp_path / "isoflop_adaptive" / "adaptive.json").read_text())["budgets"]
+    assert budget["points"] == first[0]["points"]  # the seed-0 runs were found, not retrained
+    results = runs.load_results(tmp_path / "isoflop_adaptive" / "C4e7")
+    by_seed = {s: sorted(r["N"] for r in results if r["seed"] == s) for s in (0, 1)}
+    assert len(by_seed[0]) == len(first[0]["points"])
+    assert by_seed[1] == sorted(budget["seeded"]) and len(by_seed[1]) == 2
