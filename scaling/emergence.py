@@ -256,6 +256,18 @@ def _margins(fig, left: float = 0.85, right: float = 0.15, bottom: float = 0.5, 
                         hspace=hspace, wspace=wspace)
 
 
+def _log_x(ax) -> None:
+    """A log N/D/C axis without minor ticks (their creation and layout were a third of each
+    emergence figure's drawing time); an axis spanning under two decades labels 1, 2 and 5."""
+    from matplotlib.ticker import LogLocator, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())
+    lo, hi = ax.get_xlim()
+    if hi < 100 * lo:
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+
+
 def _lines(ax, df: pd.DataFrame, axis: str, col: str, sign: float, cmap) -> None:
     """Final scores against `axis`, one line per value of the other axis (colour = its size)."""
     other = "D" if axis == "N" else "N"
@@ -267,7 +279,7 @@ def _lines(ax, df: pd.DataFrame, axis: str, col: str, sign: float, cmap) -> None
         shade = 0.5 if not math.isfinite(k) or hi == lo else 0.15 + 0.8 * (math.log(k) - lo) / (hi - lo)
         label = f"{other}={k:.3g}" if math.isfinite(k) else "all runs"
         ax.plot(g[axis], sign * g[col], "o-", color=cmap(shade), label=label, ms=3, lw=1.2)
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.legend(fontsize=6, loc="best")
 
 
@@ -283,7 +295,7 @@ def _c_panel(ax, df: pd.DataFrame, curves: pd.DataFrame, col: str, sign: float, 
     x, y = _frontier(df.assign(_y=sign * df[col]), "_y")
     if len(x):
         ax.step(x, y, where="post", color="black", lw=1.2, label="frontier")
-    ax.set_xscale("log")
+    _log_x(ax)
 
 
 def figure(df: pd.DataFrame, curves: pd.DataFrame, ab: Ability, entry: dict, path: Path) -> Path:
