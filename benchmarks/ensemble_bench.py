@@ -35,7 +35,8 @@ from train_bench import matmul_peak  # noqa: E402
 
 from scaling.config import compose, resolve_run, token_source  # noqa: E402
 from scaling.ensemble import StackedBatches, build_ensemble, member_losses  # noqa: E402
-from scaling.train import build_engine, lr_at  # noqa: E402
+from scaling.schedule import lr_at  # noqa: E402
+from scaling.train import build_engine  # noqa: E402
 
 
 class Single:
@@ -172,7 +173,7 @@ def vmap_check(size: str, k: int, args, root: str, blocks: int = 5) -> tuple[flo
 
     from scaling.models import Transformer
     from scaling.models.stacked import StackedTransformer
-    from scaling.train import autocast
+    from scaling.hardware import autocast
 
     specs = specs_for(size, k, root, args.override)
     engine = build_ensemble(specs)

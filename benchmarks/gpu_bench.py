@@ -22,7 +22,8 @@ import torch
 
 from scaling.config import compose, resolve_run, token_source
 from scaling.models import forward_flops_per_token
-from scaling.train import build_engine, lr_at
+from scaling.schedule import lr_at
+from scaling.train import build_engine
 
 # dense bf16 FLOP/s from the datasheets, matched in order against the device name
 DATASHEET_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12))

@@ -36,7 +36,9 @@ import torch.nn.functional as F
 from scaling.config import compose, resolve_run, token_source
 from scaling.models import Transformer, forward_flops_per_token
 from scaling.objectives import evaluate
-from scaling.train import build_engine, lr_at, pick_device, train_run
+from scaling.hardware import pick_device
+from scaling.schedule import lr_at
+from scaling.train import build_engine, train_run
 
 SHAPES = ((2, 64), (4, 128), (6, 192))  # (n_layers, d_model) from the issue; head dim 32 (n_heads = n_layers)
 CTX, BATCH = 128, 32
