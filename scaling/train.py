@@ -149,24 +149,26 @@ def probe_metrics(model: torch.nn.Module, source: Any, device: torch.device, amp
 
 # ---------------------------------------------------------------- one run
 
-METRIC_KEYS = ("step", "tokens", "flops", "loss_train", "loss_val", "lr", "wall_s")  # + probe scores
-
-
-def _result(spec: RunSpec, status: str, loss: float, loss_train: float, wall_s: float,
-            entropy_floor: float | None, device: torch.device, dtype: torch.dtype, resumed_from: int) -> dict:
-    flops = training_flops(spec.shape, spec.D)
-    return {
-        "run_id": spec.run_id, "sweep": spec.sweep, "arch": spec.shape.arch, "data": spec.data_name,
-        "size": spec.size, "N": spec.counts.N, "N_nonembed": spec.counts.N_nonembed, "D": spec.D,
-        "C": flops.C_6ND, "C_6ND": flops.C_6ND, "C_kaplan": flops.C_kaplan, "C_chinchilla": flops.C_chinchilla,
-        "loss": loss, "loss_train": loss_train, "entropy_floor": entropy_floor, "seed": spec.train.seed,
-        "status": status, "wall_s": wall_s, "tokens_per_s": spec.D / wall_s if wall_s > 0 else None,
-        "d_model": spec.shape.d_model, "n_layers": spec.shape.n_layers, "n_heads": spec.shape.n_heads,
-        "ctx": spec.shape.ctx, "d_ff": spec.shape.d_ff, "vocab_size": spec.shape.vocab_size,
-        "steps": spec.steps, "batch_size": spec.train.batch_size, "lr": spec.train.lr,
-        "device": device.type, "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
-        "resumed_from_step": resumed_from,
-    }
+def run_result(spec: RunSpec, status: str, loss: float, loss_train: float, wall_s: float,
+               source: Any, device: torch.device, dtype: torch.dtype,
+               resumed_from: int) -> runs.RunResult:
+    """The typed result of run `spec` as it ends now (without its probe scores)."""
+    flops, shape = training_flops(spec.shape, spec.D), spec.shape
+    floor, floor_note = objectives.objective_floor(shape, source)
+    unique = getattr(source, "train_tokens", None)  # finite sources repeat their tokens
+    return runs.RunResult(
+        run_id=spec.run_id, sweep=spec.sweep, arch=shape.arch, data=spec.data_name, size=spec.size,
+        N=spec.counts.N, N_nonembed=spec.counts.N_nonembed, D=spec.D, C=flops.C_6ND,
+        C_6ND=flops.C_6ND, C_kaplan=flops.C_kaplan, C_chinchilla=flops.C_chinchilla, loss=loss,
+        loss_train=loss_train, entropy_floor=floor, seed=spec.train.seed, status=status,
+        wall_s=wall_s, tokens_per_s=spec.D / wall_s if wall_s > 0 else None,
+        d_model=shape.d_model, n_layers=shape.n_layers, n_heads=shape.n_heads, ctx=shape.ctx,
+        d_ff=shape.d_ff, vocab_size=shape.vocab_size, steps=spec.steps,
+        batch_size=spec.train.batch_size, lr=spec.train.lr, device=device.type,
+        precision="bf16" if dtype == torch.bfloat16 else "fp32", resumed_from_step=resumed_from,
+        entropy_floor_note=floor_note or None,
+        unique_tokens=unique, epochs=None if unique is None else spec.D / unique,
+    )
 
 
 def train_run(cfg: DictConfig) -> dict:
@@ -306,35 +308,35 @@ class RunLoop:
                           self.resumed_from, lambda: self.save(wall_s))
 
 
-def metrics_row(spec: RunSpec, step: int, loss_train: float, loss_val: float, lr: float, wall_s: float,
-                scores: dict) -> dict:
+def metrics_row(spec: RunSpec, step: int, loss_train: float, loss_val: float, lr: float,
+                wall_s: float, scores: dict) -> dict:
     """One line of metrics.jsonl: the evaluation after `step` optimiser steps."""
     tokens = step * spec.tokens_per_step
-    return {"step": step, "tokens": tokens, "flops": 6.0 * spec.counts.N * tokens, "loss_train": loss_train,
-            "loss_val": loss_val, "lr": lr, "wall_s": wall_s, **scores}
+    row = runs.MetricsRow(step=step, tokens=tokens, flops=6.0 * spec.counts.N * tokens,
+                          loss_train=loss_train, loss_val=loss_val, lr=lr, wall_s=wall_s)
+    return row.to_dict(scores)
 
 
-def finish_run(spec: RunSpec, status: str, loss_val: float, loss_train: float, wall_s: float, metrics: list,
-               source: Any, device: torch.device, dtype: torch.dtype, resumed_from: int,
-               save_final: Callable[[], None]) -> dict:
+def finish_run(spec: RunSpec, status: str, loss_val: float, loss_train: float, wall_s: float,
+               metrics: list, source: Any, device: torch.device, dtype: torch.dtype,
+               resumed_from: int, save_final: Callable[[], None]) -> dict:
     """Write the finished run's result.json (last, atomically), keep (`save_final`, when
     train.keep_checkpoint) or delete its checkpoint, rebuild runs.csv; returns the result."""
     if status == "diverged":
         loss_val = float("nan")
-    floor, floor_note = objectives.objective_floor(spec.shape, source)
-    result = _result(spec, status, loss_val, loss_train, wall_s, floor, device, dtype, resumed_from)
-    if floor_note:
-        result["entropy_floor_note"] = floor_note  # why E* is unknown for this objective or data
-    if status == "ok" and metrics:
-        result.update({k: v for k, v in metrics[-1].items() if k not in METRIC_KEYS})  # final probe scores
+    result = run_result(spec, status, loss_val, loss_train, wall_s, source, device, dtype,
+                        resumed_from)
+    if status == "ok" and metrics:  # the final probe scores
+        result.scores = {k: v for k, v in metrics[-1].items() if k not in runs.METRIC_KEYS}
     ckpt_path, keep = spec.run_dir / runs.CHECKPOINT, spec.train.keep_checkpoint
     if keep:  # asked to keep it: the final state, e.g. to continue training or to probe the model
         save_final()
-    runs.atomic_write_json(spec.run_dir / runs.RESULT, result)  # written last: the run is finished
+    out = result.to_dict()
+    runs.atomic_write_json(spec.run_dir / runs.RESULT, out)  # written last: the run is finished
     if ckpt_path.exists() and not keep:
         ckpt_path.unlink()
     runs.rebuild_runs_csv(spec.run_dir.parent)
-    return result
+    return out
 
 
 def summary_line(result: dict) -> str:

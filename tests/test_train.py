@@ -66,6 +66,17 @@ def test_run_writes_config_metrics_result_and_csv(tmp_path):
     assert "tokens: 3840.0" in (folder / "config.yaml").read_text()
     rows = runs.read_runs_csv(tmp_path / "single" / "runs.csv")
     assert len(rows) == 1 and rows[0]["run_id"] == spec.run_id and rows[0]["status"] == "ok"
+    assert "epochs" not in rows[0] and "unique_tokens" not in result  # synthetic: never repeats
+
+
+def test_a_stdlib_run_past_one_epoch_records_its_epochs(tmp_path):
+    """A finite source repeats its tokens: the result and runs.csv say how often (D / U_D)."""
+    result = train_run(cfg(tmp_path, "data=stdlib", "data.max_bytes=3000", "data.val_fraction=0.3"))
+    assert 0 < result["unique_tokens"] < result["D"] == 3840
+    assert result["epochs"] == result["D"] / result["unique_tokens"] > 1
+    row = runs.read_runs_csv(tmp_path / "single" / "runs.csv")[0]
+    assert float(row["epochs"]) == result["epochs"]
+    assert int(row["unique_tokens"]) == result["unique_tokens"]
 
 
 def test_same_seed_same_loss_other_seed_other_loss(tmp_path):
