@@ -122,7 +122,7 @@ def specs_for(size: str, k: int, root: str, overrides: list[str]):
 
 def measure(size: str, args, root: str) -> list[dict]:
     specs = specs_for(size, max(args.ks), root, args.override)
-    source = token_source(specs[0].config["data"], specs[0].shape.ctx)
+    source = token_source(specs[0].data, specs[0].shape.ctx)
     loops = {0: Single(specs[0], source)}
     loops |= {k: Together(specs[:k], source, args.ensemble_compile) for k in args.ks}
     tokens_per_step = specs[0].tokens_per_step
@@ -153,7 +153,7 @@ def equivalence(args, root: str, precision: str, steps: int = 20) -> dict[str, f
     over = [o for o in args.override if not o.startswith("train.precision")]
     specs = specs_for("s2", 3, root, [*over, f"train.precision={precision}"])
     fp32 = specs_for("s2", 3, root, [*over, "train.precision=fp32"])
-    source = token_source(specs[0].config["data"], specs[0].shape.ctx)
+    source = token_source(specs[0].data, specs[0].shape.ctx)
     ens = Together(specs, source)
     together = torch.stack([ens.step(i) for i in range(steps)], dim=1)  # (K, steps)
     gap, band = 0.0, 0.0

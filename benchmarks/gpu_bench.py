@@ -69,7 +69,7 @@ def measure(shape: tuple[int, int], args: argparse.Namespace, root: str) -> dict
                    f"train.compile={args.compile}", f"data.val_tokens={args.ctx * 8}"])
     spec = resolve_run(cfg)
     engine = build_engine(spec)
-    batches = engine.batches(token_source(spec.config["data"], spec.shape.ctx), 0)
+    batches = engine.batches(token_source(spec.data, spec.shape.ctx), 0)
     try:
         for step in range(args.warmup):
             engine.step(batches.get(step), lr_at(step, steps, spec.train), step)

@@ -149,7 +149,7 @@ def measure(shape_lw: tuple[int, int], args, overrides: list[str]) -> dict:
     # loops follow that run's schedule, and only its first `total` steps are trained here
     run_tokens = float(args.run_tokens) if args.run_tokens != "20N" else 20 * spec.counts.N
     spec = resolve_run(compose([*base, f"train.tokens={max(run_tokens, total * BATCH * CTX)}", *overrides]))
-    source = token_source(spec.config["data"], spec.shape.ctx)
+    source = token_source(spec.data, spec.shape.ctx)
     loops = {"ref": Reference(spec, source)}
     if args.threads:
         loops["ref"].threads = args.threads

@@ -37,7 +37,7 @@ from scaling.hardware import (
 )
 from scaling.models import Transformer
 from scaling.models.stacked import StackedTransformer
-from scaling.schedule import eval_steps, lr_at, protocol_name, schedule_steps
+from scaling.schedule import eval_steps, lr_at, schedule_steps
 
 MEMBER_KEYS = ("seed", "lr")  # the train keys in which the members of one ensemble may differ
 
@@ -322,12 +322,12 @@ def _checkpoint_step(spec: RunSpec) -> int:
 def _train(specs: list[RunSpec]) -> list[dict]:
     """train._train for K members at once: train the claimed members to their end, finish each."""
     engine = build_ensemble(specs)
-    source = token_source(specs[0].config["data"], specs[0].shape.ctx)
+    source = token_source(specs[0].data, specs[0].shape.ctx)
     for spec in specs:
         runs.atomic_write_text(spec.run_dir / runs.CONFIG,
                                OmegaConf.to_yaml(OmegaConf.create(spec.config)))
-    mirrors = [trackers.start(s.config.get("logger"), s.run_dir, s.config["runs_dir"], s.sweep,
-                              s.run_id, s.config) for s in specs]  # logger=...: one per member
+    mirrors = [trackers.start(s.logger, s.run_dir, s.runs_dir, s.sweep, s.run_id, s.config)
+               for s in specs]  # logger=...: one per member
     loop = EnsembleLoop(specs, engine, source, mirrors)
     stop = checkpoint.StopSignals().install()
     try:
@@ -370,7 +370,7 @@ class EnsembleLoop:
     def run(self, stop: checkpoint.StopSignals) -> None:
         """Train until the last step or until every member has diverged."""
         spec0, t0, K = self.specs[0], self.specs[0].train, len(self.specs)
-        evals = set(eval_steps(spec0.steps, t0.n_evals, exact=protocol_name(spec0) == "kaplan"))
+        evals = set(eval_steps(spec0.steps, t0.n_evals, exact=spec0.protocol.name == "kaplan"))
         check_every = 1 if self.engine.device.type == "cpu" else train.CHECK_EVERY
         bar = progress.run_bar(spec0.D * K, self.step * spec0.tokens_per_step * K, self.label)
         seeds = [s.train.seed for s in self.specs]

@@ -21,18 +21,13 @@ def lr_at(step: int, steps: int, t: TrainConfig) -> float:
     return floor + 0.5 * (t.lr - floor) * (1.0 + math.cos(math.pi * progress_))
 
 
-def protocol_name(spec: RunSpec) -> str:
-    """The run's protocol (conf/protocol/): "chinchilla" (the default) or "kaplan"."""
-    return str((spec.config.get("protocol") or {}).get("name") or "chinchilla")
-
-
 def schedule_steps(spec: RunSpec) -> int:
     """Length of the run's lr schedule in steps: its own steps (chinchilla: the cosine ends at D),
     or protocol.horizon_tokens (kaplan: one horizon for every run, at or past its D, so the lr at a
     given step does not depend on the run's D)."""
-    if protocol_name(spec) != "kaplan":
+    if spec.protocol.name != "kaplan":
         return spec.steps
-    return max(spec.steps, round(spec.config["protocol"]["horizon_tokens"] / spec.tokens_per_step))
+    return max(spec.steps, round(float(spec.protocol.horizon_tokens or 0) / spec.tokens_per_step))
 
 
 def eval_steps(steps: int, n_evals: int, exact: bool = False) -> list[int]:

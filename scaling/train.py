@@ -32,7 +32,7 @@ from scaling.hardware import (
     pick_threads,
 )
 from scaling.models import Transformer, training_flops
-from scaling.schedule import eval_steps, lr_at, protocol_name, schedule_steps
+from scaling.schedule import eval_steps, lr_at, schedule_steps
 
 CHECK_EVERY = 16  # on a GPU, steps between reads of the summed loss (divergence checks)
 
@@ -196,10 +196,10 @@ def train_run(cfg: DictConfig) -> dict:
 
 def _train(spec: RunSpec) -> dict:
     """Train the claimed run `spec` from its checkpoint (or step 0) to its end and finish it."""
-    tracker = trackers.start(spec.config.get("logger"), spec.run_dir, spec.config["runs_dir"],
-                             spec.sweep, spec.run_id, spec.config)  # logger=...: mirrors the run
+    tracker = trackers.start(spec.logger, spec.run_dir, spec.runs_dir, spec.sweep, spec.run_id,
+                             spec.config)  # logger=...: mirrors the run
     engine = build_engine(spec)  # precision, attention, optimizer, compile, threads
-    source = token_source(spec.config["data"], spec.shape.ctx)
+    source = token_source(spec.data, spec.shape.ctx)
     loop = RunLoop(spec, engine, source, tracker)
     runs.atomic_write_text(spec.run_dir / runs.CONFIG,
                            OmegaConf.to_yaml(OmegaConf.create(spec.config)))
@@ -236,7 +236,7 @@ class RunLoop:
     def run(self, stop: checkpoint.StopSignals) -> None:
         """Train up to the run's last step, or until its loss is no longer finite."""
         spec, t = self.spec, self.spec.train
-        evals = set(eval_steps(spec.steps, t.n_evals, exact=protocol_name(spec) == "kaplan"))
+        evals = set(eval_steps(spec.steps, t.n_evals, exact=spec.protocol.name == "kaplan"))
         horizon = schedule_steps(spec)  # where the lr schedule ends: D, or protocol=kaplan's horizon
         check_every = 1 if self.engine.device.type == "cpu" else CHECK_EVERY
         bar = progress.run_bar(spec.D, self.step * spec.tokens_per_step, spec.run_id)
