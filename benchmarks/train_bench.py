@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from scaling.config import compose, resolve_run, token_source
 from scaling.models import Transformer, forward_flops_per_token
-from scaling.objectives import evaluate
+from scaling.losses import evaluate
 from scaling.hardware import pick_device
 from scaling.schedule import lr_at
 from scaling.train import build_engine, train_run

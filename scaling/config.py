@@ -109,7 +109,7 @@ class SweepConfig:
 
 @dataclass
 class ModelConfig:
-    """The model: a ladder rung (`size`) and any field that overrides it (conf/model/decoder.yaml);
+    """The model: a ladder rung (`size`) and any field that overrides it (conf/model/transformer.yaml);
     scaling.models.resolve_shape turns it into a ModelShape."""
 
     arch: str = "decoder"  # decoder | encoder | encoder_decoder
@@ -481,7 +481,7 @@ def help_text(sweep: bool = False) -> str:
         shape = resolve_shape({**OmegaConf.to_container(base.model, resolve=True), "size": name})
         rungs.append(f"{name} (N={param_counts(shape).N:,})")
     lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
-    lines += ["model: pick a rung with model.size=<name> (ladder in conf/model/decoder.yaml) or set",
+    lines += ["model: pick a rung with model.size=<name> (ladder in conf/model/transformer.yaml) or set",
               "  model.d_model/n_layers/n_heads/ctx directly; model.attention=auto|sdpa|matmul picks the kernel.",
               "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
               "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/."]

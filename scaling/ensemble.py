@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from scaling import checkpoint, objectives, progress, runs, trackers, train
+from scaling import checkpoint, losses, progress, runs, trackers, train
 from scaling.config import RunSpec, resolve_run, token_source
 from scaling.hardware import (
     autocast,
@@ -244,7 +244,7 @@ class EnsembleEngine:
         """Member k's validation loss and probe scores, by the single run's code."""
         spec = self.specs[k]
         self.model.member_into(k, self.member)
-        loss_val = objectives.evaluate(self.member, spec.shape, val_rows, spec.train.batch_size * 4,
+        loss_val = losses.evaluate(self.member, spec.shape, val_rows, spec.train.batch_size * 4,
                                        self.amp)
         return loss_val, train.probe_metrics(self.member, source, self.device, self.amp)
 

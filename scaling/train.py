@@ -1,6 +1,6 @@
 """One training run: the engine (model, optimizer, autocast, prefetched batches), the loop with
 its ~10 log-spaced evaluations, and the run's folder. The loss is the architecture's objective
-(scaling/objectives.py): next-token for the decoder. The schedule is scaling/schedule.py, the
+(scaling/losses.py): next-token for the decoder. The schedule is scaling/schedule.py, the
 hardware choices scaling/hardware.py, checkpoints and stop signals scaling/checkpoint.py.
 
 `train_run(cfg)` is the plain-Python entry (a composed config in, a result dict out);
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from scaling import checkpoint, objectives, progress, runs, trackers
+from scaling import checkpoint, losses, progress, runs, trackers
 from scaling.config import RunSpec, TrainConfig, resolve_run, token_source
 from scaling.hardware import (
     autocast,
@@ -110,7 +110,7 @@ class Engine:
         t = self.spec.train
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = objectives.train_loss(self.forward, self.spec.shape, rows, t.seed, step, self.amp)  # the arch's objective
+        loss = losses.train_loss(self.forward, self.spec.shape, rows, t.seed, step, self.amp)  # the arch's objective
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if t.grad_clip > 0:
@@ -137,8 +137,8 @@ def build_engine(spec: RunSpec) -> Engine:
 
 @torch.no_grad()
 def probe_metrics(model: torch.nn.Module, source: Any, device: torch.device, amp: Any) -> dict[str, float]:
-    """The emergent-ability probe scores (scaling/probes.py, docs/emergence.md) of the model now."""
-    from scaling.probes import probe_scores
+    """The emergent-ability probe scores (scaling/probe_scores.py, docs/emergence.md) of the model now."""
+    from scaling.probe_scores import probe_scores
 
     model.eval()
     with amp():
@@ -154,7 +154,7 @@ def run_result(spec: RunSpec, status: str, loss: float, loss_train: float, wall_
                resumed_from: int) -> runs.RunResult:
     """The typed result of run `spec` as it ends now (without its probe scores)."""
     flops, shape = training_flops(spec.shape, spec.D), spec.shape
-    floor, floor_note = objectives.objective_floor(shape, source)
+    floor, floor_note = losses.objective_floor(shape, source)
     unique = getattr(source, "train_tokens", None)  # finite sources repeat their tokens
     return runs.RunResult(
         run_id=spec.run_id, sweep=spec.sweep, arch=shape.arch, data=spec.data_name, size=spec.size,
@@ -267,7 +267,7 @@ class RunLoop:
         """Log the evaluation after this step (metrics.jsonl, the tracker); False if it diverged."""
         spec, engine = self.spec, self.engine
         self.loss_train = loss_sum / self.loss_count  # mean train loss since the previous evaluation
-        self.loss_val = objectives.evaluate(engine.forward, spec.shape, self.val_rows,
+        self.loss_val = losses.evaluate(engine.forward, spec.shape, self.val_rows,
                                             spec.train.batch_size * 4, engine.amp)
         # the probes read next-token predictions: decoder only (docs/architectures.md)
         scores = (probe_metrics(engine.forward, self.source, engine.device, engine.amp)
