@@ -61,7 +61,7 @@ def _rng_states() -> dict:
     """Torch's global RNG states (CPU, and every CUDA device); nothing in a run draws from them
     today (init and data use explicit seeds), saved so a future dropout would still resume
     exactly."""
-    states = {"cpu": torch.get_rng_state()}
+    states: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -108,10 +108,10 @@ class StopSignals:
 
     def deliver(self, what: str) -> None:
         """Restore the previous handlers and act on the signal that arrived (see the class)."""
-        signum, old = (
-            self.signum,
-            signal.getsignal(self.signum) if not self._old else self._old[self.signum],
-        )
+        signum = self.signum
+        if signum is None:  # no signal came
+            return
+        old = signal.getsignal(signum) if not self._old else self._old[signum]
         self.restore()
         progress.say(
             f"{what}; stopped by {signal.Signals(signum).name} (rerun the same command to resume)"

@@ -236,7 +236,7 @@ def _check_protocol(p: dict, D: int) -> ProtocolConfig:
         if horizon < D:
             _fail("protocol.horizon_tokens", horizon, f"is less than the run's D={D}",
                   f"raise it to at least {D} (Kaplan's schedule ends past the data seen)")
-    return ProtocolConfig(name=name, horizon_tokens=None if horizon is None else float(horizon))
+    return ProtocolConfig(name=str(name), horizon_tokens=None if horizon is None else float(horizon))
 
 
 @functools.lru_cache(maxsize=8)
@@ -248,6 +248,7 @@ def _source(data_json: str, ctx: int) -> Any:
 
 def token_source(cfg: DataConfig | DictConfig | dict, ctx: int) -> Any:
     """The data config's token source (built once per distinct config; sources are pure)."""
+    data: Any
     if isinstance(cfg, DataConfig):
         data = dataclasses.asdict(cfg)
     else:
@@ -343,12 +344,12 @@ def _shape_and_source(container: dict) -> tuple[ModelShape, Any]:
 
 def _steps(train: TrainConfig, N: int, tokens_per_step: int) -> int:
     """Optimiser steps of the run: train.tokens, or train.flops / (6 N), in whole batches."""
+    value = train.tokens if train.tokens is not None else train.flops  # one is set (_check_train)
     if train.tokens is not None:
         wanted, name = float(train.tokens), "train.tokens"
     else:
-        wanted, name = float(train.flops) / (6.0 * N), "train.flops"
+        wanted, name = float(value or 0.0) / (6.0 * N), "train.flops"
     if wanted < tokens_per_step:
-        value = train.tokens if train.tokens is not None else train.flops
         _fail(name, value, f"gives D={wanted:.4g} tokens, less than one batch "
               f"(train.batch_size*model.ctx = {train.batch_size}*{tokens_per_step // train.batch_size}"
               f" = {tokens_per_step})", f"raise {name} or lower train.batch_size")

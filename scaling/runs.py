@@ -75,7 +75,7 @@ class RunResult:
     n_layers: int
     n_heads: int
     ctx: int
-    d_ff: int
+    d_ff: int | None
     vocab_size: int
     steps: int
     batch_size: int

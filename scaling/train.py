@@ -223,7 +223,8 @@ class RunLoop:
         self.spec, self.engine, self.source, self.tracker = spec, engine, source, tracker
         self.val_rows = source.val_batch().to(engine.device)
         self.ckpt_path = spec.run_dir / runs.CHECKPOINT
-        self.step, self.metrics, elapsed, loss_sum, self.loss_count = 0, [], 0.0, 0.0, 0
+        self.metrics: list[dict] = []
+        self.step, elapsed, loss_sum, self.loss_count = 0, 0.0, 0.0, 0
         if self.ckpt_path.is_file():  # resume: the data is a pure function of (seed, step)
             self.step, self.metrics, elapsed, loss_sum, self.loss_count = checkpoint.load_checkpoint(
                 spec, engine.model, engine.optimizer, engine.device)
