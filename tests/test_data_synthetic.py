@@ -172,3 +172,18 @@ def test_language_seed_changes_the_language():
     b = build_source(DataConfig(val_tokens=1024, synthetic=SyntheticConfig(seed=2)), CTX)
     assert not torch.equal(a.val_batch(), b.val_batch())
     assert a.entropy_floor != b.entropy_floor
+
+
+def test_one_config_class_is_both_the_hydra_schema_and_the_generators_input(tmp_path):
+    from omegaconf import OmegaConf
+
+    from scaling.config import compose, resolve_run
+    from scaling.data.probes import ProbeConfig
+
+    cfg = compose([f"runs_dir={tmp_path}", "data.synthetic.n_words=512",
+                   "data.synthetic.probes.fraction=0", "data.val_tokens=256"])
+    data = OmegaConf.to_object(cfg.data)
+    assert type(data.synthetic) is SyntheticConfig and type(data.synthetic.probes) is ProbeConfig
+    source = build_source(resolve_run(cfg).data, CTX)
+    assert source.language.spec == dataclasses.replace(data.synthetic, probes=ProbeConfig())
+    assert source.probes is None  # fraction 0 reached the generator
