@@ -343,7 +343,7 @@ def finish_run(spec: RunSpec, status: str, loss_val: float, loss_train: float, w
 def summary_line(result: dict) -> str:
     """One line per run for the terminal and logs."""
     status = result.get("status")
-    if status in ("busy", "stopped"):
+    if status == "busy":
         return f"{result['run_id']}: {status}"
     loss = result.get("loss")
     loss_txt = "nan" if loss is None or not math.isfinite(loss) else f"{loss:.4f}"
