@@ -166,6 +166,7 @@ class RunSpec:
     data: DataConfig
     runs_dir: str
     logger: LoggerConfig
+    options: SweepConfig  # the sweep block: report, report_dir, tasks, adaptive
     config: dict  # the resolved config (train.tokens = D), saved as config.yaml; run_id hashes it
 
 
@@ -302,8 +303,14 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         shape=shape, counts=counts, size=size, data_name=data_name,
         tokens_per_step=tokens_per_step, steps=steps, D=D, train=train, protocol=protocol,
         data=as_data_config(container["data"]), runs_dir=str(container["runs_dir"]),
-        logger=LoggerConfig(**(container.get("logger") or {})), config=container,
+        logger=LoggerConfig(**(container.get("logger") or {})),
+        options=_sweep_config(container["sweep"]), config=container,
     )
+
+
+def _sweep_config(values: dict) -> SweepConfig:
+    adaptive = AdaptiveConfig(**(values.get("adaptive") or {}))
+    return SweepConfig(**{**values, "adaptive": adaptive})
 
 
 def _container(cfg: DictConfig) -> dict:
