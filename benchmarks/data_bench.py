@@ -15,7 +15,7 @@ import numpy as np
 
 from scaling.data import DataConfig, build_source
 from scaling.data.ngram import NGram
-from scaling.data.synthetic import Corpus, LanguageSpec
+from scaling.data.synthetic import Corpus, SyntheticConfig
 
 
 def _rate(source, batch: int, ctx: int, seconds: float = 2.0) -> float:
@@ -47,7 +47,7 @@ def speed(ctx: int) -> None:
 def ladder(ctx: int, val_tokens: int) -> None:
     """Cross-entropy on the validation rows of predictors that know more and more of the language
     (all of them know the probe documents' rules, which are scored exactly alike)."""
-    spec = LanguageSpec()
+    spec = SyntheticConfig()
     val = build_source(DataConfig(val_tokens=val_tokens), ctx).val_batch().numpy()
     full = np.array([spec.w_unigram, spec.w_topic, spec.w_bigram, spec.w_cache])
     labels = ["lexicon + Zipf unigram", "+ topic inference", "+ word bigram", "+ cache (the true model)"]

@@ -35,7 +35,8 @@ from train_bench import matmul_peak  # noqa: E402
 
 from scaling.config import compose, resolve_run, token_source  # noqa: E402
 from scaling.ensemble import StackedBatches, build_ensemble, member_losses  # noqa: E402
-from scaling.train import build_engine, lr_at  # noqa: E402
+from scaling.schedule import lr_at  # noqa: E402
+from scaling.train import build_engine  # noqa: E402
 
 
 class Single:
@@ -121,7 +122,7 @@ def specs_for(size: str, k: int, root: str, overrides: list[str]):
 
 def measure(size: str, args, root: str) -> list[dict]:
     specs = specs_for(size, max(args.ks), root, args.override)
-    source = token_source(specs[0].config["data"], specs[0].shape.ctx)
+    source = token_source(specs[0].data, specs[0].shape.ctx)
     loops = {0: Single(specs[0], source)}
     loops |= {k: Together(specs[:k], source, args.ensemble_compile) for k in args.ks}
     tokens_per_step = specs[0].tokens_per_step
@@ -152,7 +153,7 @@ def equivalence(args, root: str, precision: str, steps: int = 20) -> dict[str, f
     over = [o for o in args.override if not o.startswith("train.precision")]
     specs = specs_for("s2", 3, root, [*over, f"train.precision={precision}"])
     fp32 = specs_for("s2", 3, root, [*over, "train.precision=fp32"])
-    source = token_source(specs[0].config["data"], specs[0].shape.ctx)
+    source = token_source(specs[0].data, specs[0].shape.ctx)
     ens = Together(specs, source)
     together = torch.stack([ens.step(i) for i in range(steps)], dim=1)  # (K, steps)
     gap, band = 0.0, 0.0
@@ -172,7 +173,7 @@ def vmap_check(size: str, k: int, args, root: str, blocks: int = 5) -> tuple[flo
 
     from scaling.models import Transformer
     from scaling.models.stacked import StackedTransformer
-    from scaling.train import autocast
+    from scaling.hardware import autocast
 
     specs = specs_for(size, k, root, args.override)
     engine = build_ensemble(specs)

@@ -22,7 +22,8 @@ import torch
 
 from scaling.config import compose, resolve_run, token_source
 from scaling.models import forward_flops_per_token
-from scaling.train import build_engine, lr_at
+from scaling.schedule import lr_at
+from scaling.train import build_engine
 
 # dense bf16 FLOP/s from the datasheets, matched in order against the device name
 DATASHEET_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12))
@@ -68,7 +69,7 @@ def measure(shape: tuple[int, int], args: argparse.Namespace, root: str) -> dict
                    f"train.compile={args.compile}", f"data.val_tokens={args.ctx * 8}"])
     spec = resolve_run(cfg)
     engine = build_engine(spec)
-    batches = engine.batches(token_source(spec.config["data"], spec.shape.ctx), 0)
+    batches = engine.batches(token_source(spec.data, spec.shape.ctx), 0)
     try:
         for step in range(args.warmup):
             engine.step(batches.get(step), lr_at(step, steps, spec.train), step)

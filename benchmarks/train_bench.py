@@ -35,8 +35,10 @@ import torch.nn.functional as F
 
 from scaling.config import compose, resolve_run, token_source
 from scaling.models import Transformer, forward_flops_per_token
-from scaling.objectives import evaluate
-from scaling.train import build_engine, lr_at, pick_device, train_run
+from scaling.losses import evaluate
+from scaling.hardware import pick_device
+from scaling.schedule import lr_at
+from scaling.train import build_engine, train_run
 
 SHAPES = ((2, 64), (4, 128), (6, 192))  # (n_layers, d_model) from the issue; head dim 32 (n_heads = n_layers)
 CTX, BATCH = 128, 32
@@ -147,7 +149,7 @@ def measure(shape_lw: tuple[int, int], args, overrides: list[str]) -> dict:
     # loops follow that run's schedule, and only its first `total` steps are trained here
     run_tokens = float(args.run_tokens) if args.run_tokens != "20N" else 20 * spec.counts.N
     spec = resolve_run(compose([*base, f"train.tokens={max(run_tokens, total * BATCH * CTX)}", *overrides]))
-    source = token_source(spec.config["data"], spec.shape.ctx)
+    source = token_source(spec.data, spec.shape.ctx)
     loops = {"ref": Reference(spec, source)}
     if args.threads:
         loops["ref"].threads = args.threads

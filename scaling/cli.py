@@ -9,7 +9,7 @@ import sys
 # subcommand -> ("module", "function", one-line help). Each function takes argv (list[str])
 # and returns an exit code. Modules are imported lazily so `scaling fit` never imports torch.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("scaling.train", "main", "train one run (Hydra overrides, e.g. model.size=s2 train.tokens=2e6)"),
+    "train": ("scaling.traincli", "main", "train one run (Hydra overrides, e.g. model.size=s2 train.tokens=2e6)"),
     "sweep": ("scaling.sweep", "main", "train a grid of runs (Hydra multirun), then fit and report"),
     "fit": ("scaling.fitcli", "main", "fit Kaplan and Chinchilla laws to run folders or any CSV/parquet/JSONL table"),
     "plot": ("scaling.plotcli", "main_plot", "write the comparison figures for run folders or tables"),

@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from scaling import runs, tune
-from scaling.data import DataConfig
+from scaling.data import DataConfig, as_data_config
 from scaling.errors import ConfigError
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
 from scaling.trackers import LoggerConfig
@@ -110,11 +110,31 @@ class SweepConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The model: a ladder rung (`size`) and any field that overrides it (conf/model/transformer.yaml);
+    scaling.models.resolve_shape turns it into a ModelShape."""
+
+    arch: str = "decoder"  # decoder | encoder | encoder_decoder
+    size: Optional[str] = None  # a rung of `ladder`, N<count> (e.g. N5e4), or null
+    d_model: Optional[int] = None  # null: the rung's
+    n_layers: Optional[int] = None
+    n_heads: Optional[int] = None
+    d_ff: Optional[int] = None  # null: 4 * d_model
+    ctx: int = 128  # tokens per training row
+    vocab_size: Optional[int] = None  # null: the data's
+    attention: str = "auto"  # auto | sdpa | matmul
+    mask_fraction: float = 0.15  # encoder: share of positions masked and predicted
+    noise_density: float = 0.15  # encoder_decoder: share of positions cut out in spans
+    mean_span: float = 3.0  # encoder_decoder: mean span length
+    ladder: dict[str, Any] = field(default_factory=dict)  # rung name -> {d_model, n_layers, n_heads}
+
+
+@dataclass
 class Config:
     """The whole config: conf/config.yaml composes presets of each group onto this schema."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: Any = MISSING  # a ladder rung plus overrides; validated by scaling.models.resolve_shape
+    model: ModelConfig = MISSING  # a ladder rung plus overrides (conf/model/)
     train: TrainConfig = field(default_factory=TrainConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -144,7 +164,12 @@ class RunSpec:
     steps: int
     D: int  # training tokens = steps * tokens_per_step
     train: TrainConfig
-    config: dict  # the resolved config (train.tokens = D), saved as config.yaml
+    protocol: ProtocolConfig
+    data: DataConfig
+    runs_dir: str
+    logger: LoggerConfig
+    options: SweepConfig  # the sweep block: report, report_dir, tasks, adaptive
+    config: dict  # the resolved config (train.tokens = D), saved as config.yaml; run_id hashes it
 
 
 def _fail(field_name: str, value: Any, need: str, fix: str) -> None:
@@ -199,7 +224,7 @@ def _check_train(t: TrainConfig) -> None:
         positive("flops", t.flops, "set train.flops to the FLOP budget C, e.g. 1e12")
 
 
-def _check_protocol(p: dict, D: int) -> dict:
+def _check_protocol(p: dict, D: int) -> ProtocolConfig:
     """The protocol block, checked against the run's D (a Kaplan horizon must lie at or past it)."""
     name, horizon = p.get("name"), p.get("horizon_tokens")
     if name not in PROTOCOLS:
@@ -214,7 +239,7 @@ def _check_protocol(p: dict, D: int) -> dict:
         if horizon < D:
             _fail("protocol.horizon_tokens", horizon, f"is less than the run's D={D}",
                   f"raise it to at least {D} (Kaplan's schedule ends past the data seen)")
-    return {"name": name, "horizon_tokens": None if horizon is None else float(horizon)}
+    return ProtocolConfig(name=str(name), horizon_tokens=None if horizon is None else float(horizon))
 
 
 @functools.lru_cache(maxsize=8)
@@ -224,9 +249,13 @@ def _source(data_json: str, ctx: int) -> Any:
     return build_source(OmegaConf.create(json.loads(data_json)), ctx)
 
 
-def token_source(cfg: DictConfig | dict, ctx: int) -> Any:
+def token_source(cfg: DataConfig | DictConfig | dict, ctx: int) -> Any:
     """The data config's token source (built once per distinct config; sources are pure)."""
-    data = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
+    data: Any
+    if isinstance(cfg, DataConfig):
+        data = dataclasses.asdict(cfg)
+    else:
+        data = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
     return _source(json.dumps(data, sort_keys=True), ctx)
 
 
@@ -252,54 +281,96 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
 
     Raises ConfigError naming the field and the fix; touches nothing on disk.
     """
+    container = _container(cfg)
+    train = TrainConfig(**container["train"])
+    _check_train(train)
+    _check_device(train.device)
+    shape, source = _shape_and_source(container)
+    counts = param_counts(shape)
+    tokens_per_step = int(train.batch_size) * shape.ctx
+    steps = _steps(train, counts.N, tokens_per_step)
+    D = steps * tokens_per_step
+    protocol = _check_protocol(container.get("protocol") or {"name": "chinchilla"}, D)
+    container["train"]["tokens"] = float(D)
+    train = _resolve_auto(train, container["train"], counts.N, D)
+    size = str(container["model"].get("size") or "custom")
+    data_name = str(container["data"].get("name", "data"))
+    arch = "" if shape.arch == "decoder" else f"{shape.arch}-"
+    kind = "" if protocol.name == "chinchilla" else f"{protocol.name}-"
+    readable = f"{kind}{arch}{size}-{data_name}-D{_human(D)}-seed{train.seed}"
+    run_id = runs.make_run_id(readable, _identity(container, shape, protocol, data_name, D))
+    sweep = str(container["sweep"]["name"])
+    return RunSpec(
+        run_id=run_id, sweep=sweep, run_dir=runs.run_dir(container["runs_dir"], sweep, run_id),
+        shape=shape, counts=counts, size=size, data_name=data_name,
+        tokens_per_step=tokens_per_step, steps=steps, D=D, train=train, protocol=protocol,
+        data=as_data_config(container["data"]), runs_dir=str(container["runs_dir"]),
+        logger=LoggerConfig(**(container.get("logger") or {})),
+        options=_sweep_config(container["sweep"]), config=container,
+    )
+
+
+def _sweep_config(values: dict) -> SweepConfig:
+    adaptive = AdaptiveConfig(**(values.get("adaptive") or {}))
+    return SweepConfig(**{**values, "adaptive": adaptive})
+
+
+def _container(cfg: DictConfig) -> dict:
+    """The composed config as a plain dict, its sweep name and runs_dir checked."""
     container = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(container, dict) or not {"data", "model", "train", "sweep"} <= set(container):
         raise ConfigError("the config lacks data/model/train/sweep; compose it from conf/config.yaml")
-    train = TrainConfig(**container["train"])
-    _check_train(train)
     sweep_name = str(container["sweep"]["name"])
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", sweep_name):
-        _fail("sweep.name", sweep_name, "is not a plain folder name", "use letters, digits, '-', '_' or '.'")
+        _fail("sweep.name", sweep_name, "is not a plain folder name",
+              "use letters, digits, '-', '_' or '.'")
     if not str(container.get("runs_dir") or "").strip():
         _fail("runs_dir", container.get("runs_dir"), "is empty", "set runs_dir=runs (or any folder)")
+    return container
 
-    if train.device.startswith("cuda"):
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            _fail("train.device", train.device, "needs CUDA, which is not available here",
+            _fail("train.device", device, "needs CUDA, which is not available here",
                   "use train.device=auto or train.device=cpu")
+
+
+def _shape_and_source(container: dict) -> tuple[ModelShape, Any]:
+    """The model's shape, its vocabulary taken from (or checked against) the data's."""
     shape = resolve_shape(container["model"])
     source = token_source(container["data"], shape.ctx)
     if container["model"].get("vocab_size") is None:  # null: the data's vocabulary (bytes: 256)
         shape = dataclasses.replace(shape, vocab_size=source.vocab_size)
     if shape.vocab_size != source.vocab_size:
-        _fail("model.vocab_size", shape.vocab_size, f"differs from the data's vocab_size={source.vocab_size}",
+        _fail("model.vocab_size", shape.vocab_size,
+              f"differs from the data's vocab_size={source.vocab_size}",
               f"set model.vocab_size={source.vocab_size}")
-    counts = param_counts(shape)
+    return shape, source
 
-    tokens_per_step = int(train.batch_size) * shape.ctx
+
+def _steps(train: TrainConfig, N: int, tokens_per_step: int) -> int:
+    """Optimiser steps of the run: train.tokens, or train.flops / (6 N), in whole batches."""
+    value = train.tokens if train.tokens is not None else train.flops  # one is set (_check_train)
     if train.tokens is not None:
         wanted, name = float(train.tokens), "train.tokens"
     else:
-        wanted, name = float(train.flops) / (6.0 * counts.N), "train.flops"
-    steps = int(round(wanted / tokens_per_step))
+        wanted, name = float(value or 0.0) / (6.0 * N), "train.flops"
     if wanted < tokens_per_step:
-        value = train.tokens if train.tokens is not None else train.flops
         _fail(name, value, f"gives D={wanted:.4g} tokens, less than one batch "
-              f"(train.batch_size*model.ctx = {train.batch_size}*{shape.ctx} = {tokens_per_step})",
-              f"raise {name} or lower train.batch_size")
-    D = steps * tokens_per_step
-    protocol = _check_protocol(container.get("protocol") or {"name": "chinchilla"}, D)
+              f"(train.batch_size*model.ctx = {train.batch_size}*{tokens_per_step // train.batch_size}"
+              f" = {tokens_per_step})", f"raise {name} or lower train.batch_size")
+    return int(round(wanted / tokens_per_step))
 
-    container["train"]["tokens"] = float(D)
-    train = _resolve_auto(train, container["train"], counts.N, D)
-    size = str(container["model"].get("size") or "custom")
-    data_name = str(container["data"].get("name", "data"))
-    # The run id hashes what defines the experiment, as the saved config.yaml states it: the data,
-    # the model keys (the ladder reduced to the resolved dimensions) and the optimisation, seed
-    # and D. Execution knobs (device, precision, compile, threads, checkpoints, kernel) are left
-    # out, so the same experiment on other hardware finds the same run.
+
+def _identity(container: dict, shape: ModelShape, protocol: ProtocolConfig, data_name: str,
+              D: int) -> dict:
+    """What the run id hashes: what defines the experiment, as the saved config.yaml states it:
+    the data, the model keys (the ladder reduced to the resolved dimensions) and the
+    optimisation, seed and D. Execution knobs (device, precision, compile, threads, checkpoints,
+    kernel) are left out, so the same experiment on other hardware finds the same run."""
     dims = ("d_model", "n_layers", "n_heads", "ctx", "vocab_size", "d_ff")
     # data.tokens only where it is used, so runs on other data keep the ids they had
     data_id = {k: v for k, v in container["data"].items() if k != "tokens" or data_name == "tokens"}
@@ -311,16 +382,9 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
                   if k not in EXECUTION_KEYS + AUTO_KEYS},
         "D": D,
     }
-    if protocol["name"] != "chinchilla":  # the default stays out of the hash: existing run ids do not change
-        identity["protocol"] = protocol
-    arch = "" if shape.arch == "decoder" else f"{shape.arch}-"
-    kind = "" if protocol["name"] == "chinchilla" else f"{protocol['name']}-"
-    run_id = runs.make_run_id(f"{kind}{arch}{size}-{data_name}-D{_human(D)}-seed{train.seed}", identity)
-    return RunSpec(
-        run_id=run_id, sweep=sweep_name, run_dir=runs.run_dir(container["runs_dir"], sweep_name, run_id),
-        shape=shape, counts=counts, size=size, data_name=data_name, tokens_per_step=tokens_per_step,
-        steps=steps, D=D, train=train, config=container,
-    )
+    if protocol.name != "chinchilla":  # the default stays out of the hash: ids do not change
+        identity["protocol"] = dataclasses.asdict(protocol)
+    return identity
 
 
 # ---------------------------------------------------------------- composing from overrides
@@ -427,7 +491,7 @@ def help_text(sweep: bool = False) -> str:
         shape = resolve_shape({**OmegaConf.to_container(base.model, resolve=True), "size": name})
         rungs.append(f"{name} (N={param_counts(shape).N:,})")
     lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
-    lines += ["model: pick a rung with model.size=<name> (ladder in conf/model/decoder.yaml) or set",
+    lines += ["model: pick a rung with model.size=<name> (ladder in conf/model/transformer.yaml) or set",
               "  model.d_model/n_layers/n_heads/ctx directly; model.attention=auto|sdpa|matmul picks the kernel.",
               "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
               "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/."]

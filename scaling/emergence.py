@@ -375,7 +375,7 @@ def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict
     abs_ = abilities(list(df.columns))
     if not abs_:
         raise DataError(f"no probe scores (icl_acc, induction_loss, ...) in the runs of {', '.join(paths)}; "
-                        "train with a trainer that records scaling.probes.probe_scores")
+                        "train with a trainer that records scaling.probe_scores.probe_scores")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = analyse(df, threshold)

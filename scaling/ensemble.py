@@ -25,10 +25,19 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from scaling import objectives, progress, runs, trackers, train
+from scaling import checkpoint, losses, progress, runs, trackers, train
 from scaling.config import RunSpec, resolve_run, token_source
+from scaling.hardware import (
+    autocast,
+    pick_attention,
+    pick_compile,
+    pick_device,
+    pick_dtype,
+    pick_threads,
+)
 from scaling.models import Transformer
 from scaling.models.stacked import StackedTransformer
+from scaling.schedule import eval_steps, lr_at, schedule_steps
 
 MEMBER_KEYS = ("seed", "lr")  # the train keys in which the members of one ensemble may differ
 
@@ -202,7 +211,7 @@ class EnsembleEngine:
     losses: Callable[[StackedTransformer, torch.Tensor], torch.Tensor] = member_losses
 
     def amp(self):
-        return train.autocast(self.device, self.dtype)
+        return autocast(self.device, self.dtype)
 
     def step(self, rows: torch.Tensor, lr: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """One optimiser step of every member on its rows (K, B, ctx + 1) at its lr; returns the
@@ -217,8 +226,8 @@ class EnsembleEngine:
         return losses.detach()
 
     def load_member(self, k: int, spec: RunSpec) -> tuple[int, list, float, float, int]:
-        """Resume member k from its run's checkpoint (train.load_checkpoint's format)."""
-        state = train.load_checkpoint(spec, self.member, self.member_optimizer, self.device)
+        """Resume member k from its run's checkpoint (checkpoint.load_checkpoint's format)."""
+        state = checkpoint.load_checkpoint(spec, self.member, self.member_optimizer, self.device)
         self.model.load_member(k, self.member)
         self.optimizer.load_member(k, self.member_optimizer, self.member)
         return state
@@ -228,14 +237,14 @@ class EnsembleEngine:
         """Member k's checkpoint, exactly as its separate run saves one."""
         self.model.member_into(k, self.member)
         self.optimizer.member_into(k, self.member_optimizer, self.member, lr)
-        train._save_checkpoint(self.specs[k].run_dir / runs.CHECKPOINT, self.member,
-                               self.member_optimizer, step, metrics, wall_s, loss_sum, loss_count)
+        checkpoint.save_checkpoint(self.specs[k].run_dir / runs.CHECKPOINT, self.member,
+                                   self.member_optimizer, step, metrics, wall_s, loss_sum, loss_count)
 
     def evaluate(self, k: int, source: Any, val_rows: torch.Tensor) -> tuple[float, dict]:
         """Member k's validation loss and probe scores, by the single run's code."""
         spec = self.specs[k]
         self.model.member_into(k, self.member)
-        loss_val = objectives.evaluate(self.member, spec.shape, val_rows, spec.train.batch_size * 4,
+        loss_val = losses.evaluate(self.member, spec.shape, val_rows, spec.train.batch_size * 4,
                                        self.amp)
         return loss_val, train.probe_metrics(self.member, source, self.device, self.amp)
 
@@ -243,18 +252,18 @@ class EnsembleEngine:
 def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     """The engine of members `specs` (one shape; sets torch's thread count as a side effect)."""
     t = specs[0].train
-    threads = train.pick_threads(t.threads)
+    threads = pick_threads(t.threads)
     torch.set_num_threads(threads)
-    device = train.pick_device(t.device)
-    attention = train.pick_attention(specs[0].shape.attention, t.precision, device)
-    dtype = train.pick_dtype(t.precision, device, attention)
+    device = pick_device(t.device)
+    attention = pick_attention(specs[0].shape.attention, t.precision, device)
+    dtype = pick_dtype(t.precision, device, attention)
     shape = dataclasses.replace(specs[0].shape, attention=attention)
     model = StackedTransformer(shape, [s.train.seed for s in specs]).to(device)
     member = Transformer(shape, seed=0).to(device)
     member_optimizer, _ = train.make_optimizer(member, t)
-    # compile as a run of K times the tokens would be (train.pick_compile: the work must repay it)
+    # compile as a run of K times the tokens would be (hardware.pick_compile: the work must repay it)
     as_one_run = dataclasses.replace(specs[0], D=specs[0].D * len(specs))
-    compiled = train.pick_compile(t.compile, device, as_one_run, threads)
+    compiled = pick_compile(t.compile, device, as_one_run, threads)
     losses = torch.compile(member_losses) if compiled else member_losses
     optimizer = StackedAdamW(list(model.parameters()), t)
     return EnsembleEngine(specs, model, optimizer, member, member_optimizer, device, dtype, threads,
@@ -263,9 +272,9 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
 
 # ---------------------------------------------------------------- training a group
 
-def train_ensemble(cfgs: list[DictConfig], *, stop_after_steps: int | None = None) -> list[dict]:
+def train_ensemble(cfgs: list[DictConfig]) -> list[dict]:
     """Train the runs `cfgs` (one shape; differing in seed and/or lr) together; one result dict
-    per run, as train.train_run returns it ("skipped", "busy", "ok", "diverged", "stopped").
+    per run, as train.train_run returns it ("skipped", "busy", "ok", "diverged").
     Members whose checkpoints stand at another step than the most common one train alone."""
     specs = [resolve_run(c) for c in cfgs]
     if len({ensemble_key(s) for s in specs}) != 1 or ensemble_key(specs[0]) is None:
@@ -291,10 +300,10 @@ def train_ensemble(cfgs: list[DictConfig], *, stop_after_steps: int | None = Non
         common = max(set(steps), key=lambda v: (steps.count(v), -v), default=0)
         together = [s for s in todo if start[s.run_id] == common]
         if len(together) > 1:
-            results.update(zip([s.run_id for s in together], _train(together, stop_after_steps)))
+            results.update(zip([s.run_id for s in together], _train(together)))
         for spec in todo:
             if spec.run_id not in results:
-                results[spec.run_id] = train._train(spec, stop_after_steps)
+                results[spec.run_id] = train._train(spec)
     finally:
         for spec, lock in held:
             lock.release(unlink=True)
@@ -310,106 +319,138 @@ def _checkpoint_step(spec: RunSpec) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
 
 
-def _train(specs: list[RunSpec], stop_after_steps: int | None) -> list[dict]:
-    """The training loop of train._train, for K members at once."""
+def _train(specs: list[RunSpec]) -> list[dict]:
+    """train._train for K members at once: train the claimed members to their end, finish each."""
     engine = build_ensemble(specs)
-    K, spec0, t0 = len(specs), specs[0], specs[0].train
-    device, dtype = engine.device, engine.dtype
-    source = token_source(spec0.config["data"], spec0.shape.ctx)
-    val_rows = source.val_batch().to(device)
+    source = token_source(specs[0].data, specs[0].shape.ctx)
     for spec in specs:
         runs.atomic_write_text(spec.run_dir / runs.CONFIG,
                                OmegaConf.to_yaml(OmegaConf.create(spec.config)))
-    mirrors = [trackers.start(s.config.get("logger"), s.run_dir, s.config["runs_dir"], s.sweep,
-                              s.run_id, s.config) for s in specs]  # logger=...: one per member
-
-    step, metrics, elapsed, sums, count = 0, [[] for _ in specs], [0.0] * K, [0.0] * K, 0
-    if (spec0.run_dir / runs.CHECKPOINT).is_file():  # train_ensemble grouped members at one step
-        for k, spec in enumerate(specs):
-            step, metrics[k], elapsed[k], sums[k], count = engine.load_member(k, spec)
-    resumed_from = step
-
-    kaplan = train.protocol_name(spec0) == "kaplan"
-    evals = set(train.eval_steps(spec0.steps, t0.n_evals, exact=kaplan))
-    horizon = train.schedule_steps(spec0)
-    status, loss_val, loss_train = ["ok"] * K, [math.nan] * K, [math.nan] * K
-    results: list[dict | None] = [None] * K
-    alive = [True] * K  # members still training (read here without a device sync)
-    active = torch.ones(K, dtype=torch.bool, device=device)  # the same, as the step's mask
-    label = f"{spec0.run_id} +{K - 1} (ensemble)"
-    bar = progress.run_bar(spec0.D * K, step * spec0.tokens_per_step * K, label)
-    start = [time.perf_counter() - e for e in elapsed]
-    seeds = [s.train.seed for s in specs]
-    batches = StackedBatches(source, t0.batch_size, seeds, device, step, spec0.steps)
-    loss_acc = torch.tensor(sums, dtype=torch.float64, device=device)
-    check_every = 1 if device.type == "cpu" else train.CHECK_EVERY
-    stop = train.StopSignals().install()
-
-    def finish(k: int) -> None:
-        wall, loss_sum = time.perf_counter() - start[k], float(loss_acc[k])
-        results[k] = train.finish_run(
-            specs[k], status[k], loss_val[k], loss_train[k], wall, metrics[k], source, device,
-            dtype, resumed_from,
-            lambda: engine.save_member(k, step, lrs[k], metrics[k], wall, loss_sum, count))
-        mirrors[k].finish(results[k])
-        alive[k] = False
-        active[k] = False
-
-    lrs = [train.lr_at(step, horizon, s.train) for s in specs]
+    mirrors = [trackers.start(s.logger, s.run_dir, s.runs_dir, s.sweep, s.run_id, s.config)
+               for s in specs]  # logger=...: one per member
+    loop = EnsembleLoop(specs, engine, source, mirrors)
+    stop = checkpoint.StopSignals().install()
     try:
-        engine.model.train()
-        while step < spec0.steps and any(alive):
-            lrs = [train.lr_at(step, horizon, s.train) for s in specs]
-            losses = engine.step(batches.get(step), torch.tensor(lrs, device=device), active)
-            step += 1
-            loss_acc += losses
-            count += 1
-            bar.update(spec0.tokens_per_step * sum(alive))
-            if step % check_every == 0 or step in evals:
-                sums = loss_acc.tolist()
-                for k in range(K):
-                    if alive[k] and not math.isfinite(sums[k]):  # NaN or inf since the last eval
-                        status[k], loss_train[k] = "diverged", sums[k]
-                        finish(k)
-            if step in evals:
-                for k in range(K):
-                    if not alive[k]:
-                        continue
-                    loss_train[k] = sums[k] / count
-                    loss_val[k], scores = engine.evaluate(k, source, val_rows)
-                    wall = time.perf_counter() - start[k]
-                    metrics[k].append(train.metrics_row(specs[k], step, loss_train[k], loss_val[k],
-                                                        lrs[k], wall, scores))
-                    runs.atomic_write_jsonl(specs[k].run_dir / runs.METRICS, metrics[k])
-                    mirrors[k].log(metrics[k][-1])
-                    if not math.isfinite(loss_val[k]):
-                        status[k] = "diverged"
-                        finish(k)
-                loss_acc.zero_()
-                count = 0
-            stopping = stop.signum is not None
-            due = t0.checkpoint_every and step % t0.checkpoint_every == 0
-            if step < spec0.steps and (stopping or due):
-                for k in range(K):
-                    if alive[k]:
-                        wall = time.perf_counter() - start[k]
-                        engine.save_member(k, step, lrs[k], metrics[k], wall, float(loss_acc[k]),
-                                           count)
-                if stopping:
-                    stop.deliver(f"{label}: checkpoints saved at step {step}/{spec0.steps}")
-            if train.TEST_STEP_S:
-                time.sleep(train.TEST_STEP_S)
-            if stop_after_steps is not None and step >= stop_after_steps and step < spec0.steps:
-                stopped = {"status": "stopped", "step": step}
-                return [results[k] or {"run_id": s.run_id, "sweep": s.sweep, **stopped}
-                        for k, s in enumerate(specs)]
+        loop.run(stop)
     finally:
         stop.restore()
-        batches.close()
-        bar.close()
-    for k in range(K):
-        if alive[k]:
-            finish(k)
+    results = loop.finish_alive()
     if stop.signum is not None:
-        stop.deliver(f"{label}: finished")
-    return results  # type: ignore[return-value]
+        stop.deliver(f"{loop.label}: finished")
+    return results
+
+
+class EnsembleLoop:
+    """train.RunLoop for K members at once: the shared step and count of summed train losses,
+    and each member's curve, status and result. A member that diverges is finished at once."""
+
+    def __init__(self, specs: list[RunSpec], engine: EnsembleEngine, source: Any,
+                 mirrors: list[Any]):
+        K = len(specs)
+        self.specs, self.engine, self.source, self.mirrors = specs, engine, source, mirrors
+        self.val_rows = source.val_batch().to(engine.device)
+        self.step, self.count = 0, 0
+        self.metrics: list[list] = [[] for _ in specs]
+        elapsed, sums = [0.0] * K, [0.0] * K
+        if (specs[0].run_dir / runs.CHECKPOINT).is_file():  # train_ensemble grouped them at one step
+            for k, spec in enumerate(specs):
+                self.step, self.metrics[k], elapsed[k], sums[k], self.count = engine.load_member(
+                    k, spec)
+        self.resumed_from = self.step
+        self.status, self.loss_val, self.loss_train = ["ok"] * K, [math.nan] * K, [math.nan] * K
+        self.results: list[dict | None] = [None] * K
+        self.alive = [True] * K  # members still training (read here without a device sync)
+        self.active = torch.ones(K, dtype=torch.bool, device=engine.device)  # the step's mask
+        self.loss_acc = torch.tensor(sums, dtype=torch.float64, device=engine.device)
+        self.start = [time.perf_counter() - e for e in elapsed]
+        self.horizon = schedule_steps(specs[0])
+        self.lrs = [lr_at(self.step, self.horizon, s.train) for s in specs]
+        self.label = f"{specs[0].run_id} +{K - 1} (ensemble)"
+
+    def run(self, stop: checkpoint.StopSignals) -> None:
+        """Train until the last step or until every member has diverged."""
+        spec0, t0, K = self.specs[0], self.specs[0].train, len(self.specs)
+        evals = set(eval_steps(spec0.steps, t0.n_evals, exact=spec0.protocol.name == "kaplan"))
+        check_every = 1 if self.engine.device.type == "cpu" else train.CHECK_EVERY
+        bar = progress.run_bar(spec0.D * K, self.step * spec0.tokens_per_step * K, self.label)
+        seeds = [s.train.seed for s in self.specs]
+        batches = StackedBatches(self.source, t0.batch_size, seeds, self.engine.device, self.step,
+                                 spec0.steps)
+        sums: list[float] = []
+        try:
+            self.engine.model.train()
+            while self.step < spec0.steps and any(self.alive):
+                self.lrs = [lr_at(self.step, self.horizon, s.train) for s in self.specs]
+                lrs = torch.tensor(self.lrs, device=self.engine.device)
+                losses = self.engine.step(batches.get(self.step), lrs, self.active)
+                self.step += 1
+                self.loss_acc += losses
+                self.count += 1
+                bar.update(spec0.tokens_per_step * sum(self.alive))
+                if self.step % check_every == 0 or self.step in evals:
+                    sums = self.loss_acc.tolist()
+                    self.finish_diverged(sums)
+                if self.step in evals:
+                    self.evaluate(sums)
+                self.checkpoint_if_due(stop)
+        finally:
+            batches.close()
+            bar.close()
+
+    def finish_diverged(self, sums: list[float]) -> None:
+        """Finish the members whose summed train loss is NaN or inf since the last evaluation."""
+        for k in range(len(self.specs)):
+            if self.alive[k] and not math.isfinite(sums[k]):
+                self.status[k], self.loss_train[k] = "diverged", sums[k]
+                self.finish(k)
+
+    def evaluate(self, sums: list[float]) -> None:
+        """Each live member's evaluation after this step, logged as its separate run logs it."""
+        for k, spec in enumerate(self.specs):
+            if not self.alive[k]:
+                continue
+            self.loss_train[k] = sums[k] / self.count
+            self.loss_val[k], scores = self.engine.evaluate(k, self.source, self.val_rows)
+            wall = time.perf_counter() - self.start[k]
+            self.metrics[k].append(train.metrics_row(spec, self.step, self.loss_train[k],
+                                                     self.loss_val[k], self.lrs[k], wall, scores))
+            runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, self.metrics[k])
+            self.mirrors[k].log(self.metrics[k][-1])
+            if not math.isfinite(self.loss_val[k]):
+                self.status[k] = "diverged"
+                self.finish(k)
+        self.loss_acc.zero_()
+        self.count = 0
+
+    def checkpoint_if_due(self, stop: checkpoint.StopSignals) -> None:
+        """Every live member's checkpoint every train.checkpoint_every steps, and when a stop
+        signal came (then hand the signal on)."""
+        spec0, every = self.specs[0], self.specs[0].train.checkpoint_every
+        stopping = stop.signum is not None
+        if self.step < spec0.steps and (stopping or (every and self.step % every == 0)):
+            for k in range(len(self.specs)):
+                if self.alive[k]:
+                    wall = time.perf_counter() - self.start[k]
+                    self.engine.save_member(k, self.step, self.lrs[k], self.metrics[k], wall,
+                                            float(self.loss_acc[k]), self.count)
+            if stopping:
+                stop.deliver(f"{self.label}: checkpoints saved at step {self.step}/{spec0.steps}")
+
+    def finish(self, k: int) -> None:
+        """Write member k's result (train.finish_run) and stop training it."""
+        wall, loss_sum = time.perf_counter() - self.start[k], float(self.loss_acc[k])
+        step, lr, count, metrics = self.step, self.lrs[k], self.count, self.metrics[k]
+        self.results[k] = train.finish_run(
+            self.specs[k], self.status[k], self.loss_val[k], self.loss_train[k], wall, metrics,
+            self.source, self.engine.device, self.engine.dtype, self.resumed_from,
+            lambda: self.engine.save_member(k, step, lr, metrics, wall, loss_sum, count))
+        self.mirrors[k].finish(self.results[k])
+        self.alive[k] = False
+        self.active[k] = False
+
+    def finish_alive(self) -> list[dict]:
+        """Finish the members still training; every member's result."""
+        for k in range(len(self.specs)):
+            if self.alive[k]:
+                self.finish(k)
+        return [r for r in self.results if r is not None]

@@ -18,6 +18,7 @@ import os
 import socket
 import tempfile
 import warnings
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -44,14 +45,80 @@ def _umask() -> int:
 
 FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes files owner-only
 
-# runs.csv columns, in order: the contract's columns first, then the shape and run settings.
-RUNS_CSV_COLUMNS = [
-    "run_id", "sweep", "arch", "data", "size", "N", "N_nonembed", "D", "C", "C_6ND",
-    "C_kaplan", "C_chinchilla", "loss", "loss_train", "entropy_floor", "seed", "status",
-    "wall_s", "tokens_per_s",
-    "d_model", "n_layers", "n_heads", "ctx", "d_ff", "vocab_size",
-    "steps", "batch_size", "lr", "device", "precision", "resumed_from_step",
-]
+@dataclass
+class RunResult:
+    """A finished run's result.json and its runs.csv row. The fields without a default are
+    runs.csv's columns, in order (the contract's first, then the shape and run settings); the
+    optional ones are written only when set, and the final probe scores (`scores`) are flattened
+    into the result, so they become runs.csv's extra columns, sorted."""
+
+    run_id: str
+    sweep: str
+    arch: str
+    data: str  # the data source's name
+    size: str  # ladder rung name, or "custom"
+    N: int  # parameters, embeddings included
+    N_nonembed: int
+    D: int  # training tokens
+    C: float  # = C_6ND
+    C_6ND: float
+    C_kaplan: float
+    C_chinchilla: float
+    loss: float  # final validation loss, nats per token (NaN: diverged)
+    loss_train: float
+    entropy_floor: float | None  # E*, where the source and objective make it known
+    seed: int
+    status: str  # "ok" | "diverged"
+    wall_s: float
+    tokens_per_s: float | None
+    d_model: int
+    n_layers: int
+    n_heads: int
+    ctx: int
+    d_ff: int | None
+    vocab_size: int
+    steps: int
+    batch_size: int
+    lr: float
+    device: str  # "cpu" | "cuda"
+    precision: str  # "fp32" | "bf16"
+    resumed_from_step: int
+    entropy_floor_note: str | None = None  # why E* is unknown for this objective or data
+    unique_tokens: int | None = None  # a finite source's unique training tokens (U_D)
+    epochs: float | None = None  # D / unique_tokens: passes over them (may be fractional)
+    scores: dict[str, float] = field(default_factory=dict)  # final probe scores
+
+    def to_dict(self) -> dict[str, Any]:
+        """result.json's object: every column, the optional fields that are set, the scores."""
+        out = {name: getattr(self, name) for name in RUNS_CSV_COLUMNS}
+        out.update({f.name: getattr(self, f.name) for f in fields(self)
+                    if f.name not in out and f.name != "scores" and getattr(self, f.name) is not None})
+        return {**out, **self.scores}
+
+
+# runs.csv columns, in order: RunResult's fields without a default
+RUNS_CSV_COLUMNS = [f.name for f in fields(RunResult)
+                    if f.default is MISSING and f.default_factory is MISSING]
+
+
+@dataclass
+class MetricsRow:
+    """One line of metrics.jsonl: the evaluation after `step` optimiser steps (plus the probe
+    scores at that point, flattened into the line)."""
+
+    step: int
+    tokens: int
+    flops: float  # 6 * N * tokens
+    loss_train: float  # mean train loss since the previous evaluation
+    loss_val: float
+    lr: float
+    wall_s: float
+
+    def to_dict(self, scores: dict[str, float]) -> dict[str, Any]:
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, **scores}
+
+
+METRIC_KEYS = tuple(f.name for f in fields(MetricsRow))  # a metrics line's keys but the scores
 
 
 # ---------------------------------------------------------------- atomic writes

@@ -359,12 +359,12 @@ def main(argv: list[str]) -> int:
             _STATE.bar = None
     else:
         progress.say("nothing to train")
-    sweep_cfg = specs[0].config["sweep"]
-    report, report_dir = bool(sweep_cfg.get("report", True)), sweep_cfg.get("report_dir") or None
+    options = specs[0].options
+    report, report_dir = bool(options.report), options.report_dir or None
     for path in sweep_paths:
         out = None if not report_dir else Path(report_dir) if len(sweep_paths) == 1 else Path(report_dir) / path.name
         after_sweep(path, {s.run_id for s in specs}, report, out, argv)
-        if sweep_cfg.get("tasks"):
+        if options.tasks:
             tasks_out = Path(f"{out or Path('analysis') / path.name}_tasks") if report else None
             after_sweep_tasks(path, tasks_out)
     missing = [s.run_id for s in todo if not runs.is_finished(s.run_dir)]

@@ -335,7 +335,7 @@ def probe_sweep(sweep_dir: Path, spec: TaskSpec | None = None, every_budget: boo
     every finished run) that lacks one, then tasks.csv of them all."""
     import pandas as pd
 
-    from scaling.train import pick_threads
+    from scaling.hardware import pick_threads
 
     torch.set_num_threads(pick_threads(0))  # a thread per idle core: a shared one stalls the others
     if every_budget:

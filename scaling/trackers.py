@@ -132,7 +132,8 @@ def start(
 ) -> Tracker:
     """The tracker of `cfg` for one run; ConfigError (before any step) on an unknown name or a
     tracker whose library is not installed."""
-    cfg = LoggerConfig(**(dict(cfg) if cfg else {}))
+    if not isinstance(cfg, LoggerConfig):
+        cfg = LoggerConfig(**(dict(cfg) if cfg else {}))
     if cfg.name not in TRACKERS:
         raise ConfigError(f"logger={cfg.name!r}: choose one of {', '.join(TRACKERS)}")
     if cfg.name == "none":

@@ -9,11 +9,15 @@ import math
 import shlex
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scaling import runs, tune
 from scaling.errors import ConfigError, DataError, FitError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NEEDED = ("size", "N", "D", "C", "lr", "batch_size", "loss")
 
@@ -140,9 +144,17 @@ def _save(fig, path: Path) -> None:
 def write_figures(rows: list[dict], result: dict, out: Path) -> list[Path]:
     """lr_curves.png (loss against lr per size, each minimum with its interval) and lr_fit.png
     (lr* against N with the fitted power law and its band)."""
+    paths = [out / "lr_curves.png", out / "lr_fit.png"]
+    _save(_lr_curves_figure(rows, result), paths[0])
+    _save(_lr_fit_figure(result), paths[1])
+    return paths
+
+
+def _lr_curves_figure(rows: list[dict], result: dict) -> Figure:
+    """Loss against lr per size, each minimum a star with its interval."""
     from matplotlib.figure import Figure
 
-    minima, law = result["_minima"], result["_law"]
+    minima = result["_minima"]
     fig = Figure(figsize=(6.2, 4.4))
     ax = fig.add_subplot()
     for (N, batch), m in minima.items():
@@ -165,9 +177,14 @@ def write_figures(rows: list[dict], result: dict, out: Path) -> list[Path]:
     ax.set_title("Loss against lr per size (stars: best lr, 95% interval)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    paths = [out / "lr_curves.png"]
-    _save(fig, paths[0])
+    return fig
 
+
+def _lr_fit_figure(result: dict) -> Figure:
+    """lr* against N with the fitted power law (minima at the sweep's edge drawn apart)."""
+    from matplotlib.figure import Figure
+
+    minima, law = result["_minima"], result["_law"]
     fig = Figure(figsize=(6.2, 4.4))
     ax = fig.add_subplot()
     batch = result["lr"]["batch_size"]
@@ -199,9 +216,7 @@ def write_figures(rows: list[dict], result: dict, out: Path) -> list[Path]:
     ax.set_title(f"Best lr against N (batch {batch}; x: minimum at the sweep's edge, not fitted)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    paths.append(out / "lr_fit.png")
-    _save(fig, paths[1])
-    return paths
+    return fig
 
 
 # ---------------------------------------------------------------- scaling tune

@@ -32,7 +32,7 @@ TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_head
         "train.compile=false", "train.device=cpu", "train.threads=1", "sweep.report=false"]
 GRID = ["sweep.name=tiny", "model.d_model=16,32", "train.tokens=1280,2560"]  # 4 runs of 10-20 steps
 ONE = ["sweep.name=one", "train.tokens=7680", "train.checkpoint_every=5"]  # 1 run of 60 steps
-STEP_S = "0.05"  # SCALING_TEST_STEP_S of the interrupted runs: 60 steps take >= 3 s
+STEP_S = 0.05  # seconds slept per step of the interrupted runs (slow_steps): 60 steps take >= 3 s
 
 
 def _need(ok: bool, why: str) -> None:
@@ -206,10 +206,10 @@ def _release_when_requeued(name: str, proc: subprocess.Popen, timeout: float = 6
 
 @pytest.mark.parametrize("stop, point", SLURM_CASES)
 def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_path, local, slurm,
-                                                                          stop, point):
+                                                                          stop, point, slow_steps):
     name = f"scaling-test-{uuid.uuid4().hex[:8]}"
     args = [*ONE, *_slurm_args("slurm", name)]
-    proc = _sweep(tmp_path, *args, env={"SCALING_TEST_STEP_S": STEP_S})
+    proc = _sweep(tmp_path, *args, env=slow_steps(STEP_S))
     try:
         _wait(lambda: _reached(tmp_path, point), 120, point, proc)
         jobs = _squeue(name)
@@ -239,10 +239,10 @@ def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_pat
     assert not (run_dir / runs.CHECKPOINT).exists()
 
 
-def test_two_slurm_sweeps_at_once_train_each_run_once(tmp_path, local, slurm):
+def test_two_slurm_sweeps_at_once_train_each_run_once(tmp_path, local, slurm, slow_steps):
     name = f"scaling-test-{uuid.uuid4().hex[:8]}"
     args = [*GRID, *_slurm_args("slurm", name)]
-    procs = [_sweep(tmp_path, *args, env={"SCALING_TEST_STEP_S": STEP_S}) for _ in range(2)]
+    procs = [_sweep(tmp_path, *args, env=slow_steps(STEP_S)) for _ in range(2)]
     try:
         for proc in procs:
             _finish(proc)
@@ -265,9 +265,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory) -> str:
+def ray_head(tmp_path_factory, slow_steps) -> str:
     """A local Ray head node with 2 CPUs (2 workers at a time), a small object store, and slow
-    steps (SCALING_TEST_STEP_S reaches the workers through the head's environment); stopped
+    steps (slow_steps reaches the workers through the head's environment); stopped
     after."""
     try:
         import hydra_plugins.hydra_ray_launcher  # noqa: F401
@@ -277,7 +277,7 @@ def ray_head(tmp_path_factory) -> str:
     ray_cli = Path(sys.executable).with_name("ray")
     _need(ray_cli.is_file(), f"no ray command next to {sys.executable} (pip install -e '.[ray]')")
     address = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "SCALING_TEST_STEP_S": STEP_S, "RAY_DEDUP_LOGS": "0"}
+    env = {**os.environ, **slow_steps(STEP_S), "RAY_DEDUP_LOGS": "0"}
     subprocess.run([str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1",
                     f"--port={address.split(':')[1]}", "--num-cpus=2",
                     "--object-store-memory=100000000", "--include-dashboard=false",

@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scaling.models import (ModelShape, Transformer, forward_flops_per_row, forward_flops_per_token, param_counts,
                             training_flops)
-from scaling.objectives import generator, loss_sum, make_batch
+from scaling.losses import generator, loss_sum, make_batch
 
 SHAPES = [
     ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=16),

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from scaling.data import DataConfig, SyntheticConfig, build_source
 from scaling.data.ngram import NGram
-from scaling.data.synthetic import Corpus, Language, LanguageSpec
+from scaling.data.synthetic import Corpus, Language
 from scaling.errors import ConfigError
 
 CTX = 64
@@ -62,7 +62,7 @@ def test_true_distribution_is_normalised_and_consistent(source):
     assert torch.isfinite(lp[:, :9]).all() and torch.isinf(lp[:, 9:]).all()
 
 
-TINY = LanguageSpec(seed=3, n_words=40, max_len=5, n_topics=3, topic_words=6, n_successors=3)
+TINY = SyntheticConfig(seed=3, n_words=40, max_len=5, n_topics=3, topic_words=6, n_successors=3)
 
 
 def _brute_force_next(lang: Language, row: bytes) -> np.ndarray:
@@ -113,7 +113,7 @@ def _entropy_gap(p: np.ndarray, rows: np.ndarray) -> float:
 
 
 def test_sampled_text_follows_the_exact_probabilities():
-    spec = dataclasses.replace(LanguageSpec(), n_words=2048)
+    spec = dataclasses.replace(SyntheticConfig(), n_words=2048)
     lang = Language(spec)
     rows = lang.sample(np.random.default_rng(12), 800, 96)
     p = lang.walk(rows, full=True)
@@ -145,7 +145,7 @@ def test_more_capacity_and_more_data_keep_paying_and_stay_above_the_floor(source
     assert abs(loss[2, 400_000] - loss[2, 40_000]) < 0.05  # a small model saturates early
     assert min(loss.values()) > source.entropy_floor + 0.2
     # an exact predictor that knows only the lexicon and unigram (and the probe rules) stays above E*
-    unigram_only = dataclasses.replace(LanguageSpec(), w_unigram=1.0, w_topic=0.0, w_bigram=0.0, w_cache=0.0)
+    unigram_only = dataclasses.replace(SyntheticConfig(), w_unigram=1.0, w_topic=0.0, w_bigram=0.0, w_cache=0.0)
     loss = -Corpus(unigram_only).walk(val)
     assert np.isfinite(loss).all() and loss.mean() > source.entropy_floor + 0.1
 
@@ -172,3 +172,18 @@ def test_language_seed_changes_the_language():
     b = build_source(DataConfig(val_tokens=1024, synthetic=SyntheticConfig(seed=2)), CTX)
     assert not torch.equal(a.val_batch(), b.val_batch())
     assert a.entropy_floor != b.entropy_floor
+
+
+def test_one_config_class_is_both_the_hydra_schema_and_the_generators_input(tmp_path):
+    from omegaconf import OmegaConf
+
+    from scaling.config import compose, resolve_run
+    from scaling.data.probes import ProbeConfig
+
+    cfg = compose([f"runs_dir={tmp_path}", "data.synthetic.n_words=512",
+                   "data.synthetic.probes.fraction=0", "data.val_tokens=256"])
+    data = OmegaConf.to_object(cfg.data)
+    assert type(data.synthetic) is SyntheticConfig and type(data.synthetic.probes) is ProbeConfig
+    source = build_source(resolve_run(cfg).data, CTX)
+    assert source.language.spec == dataclasses.replace(data.synthetic, probes=ProbeConfig())
+    assert source.probes is None  # fraction 0 reached the generator

@@ -52,18 +52,18 @@ def test_members_follow_their_separate_runs_in_fp32(tmp_path):
     assert sorted(r["run_id"] for r in csv) == sorted(r["run_id"] for r in together)
 
 
-def test_ensemble_resume_from_checkpoints_is_exact(tmp_path):
+def test_ensemble_resume_from_checkpoints_is_exact(tmp_path, cut_after):
     extra = ["train.checkpoint_every=10"]
     whole = train_ensemble([cfg(tmp_path / "whole", *m, *extra) for m in MEMBERS])
-    cut = train_ensemble([cfg(tmp_path / "cut", *m, *extra) for m in MEMBERS], stop_after_steps=20)
-    assert [r["status"] for r in cut] == ["stopped"] * 3
+    with cut_after(20):
+        train_ensemble([cfg(tmp_path / "cut", *m, *extra) for m in MEMBERS])
     resumed = train_ensemble([cfg(tmp_path / "cut", *m, *extra) for m in MEMBERS])
     assert [r["resumed_from_step"] for r in resumed] == [20] * 3
     for a, b in zip(whole, resumed):
         assert a["loss"] == b["loss"] and a["loss_train"] == b["loss_train"]  # bit for bit
     # a member's checkpoint is a separate run's: one run cut in an ensemble resumes alone
-    alone = train_run(cfg(tmp_path / "mixed", *MEMBERS[0], *extra), stop_after_steps=20)
-    assert alone["status"] == "stopped"
+    with cut_after(20):
+        train_run(cfg(tmp_path / "mixed", *MEMBERS[0], *extra))
     mixed = train_ensemble([cfg(tmp_path / "mixed", *m, *extra) for m in MEMBERS])
     assert mixed[0]["resumed_from_step"] == 20 and mixed[0]["loss"] == whole[0]["loss"]
     assert [r["loss"] for r in mixed[1:]] == pytest.approx([r["loss"] for r in whole[1:]], rel=1e-5)
@@ -142,7 +142,7 @@ def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_like_separate_runs(tmp_pat
     assert float(redone[victim]["loss"]) == pytest.approx(float(alone[victim]["loss"]), rel=1e-5)
 
 
-def test_a_seed_sweep_stopped_by_sigterm_resumes_every_member_exactly(tmp_path):
+def test_a_seed_sweep_stopped_by_sigterm_resumes_every_member_exactly(tmp_path, slow_steps):
     import os
     import signal
     import subprocess
@@ -154,7 +154,7 @@ def test_a_seed_sweep_stopped_by_sigterm_resumes_every_member_exactly(tmp_path):
     whole = train_ensemble([cfg(tmp_path / "whole", *m, "train.tokens=7680") for m in
                             (["train.seed=0"], ["train.seed=1"], ["train.seed=2"])])
     folder = tmp_path / "cut" / "seeds"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SCALING_TEST_STEP_S": "0.05"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **slow_steps(0.05)}
     proc = subprocess.Popen([sys.executable, "-m", "scaling.cli", "sweep", *argv,
                              f"runs_dir={tmp_path / 'cut'}"], env=env, text=True, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

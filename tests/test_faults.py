@@ -26,7 +26,7 @@ RUN = [*TINY, "sweep=single", "train.tokens=7680"]  # 60 steps of 8 x 16 tokens
 
 
 def _cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    """`python -m scaling.cli ARGS` in a child process; SCALING_TEST_STEP_S slows each step."""
+    """`python -m scaling.cli ARGS` in a child process (env: e.g. the slow_steps fixture's)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "scaling.cli", *args], env=full_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
@@ -63,11 +63,11 @@ def test_a_sweep_through_a_parallel_launcher_finishes_every_run_once(tmp_path, l
         assert list((tmp_path / "tiny" / ".hydra").rglob("*_log.out"))
 
 
-def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_loss(tmp_path):
+def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_loss(tmp_path, slow_steps):
     whole = train_run(compose([f"runs_dir={tmp_path / 'whole'}", *RUN]))
     argv = [f"runs_dir={tmp_path / 'cut'}", *RUN, "train.checkpoint_every=5"]
     folder = resolve_run(compose(argv)).run_dir
-    proc = _cli("train", *argv, env={"SCALING_TEST_STEP_S": "0.05"})
+    proc = _cli("train", *argv, env=slow_steps(0.05))
     try:
         _wait_for(lambda: (folder / runs.CHECKPOINT).is_file(), proc)
         time.sleep(0.3)  # a few steps past the checkpoint: those are lost and retrained
@@ -84,11 +84,11 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_loss(tmp
 
 
 @pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)])
-def test_sigterm_and_sigint_save_a_checkpoint_then_exit(tmp_path, sig, rc):
+def test_sigterm_and_sigint_save_a_checkpoint_then_exit(tmp_path, sig, rc, slow_steps):
     whole = train_run(compose([f"runs_dir={tmp_path / 'whole'}", *RUN]))
     argv = [f"runs_dir={tmp_path / 'cut'}", *RUN, "train.checkpoint_every=0"]  # no periodic checkpoints
     folder = resolve_run(compose(argv)).run_dir
-    proc = _cli("train", *argv, env={"SCALING_TEST_STEP_S": "0.05"})
+    proc = _cli("train", *argv, env=slow_steps(0.05))
     _wait_for(lambda: (folder / runs.METRICS).is_file(), proc)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
@@ -100,10 +100,10 @@ def test_sigterm_and_sigint_save_a_checkpoint_then_exit(tmp_path, sig, rc):
     assert 0 < resumed["resumed_from_step"] < 60 and resumed["loss"] == whole["loss"]
 
 
-def test_a_killed_sweep_restarted_ends_with_every_run_once(tmp_path, capsys):
+def test_a_killed_sweep_restarted_ends_with_every_run_once(tmp_path, capsys, slow_steps):
     argv = [f"runs_dir={tmp_path}", *TINY, *GRID, "train.checkpoint_every=4"]
     folder = tmp_path / "tiny"
-    proc = _cli("sweep", *argv, env={"SCALING_TEST_STEP_S": "0.03"}, cwd=tmp_path, start_new_session=True)
+    proc = _cli("sweep", *argv, env=slow_steps(0.03), cwd=tmp_path, start_new_session=True)
 
     def one_done_one_cut() -> bool:
         return len(runs.load_results(folder)) >= 1 and any(folder.glob(f"*/{runs.CHECKPOINT}"))
@@ -126,9 +126,9 @@ def test_a_killed_sweep_restarted_ends_with_every_run_once(tmp_path, capsys):
     assert not list(folder.glob(f"*/{runs.CHECKPOINT}"))
 
 
-def test_two_concurrent_sweeps_on_one_folder_train_each_run_once(tmp_path):
+def test_two_concurrent_sweeps_on_one_folder_train_each_run_once(tmp_path, slow_steps):
     argv = ["sweep", f"runs_dir={tmp_path}", *TINY, *GRID]
-    env = {"SCALING_TEST_STEP_S": "0.03"}
+    env = slow_steps(0.03)
     procs = [_cli(*argv, env=env, cwd=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

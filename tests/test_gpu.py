@@ -26,9 +26,8 @@ CPU = ["train.device=cpu", "train.precision=fp32", "train.compile=false"]
 
 
 
-def _run(tmp_path, *overrides: str, stop_after_steps: int | None = None) -> dict:
-    cfg = compose([f"runs_dir={tmp_path}", *TINY, *overrides])
-    return train_run(cfg, stop_after_steps=stop_after_steps)
+def _run(tmp_path, *overrides: str) -> dict:
+    return train_run(compose([f"runs_dir={tmp_path}", *TINY, *overrides]))
 
 
 def test_auto_device_trains_on_cuda_exactly_when_cuda_exists(tmp_path):
@@ -37,12 +36,13 @@ def test_auto_device_trains_on_cuda_exactly_when_cuda_exists(tmp_path):
     assert result["status"] == "ok" and result["device"] == expected
 
 
-def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path):
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path, cut_after):
     """A GPU run's checkpoint also holds CUDA RNG states; a CPU resume maps the tensors to the CPU
     (torch.load map_location) and leaves the CUDA states aside, ending at the uninterrupted loss."""
     whole = _run(tmp_path / "whole", *CPU)
     cut = tmp_path / "cut"
-    assert _run(cut, *CPU, stop_after_steps=13)["status"] == "stopped"
+    with cut_after(13):
+        _run(cut, *CPU)
     path = resolve_run(compose([f"runs_dir={cut}", *TINY, *CPU])).run_dir / runs.CHECKPOINT
     state = torch.load(path, weights_only=True)
     state["rng"]["cuda"] = [torch.get_rng_state()]  # what _rng_states adds on a GPU machine
@@ -79,14 +79,16 @@ def test_cuda_compiled_run_matches_the_eager_run(tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
-def test_a_run_moves_cpu_to_gpu_to_cpu_through_its_checkpoint(tmp_path):
+def test_a_run_moves_cpu_to_gpu_to_cpu_through_its_checkpoint(tmp_path, cut_after):
     """Stopped on the CPU, resumed on the GPU, stopped again, finished on the CPU: the checkpoint
     loads on either device, and the run ends near the CPU-only loss (kernels differ: not bit for
     bit)."""
     reference = _run(tmp_path / "whole", *CPU)
     gpu = ["train.device=cuda", "train.precision=fp32", "train.compile=false"]
-    assert _run(tmp_path, *CPU, stop_after_steps=13)["status"] == "stopped"
-    assert _run(tmp_path, *gpu, stop_after_steps=33)["status"] == "stopped"
+    with cut_after(13):
+        _run(tmp_path, *CPU)
+    with cut_after(33):
+        _run(tmp_path, *gpu)
     result = _run(tmp_path, *CPU)
     assert result["status"] == "ok" and result["resumed_from_step"] == 30
     assert math.isclose(result["loss"], reference["loss"], rel_tol=1e-3)

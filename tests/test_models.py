@@ -14,13 +14,13 @@ from omegaconf import OmegaConf
 from scaling.errors import ConfigError
 from scaling.models import ModelShape, Transformer, param_counts, resolve_shape
 
-DECODER_YAML = Path(__file__).resolve().parents[1] / "conf" / "model" / "decoder.yaml"
+MODEL_YAML = Path(__file__).resolve().parents[1] / "conf" / "model" / "transformer.yaml"
 TINY = ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=16)
 
 
 @pytest.fixture(scope="module")
 def decoder_cfg():
-    return OmegaConf.load(DECODER_YAML)
+    return OmegaConf.load(MODEL_YAML)
 
 
 def tokens(shape: ModelShape, batch: int = 2, seed: int = 0) -> torch.Tensor:

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from scaling.data import DataConfig, ProbeConfig, SyntheticConfig, build_source
-from scaling.data.probes import KINDS, MARKERS, ProbeSpec, Probes
-from scaling.data.synthetic import Language, LanguageSpec
+from scaling.data.probes import KINDS, MARKERS, Probes
+from scaling.data.synthetic import Language
 from scaling.errors import ConfigError
-from scaling.probes import icl_score, induction_rows, induction_score, probe_scores, token_scores
+from scaling.probe_scores import icl_score, induction_rows, induction_score, probe_scores, token_scores
 
 CTX = 128
 
@@ -41,7 +41,7 @@ def _close(actual, expected, atol):
 
 
 def test_probe_bytes_have_the_probabilities_of_their_generator():
-    probes = Probes(ProbeSpec(), seed=0)
+    probes = Probes(ProbeConfig(), seed=0)
     rng = np.random.default_rng(5)
     # icl: the i-th key is any unused letter (1/(26-i)), values uniform letters, answers certain
     rows = probes.sample(rng, "icl", 50, 62)
@@ -69,7 +69,7 @@ def test_probe_bytes_have_the_probabilities_of_their_generator():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_sampled_probe_documents_are_calibrated(kind):
-    probes = Probes(ProbeSpec(), seed=0)
+    probes = Probes(ProbeConfig(), seed=0)
     rows = probes.sample(np.random.default_rng(3), kind, 300, 97)
     p = probes.walk(rows, full=True)
     assert np.allclose(p.sum(-1), 1.0, atol=1e-12)
@@ -104,7 +104,7 @@ def test_entropy_floor_includes_the_probe_rows():
 def test_fraction_zero_turns_probes_off_and_leaves_the_word_language():
     off = _source(fraction=0.0)
     assert off.probes is None
-    spec = LanguageSpec(probes=ProbeSpec(fraction=0.0))
+    spec = SyntheticConfig(probes=ProbeConfig(fraction=0.0))
     rows = Language(spec).sample(np.random.default_rng([0x7EA, 0, 3]), 8, CTX + 1)
     assert torch.equal(off.train_batch(3, 8, 0), torch.from_numpy(rows.astype(np.int64)))
     assert int(off.val_batch()[:, 0].min()) >= ord("a")

@@ -128,3 +128,19 @@ def test_parallel_rebuilds_never_corrupt_runs_csv(tmp_path):
 def test_run_store_does_not_import_torch():
     code = "import sys, scaling.runs; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_runs_csv_columns_are_the_run_results_fields_and_optional_keys_come_when_set():
+    values = {name: 1 for name in runs.RUNS_CSV_COLUMNS}
+    plain = runs.RunResult(**values)
+    assert list(plain.to_dict()) == runs.RUNS_CSV_COLUMNS  # unset optional fields are absent
+    text = runs.runs_table_text([plain.to_dict()])
+    assert text.splitlines()[0] == ",".join(runs.RUNS_CSV_COLUMNS)
+    full = runs.RunResult(**values, entropy_floor_note="real text", unique_tokens=10, epochs=2.5,
+                          scores={"icl_acc": 0.5})
+    out = full.to_dict()
+    assert list(out)[len(runs.RUNS_CSV_COLUMNS):] == ["entropy_floor_note", "unique_tokens",
+                                                       "epochs", "icl_acc"]
+    header = runs.runs_table_text([plain.to_dict(), out]).splitlines()[0].split(",")
+    assert header == runs.RUNS_CSV_COLUMNS + sorted(["entropy_floor_note", "unique_tokens",
+                                                     "epochs", "icl_acc"])

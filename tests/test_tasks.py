@@ -10,7 +10,7 @@ import torch
 
 from scaling import tasks
 from scaling.data import tasks as data_tasks
-from scaling.data.synthetic import Language, LanguageSpec
+from scaling.data.synthetic import Language, SyntheticConfig
 from scaling.data.tasks import TaskSpec
 from scaling.errors import DataError
 from scaling.models import ModelShape
@@ -21,7 +21,7 @@ SPEC = TaskSpec(topic_train=192, topic_test=128, cloze_items=12, gen_rows=32, s2
 
 @pytest.fixture(scope="module")
 def lang() -> Language:
-    return Language(LanguageSpec(n_words=1024, topic_words=64))
+    return Language(SyntheticConfig(n_words=1024, topic_words=64))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import torch
 from scaling import runs
 from scaling.cli import main as cli_main
 from scaling.config import TrainConfig, compose, resolve_run
-from scaling.train import eval_steps, lr_at, train_run
+from scaling.schedule import eval_steps, lr_at
+from scaling.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 1-layer d_model=16 model: well under a second per run
 TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
@@ -65,6 +66,17 @@ def test_run_writes_config_metrics_result_and_csv(tmp_path):
     assert "tokens: 3840.0" in (folder / "config.yaml").read_text()
     rows = runs.read_runs_csv(tmp_path / "single" / "runs.csv")
     assert len(rows) == 1 and rows[0]["run_id"] == spec.run_id and rows[0]["status"] == "ok"
+    assert "epochs" not in rows[0] and "unique_tokens" not in result  # synthetic: never repeats
+
+
+def test_a_stdlib_run_past_one_epoch_records_its_epochs(tmp_path):
+    """A finite source repeats its tokens: the result and runs.csv say how often (D / U_D)."""
+    result = train_run(cfg(tmp_path, "data=stdlib", "data.max_bytes=3000", "data.val_fraction=0.3"))
+    assert 0 < result["unique_tokens"] < result["D"] == 3840
+    assert result["epochs"] == result["D"] / result["unique_tokens"] > 1
+    row = runs.read_runs_csv(tmp_path / "single" / "runs.csv")[0]
+    assert float(row["epochs"]) == result["epochs"]
+    assert int(row["unique_tokens"]) == result["unique_tokens"]
 
 
 def test_same_seed_same_loss_other_seed_other_loss(tmp_path):
@@ -84,12 +96,12 @@ def test_finished_run_is_skipped(tmp_path):
     assert result_file.stat().st_mtime_ns == stamp
 
 
-def test_resume_from_checkpoint_ends_with_exactly_the_uninterrupted_loss(tmp_path):
+def test_resume_from_checkpoint_ends_with_exactly_the_uninterrupted_loss(tmp_path, cut_after):
     whole = train_run(cfg(tmp_path / "whole"))
     interrupted = cfg(tmp_path / "cut", "train.checkpoint_every=5")
-    stopped = train_run(interrupted, stop_after_steps=13)  # dies after step 13; last checkpoint at 10
+    with cut_after(13):  # dies after step 13; last checkpoint at 10
+        train_run(interrupted)
     folder = resolve_run(interrupted).run_dir
-    assert stopped["status"] == "stopped"
     assert (folder / runs.CHECKPOINT).is_file() and not runs.is_finished(folder)
     resumed = train_run(interrupted)
     assert resumed["status"] == "ok" and resumed["resumed_from_step"] == 10
@@ -137,15 +149,15 @@ def test_scaling_train_cli_trains_then_skips(tmp_path, capsys):
 def test_auto_attention_and_precision_pick_the_fast_pair_per_device(monkeypatch):
     """bf16 autocast goes with explicit matmul attention on a CPU (fused SDPA is slower in bf16
     there), fp32 keeps SDPA, CUDA keeps SDPA; an explicit choice is never overridden."""
-    from scaling import train
+    from scaling import hardware
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert train.pick_attention("auto", "bf16", cpu) == "matmul"
-    assert train.pick_attention("auto", "fp32", cpu) == "sdpa"
-    assert train.pick_attention("auto", "bf16", cuda) == "sdpa"
-    assert train.pick_attention("sdpa", "bf16", cpu) == "sdpa"
+    assert hardware.pick_attention("auto", "bf16", cpu) == "matmul"
+    assert hardware.pick_attention("auto", "fp32", cpu) == "sdpa"
+    assert hardware.pick_attention("auto", "bf16", cuda) == "sdpa"
+    assert hardware.pick_attention("sdpa", "bf16", cpu) == "sdpa"
     for native in (True, False):
-        monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: native)
-        attention = train.pick_attention("auto", "auto", cpu)
-        assert (attention, train.pick_dtype("auto", cpu, attention)) == (
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
+        attention = hardware.pick_attention("auto", "auto", cpu)
+        assert (attention, hardware.pick_dtype("auto", cpu, attention)) == (
             ("matmul", torch.bfloat16) if native else ("sdpa", torch.float32))

@@ -12,50 +12,12 @@ from typing import Any, Protocol
 
 import torch
 
+from scaling.data.probes import ProbeConfig
+from scaling.data.synthetic import SyntheticConfig
 from scaling.data.tokens import TokensConfig
 from scaling.errors import ConfigError
 
 SOURCES = ("synthetic", "stdlib", "text", "tokens")
-
-
-@dataclass
-class ProbeConfig:
-    """Probe documents of the synthetic corpus (scaling/data/probes.py, docs/emergence.md)."""
-
-    fraction: float = 0.1  # share of documents that are probes; 0 turns probes (and their scores) off
-    w_icl: float = 1.0  # relative share of each kind among probe documents
-    w_reasoning: float = 1.0
-    w_knowledge: float = 1.0
-    value_len: int = 2  # letters per icl / knowledge answer
-    icl_pairs: int = 6  # key -> value examples per in-context episode
-    icl_queries: int = 6
-    reasoning_symbols: int = 6  # letters permuted by each reasoning episode's relation
-    reasoning_steps: int = 3  # queries chain 1..reasoning_steps relations (difficulty)
-    reasoning_queries: int = 6
-    knowledge_facts: int = 128  # corpus-wide facts
-    knowledge_key_len: int = 3
-    knowledge_zipf: float = 0.5  # fact frequency ~ rank^-zipf
-    eval_rows: int = 32  # held-out rows per probe kind scored at every evaluation point
-
-
-@dataclass
-class SyntheticConfig:
-    """The generated language (scaling/data/synthetic.py); fixed for a whole sweep."""
-
-    seed: int = 0  # the language itself (lexicon, topics, successors), not the sampled text
-    n_words: int = 8192  # lexicon size
-    zipf_exponent: float = 1.0  # unigram frequency ~ rank^-exponent
-    min_len: int = 2  # letters per word
-    max_len: int = 12
-    letter_concentration: float = 0.3  # Dirichlet of the letter-bigram spelling chain (low = peaked)
-    n_topics: int = 16  # hidden document topics
-    topic_words: int = 256  # words favoured by each topic
-    n_successors: int = 16  # preferred next words of each word
-    w_unigram: float = 0.35  # mixture weights of the four components, sum to 1
-    w_topic: float = 0.25
-    w_bigram: float = 0.25
-    w_cache: float = 0.15  # copy an earlier word of the same document
-    probes: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 @dataclass
@@ -185,13 +147,9 @@ def build_source(data_cfg: Any, ctx: int) -> TokenSource:
     cfg = as_data_config(data_cfg)
     validate(cfg, ctx)
     if cfg.name == "synthetic":
-        from scaling.data.probes import ProbeSpec
-        from scaling.data.synthetic import LanguageSpec, SyntheticSource
+        from scaling.data.synthetic import SyntheticSource
 
-        fields = dataclasses.asdict(cfg.synthetic)
-        fields["probes"] = ProbeSpec(**fields["probes"])
-        spec = LanguageSpec(**fields)
-        return SyntheticSource(spec, int(ctx), int(cfg.val_tokens), int(cfg.val_seed))
+        return SyntheticSource(cfg.synthetic, int(ctx), int(cfg.val_tokens), int(cfg.val_seed))
     if cfg.name == "tokens":
         from scaling.data.tokens import TokenArraySource
 

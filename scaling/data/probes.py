@@ -29,9 +29,10 @@ MARKERS = {"icl": 0x01, "reasoning": 0x02, "knowledge": 0x03}  # x[0] of a probe
 KIND_OF_MARKER = {m: k for k, m in MARKERS.items()}
 
 
-@dataclass(frozen=True)
-class ProbeSpec:
-    """Every probe knob (mirrors `ProbeConfig` in scaling/data/__init__.py)."""
+@dataclass(unsafe_hash=True)
+class ProbeConfig:
+    """Every probe knob: the schema of `data.synthetic.probes` (Hydra) and the generator's input.
+    Hashable, so sources built from equal configs share one cache entry; treat it as read-only."""
 
     fraction: float = 0.1  # share of documents (rows) that are probe documents; 0 turns probes off
     w_icl: float = 1.0  # relative share of each probe kind among probe documents
@@ -89,7 +90,7 @@ def _letters(ep: np.ndarray, cols, n: int) -> np.ndarray:
 class ICL(_Kind):
     name = "icl"
 
-    def __init__(self, spec: ProbeSpec):
+    def __init__(self, spec: ProbeConfig):
         self.K, self.Q, self.V = spec.icl_pairs, spec.icl_queries, spec.value_len
         self.item = self.V + 3  # "k:vv," / "k=vv,"
         self.E = (self.K + self.Q) * self.item + 1
@@ -137,7 +138,7 @@ class ICL(_Kind):
 class Reasoning(_Kind):
     name = "reasoning"
 
-    def __init__(self, spec: ProbeSpec):
+    def __init__(self, spec: ProbeConfig):
         self.R, self.H, self.Q = spec.reasoning_symbols, spec.reasoning_steps, spec.reasoning_queries
         self.E = self.R * 4 + self.Q * 5 + 1  # "s>t," per relation, "a2=c," per query, "\n"
         self.answer_offsets = (self.R * 4 + np.arange(self.Q) * 5 + 3)[:, None]
@@ -192,7 +193,7 @@ class Reasoning(_Kind):
 class Knowledge(_Kind):
     name = "knowledge"
 
-    def __init__(self, spec: ProbeSpec, seed: int):
+    def __init__(self, spec: ProbeConfig, seed: int):
         self.F, self.L, self.V = spec.knowledge_facts, spec.knowledge_key_len, spec.value_len
         rng = np.random.default_rng([0xFAC7, seed])  # the facts are part of the language
         self.codes = np.sort(rng.choice(26**self.L, self.F, replace=False))  # keys, base 26, sorted
@@ -252,7 +253,7 @@ class Answers:
 class Probes:
     """The probe kinds of one language: mixture sampling, exact scoring, held-out eval sets."""
 
-    def __init__(self, spec: ProbeSpec, seed: int):
+    def __init__(self, spec: ProbeConfig, seed: int):
         self.spec = spec
         self.kinds: dict[str, _Kind] = {"icl": ICL(spec), "reasoning": Reasoning(spec),
                                         "knowledge": Knowledge(spec, seed)}
@@ -321,6 +322,6 @@ class Probes:
 
 
 @functools.lru_cache(maxsize=8)
-def probes_for(spec: ProbeSpec, seed: int) -> Probes:
+def probes_for(spec: ProbeConfig, seed: int) -> Probes:
     """Probes are immutable: build each (spec, language seed) once per process."""
     return Probes(spec, seed)

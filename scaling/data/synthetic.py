@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from scaling.data.probes import KIND_OF_MARKER, KINDS, Answers, ProbeSpec, Probes, probes_for
+from scaling.data.probes import KIND_OF_MARKER, KINDS, Answers, ProbeConfig, Probes, probes_for
 from scaling.errors import ConfigError
 
 SEP = 0x20  # the space byte ends every word
@@ -38,24 +38,27 @@ BYTE_TO_SYM[LETTERS] = np.arange(N_LETTERS)
 BYTE_TO_SYM[SEP] = SEP_SYM
 
 
-@dataclass(frozen=True)
-class LanguageSpec:
-    """Every knob of the language (mirrors `SyntheticConfig`); the language is a pure function of it."""
+@dataclass(unsafe_hash=True)
+class SyntheticConfig:
+    """Every knob of the language: the schema of `data.synthetic` (Hydra) and the generator's
+    input; the language is a pure function of it. Hashable (languages are cached per config);
+    treat it as read-only."""
 
-    seed: int = 0
-    n_words: int = 8192
-    zipf_exponent: float = 1.0
-    min_len: int = 2
+    seed: int = 0  # the language itself (lexicon, topics, successors), not the sampled text
+    n_words: int = 8192  # lexicon size
+    zipf_exponent: float = 1.0  # unigram frequency ~ rank^-exponent
+    min_len: int = 2  # letters per word
     max_len: int = 12
-    letter_concentration: float = 0.3
-    n_topics: int = 16
-    topic_words: int = 256
-    n_successors: int = 16
-    w_unigram: float = 0.35
+    letter_concentration: float = 0.3  # Dirichlet of the letter-bigram spelling chain (low = peaked)
+    n_topics: int = 16  # hidden document topics
+    topic_words: int = 256  # words favoured by each topic
+    n_successors: int = 16  # preferred next words of each word
+    w_unigram: float = 0.35  # mixture weights of the four components, sum to 1
     w_topic: float = 0.25
     w_bigram: float = 0.25
-    w_cache: float = 0.15
-    probes: ProbeSpec = ProbeSpec()  # probe documents mixed into the corpus (Corpus; Language ignores it)
+    w_cache: float = 0.15  # copy an earlier word of the same document
+    # probe documents mixed into the corpus (Corpus; Language ignores them)
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 def _zipf(n: int, exponent: float) -> np.ndarray:
@@ -111,7 +114,7 @@ class Lexicon:
         return len(self.lo)
 
 
-def _make_spellings(spec: LanguageSpec, rng: np.random.Generator) -> list[bytes]:
+def _make_spellings(spec: SyntheticConfig, rng: np.random.Generator) -> list[bytes]:
     """Letter-bigram spellings, short for frequent words (index = frequency rank), all unique."""
     start = rng.dirichlet(np.full(N_LETTERS, spec.letter_concentration * 4))
     trans = rng.dirichlet(np.full(N_LETTERS, spec.letter_concentration), size=N_LETTERS)
@@ -149,7 +152,7 @@ def _make_spellings(spec: LanguageSpec, rng: np.random.Generator) -> list[bytes]
 class Language:
     """The word-mixture language over a lexicon: exact sampler and exact scorer."""
 
-    def __init__(self, spec: LanguageSpec):
+    def __init__(self, spec: SyntheticConfig):
         weights = np.array([spec.w_unigram, spec.w_topic, spec.w_bigram, spec.w_cache], dtype=np.float64)
         if (weights < 0).any() or not np.isclose(weights.sum(), 1.0) or weights[3] >= 1:
             raise ValueError("mixture weights must be >= 0, sum to 1, with w_cache < 1")
@@ -328,14 +331,14 @@ class Language:
 
 
 @functools.lru_cache(maxsize=4)
-def _word_language(spec: LanguageSpec) -> Language:
+def _word_language(spec: SyntheticConfig) -> Language:
     return Language(spec)
 
 
-def _language(spec: LanguageSpec) -> Language:
+def _language(spec: SyntheticConfig) -> Language:
     """Languages are immutable, so runs of a sweep sharing a process build each one once
     (whatever their probe settings, which do not change the word language)."""
-    return _word_language(dataclasses.replace(spec, probes=ProbeSpec()))
+    return _word_language(dataclasses.replace(spec, probes=ProbeConfig()))
 
 
 class Corpus:
@@ -343,7 +346,7 @@ class Corpus:
     document instead (its kind drawn by the probe weights). Rows start at a document start, and
     x[0] (a letter or a probe marker, never predicted) tells the scorer which kind a row is."""
 
-    def __init__(self, spec: LanguageSpec):
+    def __init__(self, spec: SyntheticConfig):
         self.language = _language(spec)
         self.probes: Probes | None = probes_for(spec.probes, spec.seed) if spec.probes.fraction > 0 else None
         if self.probes is not None:
@@ -379,12 +382,12 @@ class Corpus:
 
 
 @functools.lru_cache(maxsize=4)
-def _corpus(spec: LanguageSpec) -> Corpus:
+def _corpus(spec: SyntheticConfig) -> Corpus:
     return Corpus(spec)
 
 
 @functools.lru_cache(maxsize=4)
-def _validation(spec: LanguageSpec, ctx: int, val_tokens: int, val_seed: int) -> tuple[np.ndarray, float]:
+def _validation(spec: SyntheticConfig, ctx: int, val_tokens: int, val_seed: int) -> tuple[np.ndarray, float]:
     """The fixed validation rows (a function of the data config only) and their exact E*."""
     corpus = _corpus(spec)
     rows = corpus.sample(np.random.default_rng([0x7A1, val_seed]), -(-val_tokens // ctx), ctx + 1)
@@ -398,7 +401,7 @@ class SyntheticSource:
     name = "synthetic"
     vocab_size = 256
 
-    def __init__(self, spec: LanguageSpec, ctx: int, val_tokens: int, val_seed: int):
+    def __init__(self, spec: SyntheticConfig, ctx: int, val_tokens: int, val_seed: int):
         self.corpus = _corpus(spec)
         self.language = self.corpus.language
         self.probes = self.corpus.probes  # None when data.synthetic.probes.fraction = 0

@@ -4,7 +4,7 @@ ratio (`model.size=N5e4`), so IsoFLOP windows can sample any N, not only the nam
 Pure Python (no torch). The shape is the one whose exact N is nearest the target in log: d_model
 runs over multiples of 8, n_layers = d_model / aspect rounded down or up (at least 1), n_heads =
 d_model / head_dim (lowered to a divisor of d_model); aspect and head_dim are the medians of the
-ladder's rungs (16 and 16 for conf/model/decoder.yaml). The run records the exact N.
+ladder's rungs (16 and 16 for conf/model/transformer.yaml). The run records the exact N.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def ladder_rule(ladder: Mapping) -> tuple[float, float]:
     if not rungs:
         raise ConfigError(
             "model.size=N<count> needs a model.ladder to take the aspect ratio from; "
-            "keep conf/model/decoder.yaml's ladder"
+            "keep conf/model/transformer.yaml's ladder"
         )
     return (
         median(r["d_model"] / r["n_layers"] for r in rungs),

@@ -117,6 +117,22 @@ def _config_folders(log: Path, fmt: str) -> list[Path]:
     return [folder, folder.parent] if fmt == "hf" else [folder]
 
 
+def _tokens(hist: pd.DataFrame, step: np.ndarray, log: Path, opts: LogOptions) -> np.ndarray:
+    """Training tokens at each logged step: --tokens-per-step x step, or the logged token count
+    (interpolated over the steps where it is missing, such as evaluation rows)."""
+    if opts.tokens_per_step is not None:
+        return opts.tokens_per_step * step
+    tcol = _pick(hist, opts.tokens, TOKENS, log, "--d")
+    if tcol is None:
+        raise DataError(
+            f"{log}: no token count is logged ({', '.join(TOKENS[:3])}, ...); "
+            "pass --tokens-per-step (batch size x context length)"
+        )
+    t = _values(hist, tcol)
+    known = np.isfinite(t) & np.isfinite(step)
+    return np.interp(step, step[known], t[known]) if known.any() else t
+
+
 def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, pd.DataFrame]:
     """One run: its runs-table row (run_id, N, D, loss, step, ...) and its curve (run_id, step,
     tokens, loss_val[, loss_train]), one curve row per evaluation."""
@@ -133,18 +149,7 @@ def read_run(log: Path, fmt: str, run_id: str, opts: LogOptions) -> tuple[dict, 
     evals = np.isfinite(loss) & np.isfinite(step)
     if not evals.any():
         raise DataError(f"{log}: metric {lcol!r} has no finite value; nothing to fit")
-    if opts.tokens_per_step is not None:
-        tokens = opts.tokens_per_step * step
-    else:
-        tcol = _pick(hist, opts.tokens, TOKENS, log, "--d")
-        if tcol is None:
-            raise DataError(
-                f"{log}: no token count is logged ({', '.join(TOKENS[:3])}, ...); "
-                "pass --tokens-per-step (batch size x context length)"
-            )
-        t = _values(hist, tcol)
-        known = np.isfinite(t) & np.isfinite(step)
-        tokens = np.interp(step, step[known], t[known]) if known.any() else t  # fill eval rows
+    tokens = _tokens(hist, step, log, opts)
     evals &= np.isfinite(tokens) & (tokens > 0)  # an evaluation before training has no point
     if not evals.any():
         raise DataError(f"{log}: no evaluation has a positive token count; pass --tokens-per-step")
