@@ -20,7 +20,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from scaling import runs, tune
+from scaling import runs, tuned
 from scaling.data import DataConfig, as_data_config
 from scaling.errors import ConfigError
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
@@ -267,12 +267,12 @@ def _human(n: float) -> str:
 
 
 def _resolve_auto(train: TrainConfig, saved: dict, N: int, D: int) -> TrainConfig:
-    """Replace lr=auto and warmup_frac=auto by the numbers they give this model (scaling/tune.py),
+    """Replace lr=auto and warmup_frac=auto by the numbers they give this model (scaling/tuned.py),
     in the TrainConfig and in `saved` (the config the run stores and hashes)."""
     if train.lr == "auto":
-        saved["lr"], _ = tune.auto_lr(N, train.lr_fit, train.lr_rule_coef, train.lr_rule_exponent)
+        saved["lr"], _ = tuned.auto_lr(N, train.lr_fit, train.lr_rule_coef, train.lr_rule_exponent)
     if train.warmup_frac == "auto":
-        saved["warmup_frac"] = tune.auto_warmup_frac(N, D)
+        saved["warmup_frac"] = tuned.auto_warmup_frac(N, D)
     return replace(train, lr=saved["lr"], warmup_frac=saved["warmup_frac"])
 
 

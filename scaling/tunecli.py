@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scaling import runs, tune
+from scaling import runs, tune, tuned
 from scaling.errors import ConfigError, DataError, FitError
 
 if TYPE_CHECKING:
@@ -89,14 +89,14 @@ def tune_runs(rows: list[dict], *, n_boot: int = 1000, level: float = 0.95, seed
     lr_law = tune.fit_power_law(
         np.array([N for N, _ in inner]),
         [m.log_samples for _, m in inner],
-        tune.N_REF,
+        tuned.N_REF,
         level=level,
         seed=seed,
     )
     sizes = {r["N"]: (r["size"], r["D"], r["C"]) for r in rows}
     table = [tune.minimum_row(sizes[N][0], N, b, sizes[N][1], m) for (N, b), m in minima.items()]
     out = {
-        "kind": tune.FILE_KIND,
+        "kind": tuned.FILE_KIND,
         "level": level,
         "bootstrap": n_boot,
         "lr": tune.law_dict(
