@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 
@@ -303,9 +303,10 @@ class _Budgets:
         return self.smallest, C / (6 * MIN_STEPS * self.tokens_per_step)
 
 
-def run(argv: list[str], cfg) -> int:
+def run(argv: list[str], cfg, reports) -> int:
     """`scaling sweep` of a preset with sweep.adaptive.budgets: every budget as its own sweep of
-    sizes named N<count>, then adaptive.json (and the report) of the folder of budgets."""
+    sizes named N<count>, then adaptive.json and (`reports`, a scaling.sweep.Reports) the report
+    of the folder of budgets."""
     from scaling import progress, runs, sweep
 
     s = settings_of(cfg)
@@ -331,11 +332,8 @@ def run(argv: list[str], cfg) -> int:
 
     run_budgets(s, job.evaluate, job.limits, progress.say, save, replicate)
     progress.say(f"summary: {job.root / 'adaptive.json'}")
-    if cfg.sweep.report:
-        from scaling.laws.study import FitOptions
-        from scaling.report import write_report
-
+    if cfg.sweep.report and reports.sweep is not None:
         out = Path(cfg.sweep.report_dir or Path("analysis") / cfg.sweep.name)
-        write_report(job.root, out, FitOptions(n_boot=sweep.REPORT_BOOTSTRAP), command=command)
+        reports.sweep(job.root, out, sweep.REPORT_BOOTSTRAP, None, command)
         progress.say(f"report: {out / 'report.md'}")
     return 0

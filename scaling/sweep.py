@@ -16,6 +16,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +26,20 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
-from scaling.config import (CONF_DIR, RunSpec, compose, compose_all, config_dir_override, help_text,
-                            register_configs, resolve_run, split_help)
-from scaling.errors import ConfigError, ScalingError
+from scaling.config import (
+    CONF_DIR,
+    RunSpec,
+    compose,
+    compose_all,
+    config_dir_override,
+    help_text,
+    register_configs,
+    resolve_run,
+    split_help,
+)
 from scaling.ensemble import member_overrides, plan_ensembles, train_ensemble
+from scaling.errors import ConfigError, ScalingError
 from scaling.train import summary_line, train_run
-
 
 # ---------------------------------------------------------------- planning
 
@@ -222,8 +231,21 @@ def launch(argv: list[str], threads: int | None = None) -> None:
 REPORT_BOOTSTRAP = 200  # bootstrap resamples of the sweep's report (scaling report --n-boot for more)
 
 
+@dataclass(frozen=True)
+class Reports:
+    """Where a finished sweep's runs go next. scaling/workflows.py supplies the analysis wing's
+    reports; this wing only hands over folders of the run store (None: runs.csv only).
+
+    sweep(sweep folder, out, bootstrap resamples, group column or None, command) -> out
+    tasks(task tables, out) -> the report written"""
+
+    sweep: Callable[[Path, Path, int, str | None, str], Path] | None = None
+    tasks: Callable[[list[Path], Path], Path] | None = None
+
+
 def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool = True,
-                report_dir: str | Path | None = None, argv: list[str] | tuple = ()) -> list[dict]:
+                report_dir: str | Path | None = None, argv: list[str] | tuple = (),
+                reports: Reports = Reports()) -> list[dict]:
     """The one place a finished sweep is reported: rebuild runs.csv from the result.json files
     and, with `report` (sweep.report), print the table and write the report (fits, figures,
     report.md) into `report_dir` (default analysis/<sweep>/). Data that cannot support a fit
@@ -238,8 +260,9 @@ def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool 
     if others:
         progress.say(f"note: {len(others)} of them are not in this grid (other configs): {', '.join(others)}; "
                      f"delete their folders to drop them from runs.csv")
-    if report and results:
-        write_sweep_report(sweep_path, Path(report_dir) if report_dir else Path("analysis") / sweep_path.name, argv)
+    if report and results and reports.sweep is not None:
+        out = Path(report_dir) if report_dir else Path("analysis") / sweep_path.name
+        write_sweep_report(sweep_path, out, reports.sweep, "scaling sweep " + shlex.join(list(argv)))
     return results
 
 
@@ -250,15 +273,12 @@ def report_group(sweep_path: Path) -> str | None:
     return "arch" if len(archs) > 1 else None
 
 
-def write_sweep_report(sweep_path: Path, out: Path, argv: list[str] | tuple = ()) -> Path | None:
-    """`scaling report` of the sweep folder into `out`; None (and a one-line warning) when the
-    data cannot support a fit or `out` cannot be written."""
-    from scaling.laws.study import FitOptions
-    from scaling.report import write_report
-
+def write_sweep_report(sweep_path: Path, out: Path, report: Callable[..., Path],
+                       command: str) -> Path | None:
+    """`report` (Reports.sweep) of the sweep folder into `out`; None (and a one-line warning)
+    when the data cannot support a fit or `out` cannot be written."""
     try:
-        write_report(sweep_path, out, FitOptions(n_boot=REPORT_BOOTSTRAP), load={"group": report_group(sweep_path)},
-                     command="scaling sweep " + shlex.join(list(argv)))
+        report(sweep_path, out, REPORT_BOOTSTRAP, report_group(sweep_path), command)
     except ScalingError as err:
         progress.say(f"warning: no report written ({err}); runs.csv is complete")
         return None
@@ -269,7 +289,8 @@ def write_sweep_report(sweep_path: Path, out: Path, argv: list[str] | tuple = ()
     return out
 
 
-def after_sweep_tasks(sweep_path: Path, out: Path | None) -> None:
+def after_sweep_tasks(sweep_path: Path, out: Path | None,
+                      report: Callable[[list[Path], Path], Path] | None) -> None:
     """The task probes of the sweep's runs (sweep.tasks), then their report into `out`."""
     from scaling.tasks import probe_sweep
 
@@ -280,10 +301,8 @@ def after_sweep_tasks(sweep_path: Path, out: Path | None) -> None:
         progress.say(f"warning: no task probes ({err})")
         return
     progress.say(f"task probes: {table} ({time.perf_counter() - start:.0f}s)")
-    if out is not None:
-        from scaling.taskreport import write_report
-
-        progress.say(f"task report: {write_report([table], out)}")
+    if out is not None and report is not None:
+        progress.say(f"task report: {report([table], out)}")
 
 
 # ---------------------------------------------------------------- scaling sweep
@@ -316,7 +335,8 @@ def _grids() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], reports: Reports = Reports()) -> int:
+    """`scaling sweep` (USAGE); `reports` gets the finished sweep (scaling/workflows.py)."""
     argv, want_help = split_help([a for a in argv if a not in ("-m", "--multirun")])  # always a multirun
     if want_help:
         print(USAGE + _grids() + "\n" + help_text(sweep=True))
@@ -326,7 +346,7 @@ def main(argv: list[str]) -> int:
     if adaptive_cfg is not None:  # sweep.adaptive.budgets: self-centring IsoFLOP windows
         from scaling import adaptive
 
-        return adaptive.run(argv, adaptive_cfg)
+        return adaptive.run(argv, adaptive_cfg, reports)
     specs = plan(argv)
     sweep_paths = sorted({s.run_dir.parent for s in specs})
     done = [s for s in specs if runs.is_finished(s.run_dir)]
@@ -363,10 +383,10 @@ def main(argv: list[str]) -> int:
     report, report_dir = bool(options.report), options.report_dir or None
     for path in sweep_paths:
         out = None if not report_dir else Path(report_dir) if len(sweep_paths) == 1 else Path(report_dir) / path.name
-        after_sweep(path, {s.run_id for s in specs}, report, out, argv)
+        after_sweep(path, {s.run_id for s in specs}, report, out, argv, reports)
         if options.tasks:
             tasks_out = Path(f"{out or Path('analysis') / path.name}_tasks") if report else None
-            after_sweep_tasks(path, tasks_out)
+            after_sweep_tasks(path, tasks_out, reports.tasks)
     missing = [s.run_id for s in todo if not runs.is_finished(s.run_dir)]
     if missing:  # a busy run is being trained by another sweep; its result lands in runs.csv when done
         progress.say(f"{len(missing)} run(s) not finished here (trained by another process, or failed): "
@@ -402,6 +422,3 @@ def _check_writable(path: Path) -> None:
     lock.acquire(blocking=True)  # creates the folder and a file in it, or raises ConfigError
     lock.release()
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -372,7 +372,9 @@ examples:
 """
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], report: Callable[[list[Path], Path], Path] | None = None) -> int:
+    """`scaling tasks` (USAGE); `report` writes the tables' report for --out
+    (scaling/workflows.py gives the analysis wing's)."""
     if not argv or any(a in ("-h", "--help") for a in argv):
         print(USAGE)
         return 0
@@ -395,12 +397,7 @@ def main(argv: list[str]) -> int:
             progress.say(f"table: {tables[-1]}")
         else:
             raise DataError(f"{path}: not a run or sweep folder; pass e.g. runs/arch")
-    if out is not None:
-        from scaling.taskreport import write_report
-
-        progress.say(f"report: {write_report(tables, out)}")
+    if out is not None and report is not None:
+        progress.say(f"report: {report(tables, out)}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -140,7 +140,7 @@ def test_seq2seq_scores_the_answer_100_and_a_guesser_0(data, arch):
 def test_every_family_scores_every_task_from_a_checkpointed_run(tmp_path, monkeypatch):
     """A tiny architectures sweep keeps its checkpoints and probes them: tasks.csv and the
     report have every score of every family, each inside its interval."""
-    from scaling.sweep import main as sweep_main
+    from scaling.workflows import sweep as sweep_main
 
     monkeypatch.setattr(tasks, "SPEC", SPEC)
     monkeypatch.chdir(tmp_path)
