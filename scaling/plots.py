@@ -25,14 +25,14 @@ from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
 from scaling.errors import FitError
+from scaling.laws import registry
 from scaling.laws.forms import ChinchillaLaw, KaplanLaw
 
 DPI = 110
-LAWS = ("approach1", "approach2", "approach3", "kaplan")
-LABEL = {"approach1": "Approach 1 (envelope)", "approach2": "Approach 2 (IsoFLOP)",
-         "approach3": "Approach 3 (L(N, D) fit)", "kaplan": "Kaplan law"}
-SHORT = {"approach1": "A1", "approach2": "A2", "approach3": "A3", "kaplan": "Kaplan"}
-COLOR = {"approach1": "tab:green", "approach2": "tab:orange", "approach3": "tab:blue", "kaplan": "tab:red"}
+LAWS = tuple(law.key for law in registry.allocating())  # the laws drawn on allocation figures
+LABEL = {law.key: law.label for law in registry.laws()}
+SHORT = {law.key: law.short for law in registry.laws()}
+COLOR = {law.key: law.color for law in registry.laws()}
 AXIS = {"N": "N (parameters)", "D": "D (training tokens)", "C": "C (training FLOPs)",
         "loss": "loss (nats/token)"}
 KAPLAN_A = 0.73  # Kaplan et al. 2020: N_opt ~ C^0.73
@@ -155,13 +155,11 @@ def entropy_floor(study) -> float | None:
 
 def exponents(study, law: str) -> tuple[float, float]:
     """(a, b) of one fitted law: N_opt ~ C^a, D_opt ~ C^b."""
-    fit = getattr(study, law)
-    src = getattr(fit, "law", fit)
-    return float(src.a), float(src.b)
+    return registry.get(law).exponents(study.fits[law])
 
 
 def _require(study, law: str) -> None:
-    if getattr(study, law) is None:
+    if study.fits.get(law) is None:
         raise FitError(f"{LABEL[law]} was not fitted: {study.skipped.get(law, 'no fit')}")
 
 
@@ -232,7 +230,7 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
         entry = {"value": float(v), "n_points": int(m.sum()), "x": grid}
         args = (grid, np.full_like(grid, v)) if x == "N" else (np.full_like(grid, v), grid)
         for law, ls in (("approach3", "-"), ("kaplan", "--")):
-            fit = getattr(study, law)
+            fit = study.fits.get(law)
             if fit is not None:
                 entry[law] = fit.law.predict(*args)
                 ax.plot(grid, entry[law], ls=ls, color=color, lw=1.1)
@@ -245,11 +243,11 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
     ax.set_ylabel(loss_axis(study))
     handles, labels = ax.get_legend_handles_labels()
     for law, ls in (("approach3", "-"), ("kaplan", "--")):
-        if getattr(study, law) is not None:
+        if study.fits.get(law) is not None:
             handles.append(Line2D([], [], color="grey", ls=ls))
             labels.append(f"{LABEL[law]} at that {by}")
     ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    lines = [f"{LABEL[k]}: {_formula(getattr(study, k).law)}" for k in ("approach3", "kaplan") if getattr(study, k)]
+    lines = [f"{LABEL[k]}: {_formula(study.fits.get(k).law)}" for k in ("approach3", "kaplan") if study.fits.get(k)]
     ax.set_title("\n".join(lines), fontsize=7.5)
     fig.suptitle(f"Loss against {x}, one curve per {by}" + (" (binned in log space)" if binned else ""), fontsize=10)
     points = pd.DataFrame({"N": df["N"], "D": df["D"], "loss": df["loss"], "series": idx})
@@ -427,7 +425,7 @@ def allocation_band(study, law: str, C: np.ndarray) -> dict:
     as exponents only, so their band turns the fitted line about the centre of its data (the
     geometric-mean C of the budgets or envelope, where a log-log OLS line is best determined) by
     each resampled exponent."""
-    fit = getattr(study, law)
+    fit = study.fits.get(law)
     alloc = fit.allocation if law in ("approach1", "approach2") else fit.law
     n, d = (np.asarray(v, float) for v in alloc.allocation(C))
     out = {"N": n, "D": d, "N_band": None, "D_band": None}
@@ -488,7 +486,7 @@ def _follow_lines(ax, curves, bands) -> bool:
 def comparison(study) -> Plot:
     """Compute-optimal N and D against C from every approach and Kaplan's law, side by side with
     bootstrap bands, and a with its interval per approach: the Kaplan-versus-Chinchilla answer."""
-    laws = [k for k in LAWS if getattr(study, k) is not None]
+    laws = [k for k in LAWS if study.fits.get(k) is not None]
     if not laws:
         raise FitError("no law was fitted")
     df = study.points
@@ -500,7 +498,7 @@ def comparison(study) -> Plot:
         lines[law] = res
         for ax, key in ((nx, "N"), (dx, "D")):
             exp = exponents(study, law)[0 if key == "N" else 1]
-            status = getattr(getattr(study, law), "status", None)  # Approach 3 and Kaplan carry one
+            status = getattr(study.fits.get(law), "status", None)  # Approach 3 and Kaplan carry one
             flag = "" if status is None or status.value == "converged" else f" ({status.value}: not a clean optimum)"
             flag += " (E fixed)" if law == "approach3" and study.fixed_E is not None else ""
             ax.plot(cgrid, res[key], color=COLOR[law], ls="--" if law == "kaplan" else "-",
@@ -552,7 +550,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     markers = {"approach1": "^", "approach2": "o", "approach3": "s", "kaplan": "D"}
     for gi, (name, s) in enumerate(studies.items()):
         color = cmap(gi % 10)
-        law = approach if getattr(s, approach) is not None else next((k for k in LAWS if getattr(s, k)), None)
+        law = approach if s.fits.get(approach) is not None else next((k for k in LAWS if s.fits.get(k)), None)
         if law is None:
             continue
         C = np.logspace(np.log10(s.points["C"].min()), np.log10(s.points["C"].max()) + 1, 120)
@@ -569,7 +567,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
             dx.scatter([b.C for b in used], [b.d_star for b in used], s=14, color=color, zorder=3)
         a_tab[name] = {}
         for k in LAWS:
-            if getattr(s, k) is not None:
+            if s.fits.get(k) is not None:
                 lo, hi = s.ci(k, "a")
                 a_tab[name][k] = (exponents(s, k)[0], lo, hi)
     for ax, key in ((nx, "N"), (dx, "D")):
@@ -716,4 +714,10 @@ def all_figures(study, points=None) -> tuple[list[Plot], dict[str, str]]:
             plots.append(makers[name](study))
         except FitError as err:
             skipped[name] = str(err)
+    for law in registry.laws():  # each law's own figures
+        if law.key in study.fits:
+            try:
+                plots += law.figures(study, points)
+            except FitError as err:
+                skipped[law.key] = str(err)
     return plots, skipped
