@@ -21,6 +21,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--d", default="D", help="training-tokens column (default D; derived as C/(6N) if absent)")
     g.add_argument("--c", default="C", help="compute column (default C; derived as 6ND if absent)")
     g.add_argument("--loss", default="loss", help="loss column (default loss)")
+    g.add_argument("--unique", metavar="COL",
+                   help="unique training tokens U_D (data repeated for D/U_D epochs): also fit "
+                        "the data-constrained law (Muennighoff et al. 2023)")
     g.add_argument("--group", help="fit every value of this column separately and compare them side by side")
     g.add_argument("--mean-over", metavar="COLS",
                    help="columns (comma-separated, e.g. seed) whose rows at one (N, D, C) are "
@@ -71,7 +74,8 @@ def load_kwargs(args: argparse.Namespace) -> dict:
     return dict(n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group, drop_top_loss=args.drop_top_loss,
                 query=args.query, curves_as_points=args.curve_points, log_format=args.log_format,
                 tokens_per_step=args.tokens_per_step, best_over=_columns(args.best_over),
-                mean_over=() if args.mean_over == "none" else args.mean_over)
+                mean_over=() if args.mean_over == "none" else args.mean_over,
+                unique=args.unique)
 
 
 def _columns(text: str | None) -> tuple[str, ...] | None:

@@ -238,7 +238,8 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
                 curves_as_points: bool = False, log_format: str | None = None,
                 tokens_per_step: float | None = None,
                 best_over: list[str] | tuple | None = None,
-                mean_over: tuple[str, ...] | str | None = None) -> Points:
+                mean_over: tuple[str, ...] | str | None = None,
+                unique: str | None = None) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -254,6 +255,7 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     mean_over: columns (e.g. "seed") whose rows at one (N, D, C[, group]) are replicates of one
     point: their mean loss is the point, their spread kept for the bootstrap (`Points.replicates`).
     Sweep folders average over `seed` automatically when it varies at a point; `()` turns that off.
+    unique: the column of unique training tokens U_D (repeated data), kept as `U_D`.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
@@ -307,6 +309,11 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     for extra in ("run_id", "entropy_floor"):
         if extra in table:
             frame[extra] = table[extra].to_numpy()
+    if unique is not None:
+        if unique not in table:
+            raise DataError(f"{source}: no unique-tokens column {unique!r} (--unique); "
+                            f"found columns: {found}")
+        frame["U_D"] = _numeric(table, unique, "U_D", source)
     notes = []
     if "N_source" in table:  # other tools' logs: say where each run's N came from
         per_run = table.drop_duplicates("run_id") if "run_id" in table else table
