@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import warnings
 from pathlib import Path
 
-from scaling.errors import ConfigError, FitWarning
+from scaling.errors import ConfigError
 from scaling.laws.text import ci_text, fmt
 
 
@@ -220,29 +219,22 @@ def write_json_atomic(path: str | Path, payload: dict) -> None:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from scaling.laws.groups import comparison_text
-    from scaling.laws.study import fit_study
-    from scaling.tables import load_points
+    from scaling.pipeline import analyse
 
-    opts = fit_options(args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings and printed there
-        points = load_points(args.paths, **load_kwargs(args))
-        print("columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
-        for note in points.notes:
-            print(note)
-        if args.group:
-            studies = {name: fit_study(p, options=opts) for name, p in points.groups().items()}
-            for name, s in studies.items():
-                print(render(name, s))
-                print()
-            print(render_groups(studies))
-            print(comparison_text(studies))
-            payload = {"groups": {name: s.to_json() for name, s in studies.items()}}
-        else:
-            s = fit_study(points, options=opts)
-            print(render("", s))
-            payload = s.to_json()
+    analysis = analyse(args.paths, load_kwargs(args), fit_options(args))
+    points = analysis.points
+    print("columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
+    for note in points.notes:
+        print(note)
+    if analysis.grouped:
+        for name, s in analysis.studies.items():
+            print(render(name, s))
+            print()
+        print(render_groups(analysis.studies))
+        print(comparison_text(analysis.studies))
+    else:
+        print(render("", analysis.studies["all"]))
     if args.json:
-        write_json_atomic(args.json, payload)
+        write_json_atomic(args.json, analysis.to_json())
         print(f"wrote {args.json}")
     return 0

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
-import re
 import shutil
 import tempfile
-import warnings
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -23,14 +20,14 @@ from pathlib import Path
 
 
 from scaling import __version__
-from scaling.errors import ConfigError, DataError, FitWarning
+from scaling.errors import ConfigError, DataError
 from scaling.laws.groups import comparison_markdown
 from scaling.laws.text import interval as _interval
 from scaling.laws.text import md_table as _table
 from scaling.laws.text import num as _num
-from scaling.laws.study import FitOptions, fit_study
+from scaling.laws.study import FitOptions
 from scaling.runs import json_safe
-from scaling.tables import Points, load_points
+from scaling.tables import Points
 
 MANIFEST = "manifest.json"
 
@@ -84,29 +81,21 @@ def staged_dir(out: str | Path):
         raise
 
 
-def slug(name: str) -> str:
-    """A folder name for a group value."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "group"
-    return s[:60]
-
-
-def group_folders(names) -> dict[str, str]:
-    """A distinct subfolder name per group value."""
-    out: dict[str, str] = {}
-    for name in names:
-        sl = slug(name)
-        while sl in out.values():
-            sl += "_"
-        out[name] = sl
-    return out
-
-
 def write_figures(plots, folder: Path, pdf: bool = False) -> list[str]:
     """Save each plot into folder; the file names relative to folder."""
     from scaling.figsave import save_all
 
     folder.mkdir(parents=True, exist_ok=True)
     return [f.name for paths in save_all([(p, folder, pdf) for p in plots]) for f in paths]
+
+
+def write_all_figures(figures, folder: Path, pdf: bool = False) -> list[str]:
+    """Write a `pipeline.Figures`: the side-by-side ones into folder, each group's into its
+    subfolder; the file names relative to folder."""
+    files = write_figures(figures.top, folder, pdf)
+    for plots, _, prefix in figures.groups.values():
+        files += [prefix + f for f in write_figures(plots, folder / prefix if prefix else folder, pdf)]
+    return files
 
 
 def write_manifest(folder: Path, kind: str, files: list[str], provenance: dict) -> None:
@@ -339,57 +328,29 @@ def write_report(paths_or_points, out_dir: str | Path, options: FitOptions | Non
     E.g. after a sweep: `write_report(Path("runs") / sweep, Path("analysis") / sweep, FitOptions(),
     command="scaling sweep ...")`.
     """
-    from scaling import plots as P
+    from scaling.pipeline import analyse, draw
 
     options = options or FitOptions()
     load = dict(load or {})
     out = Path(out_dir)
     check_replaceable(out)  # fail before any work
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings
-        if isinstance(paths_or_points, Points):
-            points, paths = paths_or_points, None
-        else:
-            paths = [paths_or_points] if isinstance(paths_or_points, (str, Path)) else list(paths_or_points)
-            points = load_points(paths, **load)
-        grouped = "group" in points.frame
-        parts = points.groups()
-        studies = {name: fit_study(p, options=options) for name, p in parts.items()}
-    figures: dict = {}
-    if grouped:
-        folders = group_folders(studies)
-        for name, s in studies.items():
-            sl = folders[name]
-            plots, skipped = P.all_figures(s, parts[name])
-            figures[name] = (plots, skipped, f"{sl}/")
-        from scaling.archplots import loss_vs_compute
-
-        top = [P.group_comparison(studies), loss_vs_compute(studies)]
-    else:
-        plots, skipped = P.all_figures(studies["all"], points)
-        figures["all"] = (plots, skipped, "")
-        top = []
-    prov = provenance(paths, command, options, points, load)
+    analysis = analyse(paths_or_points, load, options)
+    figures = draw(analysis)
+    paths = analysis.paths
+    prov = provenance(paths, command, options, analysis.points, load)
     if title is None:
         title = ", ".join(Path(p).name for p in paths) if paths else "in-memory points"
-    md = render_markdown(studies, figures, prov, title, grouped)
-    if grouped:
-        fits = {"groups": {name: s.to_json() for name, s in studies.items()}}
-    else:
-        fits = studies["all"].to_json()
+    md = render_markdown(analysis.studies, figures.groups, prov, title, analysis.grouped)
+    fits = analysis.to_json()
     fits["provenance"] = prov
     with staged_dir(out) as tmp:
-        files = write_figures(top, tmp, pdf)
-        for name, (plots, _, prefix) in figures.items():
-            files += [prefix + f for f in write_figures(plots, tmp / prefix if prefix else tmp, pdf)]
+        files = write_all_figures(figures, tmp, pdf)
         md += _emergence_section(paths, tmp)
         (tmp / "report.md").write_text(md)
         (tmp / "fits.json").write_text(json.dumps(json_safe(fits), indent=2) + "\n")
         files += [f"emergence/{f.name}" for f in sorted((tmp / "emergence").glob("*"))]
         write_manifest(tmp, "report", files + ["report.md", "fits.json"], prov)
-    for plots, _, _ in figures.values():
-        for p in plots:
-            p.figure.clear()
+    figures.clear()
     return out
 
 
