@@ -23,6 +23,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from scaling import runs, tune
 from scaling.data import DataConfig
 from scaling.errors import ConfigError
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
 from scaling.trackers import LoggerConfig
 
@@ -280,7 +281,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     if train.tokens is not None:
         wanted, name = float(train.tokens), "train.tokens"
     else:
-        wanted, name = float(train.flops) / (6.0 * counts.N), "train.flops"
+        wanted, name = float(train.flops) / (FLOPS_PER_PARAM_TOKEN * counts.N), "train.flops"
     steps = int(round(wanted / tokens_per_step))
     if wanted < tokens_per_step:
         value = train.tokens if train.tokens is not None else train.flops

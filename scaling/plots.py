@@ -25,6 +25,7 @@ from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
 from scaling.errors import FitError
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.laws import registry
 from scaling.laws.forms import ChinchillaLaw, KaplanLaw
 
@@ -388,7 +389,8 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
                     linewidths=0.9)
     labels = _inside(ax.clabel(cs, fontsize=6.5, fmt="%.3g", inline=False), n, d)
     ax.scatter(df["N"], df["D"], s=8, color="black", alpha=0.6, label="measured runs", zorder=3)
-    cgrid = np.logspace(np.log10(6 * n[0] * d[0]), np.log10(6 * n[-1] * d[-1]), 300)
+    k = FLOPS_PER_PARAM_TOKEN
+    cgrid = np.logspace(np.log10(k * n[0] * d[0]), np.log10(k * n[-1] * d[-1]), 300)
     fn, fd = law.allocation(cgrid)
     ax.plot(fn, fd, color=COLOR["approach3"], lw=2.2, label=f"compute-optimal frontier (A3), D ~ N^{law.b / law.a:.2f}")
     frontier = {"C": cgrid, "N": fn, "D": fd}
@@ -398,11 +400,11 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
         frontier["kaplan_N"], frontier["kaplan_D"] = kn, kd
     iso_c = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()), n_iso)
     for C in iso_c:
-        ax.plot(n, C / (6 * n), color="grey", ls=":", lw=0.9)
-        ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (6 * n), d, 0.08))
+        ax.plot(n, C / (k * n), color="grey", ls=":", lw=0.9)
+        ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (k * n), d, 0.08))
         if ok.size:  # the label near the bottom row, only where it sits well inside the axes
-            j = int(ok[np.argmin(np.abs(np.log(C / (6 * n[ok])) - np.log(d[len(d) // 6])))])
-            labels.append(ax.text(n[j], C / (6 * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey",
+            j = int(ok[np.argmin(np.abs(np.log(C / (k * n[ok])) - np.log(d[len(d) // 6])))])
+            labels.append(ax.text(n[j], C / (k * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey",
                                   rotation=-35, ha="right", va="bottom"))
     ax.set_xlim(n[0], n[-1])
     ax.set_ylim(d[0], d[-1])

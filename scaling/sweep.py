@@ -28,6 +28,7 @@ from scaling import progress, runs
 from scaling.config import (CONF_DIR, RunSpec, compose, compose_all, config_dir_override, help_text,
                             register_configs, resolve_run, split_help)
 from scaling.errors import ConfigError, ScalingError
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.ensemble import member_overrides, plan_ensembles, train_ensemble
 from scaling.train import summary_line, train_run
 
@@ -349,7 +350,7 @@ def main(argv: list[str]) -> int:
             progress.say(f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
                          f"(train.ensemble=off to train each alone)")
             launch_argv = [*argv, f"++hydra.job.env_set.{PLAN_ENV}={plan_path}"]
-        _STATE.planned = {s.run_id: 6.0 * s.counts.N * s.D for s in todo}
+        _STATE.planned = {s.run_id: float(FLOPS_PER_PARAM_TOKEN * s.counts.N * s.D) for s in todo}
         _STATE.results = []
         _STATE.bar = progress.sweep_bar(sum(_STATE.planned.values()), len(todo), name)
         try:

@@ -20,10 +20,10 @@ import pandas as pd
 
 from scaling import runs
 from scaling.errors import DataError, FitWarning
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.readers import LogOptions, detect, read_logs
 from scaling.units import unit_warnings
 
-FLOPS_PER_PARAM_TOKEN = 6.0
 # Names tried, case-insensitively, when the default column name is absent (never for explicit names).
 ALIASES = {
     "N": ("N", "params", "n_params", "parameters", "model_size", "Model Size"),

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from scaling import objectives, progress, runs, trackers
 from scaling.config import (RunSpec, TrainConfig, compose, config_dir_override, help_text, resolve_run,
                             split_help, token_source)
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.models import Transformer, forward_flops_per_token, training_flops
 
 
@@ -411,7 +412,7 @@ def metrics_row(spec: RunSpec, step: int, loss_train: float, loss_val: float, lr
                 scores: dict) -> dict:
     """One line of metrics.jsonl: the evaluation after `step` optimiser steps."""
     tokens = step * spec.tokens_per_step
-    return {"step": step, "tokens": tokens, "flops": 6.0 * spec.counts.N * tokens, "loss_train": loss_train,
+    return {"step": step, "tokens": tokens, "flops": float(FLOPS_PER_PARAM_TOKEN * spec.counts.N * tokens), "loss_train": loss_train,
             "loss_val": loss_val, "lr": lr, "wall_s": wall_s, **scores}
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
 from scaling.errors import FitError, FitWarning
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.laws.fit import ChinchillaFit, KaplanFit, fit_chinchilla, fit_kaplan
 from scaling.laws.forms import Allocation, PowerLaw
 
@@ -201,7 +202,7 @@ def _envelope_from_curves(runs: list[CurveRun], n_grid: int) -> pd.DataFrame:
     for j in np.flatnonzero(ok):
         run_id, n = runs[win[j]][:2]
         C = float(np.exp(grid[j]))
-        rows.append(dict(C=C, N=n, D=C / (6.0 * n), loss=float(np.exp(table[win[j], j])), run_id=run_id))
+        rows.append(dict(C=C, N=n, D=C / (FLOPS_PER_PARAM_TOKEN * n), loss=float(np.exp(table[win[j], j])), run_id=run_id))
     return pd.DataFrame(rows)
 
 

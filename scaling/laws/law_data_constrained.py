@@ -23,7 +23,7 @@ from scipy.optimize import minimize
 from scaling.errors import FitError
 from scaling.laws.bootstrap import resample_counts
 from scaling.laws.fit import LBFGS_OPTIONS, FitStatus, fit_chinchilla
-from scaling.laws.forms import FLOPS_PER_PARAM_TOKEN, ChinchillaLaw
+from scaling.laws.forms import ChinchillaLaw
 from scaling.laws.objectives import huber
 from scaling.laws.registry import Draws, FitContext, Law, register
 from scaling.laws.text import ci_text, md_table, num
