@@ -159,6 +159,20 @@ def test_grouped_report_side_by_side(tmp_path):
     assert "loss_vs_compute.png" in links and "## Exponents per group" in md
 
 
+def test_plot_and_report_draw_the_same_figures_per_group(tmp_path):
+    """One pipeline: `scaling plot --group` writes every figure `scaling report --group` does,
+    the loss against compute of all groups included."""
+    query = ("source_file == 'summary_df' and dataset == 'rw' and "
+             "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']")
+    args = [str(REF / "porian2024_isoflop_points.csv"), "--c", "flops", "--group", "label",
+            "--query", query, "--bootstrap", "0"]
+    figures = {}
+    for cmd in ("plot", "report"):
+        assert main([cmd, *args, "--out", str(tmp_path / cmd)]) == 0
+        figures[cmd] = {str(p.relative_to(tmp_path / cmd)) for p in (tmp_path / cmd).rglob("*.png")}
+    assert figures["plot"] == figures["report"] and "loss_vs_compute.png" in figures["plot"]
+
+
 def test_report_adds_emergence_section_when_runs_carry_probe_scores(tmp_path, report):
     """Runs with probe scores get the emergence analysis inside the report; others do not."""
     assert "Emergent abilities" not in (report / "report.md").read_text()
