@@ -24,10 +24,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
-from scaling.errors import FitError
+from scaling.errors import DataError, FitError
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.laws import registry
 from scaling.laws.forms import ChinchillaLaw, KaplanLaw
+from scaling.laws.study import known_floor
 
 DPI = 110
 LAWS = tuple(law.key for law in registry.allocating())  # the laws drawn on allocation figures
@@ -145,13 +146,12 @@ def loss_axis(study) -> str:
 
 
 def entropy_floor(study) -> float | None:
-    """The known irreducible loss of the data (our synthetic language), or None."""
-    df = study.points
-    if "entropy_floor" not in df:
+    """The known irreducible loss of the data (`laws.study.known_floor`: every point records the
+    same one), or None."""
+    try:
+        return known_floor(study.points)
+    except DataError:
         return None
-    v = pd.to_numeric(df["entropy_floor"], errors="coerce").to_numpy(float)
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else None
 
 
 def exponents(study, law: str) -> tuple[float, float]:

@@ -86,18 +86,26 @@ def read_curve(run_dir: Path, sink: list[str]) -> list[dict]:
     return rows
 
 
-def _read_sweep(folder: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """A sweep folder: runs.csv (finished runs) and each run's metrics.jsonl (curves)."""
-    table = pd.read_csv(folder / "runs.csv")
+def read_sweep(path: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A sweep folder (or its runs.csv): the finished `ok` runs (others are left out with a
+    warning) and each run's metrics.jsonl as curves with a run_id column; the one reader of sweeps
+    for fitting and for `scaling emergence`."""
+    csv = path if path.is_file() else path / runs.RUNS_CSV
+    try:
+        table = pd.read_csv(csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {csv} ({type(err).__name__}); rebuild it with "
+                        "`scaling sweep`") from None
     if "status" in table:
         bad = table["status"].astype(str) != "ok"
         if bad.any():
-            _warn(f"{folder}: left out {int(bad.sum())} run(s) whose status is not 'ok' (diverged)", sink)
+            _warn(f"{csv.parent}: left out {int(bad.sum())} run(s) whose status is not 'ok' "
+                  "(diverged)", sink)
             table = table[~bad].reset_index(drop=True)
     curves = []
     if "run_id" in table:
         for run_id in table["run_id"].astype(str):
-            rows = read_curve(folder / run_id, sink)
+            rows = read_curve(csv.parent / run_id, sink)
             if rows:
                 c = pd.DataFrame(rows)
                 c["run_id"] = run_id
@@ -119,16 +127,16 @@ def read_table(path: str | Path, sink: list[str] | None = None,
         return read_logs(p, logs)
     if p.is_dir():
         if (p / "runs.csv").exists():
-            return _read_sweep(p, sink)
+            return read_sweep(p, sink)
         subs = sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
         if not subs:
             raise DataError(f"{p}: a folder must hold runs.csv (a sweep) or sweeps that do; found neither")
-        parts = [_read_sweep(q, sink) for q in subs]
+        parts = [read_sweep(q, sink) for q in subs]
         curves = [c for _, c in parts if c is not None]
         return (pd.concat([t for t, _ in parts], ignore_index=True),
                 pd.concat(curves, ignore_index=True) if curves else None)
     if p.name == "runs.csv":
-        return _read_sweep(p.parent, sink)
+        return read_sweep(p, sink)
     kind = TABLE_SUFFIXES.get(p.suffix.lower())
     try:
         if kind == "csv":

@@ -46,6 +46,26 @@ class FitOptions:
 FLOOR_REL_TOL = 1e-6  # entropy_floor values of one fit may differ by this much (relative) and still be one floor
 
 
+def known_floor(df: pd.DataFrame, where: str = "") -> float:
+    """The points' known irreducible loss, their entropy_floor column (the synthetic language's
+    entropy): the one rule for `--fix-E floor`, the figures and the report. Every row must record
+    it and agree to FLOOR_REL_TOL; otherwise a one-line DataError says which and how to fix it."""
+    if "entropy_floor" not in df:
+        raise DataError("--fix-E floor: the points have no entropy_floor column (only sweeps of the synthetic "
+                        "language record one); pass --fix-E VALUE or drop --fix-E")
+    v = pd.to_numeric(df["entropy_floor"], errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(v)
+    if bad.any():
+        raise DataError(f"--fix-E floor: entropy_floor is empty/NaN in {int(bad.sum())} of {len(v)} rows{where} "
+                        "(real text and non-decoder objectives have no known floor); filter them out (--query) "
+                        "or pass --fix-E VALUE")
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo > FLOOR_REL_TOL * abs(hi):
+        raise DataError(f"--fix-E floor: entropy_floor differs between rows{where} ({lo:.6g} to {hi:.6g}), so the "
+                        "points come from different data; fit them separately (--group data) or pass --fix-E VALUE")
+    return float(v[0])
+
+
 def resolve_fix_E(spec: float | str | None, df: pd.DataFrame) -> tuple[float, str] | None:
     """(E, source) to hold fixed in this frame's Approach 3, source 'entropy_floor' or 'value'; None for
     a free E. One-line errors when the floor is unknown or varies, or E is not below every loss."""
@@ -55,20 +75,7 @@ def resolve_fix_E(spec: float | str | None, df: pd.DataFrame) -> tuple[float, st
     if isinstance(spec, str):
         if spec != "floor":
             raise ConfigError(f"fix_E must be 'floor' or a positive number; got {spec!r}")
-        if "entropy_floor" not in df:
-            raise DataError("--fix-E floor: the points have no entropy_floor column (only sweeps of the synthetic "
-                            "language record one); pass --fix-E VALUE or drop --fix-E")
-        v = pd.to_numeric(df["entropy_floor"], errors="coerce").to_numpy(float)
-        bad = ~np.isfinite(v)
-        if bad.any():
-            raise DataError(f"--fix-E floor: entropy_floor is empty/NaN in {int(bad.sum())} of {len(v)} rows{where} "
-                            "(real text and non-decoder objectives have no known floor); filter them out (--query) "
-                            "or pass --fix-E VALUE")
-        lo, hi = float(v.min()), float(v.max())
-        if hi - lo > FLOOR_REL_TOL * abs(hi):
-            raise DataError(f"--fix-E floor: entropy_floor differs between rows{where} ({lo:.6g} to {hi:.6g}), so the "
-                            "points come from different data; fit them separately (--group data) or pass --fix-E VALUE")
-        value, source = float(v[0]), "entropy_floor"
+        value, source = known_floor(df, where), "entropy_floor"
     else:
         value, source = float(spec), "value"
     check_fixed_E(value, float(df["loss"].min()), where or " in the fit")  # on the raw losses
