@@ -543,13 +543,41 @@ def comparison(study) -> Plot:
                 dict(C=cgrid, lines=lines, a=a_tab, measured=measured, bands_clipped=clipped))
 
 
+def _group_forest(fx, a_tab: dict, approach: str) -> None:
+    """The right panel of `group_comparison`: a per group and approach with its interval, against
+    Chinchilla's 0.5 and Kaplan's 0.73."""
+    cmap = colormaps["tab10"]
+    markers = {law.key: law.marker for law in registry.laws()}
+    names = list(a_tab)
+    offs = {k: (i - 1.5) * 0.16 for i, k in enumerate(LAWS)}
+    for gi, name in enumerate(names):
+        for k, (a, lo, hi) in a_tab[name].items():
+            err = [[max(a - lo, 0)], [max(hi - a, 0)]] if math.isfinite(lo) and math.isfinite(hi) else None
+            fx.errorbar([a], [gi + offs[k]], xerr=err, fmt=markers[k], color=cmap(gi % 10), ms=5, capsize=2,
+                        mfc=cmap(gi % 10) if k == approach else "white")
+    fx.set_yticks(range(len(names)), [n if len(n) <= 28 else n[:26] + "…" for n in names], fontsize=7)
+    fx.set_ylim(len(names) - 0.5, -0.5)
+    flim = data_limits([v for tab in a_tab.values() for v in tab.values()], log=False, pad=0.08)
+    fx.set_xlim(*flim)
+    for ref, style in ((CHINCHILLA_A, dict(color="black", ls="--", lw=1)),
+                       (KAPLAN_A, dict(color="grey", ls=":", lw=1.3))):
+        if flim[0] <= ref <= flim[1]:
+            fx.axvline(ref, **style)
+    fx.legend([Line2D([], [], marker=markers[k], ls="", color="grey", mfc="grey" if k == approach else "white")
+               for k in LAWS] + [Line2D([], [], color="black", ls="--"), Line2D([], [], color="grey", ls=":")],
+              [SHORT[k] for k in LAWS] + ["0.5 Chinchilla", "0.73 Kaplan 2020"], fontsize=6.5,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fx.set_xlabel("a in N_opt ~ C^a")
+    fx.grid(True, axis="x", alpha=0.3)
+    fx.set_title("a per group and approach (bars: bootstrap interval)", fontsize=9)
+
+
 def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     """One colour per group: N_opt and D_opt against C from `approach` (falling back to the first
     fitted law of a group), with bands, and a per group and approach against 0.5 and 0.73."""
     cmap = colormaps["tab10"]
     fig, (nx, dx, fx) = _figure(3, width=4.9, height=4.6)
     lines, a_tab = {}, {}
-    markers = {"approach1": "^", "approach2": "o", "approach3": "s", "kaplan": "D"}
     for gi, (name, s) in enumerate(studies.items()):
         color = cmap(gi % 10)
         law = approach if s.fits.get(approach) is not None else next((k for k in LAWS if s.fits.get(k)), None)
@@ -581,28 +609,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     nx.legend(fontsize=6, loc="upper left")
     nx.set_title("compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
     dx.set_title("compute-optimal D per group", fontsize=9)
-    names = list(a_tab)
-    offs = {k: (i - 1.5) * 0.16 for i, k in enumerate(LAWS)}
-    for gi, name in enumerate(names):
-        for k, (a, lo, hi) in a_tab[name].items():
-            err = [[max(a - lo, 0)], [max(hi - a, 0)]] if math.isfinite(lo) and math.isfinite(hi) else None
-            fx.errorbar([a], [gi + offs[k]], xerr=err, fmt=markers[k], color=cmap(gi % 10), ms=5, capsize=2,
-                        mfc=cmap(gi % 10) if k == approach else "white")
-    fx.set_yticks(range(len(names)), [n if len(n) <= 28 else n[:26] + "…" for n in names], fontsize=7)
-    fx.set_ylim(len(names) - 0.5, -0.5)
-    flim = data_limits([v for tab in a_tab.values() for v in tab.values()], log=False, pad=0.08)
-    fx.set_xlim(*flim)
-    for ref, style in ((CHINCHILLA_A, dict(color="black", ls="--", lw=1)),
-                       (KAPLAN_A, dict(color="grey", ls=":", lw=1.3))):
-        if flim[0] <= ref <= flim[1]:
-            fx.axvline(ref, **style)
-    fx.legend([Line2D([], [], marker=markers[k], ls="", color="grey", mfc="grey" if k == approach else "white")
-               for k in LAWS] + [Line2D([], [], color="black", ls="--"), Line2D([], [], color="grey", ls=":")],
-              [SHORT[k] for k in LAWS] + ["0.5 Chinchilla", "0.73 Kaplan 2020"], fontsize=6.5,
-              loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fx.set_xlabel("a in N_opt ~ C^a")
-    fx.grid(True, axis="x", alpha=0.3)
-    fx.set_title("a per group and approach (bars: bootstrap interval)", fontsize=9)
+    _group_forest(fx, a_tab, approach)
     fig.suptitle(f"Compute-optimal allocation by group ({LABEL.get(approach, approach)} lines)", fontsize=10)
     return Plot("comparison", f"Compute-optimal N and D against C per group ({LABEL.get(approach, approach)}), and a "
                 "per group and approach", fig, dict(lines=lines, a=a_tab))

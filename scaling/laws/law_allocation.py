@@ -97,7 +97,7 @@ class IsoFLOP(_Allocation):
 class Envelope(_Allocation):
     key, label, short, color, name = "approach1", "Approach 1 (envelope)", "A1", "tab:green", \
         "Approach 1"
-    order, table_order = 40, 1
+    order, table_order, marker = 40, 1, "^"
 
     def fit(self, ctx: FitContext) -> Any:
         return approach1(ctx.df, ctx.curves)

@@ -27,7 +27,7 @@ def formula(law: Any) -> str:
 
 class Chinchilla(Law):
     key, label, short, color = "approach3", "Approach 3 (L(N, D) fit)", "A3", "tab:blue"
-    order, table_order, group_b = 10, 3, True
+    order, table_order, group_b, marker = 10, 3, True, "s"
 
     def fit(self, ctx: FitContext) -> Any:
         return approach3(ctx.df, ctx.options.method, fix_E=ctx.fix_E)

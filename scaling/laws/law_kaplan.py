@@ -22,7 +22,7 @@ NAMES = ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")
 
 class Kaplan(Law):
     key, label, short, color = "kaplan", "Kaplan law", "Kaplan", "tab:red"
-    order, table_order = 20, 4
+    order, table_order, marker = 20, 4, "D"
 
     def fit(self, ctx: FitContext) -> Any:
         return kaplan(ctx.df)

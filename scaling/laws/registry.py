@@ -52,6 +52,7 @@ class Law:
     label: str = ""  # e.g. "Approach 3 (parametric)": tables and legends
     short: str = ""  # e.g. "A3": narrow columns and figure legends
     color: str = "black"
+    marker: str = "o"  # its point in the groups' side-by-side a panel
     order: int = 100
     table_order: int = 100
     allocates: bool = True  # gives N_opt ~ C^a, D_opt ~ C^b (a row of the comparison table)
