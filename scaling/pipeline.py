@@ -51,8 +51,9 @@ class Figures:
             p.figure.clear()
 
 
-def analyse(paths_or_points: Any, load: dict | None = None,
-            options: FitOptions | None = None) -> Analysis:
+def analyse(
+    paths_or_points: Any, load: dict | None = None, options: FitOptions | None = None
+) -> Analysis:
     """Load (a `Points`, or sweep folders / tables read with `load_points(**load)`) and fit every
     group; FitWarnings are kept in each study's warnings rather than printed."""
     with warnings.catch_warnings():
@@ -60,8 +61,11 @@ def analyse(paths_or_points: Any, load: dict | None = None,
         if isinstance(paths_or_points, Points):
             points, paths = paths_or_points, None
         else:
-            paths = ([paths_or_points] if isinstance(paths_or_points, (str, Path))
-                     else list(paths_or_points))
+            paths = (
+                [paths_or_points]
+                if isinstance(paths_or_points, (str, Path))
+                else list(paths_or_points)
+            )
             points = load_points(paths, **(load or {}))
         parts = points.groups()
         studies = {name: fit_study(p, options=options) for name, p in parts.items()}
@@ -75,8 +79,10 @@ def draw(analysis: Analysis) -> Figures:
     from scaling.archplots import loss_vs_compute
 
     folders = group_folders(analysis.studies) if analysis.grouped else {"all": ""}
-    groups = {name: (*P.all_figures(s, analysis.parts[name]), f"{folders[name]}/".lstrip("/"))
-              for name, s in analysis.studies.items()}
+    groups = {
+        name: (*P.all_figures(s, analysis.parts[name]), f"{folders[name]}/".lstrip("/"))
+        for name, s in analysis.studies.items()
+    }
     top = []
     if analysis.grouped:
         top = [P.group_comparison(analysis.studies), loss_vs_compute(analysis.studies)]

@@ -41,7 +41,8 @@ def main_plot(argv: list[str]) -> int:
     args = build_plot_parser().parse_args(argv)
     args.out = default_out(args)
     from scaling.pipeline import analyse, draw
-    from scaling.report import check_replaceable, provenance, staged_dir, write_all_figures, write_manifest
+    from scaling.report import (check_replaceable, provenance, staged_dir, write_all_figures,
+                                write_manifest)
 
     opts = fit_options(args)
     out = Path(args.out)
@@ -50,7 +51,8 @@ def main_plot(argv: list[str]) -> int:
     figures = draw(analysis)
     notes = [f"{name + ': ' if analysis.grouped else ''}{fig} not drawn: {why}"
              for name, (_, skipped, _) in figures.groups.items() for fig, why in skipped.items()]
-    prov = provenance(args.paths, "scaling plot " + shlex.join(argv), opts, analysis.points, load_kwargs(args))
+    prov = provenance(args.paths, "scaling plot " + shlex.join(argv), opts, analysis.points,
+                      load_kwargs(args))
     with staged_dir(out) as tmp:
         files = write_all_figures(figures, tmp, args.pdf)
         write_manifest(tmp, "plot", files, prov)

@@ -94,7 +94,8 @@ def write_all_figures(figures, folder: Path, pdf: bool = False) -> list[str]:
     subfolder; the file names relative to folder."""
     files = write_figures(figures.top, folder, pdf)
     for plots, _, prefix in figures.groups.values():
-        files += [prefix + f for f in write_figures(plots, folder / prefix if prefix else folder, pdf)]
+        sub = folder / prefix if prefix else folder
+        files += [prefix + f for f in write_figures(plots, sub, pdf)]
     return files
 
 
@@ -198,7 +199,8 @@ def _summary(study) -> list[str]:
     lines = [f"{study.n_points} points; N {df['N'].min():.3g} to {df['N'].max():.3g} parameters, "
              f"D {df['D'].min():.3g} to {df['D'].max():.3g} tokens, C {df['C'].min():.3g} to "
              f"{df['C'].max():.3g} FLOPs; {opt.n_boot} bootstrap resamples (seed {opt.seed}), "
-             f"{'BCa' if opt.ci == 'bca' else 'percentile'} intervals; loss in {loss_units(study)}.",
+             f"{'BCa' if opt.ci == 'bca' else 'percentile'} intervals; "
+             f"loss in {loss_units(study)}.",
              "", f"**Verdict.** {study.comparison.verdict}", ""]
     flags = [(law.label, f) for law in registry.flag_order() for f in study.flags(law.key)]
     if flags:
@@ -224,11 +226,13 @@ def _allocation(study, h: str, pct: int) -> list[str]:
     for p in study.predictions:
         def ci(k: str) -> str:
             return (" " + _interval(*p[k], ".3g")) if k in p else ""  # noqa: B023  used at once
-        rows.append([_label(p["law"]), _num(p["C"], ".3g"), _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
+        rows.append([_label(p["law"]), _num(p["C"], ".3g"),
+                     _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
                      _num(p["D_opt"], ".3g") + ci("D_opt_ci"),
                      _num(p["tokens_per_param"], ".3g") + ci("tokens_per_param_ci"),
                      _num(p.get("loss"), ".4f") + ci("loss_ci")])
-    return lines + _table(["law", "C (FLOPs)", "N_opt", "D_opt", "tokens per parameter", "loss"], rows)
+    head = ["law", "C (FLOPs)", "N_opt", "D_opt", "tokens per parameter", "loss"]
+    return lines + _table(head, rows)
 
 
 def _elasticities(study, h: str) -> list[str]:

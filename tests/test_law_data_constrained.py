@@ -26,8 +26,9 @@ TRUE = DataConstrainedLaw(ChinchillaLaw(E=1.7, A=400.0, B=410.0, alpha=0.34, bet
 def test_golden_datablations_c4():
     """With the base law held at their values: R*_D = 15.39, R*_N = 5.31 (2%), objective (1%)."""
     df = pd.read_csv(REF / "datablations_c4_fit_runs_182.csv")
-    fit = fit_data_constrained(df["params"], df["tokens"], df["unique_tokens"], df["loss"],
-                               base=C4_BASE)
+    fit = fit_data_constrained(
+        df["params"], df["tokens"], df["unique_tokens"], df["loss"], base=C4_BASE
+    )
     assert fit.law.R_D_star == pytest.approx(15.387756, rel=0.02)
     assert fit.law.R_N_star == pytest.approx(5.309743, rel=0.02)
     assert fit.objective == pytest.approx(0.0158259, rel=0.01)
@@ -45,8 +46,13 @@ def test_effective_data_saturates_and_single_epoch_is_plain():
 def _table(law: DataConstrainedLaw) -> pd.DataFrame:
     """Repeated epochs of every size; single epochs only of sizes below the compute-optimal N of
     their data (larger ones would hold excess parameters, which the base law does not model)."""
-    rows = [(n, u * e, u) for n in (2e6, 5e6, 1e7, 1e8, 3e8) for u in (1e9, 1e10)
-            for e in (0.5, 1, 2, 4, 8, 16, 32) if e > 1 or n <= 1e7]
+    rows = [
+        (n, u * e, u)
+        for n in (2e6, 5e6, 1e7, 1e8, 3e8)
+        for u in (1e9, 1e10)
+        for e in (0.5, 1, 2, 4, 8, 16, 32)
+        if e > 1 or n <= 1e7
+    ]
     df = pd.DataFrame(rows, columns=["N", "D", "unique"])
     df["loss"] = law.predict(df["N"], df["D"], df["unique"])
     return df
@@ -96,14 +102,17 @@ def test_figure_draws_the_fitted_curves_and_where_repeating_stops_paying():
     n, u = 3e8, 1e9
     at = np.argmin(np.abs(plot.data["grid"] - 8))
     assert plot.data["curves"][(n, u)][at] == pytest.approx(
-        TRUE.predict(n, plot.data["grid"][at] * u, u), rel=1e-3)
+        TRUE.predict(n, plot.data["grid"][at] * u, u), rel=1e-3
+    )
 
 
 def test_absent_without_unique_tokens_and_a_missing_column_is_one_line(tmp_path):
     df = _table(TRUE)
     assert not registry.get("data_constrained").applies(df)
-    study = fit_study(df.assign(C=6 * df["N"] * df["D"]).drop(columns="unique"),
-                      options=FitOptions(n_boot=0, extrapolate=False))
+    study = fit_study(
+        df.assign(C=6 * df["N"] * df["D"]).drop(columns="unique"),
+        options=FitOptions(n_boot=0, extrapolate=False),
+    )
     assert "data_constrained" not in study.to_json() and "data_constrained" not in study.skipped
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)

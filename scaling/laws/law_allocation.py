@@ -34,8 +34,14 @@ class _Allocation(Law):
         return {"a": None, "b": None, "status": "skipped", "reason": reason}
 
     def _json(self, study: Any, fit: Any, **extra: Any) -> dict:
-        return dict(a=fit.a, b=fit.b, status="converged", **extra, ci=study.cis(self.key, AB),
-                    flags=study.flags(self.key))
+        return dict(
+            a=fit.a,
+            b=fit.b,
+            status="converged",
+            **extra,
+            ci=study.cis(self.key, AB),
+            flags=study.flags(self.key),
+        )
 
     def cli_lines(self, study: Any, fit: Any) -> list[str]:
         return [f"{self.name:<11} {fit.allocation!r}"]
@@ -48,8 +54,13 @@ class _Allocation(Law):
 
 
 class IsoFLOP(_Allocation):
-    key, label, short, color, name = "approach2", "Approach 2 (IsoFLOP)", "A2", "tab:orange", \
-        "Approach 2"
+    key, label, short, color, name = (
+        "approach2",
+        "Approach 2 (IsoFLOP)",
+        "A2",
+        "tab:orange",
+        "Approach 2",
+    )
     order, table_order, group_b = 30, 2, True
 
     def fit(self, ctx: FitContext) -> Any:
@@ -58,16 +69,27 @@ class IsoFLOP(_Allocation):
 
     def bootstrap(self, ctx: FitContext, fit: Any) -> Draws:
         opt = ctx.options
-        return _draws(bootstrap_approach2(ctx.df, opt.n_boot, opt.seed,
-                                          method=opt.approach2_method, budget_tol=opt.budget_tol,
-                                          drop_edge=opt.drop_edge, n_jobs=opt.n_jobs))
+        return _draws(
+            bootstrap_approach2(
+                ctx.df,
+                opt.n_boot,
+                opt.seed,
+                method=opt.approach2_method,
+                budget_tol=opt.budget_tol,
+                drop_edge=opt.drop_edge,
+                n_jobs=opt.n_jobs,
+            )
+        )
 
     def jackknife(self, ctx: FitContext, fit: Any) -> dict[str, np.ndarray]:
         opt = ctx.options
         return iv.jackknife_allocation(
-            ctx.df, lambda sub: approach2(sub, opt.approach2_method, opt.budget_tol, opt.drop_edge))
+            ctx.df, lambda sub: approach2(sub, opt.approach2_method, opt.budget_tol, opt.drop_edge)
+        )
 
-    def extrapolate(self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame) -> float | None:
+    def extrapolate(
+        self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame
+    ) -> float | None:
         """|ln N*| between the N* predicted at the largest budget and the one measured there."""
         opt = ctx.options
         fit_train = approach2(train, opt.approach2_method, opt.budget_tol)
@@ -84,19 +106,37 @@ class IsoFLOP(_Allocation):
         return f"{self.key} |ln N*| {error:.3f}"
 
     def to_json(self, study: Any, fit: Any) -> dict:
-        budgets = [{"C": b.C, "N_star": b.n_star, "D_star": b.d_star, "loss_star": b.loss_star,
-                        "n_sizes": len(b.N), "edge": b.edge, "used": b.used} for b in fit.budgets]
+        budgets = [
+            {
+                "C": b.C,
+                "N_star": b.n_star,
+                "D_star": b.d_star,
+                "loss_star": b.loss_star,
+                "n_sizes": len(b.N),
+                "edge": b.edge,
+                "used": b.used,
+            }
+            for b in fit.budgets
+        ]
         out = self._json(study, fit, method=fit.method)
-        return dict(out, N_opt=repr(fit.allocation.n_opt), D_opt=repr(fit.allocation.d_opt),
-                    budgets=budgets)
+        return dict(
+            out, N_opt=repr(fit.allocation.n_opt), D_opt=repr(fit.allocation.d_opt), budgets=budgets
+        )
 
     def _details(self, fit: Any) -> str:
-        return f"{sum(b.used for b in fit.budgets)} of {len(fit.budgets)} budgets used, {fit.method}"
+        return (
+            f"{sum(b.used for b in fit.budgets)} of {len(fit.budgets)} budgets used, {fit.method}"
+        )
 
 
 class Envelope(_Allocation):
-    key, label, short, color, name = "approach1", "Approach 1 (envelope)", "A1", "tab:green", \
-        "Approach 1"
+    key, label, short, color, name = (
+        "approach1",
+        "Approach 1 (envelope)",
+        "A1",
+        "tab:green",
+        "Approach 1",
+    )
     order, table_order, marker = 40, 1, "^"
 
     def fit(self, ctx: FitContext) -> Any:
@@ -111,12 +151,19 @@ class Envelope(_Allocation):
         df, curves = ctx.df, ctx.curves
         use_curves = curves is not None and len(curves) and "run_id" in df
         return iv.jackknife_allocation(
-            df, lambda sub: approach1(sub, curves[curves["run_id"].isin(sub["run_id"])]
-                                      if use_curves else None))
+            df,
+            lambda sub: approach1(
+                sub, curves[curves["run_id"].isin(sub["run_id"])] if use_curves else None
+            ),
+        )
 
     def to_json(self, study: Any, fit: Any) -> dict:
-        return dict(self._json(study, fit, source=fit.source), N_opt=repr(fit.allocation.n_opt),
-                    D_opt=repr(fit.allocation.d_opt), n_envelope=len(fit.envelope))
+        return dict(
+            self._json(study, fit, source=fit.source),
+            N_opt=repr(fit.allocation.n_opt),
+            D_opt=repr(fit.allocation.d_opt),
+            n_envelope=len(fit.envelope),
+        )
 
     def _details(self, fit: Any) -> str:
         return f"{len(fit.envelope)} envelope points from {fit.source}"

@@ -33,24 +33,39 @@ class Chinchilla(Law):
         return approach3(ctx.df, ctx.options.method, fix_E=ctx.fix_E)
 
     def residuals(self, ctx: FitContext, fit: Any) -> np.ndarray:
-        return np.log(fit.law.predict(ctx.df["N"], ctx.df["D"])) - np.log(ctx.df["loss"].to_numpy(float))
+        return np.log(fit.law.predict(ctx.df["N"], ctx.df["D"])) - np.log(
+            ctx.df["loss"].to_numpy(float)
+        )
 
     def bootstrap(self, ctx: FitContext, fit: Any) -> Draws:
         opt = ctx.options
-        th, ok = bootstrap_chinchilla(ctx.df, fit.law.theta, opt.n_boot, opt.seed, opt.n_jobs,
-                                      fix_E=ctx.fix_E, replicates=ctx.replicates)
+        th, ok = bootstrap_chinchilla(
+            ctx.df,
+            fit.law.theta,
+            opt.n_boot,
+            opt.seed,
+            opt.n_jobs,
+            fix_E=ctx.fix_E,
+            replicates=ctx.replicates,
+        )
         seed_noise = None
         if ctx.replicates is not None:
             seed_noise = _seed_noise(ctx, fit.law.theta, th[ok])
         laws = [ChinchillaLaw.from_theta(t) for t in th[ok]]
         # a fixed E has no bootstrap distribution: no "E" samples (consumers use the fixed value)
         kept = NAMES[1:] if ctx.fix_E is not None else NAMES
-        draws = Draws({n: np.array([getattr(law, n) for law in laws]) for n in kept},
-                      int(ok.sum()), len(ok), seed_noise=seed_noise)
+        draws = Draws(
+            {n: np.array([getattr(law, n) for law in laws]) for n in kept},
+            int(ok.sum()),
+            len(ok),
+            seed_noise=seed_noise,
+        )
         if (~ok).sum() > 0.05 * len(ok):
-            draws.notes.append(f"Approach 3 bootstrap: {int((~ok).sum())} of {len(ok)} refits did "
-                               "not converge cleanly; left out, so its intervals come from the "
-                               f"{int(ok.sum())} that did")
+            draws.notes.append(
+                f"Approach 3 bootstrap: {int((~ok).sum())} of {len(ok)} refits did "
+                "not converge cleanly; left out, so its intervals come from the "
+                f"{int(ok.sum())} that did"
+            )
         return draws
 
     def jackknife(self, ctx: FitContext, fit: Any) -> dict[str, np.ndarray]:
@@ -85,44 +100,84 @@ class Chinchilla(Law):
 
     def to_json(self, study: Any, fit: Any) -> dict:
         law = fit.law
-        fixed = None if study.fixed_E is None else {
-            "value": study.fixed_E[0], "source": study.fixed_E[1],
-            "note": "E held fixed, not fitted: it has no interval or SE"}
-        return dict({n: getattr(law, n) for n in NAMES}, objective=fit.objective,
-                    status=fit.status.value, method=fit.method, formula=formula(law),
-                    E_fixed=fixed, ci=study.cis(self.key, NAMES),
-                    se={_se_key(n): study.se(self.key, n) for n in NAMES},
-                    flags=study.flags(self.key))
+        fixed = (
+            None
+            if study.fixed_E is None
+            else {
+                "value": study.fixed_E[0],
+                "source": study.fixed_E[1],
+                "note": "E held fixed, not fitted: it has no interval or SE",
+            }
+        )
+        return dict(
+            {n: getattr(law, n) for n in NAMES},
+            objective=fit.objective,
+            status=fit.status.value,
+            method=fit.method,
+            formula=formula(law),
+            E_fixed=fixed,
+            ci=study.cis(self.key, NAMES),
+            se={_se_key(n): study.se(self.key, n) for n in NAMES},
+            flags=study.flags(self.key),
+        )
 
     def cli_lines(self, study: Any, fit: Any) -> list[str]:
         lines = [f"{study.approach3_label():<11} {fit.law!r}"] + _status_line(fit)
         pct = round(100 * study.options.level)
-        cis = "  ".join(f"{n} {ci_text(study.ci(self.key, n))}" for n in ("alpha", "beta")
-                        if ci_text(study.ci(self.key, n)))
+        cis = "  ".join(
+            f"{n} {ci_text(study.ci(self.key, n))}"
+            for n in ("alpha", "beta")
+            if ci_text(study.ci(self.key, n))
+        )
         ci_name = "BCa" if study.options.ci == "bca" else "CI"
-        return lines + [f"{'':<11} objective {fit.objective:.6g} ({fit.method}); "
-                        f"SE alpha {fmt(study.se(self.key, 'alpha'), '.4f')}, "
-                        f"beta {fmt(study.se(self.key, 'beta'), '.4f')}"
-                        + (f"; {pct}% {ci_name} {cis}" if cis else "")
-                        + ("; E fixed, not fitted: no interval" if study.fixed_E is not None
-                           else "")]
+        return lines + [
+            f"{'':<11} objective {fit.objective:.6g} ({fit.method}); "
+            f"SE alpha {fmt(study.se(self.key, 'alpha'), '.4f')}, "
+            f"beta {fmt(study.se(self.key, 'beta'), '.4f')}"
+            + (f"; {pct}% {ci_name} {cis}" if cis else "")
+            + ("; E fixed, not fitted: no interval" if study.fixed_E is not None else "")
+        ]
 
     def report_lines(self, study: Any, fit: Any, pct: int) -> list[str]:
         law, fixed = fit.law, study.fixed_E is not None
-        lines = ["", (f"**{study.approach3_label()}** `{formula(law)}` (objective "
-                     f"{fit.objective:.6g}, {fit.method}, {fit.status.value})"), ""]
-        lines += md_table(["parameter", "value", f"{pct}% interval", "bootstrap SE"],
-                          [[n, num(getattr(law, n)), "fixed, not fitted" if fixed and n == "E"
-                            else interval_md(*study.ci(self.key, n), ".4g"), self._se(study, n)]
-                           for n in NAMES])
-        lines += ["", ("E, A and B are fitted as logs (e = ln E, ...) and their resamples are "
-                      "skewed, so their standard errors are of the logs.")]
+        lines = [
+            "",
+            (
+                f"**{study.approach3_label()}** `{formula(law)}` (objective "
+                f"{fit.objective:.6g}, {fit.method}, {fit.status.value})"
+            ),
+            "",
+        ]
+        lines += md_table(
+            ["parameter", "value", f"{pct}% interval", "bootstrap SE"],
+            [
+                [
+                    n,
+                    num(getattr(law, n)),
+                    "fixed, not fitted"
+                    if fixed and n == "E"
+                    else interval_md(*study.ci(self.key, n), ".4g"),
+                    self._se(study, n),
+                ]
+                for n in NAMES
+            ],
+        )
+        lines += [
+            "",
+            (
+                "E, A and B are fitted as logs (e = ln E, ...) and their resamples are "
+                "skewed, so their standard errors are of the logs."
+            ),
+        ]
         return lines + _floor_lines(study, law)
 
     def _se(self, study: Any, n: str) -> str:
         se = study.se(self.key, n)
-        return f"{num(se, '.3g')} (of ln {n})" if n in ("E", "A", "B") and math.isfinite(se) \
+        return (
+            f"{num(se, '.3g')} (of ln {n})"
+            if n in ("E", "A", "B") and math.isfinite(se)
             else num(se)
+        )
 
 
 def _floor_lines(study: Any, law: ChinchillaLaw) -> list[str]:
@@ -131,20 +186,33 @@ def _floor_lines(study: Any, law: ChinchillaLaw) -> list[str]:
 
     if study.fixed_E is not None:
         value, source = study.fixed_E
-        what = ("the entropy floor of the data (entropy_floor)" if source == "entropy_floor"
-                else "a given value")
-        return ["", (f"E was held fixed at **{value:.4f}** ({loss_units(study)}), {what}, in the "
-                    "fit, every bootstrap resample and the extrapolation check; it has no "
-                    "interval. A, B, alpha and beta are fitted given that E.")]
+        what = (
+            "the entropy floor of the data (entropy_floor)"
+            if source == "entropy_floor"
+            else "a given value"
+        )
+        return [
+            "",
+            (
+                f"E was held fixed at **{value:.4f}** ({loss_units(study)}), {what}, in the "
+                "fit, every bootstrap resample and the extrapolation check; it has no "
+                "interval. A, B, alpha and beta are fitted given that E."
+            ),
+        ]
     floor = entropy_floor(study)
     if floor is None:
         return []
     lo, hi = study.ci("approach3", "E")
     inside = math.isfinite(lo) and lo <= floor <= hi
     where = "inside" if inside else "outside"
-    return ["", (f"Known irreducible loss (entropy floor of the data): **{floor:.4f}** nats/token; "
-                f"fitted E = {law.E:.4f} {interval_md(lo, hi, '.4f')} (the floor lies {where} the "
-                f"interval; E - floor = {law.E - floor:+.4f}).")]
+    return [
+        "",
+        (
+            f"Known irreducible loss (entropy floor of the data): **{floor:.4f}** nats/token; "
+            f"fitted E = {law.E:.4f} {interval_md(lo, hi, '.4f')} (the floor lies {where} the "
+            f"interval; E - floor = {law.E - floor:+.4f})."
+        ),
+    ]
 
 
 def _status_line(fit: Any) -> list[str]:
@@ -188,10 +256,14 @@ def _seed_noise(ctx: FitContext, theta0: np.ndarray, theta_seeds: np.ndarray) ->
 
     with_seeds, points_only = interval(a(theta_seeds), opt.level), interval(a(th[ok]), opt.level)
     w1, w0 = with_seeds[1] - with_seeds[0], points_only[1] - points_only[0]
-    return {"law": "approach3", "a_ci": list(with_seeds), "a_ci_points_only": list(points_only),
-            "seed_share": (1 - w0 / w1) if w1 > 0 else 0.0,
-            "points": len(df),
-            "replicates_per_point": [int(df["n_rep"].min()), int(df["n_rep"].max())]}
+    return {
+        "law": "approach3",
+        "a_ci": list(with_seeds),
+        "a_ci_points_only": list(points_only),
+        "seed_share": (1 - w0 / w1) if w1 > 0 else 0.0,
+        "points": len(df),
+        "replicates_per_point": [int(df["n_rep"].min()), int(df["n_rep"].max())],
+    }
 
 
 register(Chinchilla())

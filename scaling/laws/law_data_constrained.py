@@ -71,9 +71,11 @@ class DataConstrainedLaw:
         return 1.0 + self.R_D_star
 
     def __repr__(self) -> str:
-        return (f"L = {self.base.E:.4g} + {self.base.A:.4g}/N'^{self.base.alpha:.3f} + "
-                f"{self.base.B:.4g}/D'^{self.base.beta:.3f}; R*_D = {self.R_D_star:.3f}, "
-                f"R*_N = {self.R_N_star:.3f}")
+        return (
+            f"L = {self.base.E:.4g} + {self.base.A:.4g}/N'^{self.base.alpha:.3f} + "
+            f"{self.base.B:.4g}/D'^{self.base.beta:.3f}; R*_D = {self.R_D_star:.3f}, "
+            f"R*_N = {self.R_N_star:.3f}"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,46 +92,70 @@ def _objective(x: np.ndarray, base: ChinchillaLaw, cols: tuple, weights: np.ndar
     return float(np.sum(weights * huber(np.log(pred) - log_loss)))
 
 
-def _fit_constants(base: ChinchillaLaw, cols: tuple, weights: np.ndarray,
-                   starts: list[tuple[float, float]]) -> tuple[np.ndarray, float, FitStatus]:
+def _fit_constants(
+    base: ChinchillaLaw, cols: tuple, weights: np.ndarray, starts: list[tuple[float, float]]
+) -> tuple[np.ndarray, float, FitStatus]:
     """R*_D, R*_N by L-BFGS-B from every start; the best, its objective and how it stopped."""
     best = None
     for x0 in starts:
-        r = minimize(_objective, x0, args=(base, cols, weights), method="L-BFGS-B",
-                     bounds=BOUNDS, options=LBFGS_OPTIONS)
+        r = minimize(
+            _objective,
+            x0,
+            args=(base, cols, weights),
+            method="L-BFGS-B",
+            bounds=BOUNDS,
+            options=LBFGS_OPTIONS,
+        )
         if best is None or r.fun < best.fun:
             best = r
     assert best is not None
     hit = any(np.isclose(v, b, rtol=1e-6).any() for v, b in zip(best.x, BOUNDS))
-    status = FitStatus.BOUND_HIT if hit else (
-        FitStatus.CONVERGED if best.status in (0, 2) else FitStatus.MAX_ITER)
+    status = (
+        FitStatus.BOUND_HIT
+        if hit
+        else (FitStatus.CONVERGED if best.status in (0, 2) else FitStatus.MAX_ITER)
+    )
     return best.x, float(best.fun), status
 
 
-def fit_data_constrained(N, D, U_D, loss, base: ChinchillaLaw | None = None,
-                         method: str = "fast", fix_E: float | None = None) -> DataConstrainedFit:
+def fit_data_constrained(
+    N,
+    D,
+    U_D,
+    loss,
+    base: ChinchillaLaw | None = None,
+    method: str = "fast",
+    fix_E: float | None = None,
+) -> DataConstrainedFit:
     """Fit R*_D and R*_N with the base law given, or first fitted (Approach 3, `method`, `fix_E`)
     to the single-epoch points (D <= U_D)."""
     N, D, U_D, loss = (np.asarray(v, float) for v in (N, D, U_D, loss))
     if not (np.isfinite(U_D).all() and (U_D > 0).all()):
-        raise FitError("the unique-tokens column (--unique) has empty or non-positive values; "
-                       "give U_D for every point or filter those out (--query)")
+        raise FitError(
+            "the unique-tokens column (--unique) has empty or non-positive values; "
+            "give U_D for every point or filter those out (--query)"
+        )
     source = "given"
     if base is None:
         single = D <= U_D * (1 + 1e-9)
         if single.sum() < 6 or np.unique(N[single]).size < 2:
-            raise FitError(f"only {int(single.sum())} single-epoch point(s) (D <= U_D) to fit the "
-                           "base law on; it needs at least 6 over 2+ sizes")
-        base = fit_chinchilla(np.log(N[single]), np.log(D[single]), np.log(loss[single]),
-                              method=method, fix_E=fix_E).law
+            raise FitError(
+                f"only {int(single.sum())} single-epoch point(s) (D <= U_D) to fit the "
+                "base law on; it needs at least 6 over 2+ sizes"
+            )
+        base = fit_chinchilla(
+            np.log(N[single]), np.log(D[single]), np.log(loss[single]), method=method, fix_E=fix_E
+        ).law
         source = f"Approach 3 on {int(single.sum())} single-epoch points"
     if not (D > U_D * (1 + 1e-9)).any():
         raise FitError("no point repeats its data (every D <= U_D): R*_D cannot be fitted")
     cols = (N, D, U_D, np.log(loss))
-    x, obj, status = _fit_constants(base, cols, np.ones(len(N)),
-                                    [(a, b) for a in STARTS for b in STARTS])
-    return DataConstrainedFit(DataConstrainedLaw(base, float(x[0]), float(x[1])), obj, status,
-                              source)
+    x, obj, status = _fit_constants(
+        base, cols, np.ones(len(N)), [(a, b) for a in STARTS for b in STARTS]
+    )
+    return DataConstrainedFit(
+        DataConstrainedLaw(base, float(x[0]), float(x[1])), obj, status, source
+    )
 
 
 class DataConstrained(Law):
@@ -141,18 +167,22 @@ class DataConstrained(Law):
 
     def fit(self, ctx: FitContext) -> DataConstrainedFit:
         df = ctx.df
-        return fit_data_constrained(df["N"], df["D"], df["U_D"], df["loss"],
-                                    method=ctx.options.method, fix_E=ctx.fix_E)
+        return fit_data_constrained(
+            df["N"], df["D"], df["U_D"], df["loss"], method=ctx.options.method, fix_E=ctx.fix_E
+        )
 
     def residuals(self, ctx: FitContext, fit: Any) -> np.ndarray:
         df = ctx.df
-        return np.log(fit.law.predict(df["N"], df["D"], df["U_D"])) - np.log(df["loss"].to_numpy(float))
+        return np.log(fit.law.predict(df["N"], df["D"], df["U_D"])) - np.log(
+            df["loss"].to_numpy(float)
+        )
 
     def bootstrap(self, ctx: FitContext, fit: Any) -> Draws:
         """Refits of R*_D, R*_N on resampled points (seed + 5), the base law held fixed."""
         df, law = ctx.df, fit.law
         cols = tuple(df[c].to_numpy(float) for c in ("N", "D", "U_D")) + (
-            np.log(df["loss"].to_numpy(float)),)
+            np.log(df["loss"].to_numpy(float)),
+        )
         counts = resample_counts(len(df), ctx.options.n_boot, ctx.options.seed + 5)
         start = [(law.R_D_star, law.R_N_star)]
         draws = np.array([_fit_constants(law.base, cols, w, start)[0] for w in counts])
@@ -160,30 +190,59 @@ class DataConstrained(Law):
 
     def to_json(self, study: Any, fit: Any) -> dict:
         law, base = fit.law, fit.law.base
-        return {"R_D_star": law.R_D_star, "R_N_star": law.R_N_star, "objective": fit.objective,
-                "status": fit.status.value, "formula": repr(law),
-                "base": {"E": base.E, "A": base.A, "B": base.B, "alpha": base.alpha,
-                         "beta": base.beta, "source": fit.base_source},
-                "stops_paying_epochs": law.stops_paying, "ci": study.cis(self.key, NAMES),
-                "flags": study.flags(self.key)}
+        return {
+            "R_D_star": law.R_D_star,
+            "R_N_star": law.R_N_star,
+            "objective": fit.objective,
+            "status": fit.status.value,
+            "formula": repr(law),
+            "base": {
+                "E": base.E,
+                "A": base.A,
+                "B": base.B,
+                "alpha": base.alpha,
+                "beta": base.beta,
+                "source": fit.base_source,
+            },
+            "stops_paying_epochs": law.stops_paying,
+            "ci": study.cis(self.key, NAMES),
+            "flags": study.flags(self.key),
+        }
 
     def cli_lines(self, study: Any, fit: Any) -> list[str]:
-        cis = "  ".join(f"{n} {ci_text(study.ci(self.key, n))}" for n in NAMES
-                        if ci_text(study.ci(self.key, n)))
-        return [f"{'Data-constr.':<11} {fit.law!r}",
-                f"{'':<11} objective {fit.objective:.6g}, {fit.status.value}; base law: "
-                f"{fit.base_source}; repetition stops paying after {fit.law.stops_paying:.1f} "
-                "epochs" + (f"; {cis}" if cis else "")]
+        cis = "  ".join(
+            f"{n} {ci_text(study.ci(self.key, n))}" for n in NAMES if ci_text(study.ci(self.key, n))
+        )
+        return [
+            f"{'Data-constr.':<11} {fit.law!r}",
+            f"{'':<11} objective {fit.objective:.6g}, {fit.status.value}; base law: "
+            f"{fit.base_source}; repetition stops paying after {fit.law.stops_paying:.1f} "
+            "epochs" + (f"; {cis}" if cis else ""),
+        ]
 
     def report_lines(self, study: Any, fit: Any, pct: int) -> list[str]:
         law = fit.law
-        rows = [[n, num(getattr(law, n)), interval_md(*study.ci(self.key, n), ".4g")]
-                for n in NAMES]
-        return ["", f"**{self.label}** (Muennighoff et al. 2023) `{law!r}` (objective "
-                    f"{fit.objective:.6g}, {fit.status.value}; base law: {fit.base_source})", ""] \
-            + md_table(["parameter", "value", f"{pct}% interval"], rows) \
-            + ["", f"Repeating the data stops paying after **{law.stops_paying:.1f} epochs** "
-                   "(1 + R*_D): a further epoch is then worth less than 1/e of fresh tokens."]
+        rows = [
+            [n, num(getattr(law, n)), interval_md(*study.ci(self.key, n), ".4g")] for n in NAMES
+        ]
+        return (
+            [
+                "",
+                (
+                    f"**{self.label}** (Muennighoff et al. 2023) `{law!r}` (objective "
+                    f"{fit.objective:.6g}, {fit.status.value}; base law: {fit.base_source})"
+                ),
+                "",
+            ]
+            + md_table(["parameter", "value", f"{pct}% interval"], rows)
+            + [
+                "",
+                (
+                    f"Repeating the data stops paying after **{law.stops_paying:.1f} epochs** "
+                    "(1 + R*_D): a further epoch is then worth less than 1/e of fresh tokens."
+                ),
+            ]
+        )
 
     def figures(self, study: Any, points: Any) -> list[Any]:
         return [loss_vs_epochs(study)]
@@ -204,18 +263,33 @@ def loss_vs_epochs(study: Any) -> Any:
         ax.scatter(part["D"] / part["U_D"], part["loss"], s=12, color=color)
         curves[(n, u)] = law.predict(n, grid * u, u)
         ax.plot(grid, curves[(n, u)], color=color, lw=1, label=f"N {n:.3g}, U_D {u:.3g}")
-    ax.axvline(law.stops_paying, color=COLOR["data_constrained"], ls="--", lw=1.2,
-               label=f"stops paying: {law.stops_paying:.1f} epochs (1 + R*_D)")
+    ax.axvline(
+        law.stops_paying,
+        color=COLOR["data_constrained"],
+        ls="--",
+        lw=1.2,
+        label=f"stops paying: {law.stops_paying:.1f} epochs (1 + R*_D)",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("epochs (D / U_D)")
     ax.set_ylabel(loss_axis(study))
     ax.legend(fontsize=6, ncol=2 if len(curves) > 8 else 1)
-    ax.set_title(f"Data-constrained law: R*_D = {law.R_D_star:.2f}, R*_N = {law.R_N_star:.2f}",
-                 fontsize=9)
-    return Plot("data_constrained", "Loss against epochs of repeated data, the data-constrained "
-                "law's curves and where repeating stops paying", fig,
-                {"epochs": epochs, "loss": df["loss"].to_numpy(float), "grid": grid,
-                 "curves": curves, "stops_paying": law.stops_paying})
+    ax.set_title(
+        f"Data-constrained law: R*_D = {law.R_D_star:.2f}, R*_N = {law.R_N_star:.2f}", fontsize=9
+    )
+    return Plot(
+        "data_constrained",
+        "Loss against epochs of repeated data, the data-constrained "
+        "law's curves and where repeating stops paying",
+        fig,
+        {
+            "epochs": epochs,
+            "loss": df["loss"].to_numpy(float),
+            "grid": grid,
+            "curves": curves,
+            "stops_paying": law.stops_paying,
+        },
+    )
 
 
 register(DataConstrained())

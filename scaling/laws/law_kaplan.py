@@ -28,14 +28,17 @@ class Kaplan(Law):
         return kaplan(ctx.df)
 
     def residuals(self, ctx: FitContext, fit: Any) -> np.ndarray:
-        return np.log(fit.law.predict(ctx.df["N"], ctx.df["D"])) - np.log(ctx.df["loss"].to_numpy(float))
+        return np.log(fit.law.predict(ctx.df["N"], ctx.df["D"])) - np.log(
+            ctx.df["loss"].to_numpy(float)
+        )
 
     def bootstrap(self, ctx: FitContext, fit: Any) -> Draws:
         opt = ctx.options
         ps, ok = bootstrap_kaplan(ctx.df, fit.law, opt.n_boot, opt.seed, opt.n_jobs)
         laws = [KaplanLaw(p[0], p[1], float(np.exp(p[2])), float(np.exp(p[3]))) for p in ps[ok]]
-        return Draws({n: np.array([getattr(law, n) for law in laws]) for n in NAMES},
-                     int(ok.sum()), len(ok))
+        return Draws(
+            {n: np.array([getattr(law, n) for law in laws]) for n in NAMES}, int(ok.sum()), len(ok)
+        )
 
     def jackknife(self, ctx: FitContext, fit: Any) -> dict[str, np.ndarray]:
         return iv.jackknife_kaplan(ctx.df, fit.law)
@@ -58,20 +61,33 @@ class Kaplan(Law):
 
     def to_json(self, study: Any, fit: Any) -> dict:
         law = fit.law
-        return dict({n: getattr(law, n) for n in NAMES}, alpha_C=law.alpha_C,
-                    objective=fit.objective, status=fit.status.value, formula=formula(law),
-                    ci=study.cis(self.key, NAMES), flags=study.flags(self.key))
+        return dict(
+            {n: getattr(law, n) for n in NAMES},
+            alpha_C=law.alpha_C,
+            objective=fit.objective,
+            status=fit.status.value,
+            formula=formula(law),
+            ci=study.cis(self.key, NAMES),
+            flags=study.flags(self.key),
+        )
 
     def cli_lines(self, study: Any, fit: Any) -> list[str]:
         return [f"{'Kaplan':<11} {fit.law!r}"] + _status_line(fit)
 
     def report_lines(self, study: Any, fit: Any, pct: int) -> list[str]:
         law = fit.law
-        lines = ["", (f"**Kaplan** `{formula(law)}` (objective {fit.objective:.6g}, "
-                     f"{fit.status.value}); on the compute frontier L(C) ~ C^-{law.alpha_C:.3f}"), ""]
-        return lines + md_table(["parameter", "value", f"{pct}% interval"],
-                                [[n, num(getattr(law, n)),
-                                  interval_md(*study.ci(self.key, n), ".4g")] for n in NAMES])
+        lines = [
+            "",
+            (
+                f"**Kaplan** `{formula(law)}` (objective {fit.objective:.6g}, "
+                f"{fit.status.value}); on the compute frontier L(C) ~ C^-{law.alpha_C:.3f}"
+            ),
+            "",
+        ]
+        return lines + md_table(
+            ["parameter", "value", f"{pct}% interval"],
+            [[n, num(getattr(law, n)), interval_md(*study.ci(self.key, n), ".4g")] for n in NAMES],
+        )
 
 
 register(Kaplan())

@@ -92,7 +92,9 @@ class Law:
         """N_opt, D_opt (and loss) at budget C, a row of the predictions table."""
         return None
 
-    def extrapolate(self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame) -> float | None:
+    def extrapolate(
+        self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame
+    ) -> float | None:
         """Refit on `train` (smaller budgets) and score the held-out `preds` (adding a column of
         predicted losses when it predicts loss); None when it takes no part or cannot refit."""
         return None

@@ -51,18 +51,19 @@ def known_floor(df: pd.DataFrame, where: str = "") -> float:
     entropy): the one rule for `--fix-E floor`, the figures and the report. Every row must record
     it and agree to FLOOR_REL_TOL; otherwise a one-line DataError says which and how to fix it."""
     if "entropy_floor" not in df:
-        raise DataError("--fix-E floor: the points have no entropy_floor column (only sweeps of the synthetic "
-                        "language record one); pass --fix-E VALUE or drop --fix-E")
+        raise DataError("--fix-E floor: the points have no entropy_floor column (only sweeps of "
+                        "the synthetic language record one); pass --fix-E VALUE or drop --fix-E")
     v = pd.to_numeric(df["entropy_floor"], errors="coerce").to_numpy(float)
     bad = ~np.isfinite(v)
     if bad.any():
-        raise DataError(f"--fix-E floor: entropy_floor is empty/NaN in {int(bad.sum())} of {len(v)} rows{where} "
-                        "(real text and non-decoder objectives have no known floor); filter them out (--query) "
-                        "or pass --fix-E VALUE")
+        raise DataError(f"--fix-E floor: entropy_floor is empty/NaN in {int(bad.sum())} of "
+                        f"{len(v)} rows{where} (real text and non-decoder objectives have no known "
+                        "floor); filter them out (--query) or pass --fix-E VALUE")
     lo, hi = float(v.min()), float(v.max())
     if hi - lo > FLOOR_REL_TOL * abs(hi):
-        raise DataError(f"--fix-E floor: entropy_floor differs between rows{where} ({lo:.6g} to {hi:.6g}), so the "
-                        "points come from different data; fit them separately (--group data) or pass --fix-E VALUE")
+        raise DataError(f"--fix-E floor: entropy_floor differs between rows{where} ({lo:.6g} to "
+                        f"{hi:.6g}), so the points come from different data; fit them separately "
+                        "(--group data) or pass --fix-E VALUE")
     return float(v[0])
 
 
@@ -230,8 +231,10 @@ def _attempt(study: StudyFit, key: str, func: Callable[[], Any]) -> Any:
         return None
 
 
-def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | None = None) -> StudyFit:
-    """Fit every registered law to `points` (a `scaling.tables.Points` or a frame with N, D, C, loss).
+def fit_study(points, curves: pd.DataFrame | None = None,
+              options: FitOptions | None = None) -> StudyFit:
+    """Fit every registered law to `points` (a `scaling.tables.Points` or a frame with N, D, C,
+    loss).
 
     A law that cannot be fitted on this data (too few budgets, points, ...) is recorded in `skipped`
     with its reason; FitError is raised only when the data support no law at all.
@@ -246,7 +249,8 @@ def fit_study(points, curves: pd.DataFrame | None = None, options: FitOptions | 
             if fit is not None:
                 study.fits[law.key] = fit
     if not study.fits:
-        raise FitError("no law could be fitted: " + "; ".join(f"{k}: {v}" for k, v in study.skipped.items()))
+        raise FitError("no law could be fitted: "
+                       + "; ".join(f"{k}: {v}" for k, v in study.skipped.items()))
     for key, fit in study.fits.items():
         r = registry.get(key).residuals(ctx, fit)
         if r is not None:

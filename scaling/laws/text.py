@@ -35,5 +35,6 @@ def interval(lo, hi, spec: str = ".3f") -> str:
 def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     """Markdown table lines; '|' inside cells escaped."""
     rows = [[c.replace("|", "\\|") for c in r] for r in rows]
-    return (["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-            + ["| " + " | ".join(r) + " |" for r in rows])
+    return ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
