@@ -500,8 +500,8 @@ def comparison(study) -> Plot:
         lines[law] = res
         for ax, key in ((nx, "N"), (dx, "D")):
             exp = exponents(study, law)[0 if key == "N" else 1]
-            status = getattr(study.fits.get(law), "status", None)  # Approach 3 and Kaplan carry one
-            flag = "" if status is None or status.value == "converged" else f" ({status.value}: not a clean optimum)"
+            status = study.fits[law].status.value
+            flag = "" if status == "converged" else f" ({status}: not a clean optimum)"
             flag += " (E fixed)" if law == "approach3" and study.fixed_E is not None else ""
             ax.plot(cgrid, res[key], color=COLOR[law], ls="--" if law == "kaplan" else "-",
                     label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}")

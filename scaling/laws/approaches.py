@@ -22,7 +22,7 @@ from scipy.interpolate import Akima1DInterpolator
 
 from scaling.errors import FitError, FitWarning
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
-from scaling.laws.fit import ChinchillaFit, KaplanFit, fit_chinchilla, fit_kaplan
+from scaling.laws.fit import ChinchillaFit, FitStatus, KaplanFit, fit_chinchilla, fit_kaplan
 from scaling.laws.forms import Allocation, PowerLaw
 
 APPROACH2_METHODS = ("akima", "local", "full")
@@ -51,6 +51,11 @@ class _AllocationExponents:
     @property
     def b(self) -> float:
         return self.allocation.b
+
+    @property
+    def status(self) -> FitStatus:
+        """Always converged: the power laws are least-squares lines (a failed fit raises)."""
+        return FitStatus.CONVERGED
 
 
 @dataclass(frozen=True)

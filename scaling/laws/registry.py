@@ -41,8 +41,8 @@ class Draws:
 
 
 class Law:
-    """One estimator. `fit` returns its result (with `.status` and `.law` or `.allocation`) or
-    raises FitError (the study records the reason as skipped); every other hook has a default
+    """One estimator. `fit` returns its result (with a `FitStatus` `.status` and `.law` or
+    `.allocation`) or raises FitError (the study records the reason as skipped); every other hook has a default
     that contributes nothing, so a law implements only what it has.
 
     `order` places the law in the study (fit, JSON, CLI and report sections); `table_order` in the
@@ -82,8 +82,8 @@ class Law:
         return float(target.a), float(target.b)
 
     def status(self, fit: Any) -> str:
-        status = getattr(fit, "status", None)
-        return status.value if status is not None else "converged"
+        """'converged', 'max-iter' or 'bound-hit' (every fit result has a `FitStatus`)."""
+        return str(fit.status.value)
 
     def elasticity(self, study: StudyFit, fit: Any, at: tuple[float, float]) -> dict | None:
         return None
