@@ -118,3 +118,12 @@ def test_absent_without_unique_tokens_and_a_missing_column_is_one_line(tmp_path)
     df.to_csv(path, index=False)
     with pytest.raises(DataError, match="no unique-tokens column 'U'"):
         load_points(path, unique="U")
+
+
+def test_extrapolation_check_refits_the_law_without_the_largest_budgets():
+    df = _table(TRUE).rename(columns={"unique": "U_D"})
+    df["C"] = 6 * df["N"] * df["D"]
+    ex = fit_study(df, options=FitOptions(n_boot=0)).comparison.extrapolation
+    assert ex.n_holdout > 0 and ex.errors["data_constrained"] < 1e-4  # the exact law, refitted
+    held = ex.predictions
+    np.testing.assert_allclose(held["data_constrained"], held["loss"], rtol=1e-4)

@@ -64,7 +64,8 @@ def extrapolation_check(ctx: FitContext) -> Extrapolation | None:
     train, test = df[~hold], df[hold]
     if len(test) == 0 or train["N"].nunique() < 2 or len(train) < 8:
         return None
-    preds = test[["N", "D", "C", "loss"]].reset_index(drop=True).copy()
+    cols = ["N", "D", "C", "loss"] + [c for c in ("U_D",) if c in df]  # U_D: repeated data
+    preds = test[cols].reset_index(drop=True).copy()
     errors = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)

@@ -188,6 +188,16 @@ class DataConstrained(Law):
         draws = np.array([_fit_constants(law.base, cols, w, start)[0] for w in counts])
         return Draws({n: draws[:, i] for i, n in enumerate(NAMES)}, len(draws), len(draws))
 
+    def extrapolate(self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame) -> float:
+        """Refit (base law included) on the smaller budgets; mean |relative error| held out."""
+        opt = ctx.options
+        law = fit_data_constrained(
+            train["N"], train["D"], train["U_D"], train["loss"], method=opt.method, fix_E=ctx.fix_E
+        ).law
+        p = law.predict(preds["N"], preds["D"], preds["U_D"])
+        preds[self.key] = p
+        return float(np.mean(np.abs(p / preds["loss"] - 1)))
+
     def to_json(self, study: Any, fit: Any) -> dict:
         law, base = fit.law, fit.law.base
         return {
