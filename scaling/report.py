@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from pathlib import Path
 
 
 from scaling import __version__
-from scaling.errors import ConfigError, DataError
+from scaling.errors import ConfigError, DataError, FitWarning
 from scaling.laws.groups import comparison_markdown
 from scaling.laws.text import interval as _interval
 from scaling.laws.text import md_table as _table
@@ -365,13 +366,15 @@ def _emergence_section(paths, folder: Path) -> str:
 
     if not paths:
         return ""
-    try:
-        df, _ = emergence.load([str(p) for p in paths])
-    except DataError:
-        return ""  # not sweep folders (a plain table), or too few ok runs: no probes to analyse
-    if not emergence.abilities(list(df.columns)):
-        return ""
-    result = emergence.report([str(p) for p in paths], folder / "emergence")
+    with warnings.catch_warnings():  # runs left out were already said in the fit's warnings
+        warnings.simplefilter("ignore", FitWarning)
+        try:
+            df, _ = emergence.load([str(p) for p in paths])
+        except DataError:
+            return ""  # not sweep folders (a plain table), or too few ok runs: no probes to analyse
+        if not emergence.abilities(list(df.columns)):
+            return ""
+        result = emergence.report([str(p) for p in paths], folder / "emergence")
     lines = ["", "## Emergent abilities", "", "![Probe scores against N, D and C](emergence/emergence.png)", ""]
     lines += [f"- {e['statement']}" for e in result["abilities"].values()]
     lines += ["", "Per-ability figures and the abruptness table: [emergence/emergence.md](emergence/emergence.md).", ""]
