@@ -11,7 +11,7 @@ import pandas as pd
 from scaling.laws import intervals as iv
 from scaling.laws.approaches import approach1, approach2
 from scaling.laws.bootstrap import bootstrap_approach1, bootstrap_approach2
-from scaling.laws.law_chinchilla import _allocation_row
+from scaling.laws.law_chinchilla import allocation_row
 from scaling.laws.registry import Draws, FitContext, Law, register
 
 AB = ("a", "b")
@@ -28,7 +28,7 @@ class _Allocation(Law):
     name = ""  # e.g. "Approach 2": the CLI and report line
 
     def prediction(self, study: Any, fit: Any, C: float) -> dict:
-        return _allocation_row(self.key, fit.allocation, C)
+        return allocation_row(self.key, fit.allocation, C)
 
     def skipped_json(self, reason: str | None) -> dict:
         return {"a": None, "b": None, "status": "skipped", "reason": reason}

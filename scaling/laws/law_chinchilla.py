@@ -83,7 +83,7 @@ class Chinchilla(Law):
         return entry
 
     def prediction(self, study: Any, fit: Any, C: float) -> dict:
-        row = _allocation_row(self.key, fit.law, C)
+        row = allocation_row(self.key, fit.law, C)
         s = study.samples.get(self.key)
         if s and len(s["A"]):
             level = study.options.level
@@ -96,7 +96,7 @@ class Chinchilla(Law):
 
     def extrapolate(self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame) -> float:
         law = approach3(train, ctx.options.method, fix_E=ctx.fix_E).law
-        return _score(self.key, law, preds)
+        return score_holdout(self.key, law, preds)
 
     def to_json(self, study: Any, fit: Any) -> dict:
         law = fit.law
@@ -122,7 +122,7 @@ class Chinchilla(Law):
         )
 
     def cli_lines(self, study: Any, fit: Any) -> list[str]:
-        lines = [f"{study.approach3_label():<11} {fit.law!r}"] + _status_line(fit)
+        lines = [f"{study.approach3_label():<11} {fit.law!r}"] + status_lines(fit)
         pct = round(100 * study.options.level)
         cis = "  ".join(
             f"{n} {ci_text(study.ci(self.key, n))}"
@@ -215,14 +215,14 @@ def _floor_lines(study: Any, law: ChinchillaLaw) -> list[str]:
     ]
 
 
-def _status_line(fit: Any) -> list[str]:
+def status_lines(fit: Any) -> list[str]:
     """The CLI warning under a law whose fit did not converge cleanly."""
     if fit.status.value == "converged":
         return []
     return [f"{'':<11} WARNING: status {fit.status.value}; these numbers are not a clean optimum"]
 
 
-def _allocation_row(key: str, law: Any, C: float) -> dict:
+def allocation_row(key: str, law: Any, C: float) -> dict:
     """A predictions row: N_opt, D_opt, D/N (and loss, for a loss law) at budget C."""
     n_opt, d_opt = (float(v) for v in law.allocation(C))
     row = {"law": key, "C": C, "N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt}
@@ -231,7 +231,7 @@ def _allocation_row(key: str, law: Any, C: float) -> dict:
     return row
 
 
-def _score(key: str, law: Any, preds: pd.DataFrame) -> float:
+def score_holdout(key: str, law: Any, preds: pd.DataFrame) -> float:
     """Add the law's predicted losses to `preds`; mean |relative error| on them."""
     p = law.predict(preds["N"], preds["D"])
     preds[key] = p

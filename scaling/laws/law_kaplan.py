@@ -12,7 +12,7 @@ from scaling.laws import intervals as iv
 from scaling.laws.approaches import kaplan
 from scaling.laws.bootstrap import bootstrap_kaplan, interval
 from scaling.laws.forms import KaplanLaw
-from scaling.laws.law_chinchilla import _allocation_row, _score, _status_line, formula
+from scaling.laws.law_chinchilla import allocation_row, formula, score_holdout, status_lines
 from scaling.laws.registry import Draws, FitContext, Law, register
 from scaling.laws.text import interval as interval_md
 from scaling.laws.text import md_table, num
@@ -54,10 +54,10 @@ class Kaplan(Law):
         return entry
 
     def prediction(self, study: Any, fit: Any, C: float) -> dict:
-        return _allocation_row(self.key, fit.law, C)
+        return allocation_row(self.key, fit.law, C)
 
     def extrapolate(self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame) -> float:
-        return _score(self.key, kaplan(train).law, preds)
+        return score_holdout(self.key, kaplan(train).law, preds)
 
     def to_json(self, study: Any, fit: Any) -> dict:
         law = fit.law
@@ -72,7 +72,7 @@ class Kaplan(Law):
         )
 
     def cli_lines(self, study: Any, fit: Any) -> list[str]:
-        return [f"{'Kaplan':<11} {fit.law!r}"] + _status_line(fit)
+        return [f"{'Kaplan':<11} {fit.law!r}"] + status_lines(fit)
 
     def report_lines(self, study: Any, fit: Any, pct: int) -> list[str]:
         law = fit.law
