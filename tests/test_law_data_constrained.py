@@ -111,9 +111,10 @@ def test_absent_without_unique_tokens_and_a_missing_column_is_one_line(tmp_path)
     assert not registry.get("data_constrained").applies(df)
     study = fit_study(
         df.assign(C=6 * df["N"] * df["D"]).drop(columns="unique"),
-        options=FitOptions(n_boot=0, extrapolate=False),
+        options=FitOptions(n_boot=0),
     )
     assert "data_constrained" not in study.to_json() and "data_constrained" not in study.skipped
+    assert "data_constrained" not in study.comparison.extrapolation.errors
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     with pytest.raises(DataError, match="no unique-tokens column 'U'"):

@@ -70,6 +70,8 @@ def extrapolation_check(ctx: FitContext) -> Extrapolation | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         for law in registry.laws():
+            if not law.applies(df):
+                continue
             try:
                 error = law.extrapolate(ctx, train, preds)
             except FitError:
