@@ -24,6 +24,7 @@ from scaling import __version__
 from scaling.errors import ConfigError, DataError, FitWarning
 from scaling.laws.groups import comparison_markdown
 from scaling.laws.text import interval as _interval
+from scaling.laws.text import interval_of
 from scaling.laws.text import md_table as _table
 from scaling.laws.text import num as _num
 from scaling.laws.study import FitOptions
@@ -226,7 +227,7 @@ def _allocation(study, h: str, pct: int) -> list[str]:
     rows = []
     for p in study.predictions:
         def ci(k: str) -> str:
-            return (" " + _interval(*p[k], ".3g")) if k in p else ""  # noqa: B023  used at once
+            return (" " + interval_of(p[k], ".3g")) if k in p else ""  # noqa: B023  used at once
         rows.append([_label(p["law"]), _num(p["C"], ".3g"),
                      _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
                      _num(p["D_opt"], ".3g") + ci("D_opt_ci"),
@@ -240,8 +241,8 @@ def _elasticities(study, h: str) -> list[str]:
     el = study.comparison.elasticities
     if not el:
         return []
-    rows = [[_label(k), f"{e['N']:+.4f} {_interval(*e['N_ci'], '+.4f') if 'N_ci' in e else ''}",
-             f"{e['D']:+.4f} {_interval(*e['D_ci'], '+.4f') if 'D_ci' in e else ''}",
+    rows = [[_label(k), f"{e['N']:+.4f} {interval_of(e['N_ci'], '+.4f') if 'N_ci' in e else ''}",
+             f"{e['D']:+.4f} {interval_of(e['D_ci'], '+.4f') if 'D_ci' in e else ''}",
              f"N = {e['at']['N']:.3g}, D = {e['at']['D']:.3g}"] for k, e in el.items()]
     return ["", f"{h} Loss elasticities at the median point", ""] + \
         _table(["law", "d log L / d log N", "d log L / d log D", "at"], rows)

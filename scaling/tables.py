@@ -212,7 +212,7 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
 
 def expand(paths) -> list[Path]:
     """Paths as given, a glob pattern (quoted from the shell) replaced by what it matches."""
-    out = []
+    out: list[Path] = []
     for p in paths:
         if not Path(p).exists() and glob.has_magic(str(p)):
             hits = sorted(glob.glob(str(p)))
@@ -287,7 +287,7 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
         frame = frame[keep].reset_index(drop=True)
     if len(frame) < min_points:
         raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
-    columns = {k: (cols[k] if cols[k] is not None else "derived (C = 6ND)") for k in cols}
+    columns = {k: v if v is not None else "derived (C = 6ND)" for k, v in cols.items()}
     for msg in unit_warnings(frame, {k for k in ("N", "D", "C") if cols[k] is not None}):
         _warn(msg, sink)
     curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None

@@ -150,12 +150,13 @@ class Envelope(_Allocation):
     def jackknife(self, ctx: FitContext, fit: Any) -> dict[str, np.ndarray]:
         df, curves = ctx.df, ctx.curves
         use_curves = curves is not None and len(curves) and "run_id" in df
-        return iv.jackknife_allocation(
-            df,
-            lambda sub: approach1(
-                sub, curves[curves["run_id"].isin(sub["run_id"])] if use_curves else None
-            ),
-        )
+
+        def refit(sub: pd.DataFrame) -> Any:
+            if not use_curves or curves is None:
+                return approach1(sub, None)
+            return approach1(sub, curves[curves["run_id"].isin(sub["run_id"])])
+
+        return iv.jackknife_allocation(df, refit)
 
     def to_json(self, study: Any, fit: Any) -> dict:
         return dict(

@@ -14,7 +14,7 @@ from scaling.laws.approaches import approach3
 from scaling.laws.bootstrap import bootstrap_chinchilla, interval
 from scaling.laws.forms import ChinchillaLaw
 from scaling.laws.registry import Draws, FitContext, Law, register
-from scaling.laws.text import ci_text, fmt, md_table, num
+from scaling.laws.text import ci_text, fmt, interval_of, md_table, num
 from scaling.laws.text import interval as interval_md
 
 NAMES = ("E", "A", "B", "alpha", "beta", "a", "b")
@@ -156,7 +156,7 @@ class Chinchilla(Law):
                     num(getattr(law, n)),
                     "fixed, not fitted"
                     if fixed and n == "E"
-                    else interval_md(*study.ci(self.key, n), ".4g"),
+                    else interval_of(study.ci(self.key, n), ".4g"),
                     self._se(study, n),
                 ]
                 for n in NAMES

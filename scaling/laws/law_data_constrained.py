@@ -26,8 +26,7 @@ from scaling.laws.fit import LBFGS_OPTIONS, FitStatus, fit_chinchilla
 from scaling.laws.forms import ChinchillaLaw
 from scaling.laws.objectives import huber
 from scaling.laws.registry import Draws, FitContext, Law, register
-from scaling.laws.text import ci_text, md_table, num
-from scaling.laws.text import interval as interval_md
+from scaling.laws.text import ci_text, interval_of, md_table, num
 
 BOUNDS = ((1e-3, 1e4), (1e-3, 1e4))  # R*_D, R*_N: from "no value in repeats" to "as good as fresh"
 # Muennighoff et al.'s start grid, np.linspace(0, 20, 4) per constant, without R* = 0 (undefined).
@@ -232,9 +231,7 @@ class DataConstrained(Law):
 
     def report_lines(self, study: Any, fit: Any, pct: int) -> list[str]:
         law = fit.law
-        rows = [
-            [n, num(getattr(law, n)), interval_md(*study.ci(self.key, n), ".4g")] for n in NAMES
-        ]
+        rows = [[n, num(getattr(law, n)), interval_of(study.ci(self.key, n), ".4g")] for n in NAMES]
         return (
             [
                 "",

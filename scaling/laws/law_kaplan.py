@@ -14,8 +14,7 @@ from scaling.laws.bootstrap import bootstrap_kaplan, interval
 from scaling.laws.forms import KaplanLaw
 from scaling.laws.law_chinchilla import allocation_row, formula, score_holdout, status_lines
 from scaling.laws.registry import Draws, FitContext, Law, register
-from scaling.laws.text import interval as interval_md
-from scaling.laws.text import md_table, num
+from scaling.laws.text import interval_of, md_table, num
 
 NAMES = ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")
 
@@ -86,7 +85,7 @@ class Kaplan(Law):
         ]
         return lines + md_table(
             ["parameter", "value", f"{pct}% interval"],
-            [[n, num(getattr(law, n)), interval_md(*study.ci(self.key, n), ".4g")] for n in NAMES],
+            [[n, num(getattr(law, n)), interval_of(study.ci(self.key, n), ".4g")] for n in NAMES],
         )
 
 

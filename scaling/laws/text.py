@@ -32,6 +32,11 @@ def interval(lo, hi, spec: str = ".3f") -> str:
     return f"[{format(lo, spec)}, {format(hi, spec)}]"
 
 
+def interval_of(ci: tuple[float, float], spec: str = ".3f") -> str:
+    """`interval` of a (lo, hi) pair."""
+    return interval(ci[0], ci[1], spec)
+
+
 def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     """Markdown table lines; '|' inside cells escaped."""
     rows = [[c.replace("|", "\\|") for c in r] for r in rows]
