@@ -256,46 +256,48 @@ class DataConstrained(Law):
 
 
 def loss_vs_epochs(study: Any) -> Any:
-    """Loss against epochs (D / U_D) per model size, the fitted curves, and where repetition
-    stops paying (1 + R*_D epochs)."""
+    """Loss against epochs (D / U_D), coloured by N, with the fitted curve of every (N, U_D)
+    measured at 2+ epoch counts, and where repetition stops paying (1 + R*_D epochs)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LogNorm
+    from matplotlib.lines import Line2D
+
     from scaling.plots import COLOR, Plot, _figure, loss_axis
 
     fit, df = study.fits["data_constrained"], study.points
     law, epochs = fit.law, (df["D"] / df["U_D"]).to_numpy(float)
     fig, (ax,) = _figure()
     grid = np.geomspace(min(epochs.min(), 1.0), max(epochs.max(), 2 * law.stops_paying), 200)
+    cmap = colormaps["viridis"]
+    norm = LogNorm(df["N"].min(), max(df["N"].max(), 1.01 * df["N"].min()))
     curves = {}
-    for i, ((n, u), part) in enumerate(df.groupby(["N", "U_D"], sort=True)):
-        color = f"C{i % 10}"
-        ax.scatter(part["D"] / part["U_D"], part["loss"], s=12, color=color)
-        curves[(n, u)] = law.predict(n, grid * u, u)
-        ax.plot(grid, curves[(n, u)], color=color, lw=1, label=f"N {n:.3g}, U_D {u:.3g}")
-    ax.axvline(
-        law.stops_paying,
-        color=COLOR["data_constrained"],
-        ls="--",
-        lw=1.2,
-        label=f"stops paying: {law.stops_paying:.1f} epochs (1 + R*_D)",
-    )
+    for (n, u), part in df.groupby(["N", "U_D"], sort=True):
+        ax.scatter(part["D"] / part["U_D"], part["loss"], s=10, color=cmap(norm(n)), zorder=3)
+        if part["D"].nunique() > 1:
+            curves[(n, u)] = law.predict(n, grid * u, u)
+            ax.plot(grid, curves[(n, u)], color=cmap(norm(n)), lw=0.8, alpha=0.7)
+    ax.axvline(law.stops_paying, color=COLOR["data_constrained"], ls="--", lw=1.4)
     ax.set_xscale("log")
     ax.set_xlabel("epochs (D / U_D)")
     ax.set_ylabel(loss_axis(study))
-    ax.legend(fontsize=6, ncol=2 if len(curves) > 8 else 1)
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label="N (parameters)")
+    handles = [
+        Line2D([], [], color="grey", lw=0.8),
+        Line2D([], [], color=COLOR["data_constrained"], ls="--"),
+    ]
+    labels = ["fitted law per (N, U_D)", f"stops paying: {law.stops_paying:.1f} epochs (1 + R*_D)"]
+    ax.legend(handles, labels, fontsize=7)
     ax.set_title(
         f"Data-constrained law: R*_D = {law.R_D_star:.2f}, R*_N = {law.R_N_star:.2f}", fontsize=9
     )
+    data = {"epochs": epochs, "loss": df["loss"].to_numpy(float), "grid": grid, "curves": curves}
     return Plot(
         "data_constrained",
-        "Loss against epochs of repeated data, the data-constrained "
-        "law's curves and where repeating stops paying",
+        "Loss against epochs of repeated data, the data-constrained law's curves and where "
+        "repeating stops paying",
         fig,
-        {
-            "epochs": epochs,
-            "loss": df["loss"].to_numpy(float),
-            "grid": grid,
-            "curves": curves,
-            "stops_paying": law.stops_paying,
-        },
+        {**data, "stops_paying": law.stops_paying},
     )
 
 
