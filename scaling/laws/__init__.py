@@ -1,5 +1,6 @@
 """Scaling-law fitting: typed laws, objectives, fitters, the three Chinchilla approaches, Kaplan,
-bootstrap and comparison. Entry point: `fit_study(points, options=FitOptions(...)) -> StudyFit`."""
+bootstrap and comparison. Entry point: `fit_study(points, options=FitOptions(...)) -> StudyFit`;
+every law is a plug-in (`registry.py`, one `law_*.py` module each)."""
 
 from __future__ import annotations
 
