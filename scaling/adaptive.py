@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import ConfigError
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 MIN_STEPS = 10  # a window's largest size still trains this many optimiser steps at the budget
 SET_PER_ROUND = (
@@ -108,7 +109,7 @@ def predict_centre(C: float, done: list[BudgetResult], s: Settings) -> tuple[flo
     if s.pilot_N:
         return s.pilot_N * (C / first) ** s.slope, f"pilot N {s.pilot_N:.3g} at {first:.3g}"
     tpp = s.pilot_tokens_per_param
-    return math.sqrt(C / (6 * tpp)), f"{tpp:g} tokens/param"
+    return math.sqrt(C / (FLOPS_PER_PARAM_TOKEN * tpp)), f"{tpp:g} tokens/param"
 
 
 def run_budget(
@@ -300,7 +301,7 @@ class _Budgets:
         self.train(C, self.names(sizes), list(range(self.seed, self.seed + seeds)))
 
     def limits(self, C: float) -> tuple[float, float]:
-        return self.smallest, C / (6 * MIN_STEPS * self.tokens_per_step)
+        return self.smallest, C / (FLOPS_PER_PARAM_TOKEN * MIN_STEPS * self.tokens_per_step)
 
 
 def run(argv: list[str], cfg, reports) -> int:

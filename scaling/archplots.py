@@ -23,8 +23,6 @@ from matplotlib.ticker import FuncFormatter
 from scaling.laws.groups import ARCH_ORDER, ordered
 from scaling.plots import Plot
 
-
-
 # ------------------------------------------------------------------------------ attention patterns
 
 def pattern_masks(ctx: int = 32, **knobs) -> dict[str, dict[str, np.ndarray]]:

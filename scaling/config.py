@@ -23,6 +23,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from scaling import runs, tuned
 from scaling.data import DataConfig, as_data_config
 from scaling.errors import ConfigError
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.models import ModelShape, ParamCounts, param_counts, resolve_shape
 from scaling.trackers import LoggerConfig
 
@@ -357,7 +358,7 @@ def _steps(train: TrainConfig, N: int, tokens_per_step: int) -> int:
     if train.tokens is not None:
         wanted, name = float(train.tokens), "train.tokens"
     else:
-        wanted, name = float(value or 0.0) / (6.0 * N), "train.flops"
+        wanted, name = float(value or 0.0) / (FLOPS_PER_PARAM_TOKEN * N), "train.flops"
     if wanted < tokens_per_step:
         _fail(name, value, f"gives D={wanted:.4g} tokens, less than one batch "
               f"(train.batch_size*model.ctx = {train.batch_size}*{tokens_per_step // train.batch_size}"

@@ -22,6 +22,7 @@ import pandas as pd
 
 from scaling import runs
 from scaling.errors import DataError
+from scaling.tables import read_sweep
 
 ABRUPT = 0.5  # a curve whose largest step holds at least this share of its rise "jumps"
 MIN_RISE_ACC = 0.1  # accuracy must rise by this much to count as growing at all
@@ -80,22 +81,16 @@ def load(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not csv.is_file():
             raise DataError(f"{p} is neither a sweep folder with {runs.RUNS_CSV} nor a runs.csv file; "
                             "pass runs/<sweep> after `scaling sweep` finished")
-        try:
-            df = pd.read_csv(csv)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise DataError(f"cannot read {csv} ({type(err).__name__}); rebuild it with `scaling sweep`") from None
+        df, cv = read_sweep(csv, [])
         missing = [c for c in ("run_id", "N", "D", "C") if c not in df]
         if missing:
             raise DataError(f"{csv} lacks the column(s) {', '.join(missing)}; it must be a scaling runs.csv")
-        if "status" in df:
-            df = df[df["status"].astype(str) == "ok"]
         frames.append(df)
-        for run_id, n, d in zip(df["run_id"], df["N"], df["D"]):
-            rows = runs.read_metrics(csv.parent / str(run_id))
-            if rows:
-                c = pd.DataFrame(rows)
-                c["run_id"], c["N"], c["D_run"] = run_id, n, d
-                curves.append(c)
+        if cv is not None:
+            ids = df["run_id"].astype(str)
+            cv["N"] = cv["run_id"].map(dict(zip(ids, df["N"])))
+            cv["D_run"] = cv["run_id"].map(dict(zip(ids, df["D"])))
+            curves.append(cv)
     # a score that is NaN in every run (e.g. a probe longer than the context) carries nothing
     table = pd.concat(frames, ignore_index=True).dropna(axis=1, how="all")
     if len(table) < 2:

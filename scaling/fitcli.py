@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import warnings
 from pathlib import Path
 
-from scaling.errors import ConfigError, FitWarning
+from scaling.errors import ConfigError
+from scaling.laws.text import ci_text, fmt
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -20,6 +20,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--d", default="D", help="training-tokens column (default D; derived as C/(6N) if absent)")
     g.add_argument("--c", default="C", help="compute column (default C; derived as 6ND if absent)")
     g.add_argument("--loss", default="loss", help="loss column (default loss)")
+    g.add_argument("--unique", metavar="COL",
+                   help="unique training tokens U_D (data repeated for D/U_D epochs): also fit "
+                        "the data-constrained law (Muennighoff et al. 2023)")
     g.add_argument("--group", help="fit every value of this column separately and compare them side by side")
     g.add_argument("--mean-over", metavar="COLS",
                    help="columns (comma-separated, e.g. seed) whose rows at one (N, D, C) are "
@@ -70,7 +73,8 @@ def load_kwargs(args: argparse.Namespace) -> dict:
     return dict(n=args.n, d=args.d, c=args.c, loss=args.loss, group=args.group, drop_top_loss=args.drop_top_loss,
                 query=args.query, curves_as_points=args.curve_points, log_format=args.log_format,
                 tokens_per_step=args.tokens_per_step, best_over=_columns(args.best_over),
-                mean_over=() if args.mean_over == "none" else args.mean_over)
+                mean_over=() if args.mean_over == "none" else args.mean_over,
+                unique=args.unique)
 
 
 def _columns(text: str | None) -> tuple[str, ...] | None:
@@ -135,86 +139,70 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fmt(x, spec=".3f") -> str:
-    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
-
-
-def _ci(ci) -> str:
-    if not ci or any(v is None or not math.isfinite(v) for v in ci):
-        return ""
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
-def _approach3_line(study) -> str:
-    """Approach 3's objective, standard errors and exponent intervals, under its law line."""
-    key, pct = "approach3", int(round(100 * study.options.level))
-    cis = "  ".join(f"{n} {_ci(study.ci(key, n))}" for n in ("alpha", "beta")
-                    if _ci(study.ci(key, n)))
-    ci_name = "BCa" if study.options.ci == "bca" else "CI"
-    return (f"{'':<11} objective {study.approach3.objective:.6g} ({study.approach3.method}); "
-            f"SE alpha {_fmt(study.se(key, 'alpha'), '.4f')}, "
-            f"beta {_fmt(study.se(key, 'beta'), '.4f')}"
-            + (f"; {pct}% {ci_name} {cis}" if cis else "")
-            + ("; E fixed, not fitted: no interval" if study.fixed_E is not None else ""))
-
-
 def render(name: str, study) -> str:
-    """The readable report of one study."""
+    """The readable report of one study: each law's lines, the allocation table, the elasticities,
+    predictions and extrapolation, the interval flags, the verdict and the warnings."""
+    from scaling.laws import registry
+
     lines = [f"== {name}: {study.n_points} points ==" if name else f"== {study.n_points} points =="]
-    for label, fit in ((study.approach3_label(), study.approach3), ("Kaplan", study.kaplan)):
-        if fit is not None:
-            lines.append(f"{label:<11} {fit.law!r}")
-            if fit.status.value != "converged":
-                lines.append(f"{'':<11} WARNING: status {fit.status.value}; these numbers are not a clean optimum")
-            if fit is study.approach3:
-                lines.append(_approach3_line(study))
-    for label, fit in (("Approach 2", study.approach2), ("Approach 1", study.approach1)):
-        if fit is not None:
-            lines.append(f"{label:<11} {fit.allocation!r}")
+    for key, fit in study.fits.items():
+        lines += registry.get(key).cli_lines(study, fit)
     for k, why in study.skipped.items():
         lines.append(f"{k:<11} skipped: {why}")
-    lines.append("")
-    lines.append(f"{'approach':<11} {'a (N_opt~C^a)':>14} {'interval':>18} {'b (D_opt~C^b)':>14} {'interval':>18}  status")
+    lines += ["", f"{'approach':<11} {'a (N_opt~C^a)':>14} {'interval':>18} "
+                  f"{'b (D_opt~C^b)':>14} {'interval':>18}  status"]
     for r in study.comparison.table:
-        lines.append(f"{r.approach:<11} {_fmt(r.a):>14} {_ci(r.a_ci):>18} {_fmt(r.b):>14} {_ci(r.b_ci):>18}  {r.status}")
+        lines.append(f"{r.approach:<11} {fmt(r.a):>14} {ci_text(r.a_ci):>18} {fmt(r.b):>14} "
+                     f"{ci_text(r.b_ci):>18}  {r.status}")
+    return "\n".join(lines + _comparison_lines(study))
+
+
+def _comparison_lines(study) -> list[str]:
+    """Elasticities, predictions, extrapolation, flags, seed noise, verdict and warnings."""
+    from scaling.laws import registry
+
+    lines = []
     el = study.comparison.elasticities
     if el:
         lines.append("")
         for k, e in el.items():
-            lines.append(f"elasticity {k:<10} dlogL/dlogN {e['N']:+.3f} {_ci(e.get('N_ci'))}  "
-                         f"dlogL/dlogD {e['D']:+.3f} {_ci(e.get('D_ci'))}  at N={e['at']['N']:.3g}, D={e['at']['D']:.3g}")
+            lines.append(f"elasticity {k:<10} dlogL/dlogN {e['N']:+.3f} {ci_text(e.get('N_ci'))}  "
+                         f"dlogL/dlogD {e['D']:+.3f} {ci_text(e.get('D_ci'))}  "
+                         f"at N={e['at']['N']:.3g}, D={e['at']['D']:.3g}")
     for pr in study.predictions:
-        lines.append(f"at C={pr['C']:.3g} {pr['law']:<10} N_opt {pr['N_opt']:.3g}  D_opt {pr['D_opt']:.3g}  "
-                     f"D/N {pr['tokens_per_param']:.3g}" + (f"  loss {pr['loss']:.3f}" if "loss" in pr else ""))
+        lines.append(f"at C={pr['C']:.3g} {pr['law']:<10} N_opt {pr['N_opt']:.3g}  "
+                     f"D_opt {pr['D_opt']:.3g}  D/N {pr['tokens_per_param']:.3g}"
+                     + (f"  loss {pr['loss']:.3f}" if "loss" in pr else ""))
     ex = study.comparison.extrapolation
     if ex is not None:
-        errs = ", ".join(f"{k} {v:.2%}" if k != "approach2" else f"{k} |ln N*| {v:.3f}" for k, v in ex.errors.items())
-        lines.append(f"extrapolation: fitted on {ex.n_train} points, tested on {ex.n_holdout} with C >= {ex.holdout_C_min:.3g}: {errs}")
-    laws = ("approach1", "approach2", "approach3", "kaplan")
-    for k, f in [(k, f) for k in laws for f in study.flags(k)]:
+        errs = ", ".join(registry.get(k).extrapolation_cli(v) for k, v in ex.errors.items())
+        lines.append(f"extrapolation: fitted on {ex.n_train} points, tested on {ex.n_holdout} "
+                     f"with C >= {ex.holdout_C_min:.3g}: {errs}")
+    for k, f in [(law.key, f) for law in registry.flag_order() for f in study.flags(law.key)]:
         lines.append(f"flag {k}: {f}")
     sn = study.seed_noise
     if sn is not None:
-        lines.append(f"seed noise: Approach 3 a {_ci(sn['a_ci'])} with replicates resampled within "
-                     f"each point, {_ci(sn['a_ci_points_only'])} with points only: "
+        lines.append(f"seed noise: Approach 3 a {ci_text(sn['a_ci'])} with replicates resampled "
+                     f"within each point, {ci_text(sn['a_ci_points_only'])} with points only: "
                      f"{sn['seed_share']:.0%} of the width is seed noise")
-    lines.append("")
-    lines.append("verdict: " + study.comparison.verdict)
-    for w in study.warnings:
-        lines.append(f"warning: {w}")
-    return "\n".join(lines)
+    lines += ["", "verdict: " + study.comparison.verdict]
+    return lines + [f"warning: {w}" for w in study.warnings]
 
 
 def render_groups(studies: dict) -> str:
-    """Side-by-side a/b of every group (the walk across setups in one table)."""
+    """Side-by-side a (and b, where the law says so) of every group: the walk across setups."""
+    from scaling.laws import registry
+
+    a_laws = registry.allocating()
+    b_laws = [law for law in a_laws if law.group_b]
+    cols = [f"a {law.short}" for law in a_laws] + [f"b {law.short}" for law in b_laws]
     width = max(len(k) for k in studies)
-    head = f"{'group':<{width}}  " + "  ".join(f"{k:>10}" for k in ("a A1", "a A2", "a A3", "a Kaplan", "b A2", "b A3"))
-    out = [head]
+    out = [f"{'group':<{width}}  " + "  ".join(f"{k:>10}" for k in cols)]
     for name, s in studies.items():
         rows = {r.approach: r for r in s.comparison.table}
-        vals = [rows[k].a if k in rows else None for k in ("approach1", "approach2", "approach3", "kaplan")]
-        vals += [rows[k].b if k in rows else None for k in ("approach2", "approach3")]
-        out.append(f"{name:<{width}}  " + "  ".join(f"{_fmt(v):>10}" for v in vals))
+        vals = [rows[law.key].a if law.key in rows else None for law in a_laws]
+        vals += [rows[law.key].b if law.key in rows else None for law in b_laws]
+        out.append(f"{name:<{width}}  " + "  ".join(f"{fmt(v):>10}" for v in vals))
     return "\n".join(out)
 
 
@@ -231,29 +219,22 @@ def write_json_atomic(path: str | Path, payload: dict) -> None:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from scaling.laws.groups import comparison_text
-    from scaling.laws.study import fit_study
-    from scaling.tables import load_points
+    from scaling.pipeline import analyse
 
-    opts = fit_options(args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings and printed there
-        points = load_points(args.paths, **load_kwargs(args))
-        print("columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
-        for note in points.notes:
-            print(note)
-        if args.group:
-            studies = {name: fit_study(p, options=opts) for name, p in points.groups().items()}
-            for name, s in studies.items():
-                print(render(name, s))
-                print()
-            print(render_groups(studies))
-            print(comparison_text(studies))
-            payload = {"groups": {name: s.to_json() for name, s in studies.items()}}
-        else:
-            s = fit_study(points, options=opts)
-            print(render("", s))
-            payload = s.to_json()
+    analysis = analyse(args.paths, load_kwargs(args), fit_options(args))
+    points = analysis.points
+    print("columns: " + ", ".join(f"{k} <- {v}" for k, v in points.columns.items()))
+    for note in points.notes:
+        print(note)
+    if analysis.grouped:
+        for name, s in analysis.studies.items():
+            print(render(name, s))
+            print()
+        print(render_groups(analysis.studies))
+        print(comparison_text(analysis.studies))
+    else:
+        print(render("", analysis.studies["all"]))
     if args.json:
-        write_json_atomic(args.json, payload)
+        write_json_atomic(args.json, analysis.to_json())
         print(f"wrote {args.json}")
     return 0

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import warnings
 from pathlib import Path
 
-from scaling.errors import FitWarning
 from scaling.fitcli import add_common_arguments, fit_options, help_epilog, load_kwargs
 
 
@@ -42,36 +40,28 @@ def default_out(args: argparse.Namespace) -> str:
 def main_plot(argv: list[str]) -> int:
     args = build_plot_parser().parse_args(argv)
     args.out = default_out(args)
-    from scaling import plots as P
-    from scaling.laws.study import fit_study
-    from scaling.report import check_replaceable, group_folders, provenance, staged_dir, write_figures, write_manifest
-    from scaling.tables import load_points
+    from scaling.pipeline import analyse, draw
+    from scaling.report import (
+        check_replaceable,
+        provenance,
+        staged_dir,
+        write_all_figures,
+        write_manifest,
+    )
 
     opts = fit_options(args)
     out = Path(args.out)
     check_replaceable(out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FitWarning)
-        points = load_points(args.paths, **load_kwargs(args))
-        parts = points.groups()
-        studies = {name: fit_study(p, options=opts) for name, p in parts.items()}
-    grouped = "group" in points.frame
-    figures, notes = {}, []
-    for name, s in studies.items():
-        plots, skipped = P.all_figures(s, parts[name])
-        figures[name] = plots
-        notes += [f"{name + ': ' if grouped else ''}{fig} not drawn: {why}" for fig, why in skipped.items()]
-    prov = provenance(args.paths, "scaling plot " + shlex.join(argv), opts, points, load_kwargs(args))
+    analysis = analyse(args.paths, load_kwargs(args), opts)
+    figures = draw(analysis)
+    notes = [f"{name + ': ' if analysis.grouped else ''}{fig} not drawn: {why}"
+             for name, (_, skipped, _) in figures.groups.items() for fig, why in skipped.items()]
+    prov = provenance(args.paths, "scaling plot " + shlex.join(argv), opts, analysis.points,
+                      load_kwargs(args))
     with staged_dir(out) as tmp:
-        files = []
-        if grouped:
-            files += write_figures([P.group_comparison(studies)], tmp, args.pdf)
-            folders = group_folders(figures)
-            for name, plots in figures.items():
-                files += [f"{folders[name]}/{f}" for f in write_figures(plots, tmp / folders[name], args.pdf)]
-        else:
-            files += write_figures(figures["all"], tmp, args.pdf)
+        files = write_all_figures(figures, tmp, args.pdf)
         write_manifest(tmp, "plot", files, prov)
+    figures.clear()
     for line in notes:
         print(line)
     print(f"wrote {len(files)} figure files to {out}")

@@ -24,15 +24,17 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
-from scaling.errors import FitError
+from scaling.errors import DataError, FitError
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
+from scaling.laws import registry
 from scaling.laws.forms import ChinchillaLaw, KaplanLaw
+from scaling.laws.study import known_floor
 
 DPI = 110
-LAWS = ("approach1", "approach2", "approach3", "kaplan")
-LABEL = {"approach1": "Approach 1 (envelope)", "approach2": "Approach 2 (IsoFLOP)",
-         "approach3": "Approach 3 (L(N, D) fit)", "kaplan": "Kaplan law"}
-SHORT = {"approach1": "A1", "approach2": "A2", "approach3": "A3", "kaplan": "Kaplan"}
-COLOR = {"approach1": "tab:green", "approach2": "tab:orange", "approach3": "tab:blue", "kaplan": "tab:red"}
+LAWS = tuple(law.key for law in registry.allocating())  # the laws drawn on allocation figures
+LABEL = {law.key: law.label for law in registry.laws()}
+SHORT = {law.key: law.short for law in registry.laws()}
+COLOR = {law.key: law.color for law in registry.laws()}
 AXIS = {"N": "N (parameters)", "D": "D (training tokens)", "C": "C (training FLOPs)",
         "loss": "loss (nats/token)"}
 KAPLAN_A = 0.73  # Kaplan et al. 2020: N_opt ~ C^0.73
@@ -144,24 +146,21 @@ def loss_axis(study) -> str:
 
 
 def entropy_floor(study) -> float | None:
-    """The known irreducible loss of the data (our synthetic language), or None."""
-    df = study.points
-    if "entropy_floor" not in df:
+    """The known irreducible loss of the data (`laws.study.known_floor`: every point records the
+    same one), or None."""
+    try:
+        return known_floor(study.points)
+    except DataError:
         return None
-    v = pd.to_numeric(df["entropy_floor"], errors="coerce").to_numpy(float)
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else None
 
 
 def exponents(study, law: str) -> tuple[float, float]:
     """(a, b) of one fitted law: N_opt ~ C^a, D_opt ~ C^b."""
-    fit = getattr(study, law)
-    src = getattr(fit, "law", fit)
-    return float(src.a), float(src.b)
+    return registry.get(law).exponents(study.fits[law])
 
 
 def _require(study, law: str) -> None:
-    if getattr(study, law) is None:
+    if study.fits.get(law) is None:
         raise FitError(f"{LABEL[law]} was not fitted: {study.skipped.get(law, 'no fit')}")
 
 
@@ -232,7 +231,7 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
         entry = {"value": float(v), "n_points": int(m.sum()), "x": grid}
         args = (grid, np.full_like(grid, v)) if x == "N" else (np.full_like(grid, v), grid)
         for law, ls in (("approach3", "-"), ("kaplan", "--")):
-            fit = getattr(study, law)
+            fit = study.fits.get(law)
             if fit is not None:
                 entry[law] = fit.law.predict(*args)
                 ax.plot(grid, entry[law], ls=ls, color=color, lw=1.1)
@@ -245,11 +244,11 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
     ax.set_ylabel(loss_axis(study))
     handles, labels = ax.get_legend_handles_labels()
     for law, ls in (("approach3", "-"), ("kaplan", "--")):
-        if getattr(study, law) is not None:
+        if study.fits.get(law) is not None:
             handles.append(Line2D([], [], color="grey", ls=ls))
             labels.append(f"{LABEL[law]} at that {by}")
     ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    lines = [f"{LABEL[k]}: {_formula(getattr(study, k).law)}" for k in ("approach3", "kaplan") if getattr(study, k)]
+    lines = [f"{LABEL[k]}: {_formula(study.fits.get(k).law)}" for k in ("approach3", "kaplan") if study.fits.get(k)]
     ax.set_title("\n".join(lines), fontsize=7.5)
     fig.suptitle(f"Loss against {x}, one curve per {by}" + (" (binned in log space)" if binned else ""), fontsize=10)
     points = pd.DataFrame({"N": df["N"], "D": df["D"], "loss": df["loss"], "series": idx})
@@ -390,7 +389,8 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
                     linewidths=0.9)
     labels = _inside(ax.clabel(cs, fontsize=6.5, fmt="%.3g", inline=False), n, d)
     ax.scatter(df["N"], df["D"], s=8, color="black", alpha=0.6, label="measured runs", zorder=3)
-    cgrid = np.logspace(np.log10(6 * n[0] * d[0]), np.log10(6 * n[-1] * d[-1]), 300)
+    k = FLOPS_PER_PARAM_TOKEN
+    cgrid = np.logspace(np.log10(k * n[0] * d[0]), np.log10(k * n[-1] * d[-1]), 300)
     fn, fd = law.allocation(cgrid)
     ax.plot(fn, fd, color=COLOR["approach3"], lw=2.2, label=f"compute-optimal frontier (A3), D ~ N^{law.b / law.a:.2f}")
     frontier = {"C": cgrid, "N": fn, "D": fd}
@@ -400,11 +400,11 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
         frontier["kaplan_N"], frontier["kaplan_D"] = kn, kd
     iso_c = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()), n_iso)
     for C in iso_c:
-        ax.plot(n, C / (6 * n), color="grey", ls=":", lw=0.9)
-        ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (6 * n), d, 0.08))
+        ax.plot(n, C / (k * n), color="grey", ls=":", lw=0.9)
+        ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (k * n), d, 0.08))
         if ok.size:  # the label near the bottom row, only where it sits well inside the axes
-            j = int(ok[np.argmin(np.abs(np.log(C / (6 * n[ok])) - np.log(d[len(d) // 6])))])
-            labels.append(ax.text(n[j], C / (6 * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey",
+            j = int(ok[np.argmin(np.abs(np.log(C / (k * n[ok])) - np.log(d[len(d) // 6])))])
+            labels.append(ax.text(n[j], C / (k * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey",
                                   rotation=-35, ha="right", va="bottom"))
     ax.set_xlim(n[0], n[-1])
     ax.set_ylim(d[0], d[-1])
@@ -427,7 +427,7 @@ def allocation_band(study, law: str, C: np.ndarray) -> dict:
     as exponents only, so their band turns the fitted line about the centre of its data (the
     geometric-mean C of the budgets or envelope, where a log-log OLS line is best determined) by
     each resampled exponent."""
-    fit = getattr(study, law)
+    fit = study.fits.get(law)
     alloc = fit.allocation if law in ("approach1", "approach2") else fit.law
     n, d = (np.asarray(v, float) for v in alloc.allocation(C))
     out = {"N": n, "D": d, "N_band": None, "D_band": None}
@@ -488,7 +488,7 @@ def _follow_lines(ax, curves, bands) -> bool:
 def comparison(study) -> Plot:
     """Compute-optimal N and D against C from every approach and Kaplan's law, side by side with
     bootstrap bands, and a with its interval per approach: the Kaplan-versus-Chinchilla answer."""
-    laws = [k for k in LAWS if getattr(study, k) is not None]
+    laws = [k for k in LAWS if study.fits.get(k) is not None]
     if not laws:
         raise FitError("no law was fitted")
     df = study.points
@@ -500,8 +500,8 @@ def comparison(study) -> Plot:
         lines[law] = res
         for ax, key in ((nx, "N"), (dx, "D")):
             exp = exponents(study, law)[0 if key == "N" else 1]
-            status = getattr(getattr(study, law), "status", None)  # Approach 3 and Kaplan carry one
-            flag = "" if status is None or status.value == "converged" else f" ({status.value}: not a clean optimum)"
+            status = study.fits[law].status.value
+            flag = "" if status == "converged" else f" ({status}: not a clean optimum)"
             flag += " (E fixed)" if law == "approach3" and study.fixed_E is not None else ""
             ax.plot(cgrid, res[key], color=COLOR[law], ls="--" if law == "kaplan" else "-",
                     label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}")
@@ -543,44 +543,11 @@ def comparison(study) -> Plot:
                 dict(C=cgrid, lines=lines, a=a_tab, measured=measured, bands_clipped=clipped))
 
 
-def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
-    """One colour per group: N_opt and D_opt against C from `approach` (falling back to the first
-    fitted law of a group), with bands, and a per group and approach against 0.5 and 0.73."""
+def _group_forest(fx, a_tab: dict, approach: str) -> None:
+    """The right panel of `group_comparison`: a per group and approach with its interval, against
+    Chinchilla's 0.5 and Kaplan's 0.73."""
     cmap = colormaps["tab10"]
-    fig, (nx, dx, fx) = _figure(3, width=4.9, height=4.6)
-    lines, a_tab = {}, {}
-    markers = {"approach1": "^", "approach2": "o", "approach3": "s", "kaplan": "D"}
-    for gi, (name, s) in enumerate(studies.items()):
-        color = cmap(gi % 10)
-        law = approach if getattr(s, approach) is not None else next((k for k in LAWS if getattr(s, k)), None)
-        if law is None:
-            continue
-        C = np.logspace(np.log10(s.points["C"].min()), np.log10(s.points["C"].max()) + 1, 120)
-        res = allocation_band(s, law, C)
-        res["C"], res["law"] = C, law
-        lines[name] = res
-        for ax, key in ((nx, "N"), (dx, "D")):
-            ax.plot(C, res[key], color=color, label=f"{name} ({SHORT[law]} a={exponents(s, law)[0]:.3f})")
-            if res[f"{key}_band"] is not None:
-                ax.fill_between(C, *res[f"{key}_band"], color=color, alpha=0.15, lw=0)
-        if s.approach2 is not None:
-            used = [b for b in s.approach2.budgets if b.used]
-            nx.scatter([b.C for b in used], [b.n_star for b in used], s=14, color=color, zorder=3)
-            dx.scatter([b.C for b in used], [b.d_star for b in used], s=14, color=color, zorder=3)
-        a_tab[name] = {}
-        for k in LAWS:
-            if getattr(s, k) is not None:
-                lo, hi = s.ci(k, "a")
-                a_tab[name][k] = (exponents(s, k)[0], lo, hi)
-    for ax, key in ((nx, "N"), (dx, "D")):
-        _loglog(ax, "C", key)
-        cut = _follow_lines(ax, [r[key] for r in lines.values()],
-                            [r[f"{key}_band"] for r in lines.values()])
-        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
-                      + ("; bands clipped at the axis" if cut else ""))
-    nx.legend(fontsize=6, loc="upper left")
-    nx.set_title("compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
-    dx.set_title("compute-optimal D per group", fontsize=9)
+    markers = {law.key: law.marker for law in registry.laws()}
     names = list(a_tab)
     offs = {k: (i - 1.5) * 0.16 for i, k in enumerate(LAWS)}
     for gi, name in enumerate(names):
@@ -603,6 +570,46 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     fx.set_xlabel("a in N_opt ~ C^a")
     fx.grid(True, axis="x", alpha=0.3)
     fx.set_title("a per group and approach (bars: bootstrap interval)", fontsize=9)
+
+
+def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
+    """One colour per group: N_opt and D_opt against C from `approach` (falling back to the first
+    fitted law of a group), with bands, and a per group and approach against 0.5 and 0.73."""
+    cmap = colormaps["tab10"]
+    fig, (nx, dx, fx) = _figure(3, width=4.9, height=4.6)
+    lines, a_tab = {}, {}
+    for gi, (name, s) in enumerate(studies.items()):
+        color = cmap(gi % 10)
+        law = approach if s.fits.get(approach) is not None else next((k for k in LAWS if s.fits.get(k)), None)
+        if law is None:
+            continue
+        C = np.logspace(np.log10(s.points["C"].min()), np.log10(s.points["C"].max()) + 1, 120)
+        res = allocation_band(s, law, C)
+        res["C"], res["law"] = C, law
+        lines[name] = res
+        for ax, key in ((nx, "N"), (dx, "D")):
+            ax.plot(C, res[key], color=color, label=f"{name} ({SHORT[law]} a={exponents(s, law)[0]:.3f})")
+            if res[f"{key}_band"] is not None:
+                ax.fill_between(C, *res[f"{key}_band"], color=color, alpha=0.15, lw=0)
+        if s.approach2 is not None:
+            used = [b for b in s.approach2.budgets if b.used]
+            nx.scatter([b.C for b in used], [b.n_star for b in used], s=14, color=color, zorder=3)
+            dx.scatter([b.C for b in used], [b.d_star for b in used], s=14, color=color, zorder=3)
+        a_tab[name] = {}
+        for k in LAWS:
+            if s.fits.get(k) is not None:
+                lo, hi = s.ci(k, "a")
+                a_tab[name][k] = (exponents(s, k)[0], lo, hi)
+    for ax, key in ((nx, "N"), (dx, "D")):
+        _loglog(ax, "C", key)
+        cut = _follow_lines(ax, [r[key] for r in lines.values()],
+                            [r[f"{key}_band"] for r in lines.values()])
+        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
+                      + ("; bands clipped at the axis" if cut else ""))
+    nx.legend(fontsize=6, loc="upper left")
+    nx.set_title("compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
+    dx.set_title("compute-optimal D per group", fontsize=9)
+    _group_forest(fx, a_tab, approach)
     fig.suptitle(f"Compute-optimal allocation by group ({LABEL.get(approach, approach)} lines)", fontsize=10)
     return Plot("comparison", f"Compute-optimal N and D against C per group ({LABEL.get(approach, approach)}), and a "
                 "per group and approach", fig, dict(lines=lines, a=a_tab))
@@ -716,4 +723,10 @@ def all_figures(study, points=None) -> tuple[list[Plot], dict[str, str]]:
             plots.append(makers[name](study))
         except FitError as err:
             skipped[name] = str(err)
+    for law in registry.laws():  # each law's own figures
+        if law.key in study.fits:
+            try:
+                plots += law.figures(study, points)
+            except FitError as err:
+                skipped[law.key] = str(err)
     return plots, skipped

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
-import re
 import shutil
 import tempfile
 import warnings
@@ -21,13 +19,16 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from scaling import __version__
 from scaling.errors import ConfigError, DataError, FitWarning
 from scaling.laws.groups import comparison_markdown
-from scaling.laws.study import FitOptions, fit_study
+from scaling.laws.study import FitOptions
+from scaling.laws.text import interval as _interval
+from scaling.laws.text import interval_of
+from scaling.laws.text import md_table as _table
+from scaling.laws.text import num as _num
 from scaling.runs import json_safe
-from scaling.tables import Points, load_points
+from scaling.tables import Points
 
 MANIFEST = "manifest.json"
 
@@ -81,29 +82,22 @@ def staged_dir(out: str | Path):
         raise
 
 
-def slug(name: str) -> str:
-    """A folder name for a group value."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "group"
-    return s[:60]
-
-
-def group_folders(names) -> dict[str, str]:
-    """A distinct subfolder name per group value."""
-    out: dict[str, str] = {}
-    for name in names:
-        sl = slug(name)
-        while sl in out.values():
-            sl += "_"
-        out[name] = sl
-    return out
-
-
 def write_figures(plots, folder: Path, pdf: bool = False) -> list[str]:
     """Save each plot into folder; the file names relative to folder."""
     from scaling.figsave import save_all
 
     folder.mkdir(parents=True, exist_ok=True)
     return [f.name for paths in save_all([(p, folder, pdf) for p in plots]) for f in paths]
+
+
+def write_all_figures(figures, folder: Path, pdf: bool = False) -> list[str]:
+    """Write a `pipeline.Figures`: the side-by-side ones into folder, each group's into its
+    subfolder; the file names relative to folder."""
+    files = write_figures(figures.top, folder, pdf)
+    for plots, _, prefix in figures.groups.values():
+        sub = folder / prefix if prefix else folder
+        files += [prefix + f for f in write_figures(plots, sub, pdf)]
+    return files
 
 
 def write_manifest(folder: Path, kind: str, files: list[str], provenance: dict) -> None:
@@ -164,133 +158,16 @@ def provenance(paths, command: str | None, options: FitOptions, points: Points, 
 
 # ------------------------------------------------------------------------------------- markdown
 
-def _num(x, spec: str = ".4g") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return format(x, spec)
-
-
-def _interval(lo, hi, spec: str = ".3f") -> str:
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "-"
-    return f"[{format(lo, spec)}, {format(hi, spec)}]"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    rows = [[c.replace("|", "\\|") for c in r] for r in rows]
-    return ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"] + \
-           ["| " + " | ".join(r) + " |" for r in rows]
-
-
-def _floor(study) -> float | None:
-    from scaling.plots import entropy_floor
-
-    return entropy_floor(study)
-
-
 def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed: bool) -> list[str]:
     """The sections of one study; figure paths are `prefix + name.png`."""
-    from scaling.plots import LABEL, loss_units
+    from scaling.laws import registry
 
     h = "#" * level
     pct = int(round(100 * study.options.level))
-    df = study.points
-    lines = []
-    lines.append(f"{study.n_points} points; N {df['N'].min():.3g} to {df['N'].max():.3g} parameters, "
-                 f"D {df['D'].min():.3g} to {df['D'].max():.3g} tokens, C {df['C'].min():.3g} to "
-                 f"{df['C'].max():.3g} FLOPs; {study.options.n_boot} bootstrap resamples (seed {study.options.seed}), "
-                 f"{'BCa' if study.options.ci == 'bca' else 'percentile'} intervals; loss in {loss_units(study)}.")
-    lines.append("")
-    lines.append(f"**Verdict.** {study.comparison.verdict}")
-    lines.append("")
-    laws = ("approach1", "approach2", "approach3", "kaplan")
-    flags = [(k, f) for k in laws for f in study.flags(k)]
-    if flags:
-        lines += ["**Interval flags** (read these intervals with care):", ""]
-        lines += [f"- {LABEL[k]}: {f}" for k, f in flags] + [""]
-    lines.append(f"{h} Compute-optimal allocation (N_opt ~ C^a, D_opt ~ C^b)")
-    lines.append("")
-    lines += _table(["approach", "a", f"{pct}% interval", "b", f"{pct}% interval", "status"],
-                    [[LABEL[r.approach] + (f" [{study.fixed_E_text()}]" if r.approach == "approach3" and study.fixed_E
-                                            else ""),
-                      _num(r.a, ".3f"), _interval(*r.a_ci), _num(r.b, ".3f"), _interval(*r.b_ci),
-                      r.status] for r in study.comparison.table])
-    for name, why in study.skipped.items():
-        lines.append(f"\n{LABEL.get(name, name)} was skipped: {why}")
-    if study.predictions:
-        lines.append("")
-        lines.append(f"Compute-optimal allocation at a budget (Approach 3 with {pct}% intervals):")
-        lines.append("")
-        rows = []
-        for p in study.predictions:
-            ci = lambda k: (" " + _interval(*p[k], ".3g")) if k in p else ""
-            rows.append([LABEL[p["law"]], _num(p["C"], ".3g"), _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
-                         _num(p["D_opt"], ".3g") + ci("D_opt_ci"),
-                         _num(p["tokens_per_param"], ".3g") + ci("tokens_per_param_ci"),
-                         _num(p.get("loss"), ".4f") + ci("loss_ci")])
-        lines += _table(["law", "C (FLOPs)", "N_opt", "D_opt", "tokens per parameter", "loss"], rows)
-    lines.append("")
-    lines.append(f"{h} Fitted laws")
-    if study.approach3 is not None:
-        law, key = study.approach3.law, "approach3"
-        lines += ["", f"**{study.approach3_label()}** `{repr(law).split('   ')[0]}` (objective "
-                      f"{study.approach3.objective:.6g}, {study.approach3.method}, {study.approach3.status.value})", ""]
-        fixed = study.fixed_E is not None
-        lines += _table(["parameter", "value", f"{pct}% interval", "bootstrap SE"],
-                        [[n, _num(getattr(law, n)), "fixed, not fitted" if fixed and n == "E" else
-                          _interval(*study.ci(key, n), ".4g"),
-                          (f"{_num(study.se(key, n), '.3g')} (of ln {n})" if n in ("E", "A", "B") and
-                           math.isfinite(study.se(key, n)) else _num(study.se(key, n)))]
-                         for n in ("E", "A", "B", "alpha", "beta", "a", "b")])
-        lines += ["", "E, A and B are fitted as logs (e = ln E, ...) and their resamples are skewed, so their "
-                      "standard errors are of the logs."]
-        floor = _floor(study)
-        if fixed:
-            value, source = study.fixed_E
-            what = "the entropy floor of the data (entropy_floor)" if source == "entropy_floor" else "a given value"
-            lines += ["", f"E was held fixed at **{value:.4f}** ({loss_units(study)}), {what}, in the fit, every bootstrap "
-                          "resample and the extrapolation check; it has no interval. A, B, alpha and beta are fitted "
-                          "given that E."]
-        elif floor is not None:
-            lo, hi = study.ci(key, "E")
-            inside = math.isfinite(lo) and lo <= floor <= hi
-            lines += ["", f"Known irreducible loss (entropy floor of the data): **{floor:.4f}** nats/token; fitted "
-                          f"E = {law.E:.4f} {_interval(lo, hi, '.4f')} "
-                          f"({'the floor lies inside the interval' if inside else 'the floor lies outside the interval'}"
-                          f"; E - floor = {law.E - floor:+.4f})."]
-    if study.kaplan is not None:
-        law, key = study.kaplan.law, "kaplan"
-        lines += ["", f"**Kaplan** `{repr(law).split('   ')[0]}` (objective {study.kaplan.objective:.6g}, "
-                      f"{study.kaplan.status.value}); on the compute frontier L(C) ~ C^-{law.alpha_C:.3f}", ""]
-        lines += _table(["parameter", "value", f"{pct}% interval"],
-                        [[n, _num(getattr(law, n)), _interval(*study.ci(key, n), ".4g")]
-                         for n in ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")])
-    for key, label in (("approach2", "Approach 2"), ("approach1", "Approach 1")):
-        fit = getattr(study, key)
-        if fit is not None:
-            extra = (f"{sum(b.used for b in fit.budgets)} of {len(fit.budgets)} budgets used, {fit.method}"
-                     if key == "approach2" else f"{len(fit.envelope)} envelope points from {fit.source}")
-            lines += ["", f"**{label}** `{fit.allocation!r}` ({extra})"]
-    el = study.comparison.elasticities
-    if el:
-        lines += ["", f"{h} Loss elasticities at the median point", ""]
-        rows = [[LABEL[k], f"{e['N']:+.4f} {_interval(*e['N_ci'], '+.4f') if 'N_ci' in e else ''}",
-                 f"{e['D']:+.4f} {_interval(*e['D_ci'], '+.4f') if 'D_ci' in e else ''}",
-                 f"N = {e['at']['N']:.3g}, D = {e['at']['D']:.3g}"] for k, e in el.items()]
-        lines += _table(["law", "d log L / d log N", "d log L / d log D", "at"], rows)
-    lines += ["", f"{h} Extrapolation check", ""]
-    ex = study.comparison.extrapolation
-    if ex is None:
-        lines.append("Not run: too few points or budgets to hold the largest one out.")
-    else:
-        lines.append(f"Each law refitted on the {ex.n_train} points below C = {ex.holdout_C_min:.3g} and scored on "
-                     f"the {ex.n_holdout} held-out point(s) at or above it.")
-        lines.append("")
-        rows = []
-        for k, v in ex.errors.items():
-            what = "|ln(N* predicted / N* measured)|" if k == "approach2" else "mean |relative error| of loss"
-            rows.append([LABEL[k], f"{v:.3f}" if k == "approach2" else f"{v:.2%}", what])
-        lines += _table(["law", "error", "measure"], rows)
+    lines = _summary(study) + _allocation(study, h, pct) + ["", f"{h} Fitted laws"]
+    for key, fit in study.fits.items():
+        lines += registry.get(key).report_lines(study, fit, pct)
+    lines += _elasticities(study, h) + _extrapolation(study, h)
     lines += ["", f"{h} Figures", ""]
     for p in plots:
         if embed:
@@ -302,6 +179,85 @@ def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed
     if study.warnings:
         lines += ["", f"{h} Warnings", ""] + [f"- {w}" for w in dict.fromkeys(study.warnings)]
     return lines
+
+
+def _label(key: str) -> str:
+    """A registered law's label ('Approach 3 (L(N, D) fit)'); other keys as they are."""
+    from scaling.laws import registry
+
+    try:
+        return registry.get(key).label
+    except KeyError:
+        return key
+
+
+def _summary(study) -> list[str]:
+    """The data's ranges, the bootstrap, the verdict and the interval flags."""
+    from scaling.laws import registry
+    from scaling.plots import loss_units
+
+    df, opt = study.points, study.options
+    lines = [f"{study.n_points} points; N {df['N'].min():.3g} to {df['N'].max():.3g} parameters, "
+             f"D {df['D'].min():.3g} to {df['D'].max():.3g} tokens, C {df['C'].min():.3g} to "
+             f"{df['C'].max():.3g} FLOPs; {opt.n_boot} bootstrap resamples (seed {opt.seed}), "
+             f"{'BCa' if opt.ci == 'bca' else 'percentile'} intervals; "
+             f"loss in {loss_units(study)}.",
+             "", f"**Verdict.** {study.comparison.verdict}", ""]
+    flags = [(law.label, f) for law in registry.flag_order() for f in study.flags(law.key)]
+    if flags:
+        lines += ["**Interval flags** (read these intervals with care):", ""]
+        lines += [f"- {label}: {f}" for label, f in flags] + [""]
+    return lines
+
+
+def _allocation(study, h: str, pct: int) -> list[str]:
+    """The allocation table, the skipped laws and the predictions at a budget."""
+    lines = [f"{h} Compute-optimal allocation (N_opt ~ C^a, D_opt ~ C^b)", ""]
+    fixed = f" [{study.fixed_E_text()}]" if study.fixed_E else ""
+    lines += _table(["approach", "a", f"{pct}% interval", "b", f"{pct}% interval", "status"],
+                    [[_label(r.approach) + (fixed if r.approach == "approach3" else ""),
+                      _num(r.a, ".3f"), _interval(*r.a_ci), _num(r.b, ".3f"), _interval(*r.b_ci),
+                      r.status] for r in study.comparison.table])
+    for name, why in study.skipped.items():
+        lines.append(f"\n{_label(name)} was skipped: {why}")
+    if not study.predictions:
+        return lines
+    lines += ["", f"Compute-optimal allocation at a budget (Approach 3 with {pct}% intervals):", ""]
+    rows = []
+    for p in study.predictions:
+        def ci(k: str) -> str:
+            return (" " + interval_of(p[k], ".3g")) if k in p else ""  # noqa: B023  used at once
+        rows.append([_label(p["law"]), _num(p["C"], ".3g"),
+                     _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
+                     _num(p["D_opt"], ".3g") + ci("D_opt_ci"),
+                     _num(p["tokens_per_param"], ".3g") + ci("tokens_per_param_ci"),
+                     _num(p.get("loss"), ".4f") + ci("loss_ci")])
+    head = ["law", "C (FLOPs)", "N_opt", "D_opt", "tokens per parameter", "loss"]
+    return lines + _table(head, rows)
+
+
+def _elasticities(study, h: str) -> list[str]:
+    el = study.comparison.elasticities
+    if not el:
+        return []
+    rows = [[_label(k), f"{e['N']:+.4f} {interval_of(e['N_ci'], '+.4f') if 'N_ci' in e else ''}",
+             f"{e['D']:+.4f} {interval_of(e['D_ci'], '+.4f') if 'D_ci' in e else ''}",
+             f"N = {e['at']['N']:.3g}, D = {e['at']['D']:.3g}"] for k, e in el.items()]
+    return ["", f"{h} Loss elasticities at the median point", ""] + \
+        _table(["law", "d log L / d log N", "d log L / d log D", "at"], rows)
+
+
+def _extrapolation(study, h: str) -> list[str]:
+    from scaling.laws import registry
+
+    lines = ["", f"{h} Extrapolation check", ""]
+    ex = study.comparison.extrapolation
+    if ex is None:
+        return lines + ["Not run: too few points or budgets to hold the largest one out."]
+    lines += [f"Each law refitted on the {ex.n_train} points below C = {ex.holdout_C_min:.3g} and "
+              f"scored on the {ex.n_holdout} held-out point(s) at or above it.", ""]
+    rows = [[_label(k), *registry.get(k).extrapolation_text(v)] for k, v in ex.errors.items()]
+    return lines + _table(["law", "error", "measure"], rows)
 
 
 def _provenance_md(prov: dict) -> list[str]:
@@ -317,22 +273,22 @@ def _provenance_md(prov: dict) -> list[str]:
 
 
 def _group_table(studies: dict) -> list[str]:
-    from scaling.plots import SHORT, exponents
+    from scaling.laws import registry
 
-    laws = ("approach1", "approach2", "approach3", "kaplan")
+    a_laws = registry.allocating()
+    cols = [("a", law) for law in a_laws] + [("b", law) for law in a_laws if law.group_b]
     pct = int(round(100 * next(iter(studies.values())).options.level))
-    head = ["group", "points"] + [f"a {SHORT[k]} [{pct}%]" for k in laws] + [f"b {SHORT[k]} [{pct}%]" for k in
-                                                                              ("approach2", "approach3")]
+    head = ["group", "points"] + [f"{which} {law.short} [{pct}%]" for which, law in cols]
     rows = []
     for name, s in studies.items():
         row = [name, str(s.n_points)]
-        for key in [("a", k) for k in laws] + [("b", k) for k in ("approach2", "approach3")]:
-            which, law = key
-            if getattr(s, law) is None:
+        for which, law in cols:
+            fit = s.fits.get(law.key)
+            if fit is None:
                 row.append("skipped")
                 continue
-            v = exponents(s, law)[0 if which == "a" else 1]
-            row.append(f"{v:.3f} {_interval(*s.ci(law, which))}")
+            v = law.exponents(fit)[0 if which == "a" else 1]
+            row.append(f"{v:.3f} {_interval(*s.ci(law.key, which))}")
         rows.append(row)
     return _table(head, rows)
 
@@ -377,57 +333,29 @@ def write_report(paths_or_points, out_dir: str | Path, options: FitOptions | Non
     E.g. after a sweep: `write_report(Path("runs") / sweep, Path("analysis") / sweep, FitOptions(),
     command="scaling sweep ...")`.
     """
-    from scaling import plots as P
+    from scaling.pipeline import analyse, draw
 
     options = options or FitOptions()
     load = dict(load or {})
     out = Path(out_dir)
     check_replaceable(out)  # fail before any work
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FitWarning)  # collected into each study's warnings
-        if isinstance(paths_or_points, Points):
-            points, paths = paths_or_points, None
-        else:
-            paths = [paths_or_points] if isinstance(paths_or_points, (str, Path)) else list(paths_or_points)
-            points = load_points(paths, **load)
-        grouped = "group" in points.frame
-        parts = points.groups()
-        studies = {name: fit_study(p, options=options) for name, p in parts.items()}
-    figures: dict = {}
-    if grouped:
-        folders = group_folders(studies)
-        for name, s in studies.items():
-            sl = folders[name]
-            plots, skipped = P.all_figures(s, parts[name])
-            figures[name] = (plots, skipped, f"{sl}/")
-        from scaling.archplots import loss_vs_compute
-
-        top = [P.group_comparison(studies), loss_vs_compute(studies)]
-    else:
-        plots, skipped = P.all_figures(studies["all"], points)
-        figures["all"] = (plots, skipped, "")
-        top = []
-    prov = provenance(paths, command, options, points, load)
+    analysis = analyse(paths_or_points, load, options)
+    figures = draw(analysis)
+    paths = analysis.paths
+    prov = provenance(paths, command, options, analysis.points, load)
     if title is None:
         title = ", ".join(Path(p).name for p in paths) if paths else "in-memory points"
-    md = render_markdown(studies, figures, prov, title, grouped)
-    if grouped:
-        fits = {"groups": {name: s.to_json() for name, s in studies.items()}}
-    else:
-        fits = studies["all"].to_json()
+    md = render_markdown(analysis.studies, figures.groups, prov, title, analysis.grouped)
+    fits = analysis.to_json()
     fits["provenance"] = prov
     with staged_dir(out) as tmp:
-        files = write_figures(top, tmp, pdf)
-        for name, (plots, _, prefix) in figures.items():
-            files += [prefix + f for f in write_figures(plots, tmp / prefix if prefix else tmp, pdf)]
+        files = write_all_figures(figures, tmp, pdf)
         md += _emergence_section(paths, tmp)
         (tmp / "report.md").write_text(md)
         (tmp / "fits.json").write_text(json.dumps(json_safe(fits), indent=2) + "\n")
         files += [f"emergence/{f.name}" for f in sorted((tmp / "emergence").glob("*"))]
         write_manifest(tmp, "report", files + ["report.md", "fits.json"], prov)
-    for plots, _, _ in figures.values():
-        for p in plots:
-            p.figure.clear()
+    figures.clear()
     return out
 
 
@@ -438,13 +366,15 @@ def _emergence_section(paths, folder: Path) -> str:
 
     if not paths:
         return ""
-    try:
-        df, _ = emergence.load([str(p) for p in paths])
-    except DataError:
-        return ""  # not sweep folders (a plain table), or too few ok runs: no probes to analyse
-    if not emergence.abilities(list(df.columns)):
-        return ""
-    result = emergence.report([str(p) for p in paths], folder / "emergence")
+    with warnings.catch_warnings():  # runs left out were already said in the fit's warnings
+        warnings.simplefilter("ignore", FitWarning)
+        try:
+            df, _ = emergence.load([str(p) for p in paths])
+        except DataError:
+            return ""  # not sweep folders (a plain table), or too few ok runs: no probes to analyse
+        if not emergence.abilities(list(df.columns)):
+            return ""
+        result = emergence.report([str(p) for p in paths], folder / "emergence")
     lines = ["", "## Emergent abilities", "", "![Probe scores against N, D and C](emergence/emergence.png)", ""]
     lines += [f"- {e['statement']}" for e in result["abilities"].values()]
     lines += ["", "Per-ability figures and the abruptness table: [emergence/emergence.md](emergence/emergence.md).", ""]

@@ -39,6 +39,7 @@ from scaling.config import (
 )
 from scaling.ensemble import member_overrides, plan_ensembles, train_ensemble
 from scaling.errors import ConfigError, ScalingError
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.train import summary_line, train_run
 
 # ---------------------------------------------------------------- planning
@@ -369,7 +370,7 @@ def main(argv: list[str], reports: Reports = Reports()) -> int:
             progress.say(f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
                          f"(train.ensemble=off to train each alone)")
             launch_argv = [*argv, f"++hydra.job.env_set.{PLAN_ENV}={plan_path}"]
-        _STATE.planned = {s.run_id: 6.0 * s.counts.N * s.D for s in todo}
+        _STATE.planned = {s.run_id: float(FLOPS_PER_PARAM_TOKEN * s.counts.N * s.D) for s in todo}
         _STATE.results = []
         _STATE.bar = progress.sweep_bar(sum(_STATE.planned.values()), len(todo), name)
         try:

@@ -20,10 +20,10 @@ import pandas as pd
 
 from scaling import runs
 from scaling.errors import DataError, FitWarning
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.readers import LogOptions, detect, read_logs
 from scaling.units import unit_warnings
 
-FLOPS_PER_PARAM_TOKEN = 6.0
 # Names tried, case-insensitively, when the default column name is absent (never for explicit names).
 ALIASES = {
     "N": ("N", "params", "n_params", "parameters", "model_size", "Model Size"),
@@ -86,18 +86,26 @@ def read_curve(run_dir: Path, sink: list[str]) -> list[dict]:
     return rows
 
 
-def _read_sweep(folder: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """A sweep folder: runs.csv (finished runs) and each run's metrics.jsonl (curves)."""
-    table = pd.read_csv(folder / "runs.csv")
+def read_sweep(path: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A sweep folder (or its runs.csv): the finished `ok` runs (others are left out with a
+    warning) and each run's metrics.jsonl as curves with a run_id column; the one reader of sweeps
+    for fitting and for `scaling emergence`."""
+    csv = path if path.is_file() else path / runs.RUNS_CSV
+    try:
+        table = pd.read_csv(csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {csv} ({type(err).__name__}); rebuild it with "
+                        "`scaling sweep`") from None
     if "status" in table:
         bad = table["status"].astype(str) != "ok"
         if bad.any():
-            _warn(f"{folder}: left out {int(bad.sum())} run(s) whose status is not 'ok' (diverged)", sink)
+            _warn(f"{csv.parent}: left out {int(bad.sum())} run(s) whose status is not 'ok' "
+                  "(diverged)", sink)
             table = table[~bad].reset_index(drop=True)
     curves = []
     if "run_id" in table:
         for run_id in table["run_id"].astype(str):
-            rows = read_curve(folder / run_id, sink)
+            rows = read_curve(csv.parent / run_id, sink)
             if rows:
                 c = pd.DataFrame(rows)
                 c["run_id"] = run_id
@@ -119,16 +127,16 @@ def read_table(path: str | Path, sink: list[str] | None = None,
         return read_logs(p, logs)
     if p.is_dir():
         if (p / "runs.csv").exists():
-            return _read_sweep(p, sink)
+            return read_sweep(p, sink)
         subs = sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
         if not subs:
             raise DataError(f"{p}: a folder must hold runs.csv (a sweep) or sweeps that do; found neither")
-        parts = [_read_sweep(q, sink) for q in subs]
+        parts = [read_sweep(q, sink) for q in subs]
         curves = [c for _, c in parts if c is not None]
         return (pd.concat([t for t, _ in parts], ignore_index=True),
                 pd.concat(curves, ignore_index=True) if curves else None)
     if p.name == "runs.csv":
-        return _read_sweep(p.parent, sink)
+        return read_sweep(p, sink)
     kind = TABLE_SUFFIXES.get(p.suffix.lower())
     try:
         if kind == "csv":
@@ -204,7 +212,7 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
 
 def expand(paths) -> list[Path]:
     """Paths as given, a glob pattern (quoted from the shell) replaced by what it matches."""
-    out = []
+    out: list[Path] = []
     for p in paths:
         if not Path(p).exists() and glob.has_magic(str(p)):
             hits = sorted(glob.glob(str(p)))
@@ -238,7 +246,8 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
                 curves_as_points: bool = False, log_format: str | None = None,
                 tokens_per_step: float | None = None,
                 best_over: list[str] | tuple | None = None,
-                mean_over: tuple[str, ...] | str | None = None) -> Points:
+                mean_over: tuple[str, ...] | str | None = None,
+                unique: str | None = None) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -254,13 +263,63 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     mean_over: columns (e.g. "seed") whose rows at one (N, D, C[, group]) are replicates of one
     point: their mean loss is the point, their spread kept for the bootstrap (`Points.replicates`).
     Sweep folders average over `seed` automatically when it varies at a point; `()` turns that off.
+    unique: the column of unique training tokens U_D (repeated data), kept as `U_D`.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
         raise DataError("no input given; pass a sweep folder or a CSV/parquet/JSONL table")
     paths = expand(paths)
+    source = ", ".join(str(p) for p in paths)
     logs, n = log_options(n, d, loss, log_format, tokens_per_step)
     sink: list[str] = []
+    table, curves = _read_all(paths, sink, logs, source)
+    if curves_as_points:  # the points are the curves: Approach 1 then works from them, not from curves
+        table, curves = curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source), []
+    if query:
+        table = _query(table, query)
+    cols = _columns(table, {"N": n, "D": d, "C": c, "loss": loss}, source)
+    frame = _frame(table, cols, source, group, unique)
+    notes = _log_notes(table)
+    if best_over or mean_over:
+        frame, notes = _best_over(frame, table, best_over, mean_over, source, notes)
+    keep = _below_top_losses(frame, drop_top_loss) if drop_top_loss else None
+    if keep is not None:
+        frame = frame[keep].reset_index(drop=True)
+    if len(frame) < min_points:
+        raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
+    columns = {k: v if v is not None else "derived (C = 6ND)" for k, v in cols.items()}
+    for msg in unit_warnings(frame, {k for k in ("N", "D", "C") if cols[k] is not None}):
+        _warn(msg, sink)
+    curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
+    over, how = ((), "") if best_over else _replicate_columns(mean_over, table, frame, curves,
+                                                                source, keep)
+    if not over:
+        return Points(frame, curve_frame, columns, sink, notes)
+    frame, reps = mean_replicates(frame)
+    n_rep = frame["n_rep"]
+    columns["mean_over"] = (f"{', '.join(over)} ({how}): {int((n_rep > 1).sum())} of {len(frame)} "
+                            f"points average {int(n_rep.min())}-{int(n_rep.max())} rows")
+    return Points(frame, curve_frame, columns, sink, notes, reps)
+
+
+def _best_over(frame: pd.DataFrame, table: pd.DataFrame, best_over, mean_over, source: str,
+               notes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """`--best-over`: the lowest loss per (N, D), with a note; it cannot be combined with
+    `--mean-over`."""
+    if best_over and mean_over:
+        raise DataError(f"{source}: --best-over and --mean-over cannot be combined; reduce the "
+                        "table over one of them first")
+    if not best_over:
+        return frame, notes
+    from scaling.bestover import best_over as reduce_best
+
+    frame, note = reduce_best(frame, table, list(best_over), source)
+    return frame, notes + [note]
+
+
+def _read_all(paths: list[Path], sink: list[str], logs: LogOptions,
+              source: str) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Every input's raw rows in one table and its curves; a numeric --n fills N of plain tables."""
     tables, curves = [], []
     for p in paths:
         t, cv = read_table(p, sink, logs)
@@ -268,30 +327,43 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
         if cv is not None:
             curves.append(cv)
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
-    source = ", ".join(str(p) for p in paths)
     if logs.n_value is not None and "format" not in table:  # a plain table: one model size
         if "N" in table:
             raise DataError(f"{source}: --n {logs.n_value:g} would replace its column N; give a "
                             "column name, or a number only for logs or tables without N")
         table["N"] = logs.n_value
-    if curves_as_points:  # the points are the curves: Approach 1 then works from them, not from curves
-        table, curves = curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source), []
-    if query:
-        try:
-            table = table.query(query).reset_index(drop=True)
-        except Exception as err:  # pandas raises many types for a bad expression
-            raise DataError(f"--query {query!r} failed: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-        if table.empty:
-            raise DataError(f"--query {query!r} kept no rows")
+    return table, curves
+
+
+def _query(table: pd.DataFrame, query: str) -> pd.DataFrame:
+    """The rows `--query` keeps; one-line DataError for a bad expression or no rows."""
+    try:
+        table = table.query(query).reset_index(drop=True)
+    except Exception as err:  # pandas raises many types for a bad expression
+        raise DataError(f"--query {query!r} failed: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    if table.empty:
+        raise DataError(f"--query {query!r} kept no rows")
+    return table
+
+
+def _columns(table: pd.DataFrame, asked: dict[str, str], source: str) -> dict[str, str | None]:
+    """The source column of N, D, C and loss (None: derived); loss and two of N, D, C must exist."""
     found = ", ".join(map(str, table.columns))
-    cols = {k: _resolve(table, k, v) for k, v in (("N", n), ("D", d), ("C", c), ("loss", loss))}
+    cols = {k: _resolve(table, k, v) for k, v in asked.items()}
     if cols["loss"] is None:
-        raise DataError(f"{source}: no loss column {loss!r} (--loss); found columns: {found}")
+        raise DataError(f"{source}: no loss column {asked['loss']!r} (--loss); found columns: {found}")
     missing = [k for k in ("N", "D", "C") if cols[k] is None]
     if len(missing) > 1:
-        asked = {"N": n, "D": d, "C": c}
         raise DataError(f"{source}: need two of N, D, C but columns {', '.join(repr(asked[k]) for k in missing)} "
                         f"(--{'/--'.join(k.lower() for k in missing)}) are missing; found columns: {found}")
+    return cols
+
+
+def _frame(table: pd.DataFrame, cols: dict[str, str | None], source: str, group: str | None,
+           unique: str | None) -> pd.DataFrame:
+    """The canonical frame: N, D, C (the missing one from C = 6ND), loss, and the group, run_id,
+    entropy_floor and U_D columns where present or asked for."""
+    found = ", ".join(map(str, table.columns))
     values = {k: _numeric(table, col, k, source) for k, col in cols.items() if col is not None}
     if "C" not in values:
         values["C"] = FLOPS_PER_PARAM_TOKEN * values["N"] * values["D"]
@@ -307,45 +379,34 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     for extra in ("run_id", "entropy_floor"):
         if extra in table:
             frame[extra] = table[extra].to_numpy()
-    notes = []
-    if "N_source" in table:  # other tools' logs: say where each run's N came from
-        per_run = table.drop_duplicates("run_id") if "run_id" in table else table
-        counts = per_run["N_source"].dropna().value_counts()
-        notes.append("N of the logs from " + ", ".join(f"{k} ({v} run{'s' * (v != 1)})"
-                                                       for k, v in counts.items()))
-    if best_over and mean_over:
-        raise DataError(f"{source}: --best-over and --mean-over cannot be combined; reduce the "
-                        "table over one of them first")
-    if best_over:
-        from scaling.bestover import best_over as reduce_best
+    if unique is not None:
+        if unique not in table:
+            raise DataError(f"{source}: no unique-tokens column {unique!r} (--unique); "
+                            f"found columns: {found}")
+        frame["U_D"] = _numeric(table, unique, "U_D", source)
+    return frame
 
-        frame, note = reduce_best(frame, table, list(best_over), source)
-        notes.append(note)
-    keep = None
-    if drop_top_loss:
-        keys = frame["group"] if "group" in frame else pd.Series(0, index=frame.index)
-        keep = np.ones(len(frame), bool)
-        for _, idx in frame.groupby(keys, sort=False).groups.items():
-            ls = frame.loc[idx, "loss"].to_numpy()
-            if len(ls) > drop_top_loss:
-                thresh = np.sort(ls)[-drop_top_loss]
-                keep[np.asarray(idx)] = ls < thresh
-        frame = frame[keep].reset_index(drop=True)
-    if len(frame) < min_points:
-        raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
-    columns = {k: (cols[k] if cols[k] is not None else "derived (C = 6ND)") for k in cols}
-    for msg in unit_warnings(frame, {k for k in ("N", "D", "C") if cols[k] is not None}):
-        _warn(msg, sink)
-    curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
-    over, how = ((), "") if best_over else _replicate_columns(mean_over, table, frame, curves,
-                                                                source, keep)
-    if not over:
-        return Points(frame, curve_frame, columns, sink, notes)
-    frame, reps = mean_replicates(frame)
-    n_rep = frame["n_rep"]
-    columns["mean_over"] = (f"{', '.join(over)} ({how}): {int((n_rep > 1).sum())} of {len(frame)} "
-                            f"points average {int(n_rep.min())}-{int(n_rep.max())} rows")
-    return Points(frame, curve_frame, columns, sink, notes, reps)
+
+def _log_notes(table: pd.DataFrame) -> list[str]:
+    """Other tools' logs: where each run's N came from; [] for our sweeps and plain tables."""
+    if "N_source" not in table:
+        return []
+    per_run = table.drop_duplicates("run_id") if "run_id" in table else table
+    counts = per_run["N_source"].dropna().value_counts()
+    return ["N of the logs from " + ", ".join(f"{k} ({v} run{'s' * (v != 1)})"
+                                             for k, v in counts.items())]
+
+
+def _below_top_losses(frame: pd.DataFrame, k: int) -> np.ndarray:
+    """Epoch's filter: the rows whose loss is below the k-th largest of their group."""
+    keys = frame["group"] if "group" in frame else pd.Series(0, index=frame.index)
+    keep = np.ones(len(frame), bool)
+    for _, idx in frame.groupby(keys, sort=False).groups.items():
+        ls = frame.loc[idx, "loss"].to_numpy()
+        if len(ls) > k:
+            thresh = np.sort(ls)[-k]
+            keep[np.asarray(idx)] = ls < thresh
+    return keep
 
 
 POINT_KEYS = ("N", "D", "C", "group")  # rows equal in these (replicate columns aside): one point

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling import checkpoint, losses, progress, runs, trackers
 from scaling.config import RunSpec, TrainConfig, resolve_run, token_source
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.hardware import (
     autocast,
     pick_attention,
@@ -313,7 +314,7 @@ def metrics_row(spec: RunSpec, step: int, loss_train: float, loss_val: float, lr
                 wall_s: float, scores: dict) -> dict:
     """One line of metrics.jsonl: the evaluation after `step` optimiser steps."""
     tokens = step * spec.tokens_per_step
-    row = runs.MetricsRow(step=step, tokens=tokens, flops=6.0 * spec.counts.N * tokens,
+    row = runs.MetricsRow(step=step, tokens=tokens, flops=float(FLOPS_PER_PARAM_TOKEN * spec.counts.N * tokens),
                           loss_train=loss_train, loss_val=loss_val, lr=lr, wall_s=wall_s)
     return row.to_dict(scores)
 

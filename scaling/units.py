@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
+
 TOKENS_PER_PARAM = (1e-2, 1e6)  # median D/N outside this: N or D is probably not a raw count
 FLOPS_RATIO = (0.2, 5.0)  # median C/(6ND) outside this: C is probably in other units (or N, D are)
 
@@ -20,7 +22,7 @@ def unit_warnings(frame: pd.DataFrame, given: set[str]) -> list[str]:
                    "and D as raw counts (not millions or billions), or C in FLOPs when D is "
                    "derived from it")
     if {"N", "D", "C"} <= given:
-        r = float(np.median(c / (6 * n * d)))
+        r = float(np.median(c / (FLOPS_PER_PARAM_TOKEN * n * d)))
         if not FLOPS_RATIO[0] <= r <= FLOPS_RATIO[1]:
             out.append(f"units: median C/(6ND) = {r:.2g}, far from 1; give C in FLOPs and N, D as "
                        "raw counts")

@@ -14,11 +14,19 @@ import torch
 import torch.nn.functional as F
 
 from scaling.archplots import attention_patterns, combined_encoder_decoder, loss_vs_compute
-from scaling.laws.groups import comparison_statements
 from scaling.laws import FitOptions, fit_study
 from scaling.laws.forms import ChinchillaLaw
+from scaling.laws.groups import comparison_statements
+from scaling.losses import (
+    FLOOR_NOTES,
+    evaluate,
+    generator,
+    loss_sum,
+    make_batch,
+    objective_floor,
+    train_loss,
+)
 from scaling.models import ModelShape, Transformer
-from scaling.losses import FLOOR_NOTES, evaluate, generator, loss_sum, make_batch, objective_floor, train_loss
 
 CTX = 32  # encoder-decoder: 5 noise tokens in 2 spans, encoder reads 29 positions, decoder writes 7
 ATOL = 1e-6  # "unchanged"; a real dependence moves logits by far more than this

@@ -3,7 +3,6 @@ pager stops reading, unit warnings for counts in other units, and `scaling repro
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,8 @@ import pytest
 
 from scaling.cli import main
 from scaling.fitcli import build_parser
-from scaling.reproduce import differences
 from scaling.laws import ChinchillaLaw
+from scaling.reproduce import differences
 from scaling.tables import load_points
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from scaling.models import (ModelShape, Transformer, forward_flops_per_row, forward_flops_per_token, param_counts,
-                            training_flops)
 from scaling.losses import generator, loss_sum, make_batch
+from scaling.models import (
+    ModelShape,
+    Transformer,
+    forward_flops_per_row,
+    forward_flops_per_token,
+    param_counts,
+    training_flops,
+)
 
 SHAPES = [
     ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=16),

@@ -14,6 +14,7 @@ from scaling import runs
 from scaling.cli import main as cli_main
 from scaling.emergence import analyse, jump, report
 
+
 def test_jump_is_one_for_a_step_and_even_for_a_straight_line():
     x = np.array([1e3, 1e4, 1e5, 1e6, 1e7])
     assert jump(x, np.array([0, 0, 0, 1, 1.0]), 0.1).score == 1.0

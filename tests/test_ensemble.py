@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
-import torch
 
 from scaling import runs
 from scaling.config import compose, resolve_run

@@ -12,8 +12,13 @@ import pytest
 
 from scaling.errors import FitError, FitWarning
 from scaling.laws.approaches import approach1, approach2, approach3, budget_labels, kaplan
-from scaling.laws.bootstrap import (bootstrap_approach1, bootstrap_approach2, bootstrap_chinchilla,
-                                    bootstrap_kaplan, resample_counts)
+from scaling.laws.bootstrap import (
+    bootstrap_approach1,
+    bootstrap_approach2,
+    bootstrap_chinchilla,
+    bootstrap_kaplan,
+    resample_counts,
+)
 from scaling.laws.fit import _kaplan_residuals, fit_kaplan, polish_chinchilla
 from scaling.laws.objectives import huber_objective
 from scaling.tables import load_points

@@ -12,12 +12,12 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.patches import Polygon
+from test_plots import REF, write_sweep
 
 from scaling import plots as P
 from scaling.archplots import loss_vs_compute
 from scaling.laws import FitOptions, fit_study
 from scaling.tables import load_points
-from test_plots import REF, write_sweep
 
 
 def _extent(ax) -> tuple[list, list]:

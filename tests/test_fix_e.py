@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from test_plots import TRUE as SWEEP_LAW
+from test_plots import write_sweep
 
 from scaling import plots as P
 from scaling.cli import main
@@ -19,7 +21,6 @@ from scaling.laws.bootstrap import bootstrap_chinchilla
 from scaling.laws.forms import ChinchillaLaw
 from scaling.report import write_report
 from scaling.tables import load_points
-from test_plots import TRUE as SWEEP_LAW, write_sweep
 
 
 def grid_points(law: ChinchillaLaw, k: int, noise: float, seed: int, floor: float | None = None) -> pd.DataFrame:

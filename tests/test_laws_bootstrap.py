@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from scaling.laws.approaches import approach3
-from scaling.laws.bootstrap import bootstrap_approach2, bootstrap_chinchilla, interval, resample_counts
+from scaling.laws.bootstrap import (
+    bootstrap_approach2,
+    bootstrap_chinchilla,
+    interval,
+    resample_counts,
+)
 from scaling.laws.forms import ChinchillaLaw
 from scaling.tables import load_points
 

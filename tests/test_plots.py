@@ -4,7 +4,6 @@ a sweep folder drawn from a known Chinchilla law), not only that a file exists."
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import subprocess
 import sys
@@ -237,7 +236,8 @@ def test_comparison_legend_flags_a_fit_that_is_not_a_clean_optimum(sweep):
     points, study = sweep
     clean = [t.get_text() for t in P.comparison(study).figure.axes[0].get_legend().get_texts()]
     assert not any("bound-hit" in t for t in clean)
-    hit = dataclasses.replace(study, approach3=dataclasses.replace(study.approach3, status=FitStatus.BOUND_HIT))
+    bound = dataclasses.replace(study.approach3, status=FitStatus.BOUND_HIT)
+    hit = dataclasses.replace(study, fits={**study.fits, "approach3": bound})
     texts = [t.get_text() for t in P.comparison(hit).figure.axes[0].get_legend().get_texts()]
     assert [t for t in texts if "bound-hit" in t] == [next(t for t in texts if t.startswith(P.LABEL["approach3"]))]
 

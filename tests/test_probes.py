@@ -13,7 +13,13 @@ from scaling.data import DataConfig, ProbeConfig, SyntheticConfig, build_source
 from scaling.data.probes import KINDS, MARKERS, Probes
 from scaling.data.synthetic import Language
 from scaling.errors import ConfigError
-from scaling.probe_scores import icl_score, induction_rows, induction_score, probe_scores, token_scores
+from scaling.probe_scores import (
+    icl_score,
+    induction_rows,
+    induction_score,
+    probe_scores,
+    token_scores,
+)
 
 CTX = 128
 

@@ -13,8 +13,8 @@ from scaling import runs
 from scaling.cli import main as cli_main
 from scaling.config import CONF_DIR, compose, resolve_run
 from scaling.errors import ConfigError, DataError
-from scaling.tables import load_points
 from scaling.schedule import eval_steps, lr_at, schedule_steps
+from scaling.tables import load_points
 from scaling.train import train_run
 
 # ctx 16 x batch 8 = 128 tokens per step; a 1-layer d_model=16 model: well under a second per run

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_plots import REF, TRUE, write_sweep
 
 from scaling import plots as P
 from scaling.cli import main
 from scaling.laws import FitOptions, fit_study
 from scaling.report import write_report
 from scaling.tables import load_points
-from test_plots import REF, TRUE, write_sweep
 
 FIGS = {"comparison", "loss_vs_n", "loss_vs_d", "isoflop", "approach1", "approach3_contours", "bootstrap", "residuals"}
 
@@ -157,6 +157,20 @@ def test_grouped_report_side_by_side(tmp_path):
     # top level: the allocation comparison and loss against compute, each group's figures twice
     assert len(links) == 2 + 2 * len(FIGS) and all((out / l).exists() for l in links)
     assert "loss_vs_compute.png" in links and "## Exponents per group" in md
+
+
+def test_plot_and_report_draw_the_same_figures_per_group(tmp_path):
+    """One pipeline: `scaling plot --group` writes every figure `scaling report --group` does,
+    the loss against compute of all groups included."""
+    query = ("source_file == 'summary_df' and dataset == 'rw' and "
+             "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']")
+    args = [str(REF / "porian2024_isoflop_points.csv"), "--c", "flops", "--group", "label",
+            "--query", query, "--bootstrap", "0"]
+    figures = {}
+    for cmd in ("plot", "report"):
+        assert main([cmd, *args, "--out", str(tmp_path / cmd)]) == 0
+        figures[cmd] = {str(p.relative_to(tmp_path / cmd)) for p in (tmp_path / cmd).rglob("*.png")}
+    assert figures["plot"] == figures["report"] and "loss_vs_compute.png" in figures["plot"]
 
 
 def test_report_adds_emergence_section_when_runs_carry_probe_scores(tmp_path, report):

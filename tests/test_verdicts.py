@@ -8,11 +8,11 @@ import warnings
 
 import numpy as np
 import pytest
+from test_laws_study import _frame
 
 from scaling.laws import intervals as iv
 from scaling.laws.compare import AllocationRow, agreement, row_verdict, verdict
 from scaling.laws.study import FitOptions, fit_study
-from test_laws_study import _frame
 
 
 def row(a, lo, hi, status="converged", name="approach2"):

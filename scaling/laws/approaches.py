@@ -21,7 +21,8 @@ import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
 from scaling.errors import FitError, FitWarning
-from scaling.laws.fit import ChinchillaFit, KaplanFit, fit_chinchilla, fit_kaplan
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
+from scaling.laws.fit import ChinchillaFit, FitStatus, KaplanFit, fit_chinchilla, fit_kaplan
 from scaling.laws.forms import Allocation, PowerLaw
 
 APPROACH2_METHODS = ("akima", "local", "full")
@@ -50,6 +51,11 @@ class _AllocationExponents:
     @property
     def b(self) -> float:
         return self.allocation.b
+
+    @property
+    def status(self) -> FitStatus:
+        """Always converged: the power laws are least-squares lines (a failed fit raises)."""
+        return FitStatus.CONVERGED
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ def _envelope_from_curves(runs: list[CurveRun], n_grid: int) -> pd.DataFrame:
     for j in np.flatnonzero(ok):
         run_id, n = runs[win[j]][:2]
         C = float(np.exp(grid[j]))
-        rows.append(dict(C=C, N=n, D=C / (6.0 * n), loss=float(np.exp(table[win[j], j])), run_id=run_id))
+        rows.append(dict(C=C, N=n, D=C / (FLOPS_PER_PARAM_TOKEN * n), loss=float(np.exp(table[win[j], j])), run_id=run_id))
     return pd.DataFrame(rows)
 
 

@@ -22,8 +22,13 @@ from scaling.laws._blas import single_thread_blas
 from scaling.laws._parallel import resolve_jobs, run_forked
 from scaling.laws.approaches import approach1, curve_runs
 from scaling.laws.fastboot import Approach2Arrays, envelope_slopes
-from scaling.laws.fit import (FitStatus, fit_kaplan, kaplan_batch, polish_chinchilla,
-                              polish_chinchilla_batch)
+from scaling.laws.fit import (
+    FitStatus,
+    fit_kaplan,
+    kaplan_batch,
+    polish_chinchilla,
+    polish_chinchilla_batch,
+)
 
 
 def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:

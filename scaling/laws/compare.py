@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import FitError, FitWarning
-from scaling.laws.approaches import approach2, approach3, budget_labels, kaplan
+from scaling.laws import registry
+from scaling.laws.approaches import budget_labels
+from scaling.laws.registry import FitContext
 
 
 @dataclass(frozen=True)
@@ -54,34 +56,28 @@ def holdout_mask(df: pd.DataFrame, budget_tol: float = 0.05, frac: float = 0.2) 
     return df["C"].to_numpy() >= np.quantile(df["C"].to_numpy(), 1 - frac)
 
 
-def extrapolation_check(df: pd.DataFrame, method: str = "fast", budget_tol: float = 0.05,
-                        approach2_method: str = "akima", fix_E: float | None = None) -> Extrapolation | None:
-    """Refit Approach 3 (with the same fixed E, if any), Kaplan and Approach 2 on the smaller budgets;
-    error on the held-out largest."""
-    hold = holdout_mask(df, budget_tol)
+def extrapolation_check(ctx: FitContext) -> Extrapolation | None:
+    """Refit every law that takes part (`Law.extrapolate`: Approach 3 with the same fixed E, if
+    any, Kaplan, Approach 2) on the smaller budgets; its error on the held-out largest."""
+    df = ctx.df
+    hold = holdout_mask(df, ctx.options.budget_tol)
     train, test = df[~hold], df[hold]
     if len(test) == 0 or train["N"].nunique() < 2 or len(train) < 8:
         return None
-    preds = test[["N", "D", "C", "loss"]].reset_index(drop=True).copy()
+    cols = ["N", "D", "C", "loss"] + [c for c in ("U_D",) if c in df]  # U_D: repeated data
+    preds = test[cols].reset_index(drop=True).copy()
     errors = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        for name, fitter in (("approach3", lambda: approach3(train, method, fix_E=fix_E)), ("kaplan", lambda: kaplan(train))):
+        for law in registry.laws():
+            if not law.applies(df):
+                continue
             try:
-                law = fitter().law
+                error = law.extrapolate(ctx, train, preds)
             except FitError:
                 continue
-            p = law.predict(preds["N"], preds["D"])
-            preds[name] = p
-            errors[name] = float(np.mean(np.abs(p / preds["loss"] - 1)))
-        try:  # Approach 2 predicts N* at the held-out budget; compare with the one measured there
-            fit_train = approach2(train, approach2_method, budget_tol)
-            fit_test = approach2(df, approach2_method, budget_tol)
-            top = max((b for b in fit_test.budgets if b.used), key=lambda b: b.C, default=None)
-            if top is not None and top.C >= test["C"].min() * 0.99:
-                errors["approach2"] = float(abs(np.log(fit_train.allocation.n_opt(top.C) / top.n_star)))
-        except FitError:
-            pass
+            if error is not None:
+                errors[law.key] = error
     return Extrapolation(float(test["C"].min()), len(train), len(test), errors, preds)
 
 

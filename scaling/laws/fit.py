@@ -31,8 +31,8 @@ import numpy as np
 from scipy.optimize import least_squares, minimize
 
 from scaling.errors import FitError, FitWarning
-from scaling.laws.forms import ChinchillaLaw, KaplanLaw
 from scaling.laws._blas import single_thread_blas
+from scaling.laws.forms import ChinchillaLaw, KaplanLaw
 from scaling.laws.objectives import HUBER_DELTA, huber_fg, huber_objective
 
 
@@ -130,6 +130,56 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
     return theta, float(res.fun), status
 
 
+def _term_jacobian(log_n: np.ndarray, log_d: np.ndarray,
+                   free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """d term_k / d theta of the three LSE terms (a - alpha ln N, b - beta ln D, e) over the free
+    parameters, (3, n, k), and their outer products per term and point, (3 n, k k)."""
+    n = len(log_n)
+    dt = np.zeros((3, n, 5))
+    dt[0, :, 0], dt[0, :, 3], dt[1, :, 1], dt[1, :, 4], dt[2, :, 2] = 1.0, -log_n, 1.0, -log_d, 1.0
+    dt = dt[:, :, free]
+    k = len(free)
+    return dt, np.einsum("knj,knl->knjl", dt, dt).reshape(3 * n, k * k)
+
+
+def _lse_residuals(th: np.ndarray, ll: np.ndarray, log_n: np.ndarray,
+                   log_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log residuals (R, n) of rows theta (R, 5) and the softmax weights of the terms (R, 3, n)."""
+    n = len(log_n)
+    t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n,
+                  th[:, 1, None] - th[:, 4, None] * log_d,
+                  np.broadcast_to(th[:, 2, None], (len(th), n))], 1)  # (R, 3, n)
+    m = t.max(1, keepdims=True)
+    ex = np.exp(t - m)
+    s = ex.sum(1, keepdims=True)
+    r = (m + np.log(s))[:, 0] - ll
+    return r, ex / s
+
+
+def _huber_sum(r: np.ndarray, ww: np.ndarray, delta: float) -> np.ndarray:
+    """Weighted Huber objective per row."""
+    ar = np.abs(r)
+    return (np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)) * ww).sum(1)
+
+
+def _damped_newton_step(rr: np.ndarray, pp: np.ndarray, ww: np.ndarray, dt: np.ndarray,
+                        dtdt: np.ndarray, lam: np.ndarray, delta: float) -> np.ndarray:
+    """Levenberg-damped Newton steps (R, k) with the exact Hessian of the Huber objective."""
+    k = dt.shape[2]
+    G = np.einsum("rkn,knj->rnj", pp, dt)  # d r / d theta (R, n, free)
+    h1 = np.clip(rr, -delta, delta) * ww
+    h2 = (np.abs(rr) <= delta) * ww
+    g = np.einsum("rn,rnj->rj", h1, G)
+    # Hessian: sum w [h'' G G' + h' (sum_k p_k dt_k dt_k' - G G')]
+    # einsum, not BLAS: a row's numbers must not depend on how many rows share the call
+    H = np.einsum("rnj,rnl->rjl", G * (h2 - h1)[:, :, None], G)
+    hp = (h1[:, None, :] * pp).reshape(len(rr), -1)
+    H += np.einsum("rm,mq->rq", hp, dtdt).reshape(len(rr), k, k)
+    scale = np.maximum(np.abs(np.einsum("rjj->rj", H)), 1e-12)
+    with np.errstate(all="ignore"):
+        return -_solve_rows(H + lam[:, None, None] * scale[:, :, None] * np.eye(k), g)
+
+
 def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
                             fixed_e: float | None = None, delta: float = HUBER_DELTA,
                             max_iter: int = 60):
@@ -146,56 +196,26 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
     theta = np.broadcast_to(np.clip(np.asarray(theta0, float), lo, hi), (R, 5)).copy()
     if fixed_e is not None:
         theta[:, 2] = fixed_e
-    # d term_k / d theta for the three terms (a - alpha ln N, b - beta ln D, e): (3, n, 5)
-    n = len(log_n)
-    dt = np.zeros((3, n, 5))
-    dt[0, :, 0], dt[0, :, 3], dt[1, :, 1], dt[1, :, 4], dt[2, :, 2] = 1.0, -log_n, 1.0, -log_d, 1.0
-    dt = dt[:, :, free]
-    k = len(free)
-    dtdt = np.einsum("knj,knl->knjl", dt, dt).reshape(3 * n, k * k)  # per term and point: dt dt'
-
-    def parts(th, ll):
-        t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n,
-                      th[:, 1, None] - th[:, 4, None] * log_d,
-                      np.broadcast_to(th[:, 2, None], (len(th), n))], 1)  # (R, 3, n)
-        m = t.max(1, keepdims=True)
-        ex = np.exp(t - m)
-        s = ex.sum(1, keepdims=True)
-        r = (m + np.log(s))[:, 0] - ll
-        return r, ex / s
-
-    def objective(r, ww):
-        ar = np.abs(r)
-        return (np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)) * ww).sum(1)
-
+    dt, dtdt = _term_jacobian(log_n, log_d, free)
     log_loss = np.asarray(log_loss, float)
     min_log_loss = np.broadcast_to(np.min(log_loss, axis=-1), (R,))
-    r, prob = parts(theta, log_loss)
-    f = objective(r, w)
+    r, prob = _lse_residuals(theta, log_loss, log_n, log_d)
+    f = _huber_sum(r, w, delta)
     lam = np.full(R, 1e-6)
     active, settled, vanished = np.ones(R, bool), np.zeros(R, bool), np.zeros(R, bool)
     for _ in range(max_iter):
         rows = np.flatnonzero(active)
         if not len(rows):
             break
-        rr, pp, ww = r[rows], prob[rows], w[rows]
-        G = np.einsum("rkn,knj->rnj", pp, dt)  # d r / d theta (R, n, free)
-        h1 = np.clip(rr, -delta, delta) * ww
-        h2 = (np.abs(rr) <= delta) * ww
-        g = np.einsum("rn,rnj->rj", h1, G)
-        # Hessian: sum w [h'' G G' + h' (sum_k p_k dt_k dt_k' - G G')]
-        # einsum, not BLAS: a row's numbers must not depend on how many rows share the call
-        H = np.einsum("rnj,rnl->rjl", G * (h2 - h1)[:, :, None], G)
-        hp = (h1[:, None, :] * pp).reshape(len(rows), 3 * n)
-        H += np.einsum("rm,mq->rq", hp, dtdt).reshape(len(rows), k, k)
-        scale = np.maximum(np.abs(np.einsum("rjj->rj", H)), 1e-12)
+        ww = w[rows]
+        step = _damped_newton_step(r[rows], prob[rows], ww, dt, dtdt, lam[rows], delta)
         with np.errstate(all="ignore"):
-            step = -_solve_rows(H + lam[rows, None, None] * scale[:, :, None] * np.eye(k), g)
             trial = theta[rows].copy()
             trial[:, free] += step
             inside = np.all((trial >= lo) & (trial <= hi), axis=1)
-            r_new, p_new = parts(trial, log_loss[rows] if log_loss.ndim == 2 else log_loss)
-            f_new = objective(r_new, ww)
+            r_new, p_new = _lse_residuals(trial, log_loss[rows] if log_loss.ndim == 2 else log_loss,
+                                          log_n, log_d)
+            f_new = _huber_sum(r_new, ww, delta)
         better = inside & np.isfinite(f_new) & (f_new <= f[rows])
         # stop as L-BFGS-B would (LBFGS_OPTIONS): the step or the decrease is negligible, or no
         # descent is left even along the damped (almost gradient) direction

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D: forward (2) + backward (4) FLOPs per parameter per token
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 
 def _g(x: float) -> str:

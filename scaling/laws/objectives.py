@@ -12,18 +12,11 @@ import numpy as np
 
 HUBER_DELTA = 1e-3  # Hoffmann et al.'s delta on log residuals
 
-PARAM_NAMES = ("a", "b", "e", "alpha", "beta")
-
 
 def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     """Huber loss: r^2/2 inside |r| <= delta, delta*(|r| - delta/2) outside (scipy.special.huber)."""
     ar = np.abs(r)
     return np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
-
-
-def huber_grad(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
-    """d huber / d r = clip(r, -delta, delta)."""
-    return np.clip(r, -delta, delta)
 
 
 def lse_terms(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
@@ -48,38 +41,6 @@ def huber_objective(theta, log_n, log_d, log_loss, weights=None, delta: float = 
     r = predict_log_loss(theta, log_n, log_d) - log_loss
     h = huber(r, delta)
     return h.sum(axis=-1) if weights is None else (h * weights).sum(axis=-1)
-
-
-def huber_objective_and_grad(theta, log_n, log_d, log_loss, weights=None, delta: float = HUBER_DELTA):
-    """Objective and its gradient with respect to theta (same leading shape); for L-BFGS-B."""
-    terms = lse_terms(theta, log_n, log_d)
-    m = terms.max(axis=-2, keepdims=True)
-    ex = np.exp(terms - m)
-    s = ex.sum(axis=-2, keepdims=True)
-    pred = (m + np.log(s))[..., 0, :]
-    soft = ex / s  # d pred / d term_k
-    r = pred - log_loss
-    h = huber(r, delta)
-    g = huber_grad(r, delta)
-    if weights is not None:
-        h = h * weights
-        g = g * weights
-    grad = np.stack(
-        [
-            (g * soft[..., 0, :]).sum(-1),
-            (g * soft[..., 1, :]).sum(-1),
-            (g * soft[..., 2, :]).sum(-1),
-            -(g * soft[..., 0, :] * log_n).sum(-1),
-            -(g * soft[..., 1, :] * log_d).sum(-1),
-        ],
-        axis=-1,
-    )
-    return h.sum(axis=-1), grad
-
-
-def log_lsq_objective(pred_log_loss: np.ndarray, log_loss: np.ndarray) -> np.ndarray:
-    """Sum of squared log residuals (used by the Kaplan fit, which has no irreducible term)."""
-    return ((pred_log_loss - log_loss) ** 2).sum(axis=-1)
 
 
 def huber_fg(theta: np.ndarray, log_n, log_d, log_loss, weights, delta: float = HUBER_DELTA):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.models.shape import ModelShape
 
 
@@ -179,7 +180,7 @@ def training_flops(shape: ModelShape, tokens: float) -> FlopCounts:
     backward pass as twice the forward (training = 3 x forward)."""
     n = param_counts(shape).N
     return FlopCounts(
-        C_6ND=float(6 * n * tokens),
+        C_6ND=float(FLOPS_PER_PARAM_TOKEN * n * tokens),
         C_kaplan=float(3 * kaplan_forward_flops_per_token(shape) * tokens),
         C_chinchilla=float(3 * chinchilla_forward_flops_per_token(shape) * tokens),
     )
