@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from scaling.data import DataConfig, build_source
-from scaling.data.ngram import NGram
-from scaling.data.synthetic import Corpus, SyntheticConfig
+from scaling.experiment.data import DataConfig, build_source
+from scaling.experiment.data.ngram import NGram
+from scaling.experiment.data.synthetic import Corpus, SyntheticConfig
 
 
 def _rate(source, batch: int, ctx: int, seconds: float = 2.0) -> float:

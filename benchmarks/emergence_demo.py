@@ -3,16 +3,16 @@
     python benchmarks/emergence_demo.py                       # the docs/emergence.md figure (~6 min, 2 cores)
     python benchmarks/emergence_demo.py --sizes s1,s2 --tokens 1e5 --out /tmp/em
 
-Every run goes through `scaling.train.train_run` (finished runs are skipped), on CPU in fp32.
+Every run goes through `scaling.experiment.train.train_run` (finished runs are skipped), on CPU in fp32.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from scaling.config import compose
-from scaling.emergence import main as emergence_main
-from scaling.train import train_run
+from scaling.experiment.config import compose
+from scaling.analysis.emergence import main as emergence_main
+from scaling.experiment.train import train_run
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
-"""K models of one shape trained together (scaling/ensemble.py) against K separate runs.
+"""K models of one shape trained together (scaling/experiment/ensemble.py) against K separate runs.
 
 In one process: (1) the fp32 and bf16 matmul peak on the threads used; (2) per ladder size, one
-run's engine (`scaling.train.build_engine`, what a separate run uses) and ensembles of K = 1, 2,
-4, 8, 16 members (`scaling.ensemble.build_ensemble`), timed in interleaved blocks (single, K=1,
+run's engine (`scaling.experiment.train.build_engine`, what a separate run uses) and ensembles of K = 1, 2,
+4, 8, 16 members (`scaling.experiment.ensemble.build_ensemble`), timed in interleaved blocks (single, K=1,
 K=2, ..., single, ...) on the same threads; K separate runs on those threads take K times one
 run's time, so "vs K separate" is the ensemble's aggregate tokens/s over one run's tokens/s;
 (3) the equivalence check: per-step training losses of an ensemble's members against their
@@ -33,10 +33,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_bench import matmul_peak  # noqa: E402
 
-from scaling.config import compose, resolve_run, token_source  # noqa: E402
-from scaling.ensemble import StackedBatches, build_ensemble, member_losses  # noqa: E402
-from scaling.schedule import lr_at  # noqa: E402
-from scaling.train import build_engine  # noqa: E402
+from scaling.experiment.config import compose, resolve_run, token_source  # noqa: E402
+from scaling.experiment.ensemble import StackedBatches, build_ensemble, member_losses  # noqa: E402
+from scaling.experiment.schedule import lr_at  # noqa: E402
+from scaling.experiment.train import build_engine  # noqa: E402
 
 
 class Single:
@@ -171,9 +171,9 @@ def vmap_check(size: str, k: int, args, root: str, blocks: int = 5) -> tuple[flo
     vmap(functional_call) over stack_module_state (the same weights, rows and autocast)."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    from scaling.models import Transformer
-    from scaling.models.stacked import StackedTransformer
-    from scaling.hardware import autocast
+    from scaling.experiment.models import Transformer
+    from scaling.experiment.models.stacked import StackedTransformer
+    from scaling.experiment.hardware import autocast
 
     specs = specs_for(size, k, root, args.override)
     engine = build_ensemble(specs)

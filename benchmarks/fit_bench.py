@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.laws.bootstrap import bootstrap_chinchilla
-from scaling.laws.fit import fit_chinchilla, hoffmann_grid, polish_chinchilla
-from scaling.tables import load_points
+from scaling.analysis.laws.bootstrap import bootstrap_chinchilla
+from scaling.analysis.laws.fit import fit_chinchilla, hoffmann_grid, polish_chinchilla
+from scaling.analysis.tables import load_points
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"

@@ -4,10 +4,10 @@
     python benchmarks/gpu_bench.py --shapes 12x768,24x1024 --batch 16 --compile true
     python benchmarks/gpu_bench.py --device cpu --shapes 1x64 --ctx 64 --steps 3   # a smoke check
 
-Each shape is built by `scaling.train.build_engine` (the run's engine: autocast, SDPA, fused AdamW,
+Each shape is built by `scaling.experiment.train.build_engine` (the run's engine: autocast, SDPA, fused AdamW,
 compile) and trained on the synthetic language; after warm-up steps (and compiling), the timed
 steps are synchronised with the device. MFU = tokens/s x training matmul FLOPs per token
-(3 x forward, attention included: scaling.models.forward_flops_per_token) / peak, against both the
+(3 x forward, attention included: scaling.experiment.models.forward_flops_per_token) / peak, against both the
 bf16 matmul peak measured here and, for GPUs it knows, the datasheet's dense bf16 peak.
 """
 
@@ -20,10 +20,10 @@ import time
 
 import torch
 
-from scaling.config import compose, resolve_run, token_source
-from scaling.models import forward_flops_per_token
-from scaling.schedule import lr_at
-from scaling.train import build_engine
+from scaling.experiment.config import compose, resolve_run, token_source
+from scaling.experiment.models import forward_flops_per_token
+from scaling.experiment.schedule import lr_at
+from scaling.experiment.train import build_engine
 
 # dense bf16 FLOP/s from the datasheets, matched in order against the device name
 DATASHEET_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12))

@@ -3,7 +3,7 @@
 In one process: (1) the fp32 and bf16 matmul peak (square matmuls, best of several); (2) three
 GPT shapes trained twice on the same batches from the same init, by a minimal fp32 reference
 loop written below (nanoGPT style: eager, torch's fused SDPA, stock AdamW, torch's default
-threads) and by our trainer's engine at its defaults (`scaling.train.build_engine`), in
+threads) and by our trainer's engine at its defaults (`scaling.experiment.train.build_engine`), in
 interleaved blocks (ref, ours, ref, ours, ...) so that load from other processes hits both alike;
 (3) a full short run of `scaling train` in fp32 and in bf16, to check that precision does not move
 the final loss (the issue asks for < 1 %).
@@ -17,7 +17,7 @@ the final loss (the issue asks for < 1 %).
 tokens/s is the median over blocks of wall-clock training tokens per second (after warm-up steps);
 tok/cpu-s divides by process CPU time instead (robust to other tenants, blind to threading);
 MFU = tokens/s x training matmul FLOPs per token (3 x forward, attention included,
-scaling.models.forward_flops_per_token) / the measured peak of the loop's precision and threads.
+scaling.experiment.models.forward_flops_per_token) / the measured peak of the loop's precision and threads.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from scaling.config import compose, resolve_run, token_source
-from scaling.models import Transformer, forward_flops_per_token
-from scaling.losses import evaluate
-from scaling.hardware import pick_device
-from scaling.schedule import lr_at
-from scaling.train import build_engine, train_run
+from scaling.experiment.config import compose, resolve_run, token_source
+from scaling.experiment.models import Transformer, forward_flops_per_token
+from scaling.experiment.losses import evaluate
+from scaling.experiment.hardware import pick_device
+from scaling.experiment.schedule import lr_at
+from scaling.experiment.train import build_engine, train_run
 
 SHAPES = ((2, 64), (4, 128), (6, 192))  # (n_layers, d_model) from the issue; head dim 32 (n_heads = n_layers)
 CTX, BATCH = 128, 32

@@ -9,15 +9,15 @@ import sys
 # subcommand -> ("module", "function", one-line help). Each function takes argv (list[str])
 # and returns an exit code. Modules are imported lazily so `scaling fit` never imports torch.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("scaling.traincli", "main", "train one run (Hydra overrides, e.g. model.size=s2 train.tokens=2e6)"),
+    "train": ("scaling.experiment.traincli", "main", "train one run (Hydra overrides, e.g. model.size=s2 train.tokens=2e6)"),
     "sweep": ("scaling.workflows", "sweep", "train a grid of runs (Hydra multirun), then fit and report"),
-    "fit": ("scaling.fitcli", "main", "fit Kaplan and Chinchilla laws to run folders or any CSV/parquet/JSONL table"),
-    "plot": ("scaling.plotcli", "main_plot", "write the comparison figures for run folders or tables"),
-    "report": ("scaling.plotcli", "main_report", "fit, plot and write report.md + fits.json"),
-    "emergence": ("scaling.emergence", "main", "probe scores against N, D and C: which abilities look emergent"),
+    "fit": ("scaling.analysis.fitcli", "main", "fit Kaplan and Chinchilla laws to run folders or any CSV/parquet/JSONL table"),
+    "plot": ("scaling.analysis.plotcli", "main_plot", "write the comparison figures for run folders or tables"),
+    "report": ("scaling.analysis.plotcli", "main_report", "fit, plot and write report.md + fits.json"),
+    "emergence": ("scaling.analysis.emergence", "main", "probe scores against N, D and C: which abilities look emergent"),
     "tasks": ("scaling.workflows", "tasks", "task probes of kept checkpoints: which family suits which task"),
-    "reproduce": ("scaling.reproduce", "main", "rerun a report's recorded command; check its inputs and numbers"),
-    "tune": ("scaling.tunecli", "main", "best lr per size of an lr sweep, lr*(N) for lr=auto"),
+    "reproduce": ("scaling.analysis.reproduce", "main", "rerun a report's recorded command; check its inputs and numbers"),
+    "tune": ("scaling.analysis.tunecli", "main", "best lr per size of an lr sweep, lr*(N) for lr=auto"),
 }
 
 

@@ -344,7 +344,7 @@ def rebuild_runs_csv(sweep_path: str | os.PathLike) -> Path:
 
 
 def read_runs_csv(path: str | os.PathLike) -> list[dict]:
-    """runs.csv as a list of dicts of strings (use `scaling.tables` for a typed frame)."""
+    """runs.csv as a list of dicts of strings (use `scaling.analysis.tables` for a typed frame)."""
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 

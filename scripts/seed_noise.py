@@ -4,7 +4,7 @@
 
 Each SWEEP_DIR is one budget's sweep folder trained with one `train.seed` (runs.csv); the table gives
 every size's loss per seed, their mean and sample standard deviation, and per seed the budget's
-loss-minimising N* (Approach 2's Akima read-off, scaling.laws.approaches.isoflop_minimum). Written
+loss-minimising N* (Approach 2's Akima read-off, scaling.analysis.laws.approaches.isoflop_minimum). Written
 atomically. Called by scripts/reference_study.sh.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.laws.approaches import isoflop_minimum
+from scaling.analysis.laws.approaches import isoflop_minimum
 from scaling.runs import atomic_write_text
 
 

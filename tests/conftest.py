@@ -23,7 +23,7 @@ def cut_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], contextlib.Abs
     """`with cut_after(n): train_run(cfg)`: every run (or ensemble) trained inside the block dies
     after its n-th step, before asking for the next batch, keeping the checkpoints it wrote; the
     block asserts that a run was cut."""
-    from scaling import train
+    from scaling.experiment import train
 
     @contextlib.contextmanager
     def cut(steps: int) -> Iterator[None]:

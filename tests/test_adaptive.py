@@ -12,11 +12,13 @@ import re
 import numpy as np
 import pytest
 
-from scaling import adaptive, runs
+from scaling.experiment import adaptive
+
+from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.config import compose, resolve_run
+from scaling.experiment.config import compose, resolve_run
 from scaling.errors import ConfigError
-from scaling.models import param_counts
+from scaling.experiment.models import param_counts
 
 # Chinchilla's fitted law (Hoffmann et al. 2022), whose compute-optimal N is known in closed form
 E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28

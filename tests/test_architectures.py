@@ -13,11 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scaling.archplots import attention_patterns, combined_encoder_decoder, loss_vs_compute
-from scaling.laws import FitOptions, fit_study
-from scaling.laws.forms import ChinchillaLaw
-from scaling.laws.groups import comparison_statements
-from scaling.losses import (
+from scaling.analysis.archplots import loss_vs_compute
+from scaling.experiment.models.patterns import attention_patterns, combined_encoder_decoder
+from scaling.analysis.laws import FitOptions, fit_study
+from scaling.analysis.laws.forms import ChinchillaLaw
+from scaling.analysis.laws.groups import comparison_statements
+from scaling.experiment.losses import (
     FLOOR_NOTES,
     evaluate,
     generator,
@@ -26,7 +27,7 @@ from scaling.losses import (
     objective_floor,
     train_loss,
 )
-from scaling.models import ModelShape, Transformer
+from scaling.experiment.models import ModelShape, Transformer
 
 CTX = 32  # encoder-decoder: 5 noise tokens in 2 spans, encoder reads 29 positions, decoder writes 7
 ATOL = 1e-6  # "unchanged"; a real dependence moves logits by far more than this
@@ -270,7 +271,7 @@ def test_loss_against_compute_has_every_group_and_frontier(studies):
 
 
 def test_architectures_preset_runs_one_grid_for_all_three(tmp_path):
-    from scaling.sweep import plan
+    from scaling.experiment.sweep import plan
 
     specs = plan([f"runs_dir={tmp_path}", "sweep=architectures"])
     grids = {}
@@ -284,7 +285,7 @@ def test_architectures_preset_runs_one_grid_for_all_three(tmp_path):
 
 def test_small_architectures_sweep_trains_all_three_and_reports_them_side_by_side(tmp_path):
     from scaling.cli import main as cli_main
-    from scaling.tables import load_points
+    from scaling.analysis.tables import load_points
 
     # the preset's three archs on 3 rungs x 3 budgets at ctx 32; probe documents off (they do not
     # fit in 32 tokens, and the probes score decoders only)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import fitcli
+from scaling.analysis import fitcli
 from scaling.errors import DataError
-from scaling.tables import load_points
+from scaling.analysis.tables import load_points
 
 LRS = (2**-1.5, 2**-0.5, 1.0, 2**0.5, 2.0)  # multiples of each size's best lr
 
@@ -61,7 +61,7 @@ def test_best_over_lr_fits_like_the_table_of_best_runs(tmp_path, capsys):
 
 
 def test_best_over_is_in_the_report_provenance(tmp_path):
-    from scaling.report import provenance
+    from scaling.analysis.report import provenance
 
     path, _ = sweep(tmp_path)
     args = fitcli.build_parser().parse_args([str(path), "--best-over", "peak_lr,seed"])

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from scaling.cli import main
-from scaling.fitcli import build_parser
-from scaling.laws import ChinchillaLaw
-from scaling.reproduce import differences
-from scaling.tables import load_points
+from scaling.analysis.fitcli import build_parser
+from scaling.analysis.laws import ChinchillaLaw
+from scaling.analysis.reproduce import differences
+from scaling.analysis.tables import load_points
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from scaling.cli import main as cli_main
-from scaling.config import compose, resolve_run
+from scaling.experiment.config import compose, resolve_run
 from scaling.errors import ConfigError
 
 TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",

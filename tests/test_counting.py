@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from scaling.losses import generator, loss_sum, make_batch
-from scaling.models import (
+from scaling.experiment.losses import generator, loss_sum, make_batch
+from scaling.experiment.models import (
     ModelShape,
     Transformer,
     forward_flops_per_row,
@@ -96,7 +96,7 @@ def test_kaplan_and_chinchilla_differ_from_the_measurement_by_their_documented_t
 
 
 def test_counting_does_not_import_torch():
-    code = "import sys, scaling.models.counting, scaling.models; assert 'torch' not in sys.modules"
+    code = "import sys, scaling.experiment.models.counting, scaling.experiment.models; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from scaling.data import DataConfig, SyntheticConfig, build_source
-from scaling.data.ngram import NGram
-from scaling.data.synthetic import Corpus, Language
+from scaling.experiment.data import DataConfig, SyntheticConfig, build_source
+from scaling.experiment.data.ngram import NGram
+from scaling.experiment.data.synthetic import Corpus, Language
 from scaling.errors import ConfigError
 
 CTX = 64
@@ -177,8 +177,8 @@ def test_language_seed_changes_the_language():
 def test_one_config_class_is_both_the_hydra_schema_and_the_generators_input(tmp_path):
     from omegaconf import OmegaConf
 
-    from scaling.config import compose, resolve_run
-    from scaling.data.probes import ProbeConfig
+    from scaling.experiment.config import compose, resolve_run
+    from scaling.experiment.data.probes import ProbeConfig
 
     cfg = compose([f"runs_dir={tmp_path}", "data.synthetic.n_words=512",
                    "data.synthetic.probes.fraction=0", "data.val_tokens=256"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scaling.data import DataConfig, build_source
-from scaling.data.text import split_files, stdlib_files
+from scaling.experiment.data import DataConfig, build_source
+from scaling.experiment.data.text import split_files, stdlib_files
 from scaling.errors import ConfigError
 
 CTX = 32

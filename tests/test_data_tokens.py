@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from scaling import runs
-from scaling.config import compose, resolve_run
-from scaling.data import build_source
+from scaling.experiment.config import compose, resolve_run
+from scaling.experiment.data import build_source
 from scaling.errors import ConfigError
-from scaling.train import train_run
+from scaling.experiment.train import train_run
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 FILES = ("textwrap.py", "string.py", "glob.py", "fnmatch.py", "shlex.py", "difflib.py", "pprint.py")
@@ -132,8 +132,8 @@ def test_saved_dataset_tokenizes_to_the_same_rows(corpus, tmp_path):
 
 
 def test_a_sweep_on_bpe_tokens_trains_and_fits(corpus, tmp_path):
-    from scaling.laws.study import FitOptions, fit_study
-    from scaling.tables import load_points
+    from scaling.analysis.laws.study import FitOptions, fit_study
+    from scaling.analysis.tables import load_points
 
     root, tok, _ = corpus
     for d in (8, 16, 32):

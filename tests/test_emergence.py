@@ -12,7 +12,7 @@ import pytest
 
 from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.emergence import analyse, jump, report
+from scaling.analysis.emergence import analyse, jump, report
 
 
 def test_jump_is_one_for_a_step_and_even_for_a_straight_line():
@@ -72,8 +72,8 @@ PROBE_KEYS = {"icl_acc", "icl_logp", "reasoning_acc", "reasoning_logp", "reasoni
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
-    from scaling.config import compose
-    from scaling.train import train_run  # the real pipeline: trainer, run store, runs.csv
+    from scaling.experiment.config import compose
+    from scaling.experiment.train import train_run  # the real pipeline: trainer, run store, runs.csv
 
     root = tmp_path_factory.mktemp("runs")
     for d_model in (8, 16, 24):

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from scaling import runs
-from scaling.config import compose, resolve_run
-from scaling.ensemble import plan_ensembles, train_ensemble
-from scaling.train import train_run
+from scaling.experiment.config import compose, resolve_run
+from scaling.experiment.ensemble import plan_ensembles, train_ensemble
+from scaling.experiment.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 2-layer d_model=16 model: about a second per run
 TINY = ["model.size=null", "model.d_model=16", "model.n_layers=2", "model.n_heads=2",

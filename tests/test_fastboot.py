@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 
 from scaling.errors import FitError, FitWarning
-from scaling.laws.approaches import approach1, approach2, approach3, budget_labels, kaplan
-from scaling.laws.bootstrap import (
+from scaling.analysis.laws.approaches import approach1, approach2, approach3, budget_labels, kaplan
+from scaling.analysis.laws.bootstrap import (
     bootstrap_approach1,
     bootstrap_approach2,
     bootstrap_chinchilla,
     bootstrap_kaplan,
     resample_counts,
 )
-from scaling.laws.fit import _kaplan_residuals, fit_kaplan, polish_chinchilla
-from scaling.laws.objectives import huber_objective
-from scaling.tables import load_points
+from scaling.analysis.laws.fit import _kaplan_residuals, fit_kaplan, polish_chinchilla
+from scaling.analysis.laws.objectives import huber_objective
+from scaling.analysis.tables import load_points
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "reference"

@@ -14,9 +14,9 @@ import pytest
 
 from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.config import compose, resolve_run
-from scaling.sweep import available_cores
-from scaling.train import train_run
+from scaling.experiment.config import compose, resolve_run
+from scaling.experiment.sweep import available_cores
+from scaling.experiment.train import train_run
 
 TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
         "train.batch_size=8", "data.val_tokens=256", "train.precision=fp32", "train.compile=false",
@@ -139,7 +139,7 @@ def test_two_concurrent_sweeps_on_one_folder_train_each_run_once(tmp_path, slow_
 
 
 def test_a_metrics_file_cut_by_a_crash_is_read_with_a_warning(tmp_path):
-    from scaling import tables
+    from scaling.analysis import tables
     from scaling.errors import DataError
 
     result = train_run(compose([f"runs_dir={tmp_path}", *RUN, "sweep.name=cut"]))

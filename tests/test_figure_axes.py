@@ -14,10 +14,10 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.patches import Polygon
 from test_plots import REF, write_sweep
 
-from scaling import plots as P
-from scaling.archplots import loss_vs_compute
-from scaling.laws import FitOptions, fit_study
-from scaling.tables import load_points
+from scaling.analysis import plots as P
+from scaling.analysis.archplots import loss_vs_compute
+from scaling.analysis.laws import FitOptions, fit_study
+from scaling.analysis.tables import load_points
 
 
 def _extent(ax) -> tuple[list, list]:

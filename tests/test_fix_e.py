@@ -13,14 +13,14 @@ import pytest
 from test_plots import TRUE as SWEEP_LAW
 from test_plots import write_sweep
 
-from scaling import plots as P
+from scaling.analysis import plots as P
 from scaling.cli import main
 from scaling.errors import DataError, FitError
-from scaling.laws import FitOptions, FitStatus, fit_chinchilla, fit_study
-from scaling.laws.bootstrap import bootstrap_chinchilla
-from scaling.laws.forms import ChinchillaLaw
-from scaling.report import write_report
-from scaling.tables import load_points
+from scaling.analysis.laws import FitOptions, FitStatus, fit_chinchilla, fit_study
+from scaling.analysis.laws.bootstrap import bootstrap_chinchilla
+from scaling.analysis.laws.forms import ChinchillaLaw
+from scaling.analysis.report import write_report
+from scaling.analysis.tables import load_points
 
 
 def grid_points(law: ChinchillaLaw, k: int, noise: float, seed: int, floor: float | None = None) -> pd.DataFrame:

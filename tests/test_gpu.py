@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 
 from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.config import compose, resolve_run
-from scaling.sweep import job_device
-from scaling.train import build_engine, train_run
+from scaling.experiment.config import compose, resolve_run
+from scaling.experiment.sweep import job_device
+from scaling.experiment.train import build_engine, train_run
 
 TINY = ["model.size=null", "model.d_model=32", "model.n_layers=2", "model.n_heads=2",
         "model.ctx=16", "train.batch_size=8", "data.val_tokens=256", "train.threads=1",
@@ -104,7 +104,7 @@ def test_jobs_that_see_several_gpus_take_them_in_turn():
 
 def test_each_job_of_a_sweep_that_sees_two_gpus_takes_one(tmp_path, monkeypatch):
     """The wiring on any machine: Hydra's job number picks the GPU of each job."""
-    from scaling import sweep
+    from scaling.experiment import sweep
 
     seen: list[str] = []
     monkeypatch.setattr(sweep.torch.cuda, "device_count", lambda: 2)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scaling.cli import main as cli_main
-from scaling.config import compose, config_dir_override
+from scaling.experiment.config import compose, config_dir_override
 from scaling.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

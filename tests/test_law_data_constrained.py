@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from scaling.errors import DataError
-from scaling.laws import registry
-from scaling.laws.forms import ChinchillaLaw
-from scaling.laws.law_data_constrained import DataConstrainedLaw, fit_data_constrained
-from scaling.laws.study import FitOptions, fit_study
-from scaling.tables import load_points
+from scaling.analysis.laws import registry
+from scaling.analysis.laws.forms import ChinchillaLaw
+from scaling.analysis.laws.law_data_constrained import DataConstrainedLaw, fit_data_constrained
+from scaling.analysis.laws.study import FitOptions, fit_study
+from scaling.analysis.tables import load_points
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 # their single-epoch C4 base law, in log form (README of tests/data/reference)
@@ -69,7 +69,7 @@ def test_recovers_a_known_law_with_the_base_fitted_on_single_epoch_points():
 
 def test_everything_about_the_fit_comes_from_the_registry(tmp_path):
     """Bootstrap intervals, JSON, the figure and the report line, with --unique given."""
-    from scaling.report import write_report
+    from scaling.analysis.report import write_report
 
     path = tmp_path / "repeats.csv"
     noisy = _table(TRUE)
@@ -91,7 +91,7 @@ def test_everything_about_the_fit_comes_from_the_registry(tmp_path):
 
 
 def test_figure_draws_the_fitted_curves_and_where_repeating_stops_paying():
-    from scaling.plots import all_figures
+    from scaling.analysis.plots import all_figures
 
     df = _table(TRUE).rename(columns={"unique": "U_D"})
     df["C"] = 6 * df["N"] * df["D"]

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from scaling.errors import FitError
-from scaling.fitcli import render
-from scaling.laws import registry
-from scaling.laws.fit import FitStatus
-from scaling.laws.forms import ChinchillaLaw
-from scaling.laws.registry import Draws, FitContext, Law
-from scaling.laws.study import FitOptions, fit_study
-from scaling.report import _study_body
+from scaling.analysis.fitcli import render
+from scaling.analysis.laws import registry
+from scaling.analysis.laws.fit import FitStatus
+from scaling.analysis.laws.forms import ChinchillaLaw
+from scaling.analysis.laws.registry import Draws, FitContext, Law
+from scaling.analysis.laws.study import FitOptions, fit_study
+from scaling.analysis.report import _study_body
 
 TRUE = ChinchillaLaw(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from scaling.errors import FitError, FitWarning
-from scaling.laws.approaches import approach1, approach2, budget_labels
-from scaling.laws.forms import ChinchillaLaw
+from scaling.analysis.laws.approaches import approach1, approach2, budget_labels
+from scaling.analysis.laws.forms import ChinchillaLaw
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 TRUTH = ChinchillaLaw(E=1.7, A=400.0, B=1500.0, alpha=0.34, beta=0.28)  # a = 0.4516

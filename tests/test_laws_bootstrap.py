@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.laws.approaches import approach3
-from scaling.laws.bootstrap import (
+from scaling.analysis.laws.approaches import approach3
+from scaling.analysis.laws.bootstrap import (
     bootstrap_approach2,
     bootstrap_chinchilla,
     interval,
     resample_counts,
 )
-from scaling.laws.forms import ChinchillaLaw
-from scaling.tables import load_points
+from scaling.analysis.laws.forms import ChinchillaLaw
+from scaling.analysis.tables import load_points
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from scaling.errors import FitError, FitWarning
-from scaling.laws.fit import FitStatus, fit_chinchilla, fit_kaplan, hoffmann_grid
-from scaling.laws.forms import ChinchillaLaw, KaplanLaw
-from scaling.tables import load_points
+from scaling.analysis.laws.fit import FitStatus, fit_chinchilla, fit_kaplan, hoffmann_grid
+from scaling.analysis.laws.forms import ChinchillaLaw, KaplanLaw
+from scaling.analysis.tables import load_points
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 

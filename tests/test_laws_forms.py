@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaling.laws.forms import ChinchillaLaw, KaplanLaw, PowerLaw
+from scaling.analysis.laws.forms import ChinchillaLaw, KaplanLaw, PowerLaw
 
 CHIN = ChinchillaLaw(E=1.8172, A=477.8, B=2143.0, alpha=0.3473, beta=0.3672)
 KAP = KaplanLaw(alpha_N=0.076, alpha_D=0.103, N_c=6.4e13, D_c=1.8e13)

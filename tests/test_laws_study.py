@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scaling.errors import FitError
-from scaling.laws import ChinchillaLaw, FitOptions, fit_study
+from scaling.analysis.laws import ChinchillaLaw, FitOptions, fit_study
 
 TRUTH = ChinchillaLaw(E=1.7, A=400.0, B=1500.0, alpha=0.34, beta=0.28)
 

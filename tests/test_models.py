@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from scaling.errors import ConfigError
-from scaling.models import ModelShape, Transformer, param_counts, resolve_shape
+from scaling.experiment.models import ModelShape, Transformer, param_counts, resolve_shape
 
 MODEL_YAML = Path(__file__).resolve().parents[1] / "conf" / "model" / "transformer.yaml"
 TINY = ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=16)

@@ -16,9 +16,10 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
-from scaling import plots as P
-from scaling.laws import ChinchillaLaw, FitOptions, fit_study
-from scaling.tables import load_points
+from scaling.figure import DPI
+from scaling.analysis import plots as P
+from scaling.analysis.laws import ChinchillaLaw, FitOptions, fit_study
+from scaling.analysis.tables import load_points
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 
@@ -231,7 +232,7 @@ def test_comparison_lines_bands_and_exponents(source):
 
 def test_comparison_legend_flags_a_fit_that_is_not_a_clean_optimum(sweep):
     """A law whose fit stopped at a bound says so where it is drawn, not only in the report."""
-    from scaling.laws.fit import FitStatus
+    from scaling.analysis.laws.fit import FitStatus
 
     points, study = sweep
     clean = [t.get_text() for t in P.comparison(study).figure.axes[0].get_legend().get_texts()]
@@ -329,11 +330,11 @@ def test_save_png_and_pdf(tmp_path, sweep):
     from PIL import Image
 
     w, h = Image.open(paths[0]).size
-    assert (w, h) == (round(plot.figure.get_figwidth() * P.DPI), round(plot.figure.get_figheight() * P.DPI))
+    assert (w, h) == (round(plot.figure.get_figwidth() * DPI), round(plot.figure.get_figheight() * DPI))
     assert paths[1].read_bytes()[:5] == b"%PDF-"
 
 
 def test_plotting_never_imports_torch():
-    code = "import sys, scaling.plots, scaling.report, scaling.plotcli; print('torch' in sys.modules)"
+    code = "import sys, scaling.analysis.plots, scaling.analysis.report, scaling.analysis.plotcli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from scaling.data import DataConfig, ProbeConfig, SyntheticConfig, build_source
-from scaling.data.probes import KINDS, MARKERS, Probes
-from scaling.data.synthetic import Language
+from scaling.experiment.data import DataConfig, ProbeConfig, SyntheticConfig, build_source
+from scaling.experiment.data.probes import KINDS, MARKERS, Probes
+from scaling.experiment.data.synthetic import Language
 from scaling.errors import ConfigError
-from scaling.probe_scores import (
+from scaling.experiment.probe_scores import (
     icl_score,
     induction_rows,
     induction_score,

@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 
 from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.config import CONF_DIR, compose, resolve_run
+from scaling.experiment.config import CONF_DIR, compose, resolve_run
 from scaling.errors import ConfigError, DataError
-from scaling.schedule import eval_steps, lr_at, schedule_steps
-from scaling.tables import load_points
-from scaling.train import train_run
+from scaling.experiment.schedule import eval_steps, lr_at, schedule_steps
+from scaling.analysis.tables import load_points
+from scaling.experiment.train import train_run
 
 # ctx 16 x batch 8 = 128 tokens per step; a 1-layer d_model=16 model: well under a second per run
 TINY = ["model.size=null", "model.n_layers=1", "model.n_heads=1", "model.ctx=16", "train.batch_size=8",
@@ -147,7 +147,7 @@ def test_bad_protocol_settings_are_named(tmp_path, extra, field):
 
 
 def test_reference_presets_compose_into_their_designs():
-    from scaling.sweep import plan
+    from scaling.experiment.sweep import plan
 
     budgets = sorted(p.stem.rsplit("_", 1)[1] for p in (CONF_DIR / "sweep").glob("reference_isoflop_*.yaml"))
     assert len(budgets) >= 4

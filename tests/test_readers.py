@@ -1,4 +1,4 @@
-"""scaling.readers: logs written by the real libraries (transformers' TrainerState, tensorboard's
+"""scaling.analysis.readers: logs written by the real libraries (transformers' TrainerState, tensorboard's
 SummaryWriter, Lightning's CSVLogger; a documented fixture for W&B's CSV export) fit through
 `scaling fit` exactly as the flat table of the same numbers does."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scaling import fitcli
+from scaling.analysis import fitcli
 from scaling.errors import DataError
-from scaling.tables import load_points
+from scaling.analysis.tables import load_points
 
 SIZES = [(64, 2), (96, 3), (128, 4), (192, 4)]  # (d_model, n_layers) of GPT-2-style configs
 VOCAB = 512
@@ -238,7 +238,7 @@ def test_bad_logs_are_one_line_errors(tmp_path):
 
 
 def test_one_command_from_hf_trainer_output_folders_to_a_report(tmp_path):
-    from scaling.plotcli import main_report
+    from scaling.analysis.plotcli import main_report
 
     logs = write_hf(tmp_path / "hf")
     out = tmp_path / "report"

@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from test_plots import REF, TRUE, write_sweep
 
-from scaling import plots as P
+from scaling.figure import DPI
+from scaling.analysis import plots as P
 from scaling.cli import main
-from scaling.laws import FitOptions, fit_study
-from scaling.report import write_report
-from scaling.tables import load_points
+from scaling.analysis.laws import FitOptions, fit_study
+from scaling.analysis.report import write_report
+from scaling.analysis.tables import load_points
 
 FIGS = {"comparison", "loss_vs_n", "loss_vs_d", "isoflop", "approach1", "approach3_contours", "bootstrap", "residuals"}
 
@@ -88,7 +89,7 @@ def test_failure_mid_write_leaves_previous_folder_intact(tmp_path, report, sweep
     snapshot = {p.name: p.read_bytes() for p in report.iterdir()}
     before = sorted(p.name for p in report.parent.iterdir())
 
-    def boom(self, folder, pdf=False, dpi=P.DPI):
+    def boom(self, folder, pdf=False, dpi=DPI):
         raise OSError("disk full")
 
     monkeypatch.setattr(P.Plot, "save", boom)

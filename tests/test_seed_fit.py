@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from scaling.errors import DataError
-from scaling.laws.forms import ChinchillaLaw
-from scaling.laws.study import FitOptions, fit_study
-from scaling.tables import load_points
+from scaling.analysis.laws.forms import ChinchillaLaw
+from scaling.analysis.laws.study import FitOptions, fit_study
+from scaling.analysis.tables import load_points
 
 TRUTH = ChinchillaLaw(E=1.7, A=400.0, B=1500.0, alpha=0.34, beta=0.28)
 
@@ -68,7 +68,7 @@ def test_seed_resampling_widens_the_interval_only_when_seeds_disagree(tmp_path):
 
 
 def test_loss_figure_draws_the_seed_spread(tmp_path):
-    from scaling import plots
+    from scaling.analysis import plots
 
     study = _study(0.03, tmp_path)
     plot = plots.loss_vs_n(study)

@@ -12,7 +12,7 @@ import pytest
 from scaling import runs
 from scaling.cli import main as cli_main
 from scaling.errors import ConfigError
-from scaling.sweep import grid_overrides, plan
+from scaling.experiment.sweep import grid_overrides, plan
 
 TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
         "train.batch_size=8", "data.val_tokens=256", "train.threads=1", "train.precision=fp32",
@@ -137,8 +137,8 @@ def test_a_sweep_whose_data_cannot_be_fitted_warns_and_keeps_runs_csv(tmp_path, 
 
 
 def test_launcher_threads_share_the_cores_between_parallel_runs():
-    from scaling.config import compose
-    from scaling.sweep import launcher_threads
+    from scaling.experiment.config import compose
+    from scaling.experiment.sweep import launcher_threads
 
     def launcher(*overrides):
         return compose(list(overrides), return_hydra_config=True).hydra.launcher
@@ -160,7 +160,7 @@ def test_launcher_threads_share_the_cores_between_parallel_runs():
 
 def test_a_sweep_over_architectures_is_reported_one_family_at_a_time(tmp_path):
     """Three objectives are three losses: the sweep's report fits each arch on its own."""
-    from scaling.sweep import report_group
+    from scaling.experiment.sweep import report_group
 
     folder = tmp_path / "arch"
     runs.atomic_write_text(folder / runs.RUNS_CSV, "run_id,arch,status\nr0,decoder,ok\nr1,encoder,ok\n")

@@ -1,4 +1,4 @@
-"""scaling.tables: column mapping, derivation, validation messages, sweep folders and curves."""
+"""scaling.analysis.tables: column mapping, derivation, validation messages, sweep folders and curves."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from scaling.errors import DataError, FitWarning
-from scaling.tables import load_points
+from scaling.analysis.tables import load_points
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 

@@ -1,4 +1,4 @@
-"""Task probes (scaling/tasks.py, scaling/data/tasks.py): each scorer is right where the answer
+"""Task probes (scaling/experiment/tasks.py, scaling/experiment/data/tasks.py): each scorer is right where the answer
 is known: the exact distribution scores 100% (or the Bayes optimum), a uniform guesser scores
 chance, a model that reads the answer from its input scores ~100%."""
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from scaling import tasks
-from scaling.data import tasks as data_tasks
-from scaling.data.synthetic import Language, SyntheticConfig
-from scaling.data.tasks import TaskSpec
+from scaling.experiment import tasks
+from scaling.experiment.data import tasks as data_tasks
+from scaling.experiment.data.synthetic import Language, SyntheticConfig
+from scaling.experiment.data.tasks import TaskSpec
 from scaling.errors import DataError
-from scaling.models import ModelShape
+from scaling.experiment.models import ModelShape
 
 SPEC = TaskSpec(topic_train=192, topic_test=128, cloze_items=12, gen_rows=32, s2s_train=32,
                 s2s_test=32)

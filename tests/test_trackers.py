@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from scaling import runs
-from scaling.config import compose
+from scaling.experiment.config import compose
 from scaling.errors import ConfigError
-from scaling.train import train_run
+from scaling.experiment.train import train_run
 
 TINY = [
     "model.size=null",
@@ -81,7 +81,7 @@ def test_unknown_logger_stops_before_training(tmp_path):
 def test_every_ensemble_member_is_mirrored_like_a_separate_run(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from scaling.ensemble import train_ensemble
+    from scaling.experiment.ensemble import train_ensemble
 
     root = tmp_path / "runs"
     cfgs = [compose([f"runs_dir={root}", *TINY, "logger=tensorboard", f"train.seed={s}"])

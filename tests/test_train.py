@@ -10,9 +10,9 @@ import torch
 
 from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.config import TrainConfig, compose, resolve_run
-from scaling.schedule import eval_steps, lr_at
-from scaling.train import train_run
+from scaling.experiment.config import TrainConfig, compose, resolve_run
+from scaling.experiment.schedule import eval_steps, lr_at
+from scaling.experiment.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 1-layer d_model=16 model: well under a second per run
 TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
@@ -149,7 +149,7 @@ def test_scaling_train_cli_trains_then_skips(tmp_path, capsys):
 def test_auto_attention_and_precision_pick_the_fast_pair_per_device(monkeypatch):
     """bf16 autocast goes with explicit matmul attention on a CPU (fused SDPA is slower in bf16
     there), fp32 keeps SDPA, CUDA keeps SDPA; an explicit choice is never overridden."""
-    from scaling import hardware
+    from scaling.experiment import hardware
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert hardware.pick_attention("auto", "bf16", cpu) == "matmul"

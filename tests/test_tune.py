@@ -10,9 +10,11 @@ import math
 import numpy as np
 import pytest
 
-from scaling import runs, tune, tunecli
+from scaling import runs
+
+from scaling.analysis import tune, tunecli
 from scaling.cli import main as cli_main
-from scaling.config import compose, resolve_run
+from scaling.experiment.config import compose, resolve_run
 from scaling.errors import ConfigError, FitError
 
 COEF, EXPONENT = 5e-3, -0.35  # the planted lr*(N) = COEF * (N / 1e5)^EXPONENT

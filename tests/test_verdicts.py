@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from test_laws_study import _frame
 
-from scaling.laws import intervals as iv
-from scaling.laws.compare import AllocationRow, agreement, row_verdict, verdict
-from scaling.laws.study import FitOptions, fit_study
+from scaling.analysis.laws import intervals as iv
+from scaling.analysis.laws.compare import AllocationRow, agreement, row_verdict, verdict
+from scaling.analysis.laws.study import FitOptions, fit_study
 
 
 def row(a, lo, hi, status="converged", name="approach2"):

@@ -13,7 +13,7 @@ STEP_S = float(os.environ.get("SCALING_TEST_STEP_S") or 0)
 if STEP_S:
     import torch
 
-    from scaling import train
+    from scaling.experiment import train
 
     _get = train.Batches.get  # every step of a run or an ensemble asks for its batch here
 

@@ -1,0 +1,116 @@
+"""How a run uses the machine: device, autocast precision, attention kernel, intra-op threads (from
+the cores idle now, read in /proc/stat) and whether to torch.compile; docs/performance.md has the
+measurements behind every default."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import torch
+
+from scaling.experiment.config import RunSpec
+from scaling.experiment.models import forward_flops_per_token
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)  # resolve_run has checked that CUDA exists when asked for
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX tiles: the CPU computes bf16 matmuls natively."""
+    cpu = torch.cpu
+    return any(
+        bool(getattr(cpu, probe, lambda: False)())
+        for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
+def pick_attention(attention: str, precision: str, device: torch.device) -> str:
+    """The attention kernel: "auto" is explicit matmuls where bf16 autocast runs on a CPU (the
+    fused SDPA kernel is slower in bf16 there than in fp32), else torch's fused SDPA."""
+    if attention != "auto":
+        return attention
+    bf16 = str(precision).lower() == "bf16" or (
+        str(precision).lower() == "auto" and cpu_has_native_bf16()
+    )
+    return "matmul" if device.type == "cpu" and bf16 else "sdpa"
+
+
+def pick_dtype(precision: str, device: torch.device, attention: str = "matmul") -> torch.dtype:
+    """Autocast dtype: bf16 or fp32 (master weights and optimiser state stay fp32 either way).
+    "auto" is bf16 on CUDA GPUs that support it, and on CPUs with native bf16 unless attention
+    runs through SDPA, whose CPU kernel is slower in bf16 than in fp32."""
+    precision = precision.lower()
+    if precision == "auto":
+        if device.type == "cuda":
+            native = torch.cuda.is_bf16_supported()
+        else:
+            native = cpu_has_native_bf16() and attention != "sdpa"
+        precision = "bf16" if native else "fp32"
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# torch's default at import: the launcher's share of the cores (OMP_NUM_THREADS)
+TORCH_THREADS = torch.get_num_threads()
+
+
+def idle_cores(window_s: float = 0.1) -> float:
+    """Cores left idle by every process over the next `window_s` seconds (Linux /proc/stat);
+    infinity where that cannot be read."""
+
+    def sample() -> tuple[int, int, int]:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+        # user nice system idle iowait irq softirq steal
+        ticks = [int(v) for v in lines[0].split()[1:9]]
+        n_cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        return sum(ticks), ticks[3] + ticks[4], n_cpus
+
+    try:
+        total0, idle0, n_cpus = sample()
+        time.sleep(window_s)
+        total1, idle1, _ = sample()
+    except (OSError, ValueError, IndexError):
+        return math.inf
+    return n_cpus * (idle1 - idle0) / max(1, total1 - total0)
+
+
+def pick_threads(threads: int) -> int:
+    """Intra-op threads: `threads` if set; 0 (auto) is torch's default, which already fits the
+    launcher (joblib/loky, SLURM and users set OMP_NUM_THREADS), capped by the cores that are idle
+    now: an OpenMP thread that shares its core with another process stalls all the others
+    (docs/performance.md). A core counts as idle when it is >= 80% idle."""
+    if threads:
+        return threads
+    return max(1, min(TORCH_THREADS, int(idle_cores() + 0.2)))
+
+
+COMPILE_MIN_STEPS = 1000  # CUDA: "auto" compiles runs of at least this many steps
+# CPU: "auto" compiles runs whose eager estimate exceeds this (a cold compile takes 20-90 s and
+# gains 1.02-1.14x: docs/performance.md)
+COMPILE_AFTER_S = 300
+CPU_FLOPS_PER_THREAD = 1.0e11  # training matmul FLOP/s of one CPU thread in eager bf16
+
+
+def pick_compile(choice: str, device: torch.device, spec: RunSpec, threads: int) -> bool:
+    """torch.compile or not. "auto": on CUDA for runs of >= COMPILE_MIN_STEPS steps; on a CPU
+    when the run's estimated eager time (training matmul FLOPs / CPU_FLOPS_PER_THREAD per thread)
+    exceeds COMPILE_AFTER_S, so that the faster steps repay the compile. Pure function of the
+    config, so a rerun makes the same choice."""
+    choice = str(choice).lower()
+    if choice != "auto":
+        return choice == "true"
+    if device.type == "cuda":
+        return spec.steps >= COMPILE_MIN_STEPS
+    flops = 3 * forward_flops_per_token(spec.shape) * spec.D
+    return flops / (CPU_FLOPS_PER_THREAD * threads) >= COMPILE_AFTER_S
