@@ -33,15 +33,23 @@ def speed(ctx: int) -> None:
         start = time.perf_counter()
         src = build_source(DataConfig(name=name), ctx)
         built = time.perf_counter() - start
-        floor = f", entropy_floor={src.entropy_floor:.4f} nats/token" if src.entropy_floor is not None else ""
+        floor = (
+            f", entropy_floor={src.entropy_floor:.4f} nats/token"
+            if src.entropy_floor is not None
+            else ""
+        )
         print(f"{name:9s} build_source: {built:.2f} s (val {tuple(src.val_batch().shape)}{floor})")
         for batch in (32, 256):
-            print(f"{name:9s} train_batch {batch:3d} x {ctx}: {_rate(src, batch, ctx) / 1e6:6.1f} M tokens/s")
+            print(
+                f"{name:9s} train_batch {batch:3d} x {ctx}: {_rate(src, batch, ctx) / 1e6:6.1f} M tokens/s"
+            )
     src = build_source(DataConfig(), ctx)
     rows = src.val_batch()
     start = time.perf_counter()
     src.true_log_probs(rows)
-    print(f"synthetic true_log_probs: {rows.numel() / (time.perf_counter() - start) / 1e6:.2f} M tokens/s")
+    print(
+        f"synthetic true_log_probs: {rows.numel() / (time.perf_counter() - start) / 1e6:.2f} M tokens/s"
+    )
 
 
 def ladder(ctx: int, val_tokens: int) -> None:
@@ -50,7 +58,12 @@ def ladder(ctx: int, val_tokens: int) -> None:
     spec = SyntheticConfig()
     val = build_source(DataConfig(val_tokens=val_tokens), ctx).val_batch().numpy()
     full = np.array([spec.w_unigram, spec.w_topic, spec.w_bigram, spec.w_cache])
-    labels = ["lexicon + Zipf unigram", "+ topic inference", "+ word bigram", "+ cache (the true model)"]
+    labels = [
+        "lexicon + Zipf unigram",
+        "+ topic inference",
+        "+ word bigram",
+        "+ cache (the true model)",
+    ]
     floor = -Corpus(spec).walk(val).mean()
     print("\n## exact predictors that know part of the structure (nats/token on val)")
     print("| predictor knows | loss | gap to E* |\n| --- | --- | --- |")
@@ -58,7 +71,9 @@ def ladder(ctx: int, val_tokens: int) -> None:
         w = np.where(np.arange(4) < k, full, 0.0)  # the same lexicon, the first k components only
         w /= w.sum()
         names = ("w_unigram", "w_topic", "w_bigram", "w_cache")
-        loss = -Corpus(dataclasses.replace(spec, **dict(zip(names, map(float, w))))).walk(val).mean()
+        loss = (
+            -Corpus(dataclasses.replace(spec, **dict(zip(names, map(float, w))))).walk(val).mean()
+        )
         print(f"| {label} | {loss:.4f} | {loss - floor:.4f} |")
 
 
@@ -72,7 +87,9 @@ def ngrams(ctx: int, val_tokens: int, token_counts: list[float], orders: list[in
     print("| --- " * (len(orders) + 1) + "|")
     for tokens in token_counts:
         rows = int(tokens // ctx)
-        train = np.concatenate([src.train_batch(i, 1024, 0).numpy() for i in range(-(-rows // 1024))])[:rows]
+        train = np.concatenate(
+            [src.train_batch(i, 1024, 0).numpy() for i in range(-(-rows // 1024))]
+        )[:rows]
         model = NGram(train, max(orders))
         losses = [-model.log_probs(val, o).mean() for o in orders]
         print(f"| {tokens / 1e6:g}M | " + " | ".join(f"{x:.3f}" for x in losses) + " |", flush=True)

@@ -53,8 +53,12 @@ class Single:
 
     def state_bytes(self) -> int:
         opt = self.engine.optimizer
-        return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values()
-                   if torch.is_tensor(v))
+        return sum(
+            v.numel() * v.element_size()
+            for s in opt.state.values()
+            for v in s.values()
+            if torch.is_tensor(v)
+        )
 
 
 class Together:
@@ -62,12 +66,15 @@ class Together:
 
     def __init__(self, specs, source, compile_: str | None = None):
         if compile_ is not None:  # the ensembles' own train.compile (--ensemble-compile)
-            specs = [dataclasses.replace(s, train=dataclasses.replace(s.train, compile=compile_))
-                     for s in specs]
+            specs = [
+                dataclasses.replace(s, train=dataclasses.replace(s.train, compile=compile_))
+                for s in specs
+            ]
         self.specs, self.engine, self.K = specs, build_ensemble(specs), len(specs)
         seeds = [s.train.seed for s in specs]
-        self.batches = StackedBatches(source, specs[0].train.batch_size, seeds,
-                                      self.engine.device, 0, specs[0].steps)
+        self.batches = StackedBatches(
+            source, specs[0].train.batch_size, seeds, self.engine.device, 0, specs[0].steps
+        )
         self.active = torch.ones(self.K, dtype=torch.bool, device=self.engine.device)
 
     def step(self, step: int) -> torch.Tensor:
@@ -171,9 +178,9 @@ def vmap_check(size: str, k: int, args, root: str, blocks: int = 5) -> tuple[flo
     vmap(functional_call) over stack_module_state (the same weights, rows and autocast)."""
     from torch.func import functional_call, stack_module_state, vmap
 
+    from scaling.experiment.hardware import autocast
     from scaling.experiment.models import Transformer
     from scaling.experiment.models.stacked import StackedTransformer
-    from scaling.experiment.hardware import autocast
 
     specs = specs_for(size, k, root, args.override)
     engine = build_ensemble(specs)
@@ -187,9 +194,13 @@ def vmap_check(size: str, k: int, args, root: str, blocks: int = 5) -> tuple[flo
         return F.cross_entropy(logits.flatten(0, 1), tgt.flatten())
 
     rows = torch.randint(0, shape.vocab_size, (k, specs[0].train.batch_size, shape.ctx + 1))
-    loops = {"stacked": (lambda: member_losses(stacked, rows), list(stacked.parameters())),
-             "vmap": (lambda: vmap(one)(params, buffers, rows[..., :-1], rows[..., 1:]),
-                      list(params.values()))}
+    loops = {
+        "stacked": (lambda: member_losses(stacked, rows), list(stacked.parameters())),
+        "vmap": (
+            lambda: vmap(one)(params, buffers, rows[..., :-1], rows[..., 1:]),
+            list(params.values()),
+        ),
+    }
     speed: dict[str, list[float]] = {name: [] for name in loops}
     for block in range(blocks + 1):  # the first block warms up
         for name, (losses, weights) in loops.items():
@@ -209,51 +220,77 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["s1", "s2", "s3", "s4", "s6"])
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 2, 4, 8, 16])
-    parser.add_argument("--steps", type=int, default=8,
-                        help="timed steps per block (K > 4: steps // K, >= 1)")
+    parser.add_argument(
+        "--steps", type=int, default=8, help="timed steps per block (K > 4: steps // K, >= 1)"
+    )
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--override", nargs="*", default=[],
-                        help="trainer overrides, e.g. train.precision=fp32")
-    parser.add_argument("--ensemble-compile", choices=["auto", "true", "false"],
-                        help="train.compile of the ensembles only (separate runs: the trainer's)")
+    parser.add_argument(
+        "--override", nargs="*", default=[], help="trainer overrides, e.g. train.precision=fp32"
+    )
+    parser.add_argument(
+        "--ensemble-compile",
+        choices=["auto", "true", "false"],
+        help="train.compile of the ensembles only (separate runs: the trainer's)",
+    )
     parser.add_argument("--no-equivalence", action="store_true")
-    parser.add_argument("--vmap", action="store_true",
-                        help="only compare the stacked model with torch.func's vmap (K = 4)")
+    parser.add_argument(
+        "--vmap",
+        action="store_true",
+        help="only compare the stacked model with torch.func's vmap (K = 4)",
+    )
     args = parser.parse_args()
-    args.override = ["train.batch_size=16", "model.ctx=128", "train.compile=false",
-                     "train.tokens=2e6",
-                     f"train.threads={args.threads}", *args.override]
+    args.override = [
+        "train.batch_size=16",
+        "model.ctx=128",
+        "train.compile=false",
+        "train.tokens=2e6",
+        f"train.threads={args.threads}",
+        *args.override,
+    ]
     peaks = {d: matmul_peak(d, args.threads) for d in (torch.float32, torch.bfloat16)}
-    print(f"matmul peak on {args.threads} thread(s): fp32 {peaks[torch.float32]:.0f} GFLOP/s, "
-          f"bf16 {peaks[torch.bfloat16]:.0f} GFLOP/s")
+    print(
+        f"matmul peak on {args.threads} thread(s): fp32 {peaks[torch.float32]:.0f} GFLOP/s, "
+        f"bf16 {peaks[torch.bfloat16]:.0f} GFLOP/s"
+    )
     with tempfile.TemporaryDirectory() as root:
         if args.vmap:
             for size in args.sizes:
                 ours, theirs = vmap_check(size, 4, args, root)
-                print(f"{size}, K=4, forward+backward: stacked {ours:,.0f} tokens/s, vmap "
-                      f"{theirs:,.0f} tokens/s ({ours / theirs:.2f}x)", flush=True)
+                print(
+                    f"{size}, K=4, forward+backward: stacked {ours:,.0f} tokens/s, vmap "
+                    f"{theirs:,.0f} tokens/s ({ours / theirs:.2f}x)",
+                    flush=True,
+                )
             return
         if not args.no_equivalence:
             for precision in ("fp32", "bf16"):
                 eq = equivalence(args, root, precision)
-                print(f"equivalence ({precision}, s2, 3 members, 20 steps): members vs separate "
-                      f"runs max rel gap {eq['gap']:.2e}; separate {precision} vs fp32 "
-                      f"{eq['band']:.2e}", flush=True)
-        print("\n| size | N | K | tokens/s (min-max) | vs K separate | MFU bf16 | MFU fp32 "
-              "| peak MiB |")
+                print(
+                    f"equivalence ({precision}, s2, 3 members, 20 steps): members vs separate "
+                    f"runs max rel gap {eq['gap']:.2e}; separate {precision} vs fp32 "
+                    f"{eq['band']:.2e}",
+                    flush=True,
+                )
+        print(
+            "\n| size | N | K | tokens/s (min-max) | vs K separate | MFU bf16 | MFU fp32 "
+            "| peak MiB |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for size in args.sizes:
             for row in measure(size, args, root):
                 flops = 6 * row["N"] * row["tok_s"] / 1e9
                 k = "separate" if row["K"] == 0 else row["K"]
                 lo, hi = row["range"]
-                print(f"| {size} | {row['N']:,} | {k} | {row['tok_s']:,.0f} "
-                      f"({lo:,.0f}-{hi:,.0f}) | "
-                      f"{row['vs_separate']:.2f}x | "
-                      f"{flops / peaks[torch.bfloat16]:.0%} | {flops / peaks[torch.float32]:.0%} | "
-                      f"{row['mib']:,.0f} |", flush=True)
+                print(
+                    f"| {size} | {row['N']:,} | {k} | {row['tok_s']:,.0f} "
+                    f"({lo:,.0f}-{hi:,.0f}) | "
+                    f"{row['vs_separate']:.2f}x | "
+                    f"{flops / peaks[torch.bfloat16]:.0%} | {flops / peaks[torch.float32]:.0%} | "
+                    f"{row['mib']:,.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

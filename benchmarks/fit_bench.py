@@ -32,23 +32,51 @@ from scaling.analysis.tables import load_points
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"
 REF = SHARED / "epoch_chinchilla_svg_extracted_data.csv"
-PORIAN = ("--c", "flops", "--group", "label",
-          "--query", "source_file == 'summary_df' and dataset == 'rw'")
+PORIAN = (
+    "--c",
+    "flops",
+    "--group",
+    "label",
+    "--query",
+    "source_file == 'summary_df' and dataset == 'rw'",
+)
 
 
 def process_cases(quick: str | None) -> list[tuple[str, list[str]]]:
     """(label, `scaling` arguments) of every timed command; OUT stands for a fresh report folder."""
     epoch, porian = str(REF), str(SHARED / "porian2024_isoflop_points.csv")
-    cases = [(f"fit Epoch --bootstrap {b}", ["fit", epoch, "--bootstrap", str(b)])
-             for b in (0, 200, 1000)]
-    cases += [("report Epoch (committed: --method grid --bootstrap 1000)",
-               ["report", epoch, "--drop-top-loss", "5", "--method", "grid", "--bootstrap", "1000",
-                "--out", "OUT"]),
-              ("report Porian (committed: 5 groups, --bootstrap 200)",
-               ["report", porian, *PORIAN, "--bootstrap", "200", "--out", "OUT"])]
+    cases = [
+        (f"fit Epoch --bootstrap {b}", ["fit", epoch, "--bootstrap", str(b)])
+        for b in (0, 200, 1000)
+    ]
+    cases += [
+        (
+            "report Epoch (committed: --method grid --bootstrap 1000)",
+            [
+                "report",
+                epoch,
+                "--drop-top-loss",
+                "5",
+                "--method",
+                "grid",
+                "--bootstrap",
+                "1000",
+                "--out",
+                "OUT",
+            ],
+        ),
+        (
+            "report Porian (committed: 5 groups, --bootstrap 200)",
+            ["report", porian, *PORIAN, "--bootstrap", "200", "--out", "OUT"],
+        ),
+    ]
     if quick:
-        cases.append((f"report quick sweep ({Path(quick).name}, --bootstrap 200)",
-                      ["report", str(Path(quick).resolve()), "--bootstrap", "200", "--out", "OUT"]))
+        cases.append(
+            (
+                f"report quick sweep ({Path(quick).name}, --bootstrap 200)",
+                ["report", str(Path(quick).resolve()), "--bootstrap", "200", "--out", "OUT"],
+            )
+        )
     return cases
 
 
@@ -60,8 +88,14 @@ def time_process(code: Path, args: list[str]) -> tuple[float, float]:
         env = dict(os.environ, PYTHONPATH=str(code))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "scaling.cli", *argv], cwd=code, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "scaling.cli", *argv],
+            cwd=code,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         dt = time.perf_counter() - t
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
@@ -70,12 +104,15 @@ def time_process(code: Path, args: list[str]) -> tuple[float, float]:
     return dt, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def processes(runs: int, quick: str | None, baseline: str | None, baseline_runs: int,
-              only: str | None) -> None:
+def processes(
+    runs: int, quick: str | None, baseline: str | None, baseline_runs: int, only: str | None
+) -> None:
     """Median wall time of whole processes, this checkout against an optional baseline checkout
     (its first `baseline_runs` runs interleaved with this checkout's)."""
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; median of {runs} runs"
-          + (f" ({baseline_runs} of the baseline)" if baseline else ""))
+    print(
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; median of {runs} runs"
+        + (f" ({baseline_runs} of the baseline)" if baseline else "")
+    )
     head = "| command | wall (s) | CPU (s) |"
     if baseline:
         head += " baseline wall (s) | baseline CPU (s) | CPU ratio |"
@@ -122,20 +159,30 @@ def main() -> None:
         fit = fit_chinchilla(*logs, method=method)
         dt = time.perf_counter() - t
         results[method] = fit
-        print(f"{method:>5}: {dt:7.3f} s  objective {fit.objective:.10e}  status {fit.status.value}  {fit.law!r}")
+        print(
+            f"{method:>5}: {dt:7.3f} s  objective {fit.objective:.10e}  status {fit.status.value}  {fit.law!r}"
+        )
     t = time.perf_counter()
-    theta, ok = bootstrap_chinchilla(df, results["fast"].law.theta, n_boot=args.boot, seed=0, n_jobs=args.jobs)
+    theta, ok = bootstrap_chinchilla(
+        df, results["fast"].law.theta, n_boot=args.boot, seed=0, n_jobs=args.jobs
+    )
     dt = time.perf_counter() - t
     se = np.std(theta[ok], axis=0, ddof=1)
-    print(f"bootstrap {args.boot} resamples, {args.jobs} job(s): {dt:7.3f} s  converged {ok.mean():.1%}  "
-          f"SE alpha {se[3]:.4f} beta {se[4]:.4f} (Epoch, 4000 resamples: 0.0154, 0.021)")
-    if args.loop:  # what the screening saves: one tight L-BFGS-B polish per start, for all 4500 starts
+    print(
+        f"bootstrap {args.boot} resamples, {args.jobs} job(s): {dt:7.3f} s  converged {ok.mean():.1%}  "
+        f"SE alpha {se[3]:.4f} beta {se[4]:.4f} (Epoch, 4000 resamples: 0.0154, 0.021)"
+    )
+    if (
+        args.loop
+    ):  # what the screening saves: one tight L-BFGS-B polish per start, for all 4500 starts
         grid = hoffmann_grid()[::45]
         t = time.perf_counter()
         for x0 in grid:
             polish_chinchilla(x0, *logs)
         dt = time.perf_counter() - t
-        print(f"plain loop over {len(grid)} grid starts: {dt:.2f} s -> all 4500 ~ {dt * 4500 / len(grid):.0f} s")
+        print(
+            f"plain loop over {len(grid)} grid starts: {dt:.2f} s -> all 4500 ~ {dt * 4500 / len(grid):.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -60,13 +60,23 @@ def sync(device: torch.device) -> None:
 def measure(shape: tuple[int, int], args: argparse.Namespace, root: str) -> dict:
     n_layers, d_model = shape
     steps = args.warmup + args.steps
-    cfg = compose([f"runs_dir={root}", "sweep.name=gpu-bench", "model.size=null",
-                   f"model.n_layers={n_layers}", f"model.d_model={d_model}",
-                   f"model.n_heads={max(1, d_model // 64)}", f"model.ctx={args.ctx}",
-                   f"train.batch_size={args.batch}",
-                   f"train.tokens={steps * args.batch * args.ctx}",
-                   f"train.device={args.device}", f"train.precision={args.precision}",
-                   f"train.compile={args.compile}", f"data.val_tokens={args.ctx * 8}"])
+    cfg = compose(
+        [
+            f"runs_dir={root}",
+            "sweep.name=gpu-bench",
+            "model.size=null",
+            f"model.n_layers={n_layers}",
+            f"model.d_model={d_model}",
+            f"model.n_heads={max(1, d_model // 64)}",
+            f"model.ctx={args.ctx}",
+            f"train.batch_size={args.batch}",
+            f"train.tokens={steps * args.batch * args.ctx}",
+            f"train.device={args.device}",
+            f"train.precision={args.precision}",
+            f"train.compile={args.compile}",
+            f"data.val_tokens={args.ctx * 8}",
+        ]
+    )
     spec = resolve_run(cfg)
     engine = build_engine(spec)
     batches = engine.batches(token_source(spec.data, spec.shape.ctx), 0)
@@ -82,24 +92,33 @@ def measure(shape: tuple[int, int], args: argparse.Namespace, root: str) -> dict
     finally:
         batches.close()
     tok_s = args.steps * args.batch * args.ctx / elapsed
-    return {"shape": f"({n_layers}, {d_model})", "N": spec.counts.N, "tok_s": tok_s, "loss": loss,
-            "flops_per_token": 3 * forward_flops_per_token(spec.shape), "engine": engine}
+    return {
+        "shape": f"({n_layers}, {d_model})",
+        "N": spec.counts.N,
+        "tok_s": tok_s,
+        "loss": loss,
+        "flops_per_token": 3 * forward_flops_per_token(spec.shape),
+        "engine": engine,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shapes", default="12x768",
-                    help="n_layers x d_model, comma separated (head dim 64)")
+    ap.add_argument(
+        "--shapes", default="12x768", help="n_layers x d_model, comma separated (head dim 64)"
+    )
     ap.add_argument("--ctx", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per shape")
-    ap.add_argument("--warmup", type=int, default=5,
-                    help="untimed steps first (compiling happens here)")
+    ap.add_argument(
+        "--warmup", type=int, default=5, help="untimed steps first (compiling happens here)"
+    )
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--compile", default="true")
-    ap.add_argument("--peak-n", type=int, default=8192,
-                    help="matmul size of the measured bf16 peak")
+    ap.add_argument(
+        "--peak-n", type=int, default=8192, help="matmul size of the measured bf16 peak"
+    )
     args = ap.parse_args()
     device = torch.device(args.device)
     name, sheet = datasheet_peak(device)
@@ -107,12 +126,18 @@ def main() -> None:
     sheet_text = "no datasheet figure"
     if sheet:
         sheet_text = f"datasheet dense bf16 {sheet / 1e12:.0f} TFLOP/s"
-    print(f"torch {torch.__version__} on {name}: measured bf16 matmul peak "
-          f"{peak / 1e12:.1f} TFLOP/s, {sheet_text}")
-    print(f"\nbatch {args.batch} x ctx {args.ctx}, {args.steps} timed steps after "
-          f"{args.warmup} warm-up steps\n")
-    print("| n_layers, d_model | N | engine | tokens/s | MFU (measured peak) | MFU (datasheet) "
-          "| loss |")
+    print(
+        f"torch {torch.__version__} on {name}: measured bf16 matmul peak "
+        f"{peak / 1e12:.1f} TFLOP/s, {sheet_text}"
+    )
+    print(
+        f"\nbatch {args.batch} x ctx {args.ctx}, {args.steps} timed steps after "
+        f"{args.warmup} warm-up steps\n"
+    )
+    print(
+        "| n_layers, d_model | N | engine | tokens/s | MFU (measured peak) | MFU (datasheet) "
+        "| loss |"
+    )
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as root:
         for text in args.shapes.split(","):
@@ -122,8 +147,11 @@ def main() -> None:
             what = f"{str(e.dtype).replace('torch.', '')} {e.attention}"
             what += " compiled" if e.compiled else ""
             mfu_sheet = f"{flops / sheet:.1%}" if sheet else "-"
-            print(f"| {r['shape']} | {r['N'] / 1e6:.1f}M | {what} | {r['tok_s']:,.0f} | "
-                  f"{flops / peak:.1%} | {mfu_sheet} | {r['loss']:.3f} |", flush=True)
+            print(
+                f"| {r['shape']} | {r['N'] / 1e6:.1f}M | {what} | {r['tok_s']:,.0f} | "
+                f"{flops / peak:.1%} | {mfu_sheet} | {r['loss']:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -9,21 +9,61 @@ import sys
 # subcommand -> ("module", "function", one-line help). Each function takes argv (list[str])
 # and returns an exit code. Modules are imported lazily so `scaling fit` never imports torch.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("scaling.experiment.traincli", "main", "train one run (Hydra overrides, e.g. model.size=s2 train.tokens=2e6)"),
-    "sweep": ("scaling.workflows", "sweep", "train a grid of runs (Hydra multirun), then fit and report"),
-    "fit": ("scaling.analysis.fitcli", "main", "fit Kaplan and Chinchilla laws to run folders or any CSV/parquet/JSONL table"),
-    "plot": ("scaling.analysis.plotcli", "main_plot", "write the comparison figures for run folders or tables"),
-    "report": ("scaling.analysis.plotcli", "main_report", "fit, plot and write report.md + fits.json"),
-    "emergence": ("scaling.analysis.emergence", "main", "probe scores against N, D and C: which abilities look emergent"),
-    "tasks": ("scaling.workflows", "tasks", "task probes of kept checkpoints: which family suits which task"),
-    "reproduce": ("scaling.analysis.reproduce", "main", "rerun a report's recorded command; check its inputs and numbers"),
-    "tune": ("scaling.analysis.tunecli", "main", "best lr per size of an lr sweep, lr*(N) for lr=auto"),
+    "train": (
+        "scaling.experiment.traincli",
+        "main",
+        "train one run (Hydra overrides, e.g. model.size=s2 train.tokens=2e6)",
+    ),
+    "sweep": (
+        "scaling.workflows",
+        "sweep",
+        "train a grid of runs (Hydra multirun), then fit and report",
+    ),
+    "fit": (
+        "scaling.analysis.fitcli",
+        "main",
+        "fit Kaplan and Chinchilla laws to run folders or any CSV/parquet/JSONL table",
+    ),
+    "plot": (
+        "scaling.analysis.plotcli",
+        "main_plot",
+        "write the comparison figures for run folders or tables",
+    ),
+    "report": (
+        "scaling.analysis.plotcli",
+        "main_report",
+        "fit, plot and write report.md + fits.json",
+    ),
+    "emergence": (
+        "scaling.analysis.emergence",
+        "main",
+        "probe scores against N, D and C: which abilities look emergent",
+    ),
+    "tasks": (
+        "scaling.workflows",
+        "tasks",
+        "task probes of kept checkpoints: which family suits which task",
+    ),
+    "reproduce": (
+        "scaling.analysis.reproduce",
+        "main",
+        "rerun a report's recorded command; check its inputs and numbers",
+    ),
+    "tune": (
+        "scaling.analysis.tunecli",
+        "main",
+        "best lr per size of an lr sweep, lr*(N) for lr=auto",
+    ),
 }
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: scaling <command> [args...]   (scaling <command> --help for more)", "", "commands:"]
+    lines = [
+        "usage: scaling <command> [args...]   (scaling <command> --help for more)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -35,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"scaling: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(
+            f"scaling: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     module_name, func_name, _ = COMMANDS[name]
     from scaling.errors import ScalingError

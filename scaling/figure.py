@@ -29,8 +29,11 @@ class Plot:
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=dpi)
         # a 128-colour palette keeps every line and label and makes the file ~3x smaller (committed reports)
-        img = Image.open(buf).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT,
-                                                       dither=Image.Dither.NONE)
+        img = (
+            Image.open(buf)
+            .convert("RGB")
+            .quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        )
         img.save(png, optimize=True)
         paths = [png]
         if pdf:

@@ -17,8 +17,14 @@ def say(message: str) -> None:
 def sweep_bar(total_flops: float, n_runs: int, name: str) -> tqdm:
     """Runs done (k of n) and an ETA; progress is counted in training FLOPs, so the ETA weighs
     a big run more than a small one."""
-    bar = tqdm(total=total_flops, position=0, leave=True, disable=None, dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=total_flops,
+        position=0,
+        leave=True,
+        disable=None,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+    )
     bar.sweep_name, bar.n_runs, bar.runs_done = name, n_runs, 0
     bar.set_description_str(f"{name} 0/{n_runs} runs")
     return bar
@@ -33,5 +39,14 @@ def sweep_advance(bar: tqdm, flops: float) -> None:
 
 def run_bar(total_tokens: int, initial_tokens: int, desc: str) -> tqdm:
     """Tokens trained out of the run's budget D; the rate tqdm shows is tokens/s."""
-    return tqdm(total=total_tokens, initial=initial_tokens, desc=desc, unit="tok", unit_scale=True,
-                position=1, leave=False, disable=None, dynamic_ncols=True)
+    return tqdm(
+        total=total_tokens,
+        initial=initial_tokens,
+        desc=desc,
+        unit="tok",
+        unit_scale=True,
+        position=1,
+        leave=False,
+        disable=None,
+        dynamic_ncols=True,
+    )

@@ -18,9 +18,10 @@ import os
 import socket
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from scaling.errors import ConfigError, DataError
 
@@ -44,6 +45,7 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes files owner-only
+
 
 @dataclass
 class RunResult:
@@ -91,14 +93,20 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """result.json's object: every column, the optional fields that are set, the scores."""
         out = {name: getattr(self, name) for name in RUNS_CSV_COLUMNS}
-        out.update({f.name: getattr(self, f.name) for f in fields(self)
-                    if f.name not in out and f.name != "scores" and getattr(self, f.name) is not None})
+        out.update(
+            {
+                f.name: getattr(self, f.name)
+                for f in fields(self)
+                if f.name not in out and f.name != "scores" and getattr(self, f.name) is not None
+            }
+        )
         return {**out, **self.scores}
 
 
 # runs.csv columns, in order: RunResult's fields without a default
-RUNS_CSV_COLUMNS = [f.name for f in fields(RunResult)
-                    if f.default is MISSING and f.default_factory is MISSING]
+RUNS_CSV_COLUMNS = [
+    f.name for f in fields(RunResult) if f.default is MISSING and f.default_factory is MISSING
+]
 
 
 @dataclass
@@ -122,6 +130,7 @@ METRIC_KEYS = tuple(f.name for f in fields(MetricsRow))  # a metrics line's keys
 
 
 # ---------------------------------------------------------------- atomic writes
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
@@ -170,6 +179,7 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
 
 # ---------------------------------------------------------------- layout and ids
 
+
 def sweep_dir(runs_dir: str | os.PathLike, sweep: str) -> Path:
     return Path(runs_dir) / sweep
 
@@ -212,9 +222,14 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             if i < len(lines) - 1:
-                raise DataError(f"{file}: line {i + 1} is not valid JSON; fix or delete that line") from None
-            warnings.warn(f"{file}: last line is truncated (the run was cut while writing it); ignored it",
-                          RuntimeWarning, stacklevel=2)
+                raise DataError(
+                    f"{file}: line {i + 1} is not valid JSON; fix or delete that line"
+                ) from None
+            warnings.warn(
+                f"{file}: last line is truncated (the run was cut while writing it); ignored it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return rows
 
 
@@ -236,6 +251,7 @@ def load_results(sweep_path: str | os.PathLike) -> list[dict]:
 
 
 # ---------------------------------------------------------------- claims and locks
+
 
 class FileLock:
     """An exclusive, non-blocking (or blocking) lock on a file, held until `release()`.
@@ -259,8 +275,10 @@ class FileLock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as err:
-                raise ConfigError(f"cannot write to {self.path.parent} ({err.strerror}); "
-                                  "choose a writable folder (runs_dir=PATH) or fix its permissions") from None
+                raise ConfigError(
+                    f"cannot write to {self.path.parent} ({err.strerror}); "
+                    "choose a writable folder (runs_dir=PATH) or fix its permissions"
+                ) from None
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -269,9 +287,11 @@ class FileLock:
                     return False
                 except OSError as err:  # ENOLCK: e.g. Lustre mounted without flock
                     os.close(fd)
-                    raise ConfigError(f"{self.path.parent}: the filesystem refuses file locks ({err.strerror}); "
-                                      "put runs_dir on a filesystem with flock (local disk, NFSv4, "
-                                      "Lustre mounted with -o flock)") from None
+                    raise ConfigError(
+                        f"{self.path.parent}: the filesystem refuses file locks ({err.strerror}); "
+                        "put runs_dir on a filesystem with flock (local disk, NFSv4, "
+                        "Lustre mounted with -o flock)"
+                    ) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -298,7 +318,7 @@ class FileLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         self.acquire(blocking=True)
         return self
 
@@ -314,6 +334,7 @@ def claim(path: str | os.PathLike) -> FileLock | None:
 
 # ---------------------------------------------------------------- runs.csv
 
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
@@ -324,7 +345,14 @@ def _csv_value(value: Any) -> Any:
 
 def runs_table_text(results: list[dict]) -> str:
     """runs.csv text: contract columns first, then any extra result keys in sorted order."""
-    extra = sorted({k for r in results for k in r if k not in RUNS_CSV_COLUMNS and not isinstance(r[k], (dict, list))})
+    extra = sorted(
+        {
+            k
+            for r in results
+            for k in r
+            if k not in RUNS_CSV_COLUMNS and not isinstance(r[k], (dict, list))
+        }
+    )
     columns = RUNS_CSV_COLUMNS + extra
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")

@@ -20,8 +20,12 @@ STEPS = [
     ("4_tuned_lr", "+ tuned lr*(N) (train.lr=auto)"),
     ("5_warmup_beta2", "+ warmup over N tokens, beta2 0.99"),
 ]
-LAWS = [("approach1", "Approach 1"), ("approach2", "Approach 2"),
-        ("approach3", "Approach 3"), ("kaplan", "Kaplan law")]
+LAWS = [
+    ("approach1", "Approach 1"),
+    ("approach2", "Approach 2"),
+    ("approach3", "Approach 3"),
+    ("kaplan", "Kaplan law"),
+]
 
 
 def cell(fit: dict | None) -> tuple[str, float | None, list | None]:
@@ -35,9 +39,12 @@ def cell(fit: dict | None) -> tuple[str, float | None, list | None]:
 
 def main(out: Path) -> None:
     fits = {s: json.loads((out / f"{s}.json").read_text()) for s, _ in STEPS}
-    lines = ["# Porian et al.'s walk on our runs (a in N_opt ~ C^a, 95% interval)", "",
-             "| step | " + " | ".join(label for _, label in LAWS) + " |",
-             "| --- |" + " --- |" * len(LAWS)]
+    lines = [
+        "# Porian et al.'s walk on our runs (a in N_opt ~ C^a, 95% interval)",
+        "",
+        "| step | " + " | ".join(label for _, label in LAWS) + " |",
+        "| --- |" + " --- |" * len(LAWS),
+    ]
     fig, ax = plt.subplots(figsize=(8, 4))
     for i, (step, label) in enumerate(STEPS):
         cells = []
@@ -47,8 +54,16 @@ def main(out: Path) -> None:
             if a is not None:
                 x = i + (j - 1.5) * 0.15
                 err = [[a - ci[0]], [ci[1] - a]] if ci and None not in ci else None
-                ax.errorbar(x, a, yerr=err, fmt="o", color=f"C{j}", ms=4, capsize=2,
-                            label=name if i == 0 else None)
+                ax.errorbar(
+                    x,
+                    a,
+                    yerr=err,
+                    fmt="o",
+                    color=f"C{j}",
+                    ms=4,
+                    capsize=2,
+                    label=name if i == 0 else None,
+                )
         lines.append(f"| {i + 1}. {label} | " + " | ".join(cells) + " |")
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks(range(len(STEPS)), [f"{i + 1}" for i in range(len(STEPS))])
@@ -60,9 +75,13 @@ def main(out: Path) -> None:
     tmp = out / ".walk.png"
     fig.savefig(tmp, dpi=110, format="png")
     os.replace(tmp, out / "walk.png")
-    lines += ["", "Steps 1-2 refit runs/reference/kaplan (D >= 2.5e5); 3 and 5 are self-centring",
-              "IsoFLOP studies at 1e11-1e12 (runs/reference/walk/); 4 is the tuned study's first",
-              "four budgets, seed 0. Every fit with free E and 200 bootstrap resamples.", ""]
+    lines += [
+        "",
+        "Steps 1-2 refit runs/reference/kaplan (D >= 2.5e5); 3 and 5 are self-centring",
+        "IsoFLOP studies at 1e11-1e12 (runs/reference/walk/); 4 is the tuned study's first",
+        "four budgets, seed 0. Every fit with free E and 200 bootstrap resamples.",
+        "",
+    ]
     tmp = out / ".walk.md"
     tmp.write_text("\n".join(lines))
     os.replace(tmp, out / "walk.md")

@@ -19,7 +19,9 @@ class Cut(Exception):
 
 
 @pytest.fixture
-def cut_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], contextlib.AbstractContextManager]:
+def cut_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[int], contextlib.AbstractContextManager]:
     """`with cut_after(n): train_run(cfg)`: every run (or ensemble) trained inside the block dies
     after its n-th step, before asking for the next batch, keeping the checkpoints it wrote; the
     block asserts that a run was cut."""

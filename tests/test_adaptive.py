@@ -12,12 +12,11 @@ import re
 import numpy as np
 import pytest
 
-from scaling.experiment import adaptive
-
 from scaling import runs
 from scaling.cli import main as cli_main
-from scaling.experiment.config import compose, resolve_run
 from scaling.errors import ConfigError
+from scaling.experiment import adaptive
+from scaling.experiment.config import compose, resolve_run
 from scaling.experiment.models import param_counts
 
 # Chinchilla's fitted law (Hoffmann et al. 2022), whose compute-optimal N is known in closed form

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from scaling.analysis.archplots import loss_vs_compute
-from scaling.experiment.models.patterns import attention_patterns, combined_encoder_decoder
 from scaling.analysis.laws import FitOptions, fit_study
 from scaling.analysis.laws.forms import ChinchillaLaw
 from scaling.analysis.laws.groups import comparison_statements
@@ -28,13 +27,16 @@ from scaling.experiment.losses import (
     train_loss,
 )
 from scaling.experiment.models import ModelShape, Transformer
+from scaling.experiment.models.patterns import attention_patterns, combined_encoder_decoder
 
 CTX = 32  # encoder-decoder: 5 noise tokens in 2 spans, encoder reads 29 positions, decoder writes 7
 ATOL = 1e-6  # "unchanged"; a real dependence moves logits by far more than this
 
 
 def shape(arch: str, attention: str = "sdpa", **kw) -> ModelShape:
-    return ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=CTX, arch=arch, attention=attention, **kw)
+    return ModelShape(
+        d_model=32, n_layers=2, n_heads=2, ctx=CTX, arch=arch, attention=attention, **kw
+    )
 
 
 def rows(n: int = 3, seed: int = 0) -> torch.Tensor:
@@ -76,14 +78,18 @@ def test_encoder_masked_position_sees_both_sides(attention):
     s = shape("encoder", attention)
     model = Transformer(s, seed=0).eval()
     batch = make_batch(s, rows(), generator(0, 0))
-    m = int(torch.nonzero(batch.predict[0, 8:-8])[0]) + 8  # a masked position with room on both sides
+    m = (
+        int(torch.nonzero(batch.predict[0, 8:-8])[0]) + 8
+    )  # a masked position with room on both sides
     left = next(i for i in range(m - 1, -1, -1) if not batch.predict[0, i])
     right = next(i for i in range(m + 1, CTX) if not batch.predict[0, i])
     with torch.no_grad():
         base = model(**batch.inputs)[0, m]
         for side in (left, right):
             moved = model(idx=bump(batch.inputs["idx"], side))[0, m]
-            assert (moved - base).abs().max() > 1e-4, f"prediction at masked {m} ignores token {side}"
+            assert (moved - base).abs().max() > 1e-4, (
+                f"prediction at masked {m} ignores token {side}"
+            )
     dep = dependence(model, {"idx": rows()[:, :-1]}, "idx")
     assert dep.all() and model.masks()["self"].all()  # every position sees every position
 
@@ -159,12 +165,18 @@ def test_span_corruption_is_t5s_and_loses_nothing(density, mean_span):
     sentinels = list(range(s.vocab_size, s.vocab_size + s.n_spans))
     for i in range(r.size(0)):
         assert reassemble(s, src[i], tgt[i]) == r[i, :-1].tolist()  # nothing lost, nothing invented
-        assert [t for t in src[i].tolist() if t >= s.vocab_size] == sentinels  # one sentinel per span, in order
+        assert [
+            t for t in src[i].tolist() if t >= s.vocab_size
+        ] == sentinels  # one sentinel per span, in order
         assert [t for t in tgt[i].tolist() if t >= s.vocab_size] == sentinels
-        assert tgt[i, 0] == sentinels[0] and all(tgt[i, j + 1] < s.vocab_size for j in
-                                                 torch.nonzero(tgt[i] >= s.vocab_size).flatten().tolist())  # no empty span
+        assert tgt[i, 0] == sentinels[0] and all(
+            tgt[i, j + 1] < s.vocab_size
+            for j in torch.nonzero(tgt[i] >= s.vocab_size).flatten().tolist()
+        )  # no empty span
     assert src.shape == (6, s.src_len) and tgt.shape == (6, s.n_noise + s.n_spans)
-    assert (dec_in[:, 0] == s.vocab_size + s.n_spans).all() and torch.equal(dec_in[:, 1:], tgt[:, :-1])
+    assert (dec_in[:, 0] == s.vocab_size + s.n_spans).all() and torch.equal(
+        dec_in[:, 1:], tgt[:, :-1]
+    )
     assert b.predict is None  # every target token is predicted, sentinels included
     layouts = {tuple(t.tolist()) for t in src >= s.vocab_size}
     assert len(layouts) > 1  # spans land in different places in different rows
@@ -238,20 +250,26 @@ def law_points(law: ChinchillaLaw, group: str, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def studies():
-    laws = {"decoder": ChinchillaLaw(E=1.0, A=60.0, B=400.0, alpha=0.35, beta=0.40),
-            "encoder": ChinchillaLaw(E=1.2, A=60.0, B=400.0, alpha=0.35, beta=0.40),
-            "encoder_decoder": ChinchillaLaw(E=1.0, A=300.0, B=400.0, alpha=0.60, beta=0.40)}
+    laws = {
+        "decoder": ChinchillaLaw(E=1.0, A=60.0, B=400.0, alpha=0.35, beta=0.40),
+        "encoder": ChinchillaLaw(E=1.2, A=60.0, B=400.0, alpha=0.35, beta=0.40),
+        "encoder_decoder": ChinchillaLaw(E=1.0, A=300.0, B=400.0, alpha=0.60, beta=0.40),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {g: fit_study(law_points(law, g, i), options=FitOptions(n_boot=30, seed=1))
-                for i, (g, law) in enumerate(laws.items())}
+        return {
+            g: fit_study(law_points(law, g, i), options=FitOptions(n_boot=30, seed=1))
+            for i, (g, law) in enumerate(laws.items())
+        }
 
 
 def test_comparison_says_which_exponents_differ(studies):
     lines = comparison_statements(studies)
     alpha = next(line for line in lines if line.startswith("alpha"))
     beta = next(line for line in lines if line.startswith("beta"))
-    assert "differs beyond" in alpha and "decoder is lower than encoder_decoder" in alpha  # 0.35 vs 0.60
+    assert (
+        "differs beyond" in alpha and "decoder is lower than encoder_decoder" in alpha
+    )  # 0.35 vs 0.60
     assert "(decoder and encoder overlap)" in alpha  # same true alpha: no claimed difference
     assert "overlap" in beta and "differs" not in beta  # every true beta is 0.40
 
@@ -284,21 +302,32 @@ def test_architectures_preset_runs_one_grid_for_all_three(tmp_path):
 
 
 def test_small_architectures_sweep_trains_all_three_and_reports_them_side_by_side(tmp_path):
-    from scaling.cli import main as cli_main
     from scaling.analysis.tables import load_points
+    from scaling.cli import main as cli_main
 
     # the preset's three archs on 3 rungs x 3 budgets at ctx 32; probe documents off (they do not
     # fit in 32 tokens, and the probes score decoders only)
-    tiny = ["sweep=architectures", f"runs_dir={tmp_path}", "model.size=s1,s2,s3", "model.ctx=32",
-            "train.tokens=5120,10240,20480", "train.batch_size=8", "data.val_tokens=1024", "train.n_evals=2",
-            "data.synthetic.probes.fraction=0", "train.precision=fp32", "train.device=cpu",
-            "train.checkpoint_every=0", "sweep.report=false"]
+    tiny = [
+        "sweep=architectures",
+        f"runs_dir={tmp_path}",
+        "model.size=s1,s2,s3",
+        "model.ctx=32",
+        "train.tokens=5120,10240,20480",
+        "train.batch_size=8",
+        "data.val_tokens=1024",
+        "train.n_evals=2",
+        "data.synthetic.probes.fraction=0",
+        "train.precision=fp32",
+        "train.device=cpu",
+        "train.checkpoint_every=0",
+        "sweep.report=false",
+    ]
     assert cli_main(["sweep", *tiny]) == 0
     table = pd.read_csv(tmp_path / "arch" / "runs.csv")
     assert len(table) == 27 and (table["status"] == "ok").all()
     by_arch = table.groupby("arch")
     assert set(by_arch.groups) == {"decoder", "encoder", "encoder_decoder"}
-    assert (by_arch["N"].max()["encoder_decoder"] > by_arch["N"].max()["decoder"])  # two stacks
+    assert by_arch["N"].max()["encoder_decoder"] > by_arch["N"].max()["decoder"]  # two stacks
     dec, others = table[table["arch"] == "decoder"], table[table["arch"] != "decoder"]
     assert dec["entropy_floor"].notna().all() and others["entropy_floor"].isna().all()
     assert others["entropy_floor_note"].str.startswith("not computed").all()
@@ -306,14 +335,33 @@ def test_small_architectures_sweep_trains_all_three_and_reports_them_side_by_sid
     for arch, g in by_arch:
         assert g.sort_values("C")["loss"].iloc[-1] < g.sort_values("C")["loss"].iloc[0], arch
     out = tmp_path / "analysis"
-    assert cli_main(["report", str(tmp_path / "arch"), "--group", "arch", "--bootstrap", "5", "--out", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "report",
+                str(tmp_path / "arch"),
+                "--group",
+                "arch",
+                "--bootstrap",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     md = (out / "report.md").read_text()
     table_rows = [line for line in md.splitlines() if line.startswith("| ")]
     for arch in ("decoder", "encoder", "encoder_decoder"):
-        assert any(line.startswith(f"| {arch} |") for line in table_rows), arch  # one row per family
+        assert any(line.startswith(f"| {arch} |") for line in table_rows), (
+            arch
+        )  # one row per family
         assert f"## Group: {arch}" in md
-    assert set(load_points([tmp_path / "arch"], group="arch").frame["group"]) == {"decoder", "encoder",
-                                                                                  "encoder_decoder"}
+    assert set(load_points([tmp_path / "arch"], group="arch").frame["group"]) == {
+        "decoder",
+        "encoder",
+        "encoder_decoder",
+    }
 
 
 def test_a_group_without_interval_is_named_and_the_rest_still_compared(studies):
@@ -322,4 +370,7 @@ def test_a_group_without_interval_is_named_and_the_rest_still_compared(studies):
     broken["encoder"] = type(s)(**{**s.__dict__, "samples": {}})  # as if its bootstrap had failed
     alpha = next(line for line in comparison_statements(broken) if line.startswith("alpha"))
     assert "no 95% interval for encoder" in alpha
-    assert "among the others differs beyond" in alpha and "decoder is lower than encoder_decoder" in alpha
+    assert (
+        "among the others differs beyond" in alpha
+        and "decoder is lower than encoder_decoder" in alpha
+    )

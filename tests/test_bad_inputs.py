@@ -11,13 +11,27 @@ import pytest
 
 from scaling.cli import main as cli_main
 
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
-        "train.batch_size=8", "train.tokens=1280", "data.val_tokens=256", "train.precision=fp32",
-        "train.device=cpu", "train.threads=1", "sweep.report=false"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "train.tokens=1280",
+    "data.val_tokens=256",
+    "train.precision=fp32",
+    "train.device=cpu",
+    "train.threads=1",
+    "sweep.report=false",
+]
 GRID = ["sweep.name=tiny", "model.d_model=16,32"]
 
-GOOD = "N,D,loss\n" + "".join(f"{n},{d},{1.7 + 400 / n ** 0.34 + 410 / d ** 0.28:.5f}\n"
-                              for n in (1e6, 3e6, 1e7, 3e7) for d in (2e7, 6e7, 2e8))
+GOOD = "N,D,loss\n" + "".join(
+    f"{n},{d},{1.7 + 400 / n**0.34 + 410 / d**0.28:.5f}\n"
+    for n in (1e6, 3e6, 1e7, 3e7)
+    for d in (2e7, 6e7, 2e8)
+)
 
 
 def _readonly(tmp: Path) -> Path:
@@ -52,13 +66,29 @@ CASES = [
     ("fit-unreadable-parquet", ["fit", "{tmp}/garbage.parquet"], "cannot read"),
     ("fit-empty-table", ["fit", "{tmp}/empty.csv"], "empty.csv"),
     ("fit-one-model-size", ["fit", "{tmp}/onesize.csv"], "size"),
-    ("fit-readonly-json", ["fit", "{tmp}/good.csv", "--json", "{ro}/fits.json", "--bootstrap", "0"], "fits.json"),
+    (
+        "fit-readonly-json",
+        ["fit", "{tmp}/good.csv", "--json", "{ro}/fits.json", "--bootstrap", "0"],
+        "fits.json",
+    ),
     ("plot-missing-path", ["plot", "{tmp}/nothing", "--out", "{tmp}/figs"], "no such file"),
     ("plot-out-is-a-file", ["plot", "{tmp}/good.csv", "--out", "{tmp}/good.csv"], "is a file"),
-    ("plot-readonly-out", ["plot", "{tmp}/good.csv", "--out", "{ro}/figs", "--bootstrap", "0"], "figs"),
+    (
+        "plot-readonly-out",
+        ["plot", "{tmp}/good.csv", "--out", "{ro}/figs", "--bootstrap", "0"],
+        "figs",
+    ),
     ("report-wrong-columns", ["report", "{tmp}/wrong.csv", "--out", "{tmp}/rep"], "no loss column"),
-    ("report-foreign-out", ["report", "{tmp}/good.csv", "--out", "{tmp}/foreign"], "not written by"),
-    ("report-readonly-out", ["report", "{tmp}/good.csv", "--out", "{ro}/rep", "--bootstrap", "0"], "rep"),
+    (
+        "report-foreign-out",
+        ["report", "{tmp}/good.csv", "--out", "{tmp}/foreign"],
+        "not written by",
+    ),
+    (
+        "report-readonly-out",
+        ["report", "{tmp}/good.csv", "--out", "{ro}/rep", "--bootstrap", "0"],
+        "rep",
+    ),
     ("report-nan-losses", ["report", "{tmp}/nan.csv", "--out", "{tmp}/rep"], "NaN"),
 ]
 
@@ -67,11 +97,15 @@ def _inputs(tmp: Path) -> None:
     (tmp / "good.csv").write_text(GOOD)
     (tmp / "wrong.csv").write_text(GOOD.replace("loss", "score"))
     lines = GOOD.splitlines()
-    (tmp / "nan.csv").write_text("\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",nan", *lines[2:]]) + "\n")
+    (tmp / "nan.csv").write_text(
+        "\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",nan", *lines[2:]]) + "\n"
+    )
     (tmp / "garbage.parquet").write_bytes(b"this is not a parquet file\n")
     (tmp / "empty.csv").write_text("")
-    (tmp / "onesize.csv").write_text("N,D,loss\n" + "".join(f"1000000,{d},{3 - k * 0.1}\n"
-                                                           for k, d in enumerate((2e7, 6e7, 2e8, 6e8))))
+    (tmp / "onesize.csv").write_text(
+        "N,D,loss\n"
+        + "".join(f"1000000,{d},{3 - k * 0.1}\n" for k, d in enumerate((2e7, 6e7, 2e8, 6e8)))
+    )
     (tmp / "foreign").mkdir()
     (tmp / "foreign" / "notes.txt").write_text("mine\n")
 
@@ -81,7 +115,9 @@ def _tree(root: Path) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("argv, expect", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, expect):
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, argv, expect
+):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # anything written relative to the working directory would show here
@@ -89,8 +125,16 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatc
     ro = _readonly(tmp_path)
     argv = [a.format(tmp=tmp_path, ro=ro) for a in argv]
     if argv[0] in ("train", "sweep"):
-        argv = [argv[0], *TINY, *([] if any(a.startswith("runs_dir=") for a in argv) else [f"runs_dir={tmp_path}/runs"]),
-                *argv[1:]]
+        argv = [
+            argv[0],
+            *TINY,
+            *(
+                []
+                if any(a.startswith("runs_dir=") for a in argv)
+                else [f"runs_dir={tmp_path}/runs"]
+            ),
+            *argv[1:],
+        ]
     before = _tree(tmp_path)  # (the read-only folder is inside tmp_path, or is sysfs)
     rc = cli_main(argv)
     out, err = capsys.readouterr()

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from scaling.analysis import fitcli
-from scaling.errors import DataError
 from scaling.analysis.tables import load_points
+from scaling.errors import DataError
 
 LRS = (2**-1.5, 2**-0.5, 1.0, 2**0.5, 2.0)  # multiples of each size's best lr
 

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.cli import main
 from scaling.analysis.fitcli import build_parser
 from scaling.analysis.laws import ChinchillaLaw
 from scaling.analysis.reproduce import differences
 from scaling.analysis.tables import load_points
+from scaling.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,18 +24,34 @@ def test_fit_help_is_whole_with_examples_and_aliases(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    assert "fit Kaplan's law and the three Chinchilla approaches to sweep folders or any CSV/parquet/JSONL" in text
-    assert "examples:" in text and "--fix-E floor" in text and "'Model Size'" in text and "'Training FLOP'" in text
+    assert (
+        "fit Kaplan's law and the three Chinchilla approaches to sweep folders or any CSV/parquet/JSONL"
+        in text
+    )
+    assert (
+        "examples:" in text
+        and "--fix-E floor" in text
+        and "'Model Size'" in text
+        and "'Training FLOP'" in text
+    )
     for cmd in ("plot", "report"):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         out = " ".join(capsys.readouterr().out.split())
-        assert "examples:" in out and f"scaling {cmd} runs/quick --out DIR" in out and "default: analysis/" in out
+        assert (
+            "examples:" in out
+            and f"scaling {cmd} runs/quick --out DIR" in out
+            and "default: analysis/" in out
+        )
 
 
 def test_help_into_a_closed_pipe_has_no_traceback():
-    proc = subprocess.Popen([sys.executable, "-m", "scaling.cli", "fit", "--help"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scaling.cli", "fit", "--help"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # the reader left before the first byte, like `| head -0`
     err = proc.stderr.read().decode()
     proc.wait()
@@ -47,7 +63,9 @@ def _table(path: Path, scale_tokens: float = 1.0) -> Path:
     N, D = np.meshgrid(1e7 * 2.0 ** np.arange(5), 2e8 * 2.0 ** np.arange(5))
     rng = np.random.default_rng(0)
     loss = law.predict(N, D) * np.exp(0.005 * rng.standard_normal(N.shape))
-    pd.DataFrame({"N": N.ravel(), "D": D.ravel() * scale_tokens, "loss": loss.ravel()}).to_csv(path, index=False)
+    pd.DataFrame({"N": N.ravel(), "D": D.ravel() * scale_tokens, "loss": loss.ravel()}).to_csv(
+        path, index=False
+    )
     return path
 
 
@@ -72,7 +90,10 @@ def test_reproduce_identical_then_changed_input(tmp_path, monkeypatch, capsys):
     assert "loss in units as given" in md and "nats/token" not in md  # someone else's table
     capsys.readouterr()
     assert main(["reproduce", "rep"]) == 0
-    assert "0 number(s) and 0 other value(s) differ; 0 input(s) changed (identical)" in capsys.readouterr().out
+    assert (
+        "0 number(s) and 0 other value(s) differ; 0 input(s) changed (identical)"
+        in capsys.readouterr().out
+    )
     _table(tmp_path / "t.csv", scale_tokens=1.01)  # the input changed since
     assert main(["reproduce", "rep"]) == 1
     out = capsys.readouterr().out
@@ -81,8 +102,13 @@ def test_reproduce_identical_then_changed_input(tmp_path, monkeypatch, capsys):
 
 def test_differences_catch_one_bit_of_one_number():
     old = {"approach3": {"alpha": 0.34, "ci": {"a": [0.4, 0.6]}}, "provenance": {"date": "then"}}
-    new = {"approach3": {"alpha": 0.34 + 1e-15, "ci": {"a": [0.4, 0.6]}}, "provenance": {"date": "now"}}
-    assert differences(old, new) == [(True, f"approach3.alpha: recorded 0.34, now {0.34 + 1e-15!r}")]
+    new = {
+        "approach3": {"alpha": 0.34 + 1e-15, "ci": {"a": [0.4, 0.6]}},
+        "provenance": {"date": "now"},
+    }
+    assert differences(old, new) == [
+        (True, f"approach3.alpha: recorded 0.34, now {0.34 + 1e-15!r}")
+    ]
     assert differences(old, old) == []
 
 

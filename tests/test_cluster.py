@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -27,9 +27,20 @@ from scaling.cli import main as cli_main
 
 pytestmark = pytest.mark.cluster
 
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1",
-        "model.ctx=16", "train.batch_size=8", "data.val_tokens=256", "train.precision=fp32",
-        "train.compile=false", "train.device=cpu", "train.threads=1", "sweep.report=false"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "data.val_tokens=256",
+    "train.precision=fp32",
+    "train.compile=false",
+    "train.device=cpu",
+    "train.threads=1",
+    "sweep.report=false",
+]
 GRID = ["sweep.name=tiny", "model.d_model=16,32", "train.tokens=1280,2560"]  # 4 runs of 10-20 steps
 ONE = ["sweep.name=one", "train.tokens=7680", "train.checkpoint_every=5"]  # 1 run of 60 steps
 STEP_S = 0.05  # seconds slept per step of the interrupted runs (slow_steps): 60 steps take >= 3 s
@@ -45,6 +56,7 @@ def _need(ok: bool, why: str) -> None:
 
 
 # ---------------------------------------------------------------- kill points of one run
+
 
 def _metrics_lines(d: Path) -> int:
     try:
@@ -76,8 +88,9 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str, proc=None) -
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the sweep ended (rc={proc.returncode}) before {what}:\n"
-                                 f"{proc.stdout.read()}")
+            raise AssertionError(
+                f"the sweep ended (rc={proc.returncode}) before {what}:\n{proc.stdout.read()}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
@@ -87,8 +100,15 @@ def _sweep(root: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`scaling sweep runs_dir=ROOT ARGS` in its own process group, run in ROOT."""
     argv = [sys.executable, "-m", "scaling.cli", "sweep", f"runs_dir={root}", *TINY, *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.Popen(argv, cwd=root, env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        argv,
+        cwd=root,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
@@ -145,27 +165,36 @@ def _same_as_local(local: Path, root: Path, sweep: str, n: int) -> None:
 
 # ---------------------------------------------------------------- SLURM
 
+
 def _squeue(name: str) -> list[tuple[str, str]]:
     """(job id, state) of the jobs named `name` still in the queue."""
-    out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i %T"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-n", name, "-o", "%i %T"], capture_output=True, text=True
+    ).stdout
     return [tuple(line.split()) for line in out.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
 def slurm() -> None:
-    _need(shutil.which("sbatch") is not None and shutil.which("scontrol") is not None,
-          "SLURM is not installed (apt-get install slurm-wlm munge; scripts/local_slurm.sh start)")
+    _need(
+        shutil.which("sbatch") is not None and shutil.which("scontrol") is not None,
+        "SLURM is not installed (apt-get install slurm-wlm munge; scripts/local_slurm.sh start)",
+    )
     up = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
     idle = any(s.startswith(("idle", "mixed", "alloc")) for s in up.stdout.split())
-    _need(up.returncode == 0 and idle,
-          "no SLURM cluster answers sinfo with an idle node (sudo scripts/local_slurm.sh start)")
+    _need(
+        up.returncode == 0 and idle,
+        "no SLURM cluster answers sinfo with an idle node (sudo scripts/local_slurm.sh start)",
+    )
 
 
 def _slurm_args(preset: str, name: str) -> list[str]:
-    return [f"hydra/launcher={preset}", f"hydra.launcher.name={name}",
-            "hydra.launcher.cpus_per_task=1",
-            "hydra.launcher.mem_gb=1"]
+    return [
+        f"hydra/launcher={preset}",
+        f"hydra.launcher.name={name}",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=1",
+    ]
 
 
 @pytest.mark.parametrize("preset", ["submitit_slurm", "slurm"])
@@ -187,8 +216,13 @@ SLURM_STOPS = {  # how a cluster stops a running job, as the command that does i
 
 
 SLURM_CASES = [  # every kill point for preemption and for a kill; the two signals at two points
-    *[("requeue", point) for point in KILL_POINTS], *[("kill", point) for point in KILL_POINTS],
-    ("usr2", "first-eval"), ("usr2", "late"), ("sigterm", "first-eval"), ("sigterm", "late")]
+    *[("requeue", point) for point in KILL_POINTS],
+    *[("kill", point) for point in KILL_POINTS],
+    ("usr2", "first-eval"),
+    ("usr2", "late"),
+    ("sigterm", "first-eval"),
+    ("sigterm", "late"),
+]
 
 
 def _release_when_requeued(name: str, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -198,15 +232,17 @@ def _release_when_requeued(name: str, proc: subprocess.Popen, timeout: float = 6
     while proc.poll() is None and time.monotonic() < deadline:
         pending = [job for job, state in _squeue(name) if state == "PENDING"]
         if pending:
-            subprocess.run(["scontrol", "update", f"JobId={pending[0]}", "StartTime=now"],
-                           capture_output=True)
+            subprocess.run(
+                ["scontrol", "update", f"JobId={pending[0]}", "StartTime=now"], capture_output=True
+            )
             return
         time.sleep(0.1)
 
 
 @pytest.mark.parametrize("stop, point", SLURM_CASES)
-def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(tmp_path, local, slurm,
-                                                                          stop, point, slow_steps):
+def test_a_stopped_slurm_job_ends_at_the_uninterrupted_loss_trained_once(
+    tmp_path, local, slurm, stop, point, slow_steps
+):
     name = f"scaling-test-{uuid.uuid4().hex[:8]}"
     args = [*ONE, *_slurm_args("slurm", name)]
     proc = _sweep(tmp_path, *args, env=slow_steps(STEP_S))
@@ -258,6 +294,7 @@ def test_two_slurm_sweeps_at_once_train_each_run_once(tmp_path, local, slurm, sl
 
 # ---------------------------------------------------------------- Ray
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -278,10 +315,23 @@ def ray_head(tmp_path_factory, slow_steps) -> str:
     _need(ray_cli.is_file(), f"no ray command next to {sys.executable} (pip install -e '.[ray]')")
     address = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, **slow_steps(STEP_S), "RAY_DEDUP_LOGS": "0"}
-    subprocess.run([str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1",
-                    f"--port={address.split(':')[1]}", "--num-cpus=2",
-                    "--object-store-memory=100000000", "--include-dashboard=false",
-                    "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            str(ray_cli),
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={address.split(':')[1]}",
+            "--num-cpus=2",
+            "--object-store-memory=100000000",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield address
     finally:
@@ -296,14 +346,18 @@ def test_a_ray_sweep_with_two_workers_gives_the_local_losses_bit_for_bit(tmp_pat
     out = _finish(_sweep(tmp_path, *GRID, *_ray_args(ray_head)))
     assert "4 to train" in out and "1 thread(s) per run" in out
     _same_as_local(local, tmp_path, "tiny", 4)
-    workers = {line.split("pid=")[1].split(")")[0] for line in out.splitlines()
-               if ": ok " in line and "pid=" in line}  # Ray prefixes a worker's lines with its pid
+    workers = {
+        line.split("pid=")[1].split(")")[0]
+        for line in out.splitlines()
+        if ": ok " in line and "pid=" in line
+    }  # Ray prefixes a worker's lines with its pid
     assert len(workers) >= 2  # the runs went to more than one worker process
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_a_killed_ray_worker_resumes_its_run_to_the_uninterrupted_loss(tmp_path, local, ray_head,
-                                                                       point):
+def test_a_killed_ray_worker_resumes_its_run_to_the_uninterrupted_loss(
+    tmp_path, local, ray_head, point
+):
     proc = _sweep(tmp_path, *ONE, *_ray_args(ray_head))
     try:
         _wait(lambda: _reached(tmp_path, point), 120, point, proc)

@@ -6,11 +6,20 @@ from __future__ import annotations
 import pytest
 
 from scaling.cli import main as cli_main
-from scaling.experiment.config import compose, resolve_run
 from scaling.errors import ConfigError
+from scaling.experiment.config import compose, resolve_run
 
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
-        "train.batch_size=8", "train.tokens=2048", "data.val_tokens=256", "train.threads=1"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "train.tokens=2048",
+    "data.val_tokens=256",
+    "train.threads=1",
+]
 
 
 def spec(tmp_path, *extra):
@@ -20,7 +29,9 @@ def spec(tmp_path, *extra):
 def test_defaults_compose_and_resolve(tmp_path):
     s = resolve_run(compose([f"runs_dir={tmp_path}"]))
     assert s.sweep == "quick" and s.shape.arch == "decoder"
-    assert s.D == s.steps * s.tokens_per_step and s.tokens_per_step == s.train.batch_size * s.shape.ctx
+    assert (
+        s.D == s.steps * s.tokens_per_step and s.tokens_per_step == s.train.batch_size * s.shape.ctx
+    )
     assert s.run_dir == tmp_path / "quick" / s.run_id
     assert s.config["train"]["tokens"] == s.D  # the saved config records the D actually trained
 
@@ -39,8 +50,16 @@ def test_isoflop_budget_resolves_D_from_C_over_6N(tmp_path):
 
 def test_run_id_ignores_execution_knobs_but_not_the_experiment(tmp_path):
     base = spec(tmp_path).run_id
-    assert spec(tmp_path, "train.threads=2", "train.checkpoint_every=3", "train.precision=bf16",
-                "model.attention=matmul").run_id == base
+    assert (
+        spec(
+            tmp_path,
+            "train.threads=2",
+            "train.checkpoint_every=3",
+            "train.precision=bf16",
+            "model.attention=matmul",
+        ).run_id
+        == base
+    )
     assert spec(tmp_path, "train.seed=1").run_id != base
     assert spec(tmp_path, "train.lr=1e-3").run_id != base
     assert spec(tmp_path, "train.tokens=4096").run_id != base
@@ -66,7 +85,12 @@ BAD = [
     (["train.device=tpu"], "train.device"),
     (["model.arch=gpt"], "model.arch"),
     (["train.precision=fp8"], "train.precision"),
-    (["train.device=cuda:0"] if not __import__("torch").cuda.is_available() else ["train.seed=-1"], "train."),
+    (
+        ["train.device=cuda:0"]
+        if not __import__("torch").cuda.is_available()
+        else ["train.seed=-1"],
+        "train.",
+    ),
     (["model.size=s1,s2"], "scaling sweep"),
     (["sweep.name=../up"], "sweep.name"),
 ]
@@ -96,5 +120,14 @@ def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, command,
 def test_help_explains_overrides_and_presets(capsys, command):
     assert cli_main([command, "--help"]) == 0
     out = capsys.readouterr().out
-    for text in ("key=value", "runs_dir", "sweep: ", "grid", "isoflop", "quick", "train.tokens", "model.size"):
+    for text in (
+        "key=value",
+        "runs_dir",
+        "sweep: ",
+        "grid",
+        "isoflop",
+        "quick",
+        "train.tokens",
+        "model.size",
+    ):
         assert text in out

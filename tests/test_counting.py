@@ -32,8 +32,17 @@ ARCH_SHAPES = [
     ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=32, arch="encoder"),
     ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=32, d_ff=40, vocab_size=100, arch="encoder"),
     ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=32, arch="encoder_decoder"),
-    ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=32, d_ff=40, vocab_size=100, arch="encoder_decoder",
-               noise_density=0.3, mean_span=2.0),
+    ModelShape(
+        d_model=24,
+        n_layers=3,
+        n_heads=4,
+        ctx=32,
+        d_ff=40,
+        vocab_size=100,
+        arch="encoder_decoder",
+        noise_density=0.3,
+        mean_span=2.0,
+    ),
 ]
 
 
@@ -42,16 +51,22 @@ def test_param_counts_equal_the_module(shape):
     model = Transformer(shape)
     counts = param_counts(shape)
     assert counts.N == sum(p.numel() for p in model.parameters())
-    assert model.wte.weight.shape[0] == shape.vocab_size + shape.n_special  # special tokens are counted rows
+    assert (
+        model.wte.weight.shape[0] == shape.vocab_size + shape.n_special
+    )  # special tokens are counted rows
     # Kaplan: drop the token embedding (also the tied LM head) and the position embedding
     embeddings = {"wte.weight", "wpe.weight"}
-    assert counts.N_nonembed == sum(p.numel() for n, p in model.named_parameters() if n not in embeddings)
+    assert counts.N_nonembed == sum(
+        p.numel() for n, p in model.named_parameters() if n not in embeddings
+    )
 
 
 def measured_training_flops(shape: ModelShape, batch: int, seq_len: int) -> tuple[int, int]:
     """(forward, forward + backward) FLOPs FlopCounterMode sees for one batch."""
     model = Transformer(shape, seed=0)
-    x = torch.randint(0, shape.vocab_size, (batch, seq_len + 1), generator=torch.Generator().manual_seed(0))
+    x = torch.randint(
+        0, shape.vocab_size, (batch, seq_len + 1), generator=torch.Generator().manual_seed(0)
+    )
     with FlopCounterMode(display=False) as counter:
         logits = model(x[:, :-1])
         forward = counter.get_total_flops()
@@ -85,7 +100,9 @@ def test_kaplan_and_chinchilla_differ_from_the_measurement_by_their_documented_t
     flops = training_flops(shape, tokens)
     # Chinchilla adds what a matmul counter cannot see: the embedding as a one-hot matmul
     # (2 V d per token) and the softmax (3 flops per score, per head: 3 H T per token per layer)
-    assert flops.C_chinchilla == pytest.approx(measured + 3 * tokens * (2 * V * d + L * 3 * H * T), rel=1e-12)
+    assert flops.C_chinchilla == pytest.approx(
+        measured + 3 * tokens * (2 * V * d + L * 3 * H * T), rel=1e-12
+    )
     # Kaplan counts 2 FLOPs per non-embedding parameter, so LayerNorm weights ((2L+1) d) count
     # as if they were matmul weights; it keeps one of the two T x d attention products and
     # drops the de-embedding (LM head, 2 d V)
@@ -103,7 +120,9 @@ def test_counting_does_not_import_torch():
 def measured_row_flops(shape: ModelShape, batch: int) -> tuple[int, int]:
     """(forward, forward + backward) FLOPs of the arch's real objective on `batch` rows."""
     model = Transformer(shape, seed=0)
-    rows = torch.randint(0, shape.vocab_size, (batch, shape.ctx + 1), generator=torch.Generator().manual_seed(0))
+    rows = torch.randint(
+        0, shape.vocab_size, (batch, shape.ctx + 1), generator=torch.Generator().manual_seed(0)
+    )
     objective = make_batch(shape, rows, generator(0, 0))
     with FlopCounterMode(display=False) as counter:
         loss, _ = loss_sum(model, objective)
@@ -128,10 +147,14 @@ def test_every_arch_matmul_flops_equal_flop_counter_and_conventions_add_their_te
         S, T, scores = shape.ctx, 0, shape.ctx**2
     else:
         S, T = shape.src_len, shape.tgt_len
-        scores = S * S + T * T + T * S  # encoder self, decoder self and cross-attention score matrices
+        scores = (
+            S * S + T * T + T * S
+        )  # encoder self, decoder self and cross-attention score matrices
     embedded = S + T  # positions whose token is embedded (both stacks' inputs)
     # Chinchilla adds the one-hot embedding matmuls and 3 FLOPs per attention score per head
-    assert flops.C_chinchilla == pytest.approx(total + 3 * batch * (2 * V * d * embedded + 3 * H * L * scores), rel=1e-12)
+    assert flops.C_chinchilla == pytest.approx(
+        total + 3 * batch * (2 * V * d * embedded + 3 * H * L * scores), rel=1e-12
+    )
     # Kaplan: 2 FLOPs per non-embedding weight per position it is applied at, one of the two
     # attention products, no head. Matmul weights at their positions reproduce the count exactly
     # once the LayerNorm weights are added and the second attention product and head removed.
@@ -139,9 +162,13 @@ def test_every_arch_matmul_flops_equal_flop_counter_and_conventions_add_their_te
         ln = (2 * L + 1) * d * S
         head = 2 * d * V * S
     else:
-        ln = ((2 * L + 1) * S + (3 * L + 1) * T) * d  # encoder LNs + ln_enc at S; decoder LNs + ln_f at T
+        ln = (
+            (2 * L + 1) * S + (3 * L + 1) * T
+        ) * d  # encoder LNs + ln_enc at S; decoder LNs + ln_f at T
         head = 2 * d * V * T
-    assert flops.C_kaplan == pytest.approx(total + 3 * batch * (2 * ln - 2 * L * d * scores - head), rel=1e-12)
+    assert flops.C_kaplan == pytest.approx(
+        total + 3 * batch * (2 * ln - 2 * L * d * scores - head), rel=1e-12
+    )
     assert flops.C_6ND == 6 * param_counts(shape).N * tokens
 
 
@@ -150,5 +177,10 @@ def test_encoder_decoder_pays_for_two_stacks():
     kw = dict(d_model=32, n_layers=2, n_heads=2, ctx=32)
     dec, ed = param_counts(ModelShape(**kw)), param_counts(ModelShape(**kw, arch="encoder_decoder"))
     d, f, L = 32, 128, 2
-    assert ed.N_nonembed - dec.N_nonembed == d + L * (8 * d * d + 2 * d * f + 3 * d)  # ln_enc + decoder blocks
-    assert ed.N - dec.N == ed.N_nonembed - dec.N_nonembed + (ModelShape(**kw, arch="encoder_decoder").n_special) * d
+    assert ed.N_nonembed - dec.N_nonembed == d + L * (
+        8 * d * d + 2 * d * f + 3 * d
+    )  # ln_enc + decoder blocks
+    assert (
+        ed.N - dec.N
+        == ed.N_nonembed - dec.N_nonembed + (ModelShape(**kw, arch="encoder_decoder").n_special) * d
+    )

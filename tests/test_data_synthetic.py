@@ -9,10 +9,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from scaling.errors import ConfigError
 from scaling.experiment.data import DataConfig, SyntheticConfig, build_source
 from scaling.experiment.data.ngram import NGram
 from scaling.experiment.data.synthetic import Corpus, Language
-from scaling.errors import ConfigError
 
 CTX = 64
 
@@ -37,9 +37,13 @@ def test_val_set_is_fixed_by_the_data_config_alone(source):
     assert val.shape == (4096 // CTX, CTX + 1)
     source.train_batch(0, 4, seed=99)  # drawing training rows must not move the validation set
     assert torch.equal(val, source.val_batch())
-    fresh = build_source(OmegaConf.structured(DataConfig(val_tokens=4096)), CTX)  # DictConfig accepted
+    fresh = build_source(
+        OmegaConf.structured(DataConfig(val_tokens=4096)), CTX
+    )  # DictConfig accepted
     assert torch.equal(val, fresh.val_batch())
-    assert not torch.equal(val, build_source(DataConfig(val_tokens=4096, val_seed=5), CTX).val_batch())
+    assert not torch.equal(
+        val, build_source(DataConfig(val_tokens=4096, val_seed=5), CTX).val_batch()
+    )
     assert not any(torch.equal(val[:8], source.train_batch(s, 8, 0)) for s in range(3))
 
 
@@ -83,7 +87,12 @@ def _brute_force_next(lang: Language, row: bytes) -> np.ndarray:
             p[h] += wd / len(hist)
         return p / norm
 
-    post = np.array([np.prod([p_word(j, z)[ids[j]] for j in range(len(ids))]) for z in range(lang.spec.n_topics)])
+    post = np.array(
+        [
+            np.prod([p_word(j, z)[ids[j]] for j in range(len(ids))])
+            for z in range(lang.spec.n_topics)
+        ]
+    )
     mix = sum(post[z] * p_word(len(ids), z) for z in range(lang.spec.n_topics)) / post.sum()
     out = np.zeros(256)
     for w, pw in zip(words, mix):
@@ -98,7 +107,9 @@ def test_exact_probabilities_match_a_brute_force_enumeration():
     p = lang.walk(rows, full=True)
     for r in range(3):
         for t in range(1, 40, 3):
-            np.testing.assert_allclose(p[r, t - 1], _brute_force_next(lang, rows[r, :t].tobytes()), atol=1e-12)
+            np.testing.assert_allclose(
+                p[r, t - 1], _brute_force_next(lang, rows[r, :t].tobytes()), atol=1e-12
+            )
 
 
 def _entropy_gap(p: np.ndarray, rows: np.ndarray) -> float:
@@ -120,7 +131,10 @@ def test_sampled_text_follows_the_exact_probabilities():
     assert abs(_entropy_gap(p, rows)) < 4
     # the same check catches a predictor that is slightly off (ignores copying from the document)
     no_cache = dict(w_unigram=0.35 / 0.85, w_topic=0.25 / 0.85, w_bigram=0.25 / 0.85, w_cache=0.0)
-    assert _entropy_gap(Language(dataclasses.replace(spec, **no_cache)).walk(rows, full=True), rows) > 6
+    assert (
+        _entropy_gap(Language(dataclasses.replace(spec, **no_cache)).walk(rows, full=True), rows)
+        > 6
+    )
     # calibration: among (position, byte) pairs given probability in a bin, the hit rate matches
     p = p.reshape(-1, 256)
     hit = np.zeros_like(p, dtype=bool)
@@ -145,7 +159,9 @@ def test_more_capacity_and_more_data_keep_paying_and_stay_above_the_floor(source
     assert abs(loss[2, 400_000] - loss[2, 40_000]) < 0.05  # a small model saturates early
     assert min(loss.values()) > source.entropy_floor + 0.2
     # an exact predictor that knows only the lexicon and unigram (and the probe rules) stays above E*
-    unigram_only = dataclasses.replace(SyntheticConfig(), w_unigram=1.0, w_topic=0.0, w_bigram=0.0, w_cache=0.0)
+    unigram_only = dataclasses.replace(
+        SyntheticConfig(), w_unigram=1.0, w_topic=0.0, w_bigram=0.0, w_cache=0.0
+    )
     loss = -Corpus(unigram_only).walk(val)
     assert np.isfinite(loss).all() and loss.mean() > source.entropy_floor + 0.1
 
@@ -180,8 +196,14 @@ def test_one_config_class_is_both_the_hydra_schema_and_the_generators_input(tmp_
     from scaling.experiment.config import compose, resolve_run
     from scaling.experiment.data.probes import ProbeConfig
 
-    cfg = compose([f"runs_dir={tmp_path}", "data.synthetic.n_words=512",
-                   "data.synthetic.probes.fraction=0", "data.val_tokens=256"])
+    cfg = compose(
+        [
+            f"runs_dir={tmp_path}",
+            "data.synthetic.n_words=512",
+            "data.synthetic.probes.fraction=0",
+            "data.val_tokens=256",
+        ]
+    )
     data = OmegaConf.to_object(cfg.data)
     assert type(data.synthetic) is SyntheticConfig and type(data.synthetic.probes) is ProbeConfig
     source = build_source(resolve_run(cfg).data, CTX)

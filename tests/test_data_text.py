@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scaling.errors import ConfigError
 from scaling.experiment.data import DataConfig, build_source
 from scaling.experiment.data.text import split_files, stdlib_files
-from scaling.errors import ConfigError
 
 CTX = 32
 
@@ -17,7 +17,9 @@ def _corpus(tmp_path, n_files=40):
     folder = tmp_path / "corpus"
     folder.mkdir()
     for i in range(n_files):
-        (folder / f"doc{i:02d}.txt").write_text("".join(f"<file {i:02d} line {j:03d}>\n" for j in range(60)))
+        (folder / f"doc{i:02d}.txt").write_text(
+            "".join(f"<file {i:02d} line {j:03d}>\n" for j in range(60))
+        )
     return folder
 
 
@@ -30,7 +32,9 @@ def test_stdlib_split_is_deterministic_and_disjoint_by_file():
     assert len(files) > 100 and all(key.endswith(".py") for key, _ in files)
     assert not any("site-packages" in key for key, _ in files)
     train, val = split_files(files, 0.1)
-    again = split_files(list(reversed(files)), 0.1)  # the split depends on the paths, not their order
+    again = split_files(
+        list(reversed(files)), 0.1
+    )  # the split depends on the paths, not their order
     assert (set(train), set(val)) == (set(again[0]), set(again[1]))
     assert set(train).isdisjoint(val) and len(train) + len(val) == len(files)
     assert 0.05 < len(val) / len(files) < 0.15
@@ -50,24 +54,37 @@ def test_text_rows_come_from_their_own_split(tmp_path):
     val_ids = {k.split("doc")[1][:2] for k in src.val_keys}
 
     def file_ids(rows):
-        return {tag for row in rows for tag in bytes(row.tolist()).decode().split("<file ")[1:] if len(tag) > 2}
+        return {
+            tag
+            for row in rows
+            for tag in bytes(row.tolist()).decode().split("<file ")[1:]
+            if len(tag) > 2
+        }
 
-    val_tags, train_tags = ({t[:2] for t in file_ids(rows)} for rows in (src.val_batch(), src.train_batch(0, 64, 0)))
+    val_tags, train_tags = (
+        {t[:2] for t in file_ids(rows)} for rows in (src.val_batch(), src.train_batch(0, 64, 0))
+    )
     assert val_tags and train_tags and val_tags <= val_ids and not train_tags & val_ids
     assert torch.equal(src.val_batch(), build_source(cfg, CTX).val_batch())
-    assert torch.equal(src.train_batch(5, 8, seed=2), build_source(cfg, CTX).train_batch(5, 8, seed=2))
+    assert torch.equal(
+        src.train_batch(5, 8, seed=2), build_source(cfg, CTX).train_batch(5, 8, seed=2)
+    )
 
 
 def test_globs_files_and_a_single_file_fallback(tmp_path):
     folder = _corpus(tmp_path, n_files=6)
     by_glob = build_source(_text([folder / "doc0[0-3].txt"], val_tokens=64, val_fraction=0.3), CTX)
-    assert {k.rsplit("/", 1)[1] for k in by_glob.train_keys + by_glob.val_keys} <= {f"doc0{i}.txt" for i in range(4)}
+    assert {k.rsplit("/", 1)[1] for k in by_glob.train_keys + by_glob.val_keys} <= {
+        f"doc0{i}.txt" for i in range(4)
+    }
     one = build_source(_text([folder / "doc05.txt"], val_tokens=64, val_fraction=0.2), CTX)
     assert one.split == "bytes"  # one file cannot be split by file: its tail is the validation text
     text = (folder / "doc05.txt").read_bytes()
-    tail = text[int(len(text) * 0.8):]
+    tail = text[int(len(text) * 0.8) :]
     assert all(bytes(row.tolist()) in tail for row in one.val_batch())
-    assert all(bytes(row.tolist()) in text[: int(len(text) * 0.8)] for row in one.train_batch(0, 16, 0))
+    assert all(
+        bytes(row.tolist()) in text[: int(len(text) * 0.8)] for row in one.train_batch(0, 16, 0)
+    )
 
 
 def test_text_errors_name_the_problem(tmp_path):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from scaling import runs
+from scaling.errors import ConfigError
 from scaling.experiment.config import compose, resolve_run
 from scaling.experiment.data import build_source
-from scaling.errors import ConfigError
 from scaling.experiment.train import train_run
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])

@@ -12,10 +12,21 @@ from scaling.experiment.ensemble import plan_ensembles, train_ensemble
 from scaling.experiment.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 2-layer d_model=16 model: about a second per run
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=2", "model.n_heads=2",
-        "model.ctx=16",
-        "train.batch_size=8", "train.tokens=3840", "data.val_tokens=256", "train.threads=1",
-        "train.precision=fp32", "train.compile=false", "train.device=cpu", "sweep=single"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=2",
+    "model.n_heads=2",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "train.tokens=3840",
+    "data.val_tokens=256",
+    "train.threads=1",
+    "train.precision=fp32",
+    "train.compile=false",
+    "train.device=cpu",
+    "sweep=single",
+]
 MEMBERS = [["train.seed=0"], ["train.seed=1"], ["train.seed=2", "train.lr=1e-3"]]
 
 
@@ -95,23 +106,34 @@ def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
     encoder = resolve_run(cfg(tmp_path, "model.arch=encoder"))
     jobs = plan_ensembles([specs[0], other, specs[1], encoder, specs[2]])
     assert [[s.run_id for s in job] for job in jobs] == [
-        [specs[0].run_id, specs[1].run_id, specs[2].run_id], [other.run_id], [encoder.run_id]]
-    capped = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2"))
-                             for m in MEMBERS])
-    big = [resolve_run(cfg(tmp_path, "model.d_model=128", f"train.seed={seed}"))
-           for seed in (0, 1)]  # N = 0.43M: auto finds it too large to gain
+        [specs[0].run_id, specs[1].run_id, specs[2].run_id],
+        [other.run_id],
+        [encoder.run_id],
+    ]
+    capped = plan_ensembles(
+        [resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2")) for m in MEMBERS]
+    )
+    big = [
+        resolve_run(cfg(tmp_path, "model.d_model=128", f"train.seed={seed}")) for seed in (0, 1)
+    ]  # N = 0.43M: auto finds it too large to gain
     assert [len(j) for j in plan_ensembles(big)] == [1, 1]
     assert [len(j) for j in capped] == [2, 1]
     off = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble=off")) for m in MEMBERS])
     assert [len(j) for j in off] == [1, 1, 1]
 
 
-SWEEP = ["sweep.name=seeds", "model.d_model=16,32", "train.seed=0,1,2", "sweep.report=false",
-         "train.checkpoint_every=0"]
+SWEEP = [
+    "sweep.name=seeds",
+    "model.d_model=16,32",
+    "train.seed=0,1,2",
+    "sweep.report=false",
+    "train.checkpoint_every=0",
+]
 
 
-def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_like_separate_runs(tmp_path, capsys,
-                                                                          monkeypatch):
+def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_like_separate_runs(
+    tmp_path, capsys, monkeypatch
+):
     from scaling.cli import main as cli_main
 
     monkeypatch.chdir(tmp_path)
@@ -121,6 +143,7 @@ def test_a_seed_sweep_trains_ensembles_as_joblib_jobs_like_separate_runs(tmp_pat
     assert "6 runs train in 2 ensemble(s)" in capsys.readouterr().out
     assert cli_main([*argv, f"runs_dir={tmp_path / 'off'}", "train.ensemble=off"]) == 0
     assert "ensemble" not in capsys.readouterr().out
+
     def table(root):
         rows = runs.read_runs_csv(tmp_path / root / "seeds" / runs.RUNS_CSV)
         return {r["run_id"]: r for r in rows}
@@ -147,15 +170,30 @@ def test_a_seed_sweep_stopped_by_sigterm_resumes_every_member_exactly(tmp_path, 
     import sys
     import time
 
-    argv = [*[a for a in TINY if a != "sweep=single"], "sweep.name=seeds", "train.seed=0,1,2",
-            "sweep.report=false", "train.checkpoint_every=0", "train.tokens=7680"]  # 60 steps
-    whole = train_ensemble([cfg(tmp_path / "whole", *m, "train.tokens=7680") for m in
-                            (["train.seed=0"], ["train.seed=1"], ["train.seed=2"])])
+    argv = [
+        *[a for a in TINY if a != "sweep=single"],
+        "sweep.name=seeds",
+        "train.seed=0,1,2",
+        "sweep.report=false",
+        "train.checkpoint_every=0",
+        "train.tokens=7680",
+    ]  # 60 steps
+    whole = train_ensemble(
+        [
+            cfg(tmp_path / "whole", *m, "train.tokens=7680")
+            for m in (["train.seed=0"], ["train.seed=1"], ["train.seed=2"])
+        ]
+    )
     folder = tmp_path / "cut" / "seeds"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **slow_steps(0.05)}
-    proc = subprocess.Popen([sys.executable, "-m", "scaling.cli", "sweep", *argv,
-                             f"runs_dir={tmp_path / 'cut'}"], env=env, text=True, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scaling.cli", "sweep", *argv, f"runs_dir={tmp_path / 'cut'}"],
+        env=env,
+        text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 300
     while len(list(folder.glob(f"*/{runs.METRICS}"))) < 3:  # every member has logged a point
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
@@ -164,9 +202,21 @@ def test_a_seed_sweep_stopped_by_sigterm_resumes_every_member_exactly(tmp_path, 
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out
     assert len(list(folder.glob(f"*/{runs.CHECKPOINT}"))) == 3 and not runs.load_results(folder)
-    resumed = {r["run_id"]: r for r in train_ensemble(
-        [compose([*[a for a in argv if a != "train.seed=0,1,2"], f"runs_dir={tmp_path / 'cut'}",
-                  f"train.seed={seed}"]) for seed in range(3)])}
+    resumed = {
+        r["run_id"]: r
+        for r in train_ensemble(
+            [
+                compose(
+                    [
+                        *[a for a in argv if a != "train.seed=0,1,2"],
+                        f"runs_dir={tmp_path / 'cut'}",
+                        f"train.seed={seed}",
+                    ]
+                )
+                for seed in range(3)
+            ]
+        )
+    }
     for result in whole:
         again = resumed[result["run_id"]]
         assert 0 < again["resumed_from_step"] < 60 and again["loss"] == result["loss"]

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.errors import FitError, FitWarning
 from scaling.analysis.laws.approaches import approach1, approach2, approach3, budget_labels, kaplan
 from scaling.analysis.laws.bootstrap import (
     bootstrap_approach1,
@@ -22,6 +21,7 @@ from scaling.analysis.laws.bootstrap import (
 from scaling.analysis.laws.fit import _kaplan_residuals, fit_kaplan, polish_chinchilla
 from scaling.analysis.laws.objectives import huber_objective
 from scaling.analysis.tables import load_points
+from scaling.errors import FitError, FitWarning
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "reference"
@@ -33,8 +33,12 @@ def _epoch():
 
 
 def _porian(label="Cosine decay"):
-    pts = load_points(REF / "porian2024_isoflop_points.csv", c="flops", group="label",
-                      query="source_file == 'summary_df' and dataset == 'rw'")
+    pts = load_points(
+        REF / "porian2024_isoflop_points.csv",
+        c="flops",
+        group="label",
+        query="source_file == 'summary_df' and dataset == 'rw'",
+    )
     return pts.groups()[label].frame
 
 
@@ -145,7 +149,10 @@ def test_samples_do_not_depend_on_the_number_of_processes():
     b = bootstrap_chinchilla(df, fit3.law.theta, 120, seed=1, n_jobs=2)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
-    np.testing.assert_array_equal(bootstrap_kaplan(df, fitk.law, 120, 1, n_jobs=1)[0],
-                                  bootstrap_kaplan(df, fitk.law, 120, 1, n_jobs=2)[0])
-    np.testing.assert_array_equal(bootstrap_approach2(df, 120, 1, n_jobs=1),
-                                  bootstrap_approach2(df, 120, 1, n_jobs=2))
+    np.testing.assert_array_equal(
+        bootstrap_kaplan(df, fitk.law, 120, 1, n_jobs=1)[0],
+        bootstrap_kaplan(df, fitk.law, 120, 1, n_jobs=2)[0],
+    )
+    np.testing.assert_array_equal(
+        bootstrap_approach2(df, 120, 1, n_jobs=1), bootstrap_approach2(df, 120, 1, n_jobs=2)
+    )

@@ -18,9 +18,19 @@ from scaling.experiment.config import compose, resolve_run
 from scaling.experiment.sweep import available_cores
 from scaling.experiment.train import train_run
 
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
-        "train.batch_size=8", "data.val_tokens=256", "train.precision=fp32", "train.compile=false",
-        "train.device=cpu", "train.threads=1"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "data.val_tokens=256",
+    "train.precision=fp32",
+    "train.compile=false",
+    "train.device=cpu",
+    "train.threads=1",
+]
 GRID = ["sweep.name=tiny", "model.d_model=16,32", "train.tokens=1280,2560", "sweep.report=false"]
 RUN = [*TINY, "sweep=single", "train.tokens=7680"]  # 60 steps of 8 x 16 tokens
 
@@ -28,15 +38,23 @@ RUN = [*TINY, "sweep=single", "train.tokens=7680"]  # 60 steps of 8 x 16 tokens
 def _cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     """`python -m scaling.cli ARGS` in a child process (env: e.g. the slow_steps fixture's)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "scaling.cli", *args], env=full_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scaling.cli", *args],
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **popen,
+    )
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc.poll() is not None:
-            raise AssertionError(f"the process ended (rc={proc.returncode}) first:\n{proc.stdout.read()}")
+            raise AssertionError(
+                f"the process ended (rc={proc.returncode}) first:\n{proc.stdout.read()}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError("timed out waiting")
@@ -47,19 +65,28 @@ def _rows(folder) -> list[dict]:
     return runs.read_runs_csv(folder / runs.RUNS_CSV)
 
 
-@pytest.mark.parametrize("launcher", [
-    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-    ["hydra/launcher=submitit_local"],
-])
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+        ["hydra/launcher=submitit_local"],
+    ],
+)
 def test_a_sweep_through_a_parallel_launcher_finishes_every_run_once(tmp_path, launcher):
     proc = _cli("sweep", f"runs_dir={tmp_path}", *TINY[:-1], *GRID, *launcher, cwd=tmp_path)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
     rows = _rows(tmp_path / "tiny")
-    assert len(rows) == 4 and len({r["run_id"] for r in rows}) == 4 and {r["status"] for r in rows} == {"ok"}
+    assert (
+        len(rows) == 4
+        and len({r["run_id"] for r in rows}) == 4
+        and {r["status"] for r in rows} == {"ok"}
+    )
     workers = 2 if "joblib" in launcher[0] else 4  # submitit_local starts every job at once
     assert f"{max(1, available_cores() // workers)} thread(s) per run" in out
-    if "submitit" in launcher[0]:  # the jobs went through submitit: its per-job logs are in the run store
+    if (
+        "submitit" in launcher[0]
+    ):  # the jobs went through submitit: its per-job logs are in the run store
         assert list((tmp_path / "tiny" / ".hydra").rglob("*_log.out"))
 
 
@@ -78,15 +105,20 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_loss(tmp
     resumed = train_run(compose(argv))
     assert resumed["status"] == "ok" and 0 < resumed["resumed_from_step"] < 60
     assert resumed["loss"] == whole["loss"] and resumed["loss_train"] == whole["loss_train"]
-    assert [m["loss_val"] for m in runs.read_metrics(folder)] == \
-        [m["loss_val"] for m in runs.read_metrics(tmp_path / "whole" / "single" / whole["run_id"])]
+    assert [m["loss_val"] for m in runs.read_metrics(folder)] == [
+        m["loss_val"] for m in runs.read_metrics(tmp_path / "whole" / "single" / whole["run_id"])
+    ]
     assert not (folder / runs.CHECKPOINT).exists()  # removed once the run finished
 
 
 @pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)])
 def test_sigterm_and_sigint_save_a_checkpoint_then_exit(tmp_path, sig, rc, slow_steps):
     whole = train_run(compose([f"runs_dir={tmp_path / 'whole'}", *RUN]))
-    argv = [f"runs_dir={tmp_path / 'cut'}", *RUN, "train.checkpoint_every=0"]  # no periodic checkpoints
+    argv = [
+        f"runs_dir={tmp_path / 'cut'}",
+        *RUN,
+        "train.checkpoint_every=0",
+    ]  # no periodic checkpoints
     folder = resolve_run(compose(argv)).run_dir
     proc = _cli("train", *argv, env=slow_steps(0.05))
     _wait_for(lambda: (folder / runs.METRICS).is_file(), proc)
@@ -94,7 +126,9 @@ def test_sigterm_and_sigint_save_a_checkpoint_then_exit(tmp_path, sig, rc, slow_
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == rc, out
     assert f"stopped by {signal.Signals(sig).name}" in out
-    assert (folder / runs.CHECKPOINT).is_file() and not runs.is_finished(folder)  # saved at exit only
+    assert (folder / runs.CHECKPOINT).is_file() and not runs.is_finished(
+        folder
+    )  # saved at exit only
     assert not (folder / runs.LOCK).exists()  # the claim was released on the way out
     resumed = train_run(compose(argv))
     assert 0 < resumed["resumed_from_step"] < 60 and resumed["loss"] == whole["loss"]
@@ -119,10 +153,19 @@ def test_a_killed_sweep_restarted_ends_with_every_run_once(tmp_path, capsys, slo
     out = capsys.readouterr().out
     assert f"{len(before)} finished, {4 - len(before)} to train" in out
     rows = _rows(folder)
-    assert len(rows) == 4 and len({r["run_id"] for r in rows}) == 4 and {r["status"] for r in rows} == {"ok"}
-    assert {p.parent.name: p.stat().st_mtime_ns for p in folder.glob(f"*/{runs.RESULT}") if p.parent.name in before} \
-        == before  # finished runs were not trained again
-    assert any(int(r["resumed_from_step"]) > 0 for r in rows)  # the cut run resumed from its checkpoint
+    assert (
+        len(rows) == 4
+        and len({r["run_id"] for r in rows}) == 4
+        and {r["status"] for r in rows} == {"ok"}
+    )
+    assert {
+        p.parent.name: p.stat().st_mtime_ns
+        for p in folder.glob(f"*/{runs.RESULT}")
+        if p.parent.name in before
+    } == before  # finished runs were not trained again
+    assert any(
+        int(r["resumed_from_step"]) > 0 for r in rows
+    )  # the cut run resumed from its checkpoint
     assert not list(folder.glob(f"*/{runs.CHECKPOINT}"))
 
 
@@ -133,7 +176,9 @@ def test_two_concurrent_sweeps_on_one_folder_train_each_run_once(tmp_path, slow_
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     trained = [line.split(":")[0] for out in outs for line in out.splitlines() if ": ok " in line]
-    assert len(trained) == 4 and len(set(trained)) == 4  # every run trained by exactly one of the two
+    assert (
+        len(trained) == 4 and len(set(trained)) == 4
+    )  # every run trained by exactly one of the two
     rows = _rows(tmp_path / "tiny")
     assert sorted(r["run_id"] for r in rows) == sorted(trained)
 
@@ -167,6 +212,10 @@ def test_a_metrics_file_cut_by_a_crash_is_read_with_a_warning(tmp_path):
 def test_a_finished_run_keeps_its_final_checkpoint_only_when_asked(tmp_path):
     import torch
 
-    kept = train_run(compose([f"runs_dir={tmp_path}", *RUN, "train.checkpoint_every=5", "train.keep_checkpoint=true"]))
+    kept = train_run(
+        compose(
+            [f"runs_dir={tmp_path}", *RUN, "train.checkpoint_every=5", "train.keep_checkpoint=true"]
+        )
+    )
     state = torch.load(tmp_path / "single" / kept["run_id"] / runs.CHECKPOINT, weights_only=True)
     assert state["step"] == 60 and kept["status"] == "ok"

@@ -67,10 +67,14 @@ def assert_axes_follow_data(plot) -> None:
         if not ax.axison or ax.get_label() == "<colorbar>":
             continue
         xs, ys = _extent(ax)
-        for name, vals, lim, scale in (("x", xs, ax.get_xlim(), ax.get_xscale()),
-                                       ("y", ys, ax.get_ylim(), ax.get_yscale())):
+        for name, vals, lim, scale in (
+            ("x", xs, ax.get_xlim(), ax.get_xscale()),
+            ("y", ys, ax.get_ylim(), ax.get_yscale()),
+        ):
             c = _cover(vals, lim, scale)
-            assert c is None or c >= 0.5, f"{plot.name}, axes {i}, {name}: the data cover {c:.0%} of the axis"
+            assert c is None or c >= 0.5, (
+                f"{plot.name}, axes {i}, {name}: the data cover {c:.0%} of the axis"
+            )
 
 
 def _fit(points, **kw):
@@ -97,7 +101,12 @@ def test_every_figure_of_a_sweep_with_a_far_floor(low_floor):
     points, free, fixed = low_floor
     for study in (free, fixed):
         plots, _ = P.all_figures(study, points)
-        assert {p.name for p in plots} >= {"loss_vs_n", "loss_vs_d", "comparison", "approach3_contours"}
+        assert {p.name for p in plots} >= {
+            "loss_vs_n",
+            "loss_vs_d",
+            "comparison",
+            "approach3_contours",
+        }
         for plot in plots:
             assert_axes_follow_data(plot)
     lvd = P.loss_vs_d(fixed)
@@ -109,8 +118,12 @@ def test_every_figure_of_published_tables():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         epoch = load_points(REF / "epoch_chinchilla_svg_extracted_data.csv", drop_top_loss=5)
-        porian = load_points(REF / "porian2024_isoflop_points.csv", c="flops", group="label",
-                             query="source_file == 'summary_df' and dataset == 'rw'")
+        porian = load_points(
+            REF / "porian2024_isoflop_points.csv",
+            c="flops",
+            group="label",
+            query="source_file == 'summary_df' and dataset == 'rw'",
+        )
     study = _fit(epoch)
     for plot in P.all_figures(study, epoch)[0]:
         assert_axes_follow_data(plot)

@@ -14,16 +14,18 @@ from test_plots import TRUE as SWEEP_LAW
 from test_plots import write_sweep
 
 from scaling.analysis import plots as P
-from scaling.cli import main
-from scaling.errors import DataError, FitError
 from scaling.analysis.laws import FitOptions, FitStatus, fit_chinchilla, fit_study
 from scaling.analysis.laws.bootstrap import bootstrap_chinchilla
 from scaling.analysis.laws.forms import ChinchillaLaw
 from scaling.analysis.report import write_report
 from scaling.analysis.tables import load_points
+from scaling.cli import main
+from scaling.errors import DataError, FitError
 
 
-def grid_points(law: ChinchillaLaw, k: int, noise: float, seed: int, floor: float | None = None) -> pd.DataFrame:
+def grid_points(
+    law: ChinchillaLaw, k: int, noise: float, seed: int, floor: float | None = None
+) -> pd.DataFrame:
     """A k x k grid of N in [1e4, 1e6] and D in [2.5e5, 3e7] (our CPU sweeps' range), losses from
     `law` with lognormal noise; an entropy_floor column when `floor` is given."""
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e4, 1e6, k), np.geomspace(2.5e5, 3e7, k)))
@@ -38,7 +40,9 @@ def logs(df: pd.DataFrame):
     return np.log(df["N"].to_numpy()), np.log(df["D"].to_numpy()), np.log(df["loss"].to_numpy())
 
 
-LAW = ChinchillaLaw(E=0.6995, A=6.0, B=40.0, alpha=0.15, beta=0.25)  # losses 2.0 to 4.0, floor ~ ours
+LAW = ChinchillaLaw(
+    E=0.6995, A=6.0, B=40.0, alpha=0.15, beta=0.25
+)  # losses 2.0 to 4.0, floor ~ ours
 
 
 @pytest.mark.parametrize("method", ["fast", "grid"])
@@ -97,7 +101,11 @@ def test_bootstrap_keeps_E_fixed_and_study_reports_no_E_interval():
     assert all(np.isfinite(study.comparison.elasticities["approach3"]["N_ci"]))
     assert P.bootstrap(study).data["E"] is None  # no E panel in the bootstrap figure
     j = study.to_json()["approach3"]
-    assert j["E"] == LAW.E and j["E_fixed"]["value"] == LAW.E and j["E_fixed"]["source"] == "entropy_floor"
+    assert (
+        j["E"] == LAW.E
+        and j["E_fixed"]["value"] == LAW.E
+        and j["E_fixed"]["source"] == "entropy_floor"
+    )
     assert "E" not in j["ci"] and "alpha" in j["ci"] and j["se"]["ln_E"] is None
 
 
@@ -119,14 +127,25 @@ def _csv(tmp_path, df: pd.DataFrame, name: str = "t.csv") -> str:
 def test_fit_json_holds_the_fixed_E(tmp_path, capsys):
     df = grid_points(LAW, 4, noise=0.002, seed=2, floor=LAW.E)
     out = tmp_path / "fits.json"
-    assert main(["fit", _csv(tmp_path, df), "--fix-E", "floor", "--bootstrap", "0", "--json", str(out)]) == 0
+    assert (
+        main(
+            ["fit", _csv(tmp_path, df), "--fix-E", "floor", "--bootstrap", "0", "--json", str(out)]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "Approach 3 (E fixed at 0.6995 = entropy_floor)" in text
     a3 = json.loads(out.read_text())["approach3"]
-    assert a3["E"] == LAW.E and a3["E_fixed"] == {"value": LAW.E, "source": "entropy_floor",
-                                                   "note": "E held fixed, not fitted: it has no interval or SE"}
+    assert a3["E"] == LAW.E and a3["E_fixed"] == {
+        "value": LAW.E,
+        "source": "entropy_floor",
+        "note": "E held fixed, not fitted: it has no interval or SE",
+    }
     assert a3["status"] == "converged" and a3["alpha"] == pytest.approx(LAW.alpha, rel=0.05)
-    assert main(["fit", _csv(tmp_path, df), "--fix-E", "0.5", "--bootstrap", "0", "--json", str(out)]) == 0
+    assert (
+        main(["fit", _csv(tmp_path, df), "--fix-E", "0.5", "--bootstrap", "0", "--json", str(out)])
+        == 0
+    )
     a3 = json.loads(out.read_text())["approach3"]
     assert a3["E"] == 0.5 and a3["E_fixed"]["source"] == "value"
 
@@ -134,17 +153,39 @@ def test_fit_json_holds_the_fixed_E(tmp_path, capsys):
 BASE = grid_points(LAW, 4, noise=0.002, seed=2, floor=LAW.E)
 
 
-@pytest.mark.parametrize("table, args, needles", [
-    (BASE.drop(columns="entropy_floor"), ["--fix-E", "floor"], ["no entropy_floor column"]),
-    (BASE.assign(entropy_floor=[np.nan] + [LAW.E] * 15), ["--fix-E", "floor"], ["empty/NaN in 1 of 16 rows"]),
-    (BASE.assign(entropy_floor=[0.9] + [LAW.E] * 15), ["--fix-E", "floor"], ["differs between rows", "0.6995 to 0.9"]),
-    (BASE.assign(entropy_floor=5.0), ["--fix-E", "floor"], ["E = 5 is not strictly below", f"{BASE['loss'].min():.6g}"]),
-    (BASE, ["--fix-E", repr(float(BASE["loss"].min()))], ["not strictly below the lowest loss"]),
-    (BASE, ["--fix-E", "nope"], ["'nope'", "positive number"]),
-    (BASE, ["--fix-E", "-0.5"], ["positive number"]),
-    (BASE.assign(g=["x"] * 8 + ["y"] * 8, entropy_floor=[0.6] * 8 + [0.6] * 7 + [0.65]), ["--fix-E", "floor", "--group", "g"],
-     ["in group 'y'", "differs between rows"]),
-])
+@pytest.mark.parametrize(
+    "table, args, needles",
+    [
+        (BASE.drop(columns="entropy_floor"), ["--fix-E", "floor"], ["no entropy_floor column"]),
+        (
+            BASE.assign(entropy_floor=[np.nan] + [LAW.E] * 15),
+            ["--fix-E", "floor"],
+            ["empty/NaN in 1 of 16 rows"],
+        ),
+        (
+            BASE.assign(entropy_floor=[0.9] + [LAW.E] * 15),
+            ["--fix-E", "floor"],
+            ["differs between rows", "0.6995 to 0.9"],
+        ),
+        (
+            BASE.assign(entropy_floor=5.0),
+            ["--fix-E", "floor"],
+            ["E = 5 is not strictly below", f"{BASE['loss'].min():.6g}"],
+        ),
+        (
+            BASE,
+            ["--fix-E", repr(float(BASE["loss"].min()))],
+            ["not strictly below the lowest loss"],
+        ),
+        (BASE, ["--fix-E", "nope"], ["'nope'", "positive number"]),
+        (BASE, ["--fix-E", "-0.5"], ["positive number"]),
+        (
+            BASE.assign(g=["x"] * 8 + ["y"] * 8, entropy_floor=[0.6] * 8 + [0.6] * 7 + [0.65]),
+            ["--fix-E", "floor", "--group", "g"],
+            ["in group 'y'", "differs between rows"],
+        ),
+    ],
+)
 def test_bad_fix_E_is_one_line_exit_2(tmp_path, capsys, table, args, needles):
     assert main(["fit", _csv(tmp_path, table), "--bootstrap", "0", *args]) == 2
     err = capsys.readouterr().err.strip()
@@ -155,11 +196,30 @@ def test_bad_fix_E_is_one_line_exit_2(tmp_path, capsys, table, args, needles):
 
 def test_floor_per_group(tmp_path, capsys):
     low = ChinchillaLaw(E=0.5, A=6.0, B=40.0, alpha=0.15, beta=0.25)
-    df = pd.concat([grid_points(LAW, 4, 0.002, 2, floor=LAW.E).assign(g="a"),
-                    grid_points(low, 4, 0.002, 2, floor=0.5).assign(g="b")])
+    df = pd.concat(
+        [
+            grid_points(LAW, 4, 0.002, 2, floor=LAW.E).assign(g="a"),
+            grid_points(low, 4, 0.002, 2, floor=0.5).assign(g="b"),
+        ]
+    )
     out = tmp_path / "g.json"
-    assert main(["fit", _csv(tmp_path, df), "--fix-E", "floor", "--group", "g", "--bootstrap", "0",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                _csv(tmp_path, df),
+                "--fix-E",
+                "floor",
+                "--group",
+                "g",
+                "--bootstrap",
+                "0",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     groups = json.loads(out.read_text())["groups"]
     assert groups["a"]["approach3"]["E"] == LAW.E and groups["b"]["approach3"]["E"] == 0.5
 
@@ -171,11 +231,16 @@ def test_floor_survives_curve_points_and_reaches_the_report(tmp_path):
         pts = load_points(sweep, curves_as_points=True)
     assert len(pts.frame) == 49 * 8 and (pts.frame["entropy_floor"] == SWEEP_LAW.E).all()
     with pytest.raises(DataError, match="no entropy_floor column"):
-        fit_study(pts.frame.drop(columns="entropy_floor"), options=FitOptions(n_boot=0, fix_E="floor"))
+        fit_study(
+            pts.frame.drop(columns="entropy_floor"), options=FitOptions(n_boot=0, fix_E="floor")
+        )
     out = write_report(sweep, tmp_path / "analysis", FitOptions(n_boot=8, fix_E="floor"))
     md = (out / "report.md").read_text()
     assert "**Approach 3 (E fixed at 1.9000 = entropy_floor)**" in md
     assert "| E | 1.9 | fixed, not fitted |" in md and "E was held fixed at **1.9000**" in md
     fits = json.loads((out / "fits.json").read_text())
-    assert fits["approach3"]["E_fixed"]["value"] == SWEEP_LAW.E and fits["provenance"]["options"]["fix_E"] == "floor"
+    assert (
+        fits["approach3"]["E_fixed"]["value"] == SWEEP_LAW.E
+        and fits["provenance"]["options"]["fix_E"] == "floor"
+    )
     assert fits["approach3"]["alpha"] == pytest.approx(SWEEP_LAW.alpha, rel=0.1)

@@ -17,13 +17,22 @@ from scaling.experiment.config import compose, resolve_run
 from scaling.experiment.sweep import job_device
 from scaling.experiment.train import build_engine, train_run
 
-TINY = ["model.size=null", "model.d_model=32", "model.n_layers=2", "model.n_heads=2",
-        "model.ctx=16", "train.batch_size=8", "data.val_tokens=256", "train.threads=1",
-        "sweep.name=gpu", "train.tokens=7680", "train.checkpoint_every=5"]  # 60 steps of 8 x 16
+TINY = [
+    "model.size=null",
+    "model.d_model=32",
+    "model.n_layers=2",
+    "model.n_heads=2",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "data.val_tokens=256",
+    "train.threads=1",
+    "sweep.name=gpu",
+    "train.tokens=7680",
+    "train.checkpoint_every=5",
+]  # 60 steps of 8 x 16
 CPU = ["train.device=cpu", "train.precision=fp32", "train.compile=false"]
 # Tests that need a GPU carry the `gpu` marker, deselected by default (pyproject addopts) so a CPU
 # run has no skips; benchmarks/gpu_check.sh selects them with -m gpu and fails on any skip.
-
 
 
 def _run(tmp_path, *overrides: str) -> dict:
@@ -54,8 +63,16 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path, cut_after):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_cuda_trains_in_bf16_autocast_with_sdpa_and_fused_adamw(tmp_path):
-    cfg = compose([f"runs_dir={tmp_path}", *TINY, "train.device=cuda", "train.precision=auto",
-                   "model.attention=auto", "train.compile=false"])
+    cfg = compose(
+        [
+            f"runs_dir={tmp_path}",
+            *TINY,
+            "train.device=cuda",
+            "train.precision=auto",
+            "model.attention=auto",
+            "train.compile=false",
+        ]
+    )
     engine = build_engine(resolve_run(cfg))
     assert engine.device.type == "cuda" and engine.attention == "sdpa"
     assert engine.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
@@ -114,8 +131,15 @@ def test_each_job_of_a_sweep_that_sees_two_gpus_takes_one(tmp_path, monkeypatch)
         return {"run_id": "r", "status": "busy"}
 
     monkeypatch.setattr(sweep, "train_run", train_run)
-    argv = ["sweep", f"runs_dir={tmp_path}", *TINY, "train.device=auto", "sweep.report=false",
-            "train.seed=0,1,2", "train.ensemble=off"]
+    argv = [
+        "sweep",
+        f"runs_dir={tmp_path}",
+        *TINY,
+        "train.device=auto",
+        "sweep.report=false",
+        "train.seed=0,1,2",
+        "train.ensemble=off",
+    ]
     assert cli_main(argv) == 0
     assert seen == ["cuda:0", "cuda:1", "cuda:0"]
 
@@ -123,9 +147,18 @@ def test_each_job_of_a_sweep_that_sees_two_gpus_takes_one(tmp_path, monkeypatch)
 @pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="fewer than 2 CUDA devices here")
 def test_a_parallel_sweep_puts_its_runs_on_different_gpus(tmp_path):
-    argv = ["sweep", f"runs_dir={tmp_path}", *TINY, "train.device=auto", "train.compile=false",
-            "sweep.report=false", "train.seed=0,1", "train.ensemble=off", "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2"]
+    argv = [
+        "sweep",
+        f"runs_dir={tmp_path}",
+        *TINY,
+        "train.device=auto",
+        "train.compile=false",
+        "sweep.report=false",
+        "train.seed=0,1",
+        "train.ensemble=off",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    ]
     assert cli_main(argv) == 0
     configs = (tmp_path / "gpu").glob(f"*/{runs.CONFIG}")
     devices = {OmegaConf.load(p)["train"]["device"] for p in configs}

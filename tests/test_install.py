@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from scaling.cli import main as cli_main
-from scaling.experiment.config import compose, config_dir_override
 from scaling.errors import ConfigError
+from scaling.experiment.config import compose, config_dir_override
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [

@@ -9,8 +9,10 @@ import pytest
 from scaling.cli import main as cli_main
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None,
-                    reason="the [ray] extra is installed here")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None,
+    reason="the [ray] extra is installed here",
+)
 @pytest.mark.parametrize("launcher", ["ray", "ray_cluster"])
 def test_a_ray_launcher_without_the_extra_is_one_line_naming_it(tmp_path, capsys, launcher):
     assert cli_main(["sweep", f"runs_dir={tmp_path}", f"hydra/launcher={launcher}"]) == 2

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.errors import DataError
 from scaling.analysis.laws import registry
 from scaling.analysis.laws.forms import ChinchillaLaw
 from scaling.analysis.laws.law_data_constrained import DataConstrainedLaw, fit_data_constrained
 from scaling.analysis.laws.study import FitOptions, fit_study
 from scaling.analysis.tables import load_points
+from scaling.errors import DataError
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 # their single-epoch C4 base law, in log form (README of tests/data/reference)

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.errors import FitError
 from scaling.analysis.fitcli import render
 from scaling.analysis.laws import registry
 from scaling.analysis.laws.fit import FitStatus
@@ -18,6 +17,7 @@ from scaling.analysis.laws.forms import ChinchillaLaw
 from scaling.analysis.laws.registry import Draws, FitContext, Law
 from scaling.analysis.laws.study import FitOptions, fit_study
 from scaling.analysis.report import _study_body
+from scaling.errors import FitError
 
 TRUE = ChinchillaLaw(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.errors import FitError, FitWarning
 from scaling.analysis.laws.approaches import approach1, approach2, budget_labels
 from scaling.analysis.laws.forms import ChinchillaLaw
+from scaling.errors import FitError, FitWarning
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 TRUTH = ChinchillaLaw(E=1.7, A=400.0, B=1500.0, alpha=0.34, beta=0.28)  # a = 0.4516
@@ -30,7 +30,9 @@ def test_porian_refinedweb_exponents_within_003():
     assert len(published) == 5
     for label, a_pub in published.items():
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FitWarning)  # edge budgets of "Counting last layer FLOPs"
+            warnings.simplefilter(
+                "ignore", FitWarning
+            )  # edge budgets of "Counting last layer FLOPs"
             fit = approach2(pts[pts["label"] == label])
         assert fit.a == pytest.approx(a_pub, abs=0.03), label
         assert fit.a + fit.b == pytest.approx(1.0, abs=1e-6)  # D* = C/(6N*) on this data
@@ -67,7 +69,9 @@ def test_edge_minimum_warns_and_is_left_out():
     df = _isoflop(TRUTH, np.logspace(18, 21, 7))
     C_top = df["C"].max()
     top = df[np.isclose(df["C"], C_top, rtol=1e-9)]
-    df = df.drop(top.index[top["N"] >= np.median(top["N"])]).reset_index(drop=True)  # keep only small sizes there
+    df = df.drop(top.index[top["N"] >= np.median(top["N"])]).reset_index(
+        drop=True
+    )  # keep only small sizes there
     with pytest.warns(FitWarning, match="largest sampled size"):
         fit = approach2(df)
     edge = [b for b in fit.budgets if b.edge]
@@ -90,9 +94,21 @@ def test_approach1_from_final_points_and_from_curves():
     for k, n in enumerate(sizes):
         d_end = 2e3 * n**1.2
         toks = np.logspace(np.log10(d_end) - 2, np.log10(d_end), 40)
-        curves.append(pd.DataFrame(dict(run_id=f"r{k}", N=n, D_run=d_end, tokens=toks, flops=6 * n * toks,
-                                        loss=TRUTH.predict(n, toks))))
-        finals.append(dict(N=n, D=d_end, C=6 * n * d_end, loss=float(TRUTH.predict(n, d_end)), run_id=f"r{k}"))
+        curves.append(
+            pd.DataFrame(
+                dict(
+                    run_id=f"r{k}",
+                    N=n,
+                    D_run=d_end,
+                    tokens=toks,
+                    flops=6 * n * toks,
+                    loss=TRUTH.predict(n, toks),
+                )
+            )
+        )
+        finals.append(
+            dict(N=n, D=d_end, C=6 * n * d_end, loss=float(TRUTH.predict(n, d_end)), run_id=f"r{k}")
+        )
     fit = approach1(pd.DataFrame(finals), pd.concat(curves, ignore_index=True))
     assert fit.source == "curves" and len(fit.envelope) > 20
     assert fit.a == pytest.approx(TRUTH.a, abs=0.05)

@@ -45,7 +45,14 @@ def test_intervals_cover_the_true_exponent():
         n_opt, _ = truth.allocation(C)
         for n in n_opt * np.exp(np.linspace(-1.5, 1.5, 7)):
             d = C / (6 * n)
-            rows.append(dict(N=n, D=d, C=C, loss=float(truth.predict(n, d)) * np.exp(0.01 * rng.standard_normal())))
+            rows.append(
+                dict(
+                    N=n,
+                    D=d,
+                    C=C,
+                    loss=float(truth.predict(n, d)) * np.exp(0.01 * rng.standard_normal()),
+                )
+            )
     df = pd.DataFrame(rows)
     fit = approach3(df, "fast")
     theta, ok = bootstrap_chinchilla(df, fit.law.theta, n_boot=40, seed=0)

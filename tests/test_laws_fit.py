@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.errors import FitError, FitWarning
 from scaling.analysis.laws.fit import FitStatus, fit_chinchilla, fit_kaplan, hoffmann_grid
 from scaling.analysis.laws.forms import ChinchillaLaw, KaplanLaw
 from scaling.analysis.tables import load_points
+from scaling.errors import FitError, FitWarning
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 
@@ -35,7 +35,14 @@ def _isoflop_sample(law, noise=0.01, seed=0):
 def test_hoffmann_grid_is_4500_starts():
     g = hoffmann_grid()
     assert g.shape == (4500, 5)
-    assert sorted(set(g[:, 3])) == [0.0, 0.5, 1.0, 1.5, 2.0] and sorted(set(g[:, 0])) == [0, 5, 10, 15, 20, 25]
+    assert sorted(set(g[:, 3])) == [0.0, 0.5, 1.0, 1.5, 2.0] and sorted(set(g[:, 0])) == [
+        0,
+        5,
+        10,
+        15,
+        20,
+        25,
+    ]
 
 
 def test_epoch_golden_grid_and_fast():
@@ -71,7 +78,9 @@ def test_bound_hit_is_reported_not_hidden():
         with pytest.warns(FitWarning, match="bound-hit"):
             fit = fit_chinchilla(np.log(N), np.log(D), np.log(L), method=method)
         assert fit.status is FitStatus.BOUND_HIT and not fit.ok
-        assert "log A" in fit.messages[0] or "alpha" in fit.messages[0]  # the N term vanished either way
+        assert (
+            "log A" in fit.messages[0] or "alpha" in fit.messages[0]
+        )  # the N term vanished either way
 
 
 def test_too_few_points_is_a_fit_error():
@@ -86,5 +95,7 @@ def test_kaplan_recovers_its_own_law():
     L = truth.predict(N, D) * np.exp(0.002 * np.random.default_rng(0).standard_normal(len(N)))
     fit = fit_kaplan(np.log(N), np.log(D), np.log(L))
     assert fit.status is FitStatus.CONVERGED
-    assert fit.law.alpha_N == pytest.approx(0.076, rel=0.05) and fit.law.alpha_D == pytest.approx(0.103, rel=0.05)
+    assert fit.law.alpha_N == pytest.approx(0.076, rel=0.05) and fit.law.alpha_D == pytest.approx(
+        0.103, rel=0.05
+    )
     assert fit.law.a == pytest.approx(truth.a, abs=0.02)

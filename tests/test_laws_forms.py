@@ -33,8 +33,12 @@ def test_allocation_exponents_match_a_and_b(law):
 def test_elasticities_are_log_derivatives(law):
     N, D, h = 3e8, 6e9, 1e-5
     eN, eD = law.elasticities(N, D)
-    num_N = (np.log(law.predict(N * np.exp(h), D)) - np.log(law.predict(N * np.exp(-h), D))) / (2 * h)
-    num_D = (np.log(law.predict(N, D * np.exp(h))) - np.log(law.predict(N, D * np.exp(-h)))) / (2 * h)
+    num_N = (np.log(law.predict(N * np.exp(h), D)) - np.log(law.predict(N * np.exp(-h), D))) / (
+        2 * h
+    )
+    num_D = (np.log(law.predict(N, D * np.exp(h))) - np.log(law.predict(N, D * np.exp(-h)))) / (
+        2 * h
+    )
     assert eN == pytest.approx(num_N, rel=1e-5) and eD == pytest.approx(num_D, rel=1e-5)
 
 
@@ -48,7 +52,7 @@ def test_kaplan_limits_and_frontier_exponent():
 def test_reprs_print_fitted_values():
     assert repr(CHIN).startswith("L(N, D) = 1.817 + 477.8/N^0.347 + 2143/D^0.367")
     assert "(6.4e+13/N)^(0.076/0.103)" in repr(KAP)
-    law = PowerLaw.fit([1e18, 1e19, 1e20], [1e8, 10 ** 8.5, 1e9])
+    law = PowerLaw.fit([1e18, 1e19, 1e20], [1e8, 10**8.5, 1e9])
     assert law.exponent == pytest.approx(0.5) and "C^0.500" in repr(law)
     with pytest.raises(Exception):
         CHIN.E = 2.0  # immutable

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.errors import FitError
 from scaling.analysis.laws import ChinchillaLaw, FitOptions, fit_study
+from scaling.errors import FitError
 
 TRUTH = ChinchillaLaw(E=1.7, A=400.0, B=1500.0, alpha=0.34, beta=0.28)
 
@@ -21,7 +21,14 @@ def _frame(noise=0.005, seed=0):
         n_opt, _ = TRUTH.allocation(C)
         for n in n_opt * np.exp(np.linspace(-1.5, 1.5, 7)):
             d = C / (6 * n)
-            rows.append(dict(N=n, D=d, C=C, loss=float(TRUTH.predict(n, d)) * np.exp(noise * rng.standard_normal())))
+            rows.append(
+                dict(
+                    N=n,
+                    D=d,
+                    C=C,
+                    loss=float(TRUTH.predict(n, d)) * np.exp(noise * rng.standard_normal()),
+                )
+            )
     return pd.DataFrame(rows)
 
 

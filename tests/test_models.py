@@ -24,7 +24,9 @@ def decoder_cfg():
 
 
 def tokens(shape: ModelShape, batch: int = 2, seed: int = 0) -> torch.Tensor:
-    return torch.randint(0, shape.vocab_size, (batch, shape.ctx), generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, shape.vocab_size, (batch, shape.ctx), generator=torch.Generator().manual_seed(seed)
+    )
 
 
 # ---- config: rung, overrides, validation -------------------------------------------------
@@ -36,8 +38,16 @@ def test_size_picks_the_rung_and_explicit_values_override_it(decoder_cfg):
     assert (shape.d_model, shape.n_layers, shape.n_heads) == (s2.d_model, s2.n_layers, s2.n_heads)
     assert shape.d_ff == 4 * s2.d_model and shape.arch == "decoder" and shape.ctx == decoder_cfg.ctx
 
-    over = resolve_shape(OmegaConf.merge(decoder_cfg, {"size": "s2", "n_heads": 1, "ctx": 64, "d_ff": 50}))
-    assert (over.d_model, over.n_layers, over.n_heads, over.ctx, over.d_ff) == (s2.d_model, s2.n_layers, 1, 64, 50)
+    over = resolve_shape(
+        OmegaConf.merge(decoder_cfg, {"size": "s2", "n_heads": 1, "ctx": 64, "d_ff": 50})
+    )
+    assert (over.d_model, over.n_layers, over.n_heads, over.ctx, over.d_ff) == (
+        s2.d_model,
+        s2.n_layers,
+        1,
+        64,
+        50,
+    )
 
 
 def test_a_plain_dict_without_size_works():
@@ -59,7 +69,10 @@ def test_a_plain_dict_without_size_works():
         ({"arch": "encoder", "mask_fraction": "lots"}, ["model.mask_fraction='lots'", "number"]),
         ({"arch": "encoder_decoder", "noise_density": 0}, ["model.noise_density=0", "(0, 1)"]),
         ({"arch": "encoder_decoder", "mean_span": 0.5}, ["model.mean_span=0.5", ">= 1"]),
-        ({"arch": "encoder_decoder", "noise_density": 0.9, "mean_span": 1}, ["spans", "noise_density"]),
+        (
+            {"arch": "encoder_decoder", "noise_density": 0.9, "mean_span": 1},
+            ["spans", "noise_density"],
+        ),
         ({"attention": "flash"}, ["model.attention='flash'", "sdpa", "matmul"]),
         ({"dmodel": 64}, ["dmodel", "d_model"]),
         ({"size": None}, ["model.d_model", "model.size"]),
@@ -87,10 +100,16 @@ def test_model_shape_validates_on_construction_and_is_frozen():
 
 
 def test_ladder_is_one_shape_family_spanning_two_decades(decoder_cfg):
-    every = [resolve_shape(OmegaConf.merge(decoder_cfg, {"size": name})) for name in decoder_cfg.ladder]
+    every = [
+        resolve_shape(OmegaConf.merge(decoder_cfg, {"size": name})) for name in decoder_cfg.ladder
+    ]
     every_n = [param_counts(s).N for s in every]
-    assert every_n == sorted(every_n), "rungs, the in-between ones included, are listed in order of N"
-    family = [name for name in decoder_cfg.ladder if re.fullmatch(r"s[1-9]", name)]  # s0, s1h, ...: in between
+    assert every_n == sorted(every_n), (
+        "rungs, the in-between ones included, are listed in order of N"
+    )
+    family = [
+        name for name in decoder_cfg.ladder if re.fullmatch(r"s[1-9]", name)
+    ]  # s0, s1h, ...: in between
     shapes = [resolve_shape(OmegaConf.merge(decoder_cfg, {"size": name})) for name in family]
     aspect = {s.d_model / s.n_layers for s in shapes}
     head_dims = {s.head_dim for s in shapes}
@@ -134,7 +153,9 @@ def test_sdpa_and_matmul_attention_agree_in_fp32():
     x = tokens(TINY)
     outs = {}
     for attention in ("sdpa", "matmul"):
-        model = Transformer(ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=16, attention=attention), seed=1)
+        model = Transformer(
+            ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=16, attention=attention), seed=1
+        )
         logits = model(x)
         F.cross_entropy(logits[:, :-1].reshape(-1, 256), x[:, 1:].reshape(-1)).backward()
         outs[attention] = (logits.detach(), model.blocks[0].attn.c_attn.weight.grad)

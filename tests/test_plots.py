@@ -16,14 +16,16 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
-from scaling.figure import DPI
 from scaling.analysis import plots as P
 from scaling.analysis.laws import ChinchillaLaw, FitOptions, fit_study
 from scaling.analysis.tables import load_points
+from scaling.figure import DPI
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 
-TRUE = ChinchillaLaw(E=1.9, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # Hoffmann's exponents, a known floor
+TRUE = ChinchillaLaw(
+    E=1.9, A=406.4, B=410.7, alpha=0.34, beta=0.28
+)  # Hoffmann's exponents, a known floor
 N_SIZES = 3e7 * 2.0 ** np.arange(7)  # loss 2.6 to 4.5 nats; optimum inside most IsoFLOP diagonals
 D_SIZES = 6e8 * 2.0 ** np.arange(7)
 
@@ -42,14 +44,50 @@ def write_sweep(folder: Path, seed: int = 0, noise: float = 0.004) -> Path:
             (folder / run_id).mkdir()
             with open(folder / run_id / "metrics.jsonl", "w") as fh:
                 for k, (t, l) in enumerate(zip(tokens, loss)):
-                    fh.write(json.dumps({"step": k + 1, "tokens": t, "flops": 6 * n * t, "loss_train": l * 1.01,
-                                         "loss_val": l, "lr": 1e-3, "wall_s": k}) + "\n")
-            rows.append(dict(run_id=run_id, sweep=folder.name, arch="decoder", data="synthetic", size=f"s{i}", N=n,
-                             N_nonembed=0.8 * n, D=d, C=6 * n * d, C_6ND=6 * n * d, C_kaplan=6 * 0.8 * n * d,
-                             C_chinchilla=6.2 * n * d, loss=loss[-1], loss_train=loss[-1] * 1.01,
-                             entropy_floor=TRUE.E, seed=0, status="ok", wall_s=1.0, tokens_per_s=1e6, d_model=64,
-                             n_layers=2, n_heads=2, ctx=64))
-    rows.append(dict(rows[0], run_id="diverged_run", status="diverged", loss=9.9))  # must be left out
+                    fh.write(
+                        json.dumps(
+                            {
+                                "step": k + 1,
+                                "tokens": t,
+                                "flops": 6 * n * t,
+                                "loss_train": l * 1.01,
+                                "loss_val": l,
+                                "lr": 1e-3,
+                                "wall_s": k,
+                            }
+                        )
+                        + "\n"
+                    )
+            rows.append(
+                dict(
+                    run_id=run_id,
+                    sweep=folder.name,
+                    arch="decoder",
+                    data="synthetic",
+                    size=f"s{i}",
+                    N=n,
+                    N_nonembed=0.8 * n,
+                    D=d,
+                    C=6 * n * d,
+                    C_6ND=6 * n * d,
+                    C_kaplan=6 * 0.8 * n * d,
+                    C_chinchilla=6.2 * n * d,
+                    loss=loss[-1],
+                    loss_train=loss[-1] * 1.01,
+                    entropy_floor=TRUE.E,
+                    seed=0,
+                    status="ok",
+                    wall_s=1.0,
+                    tokens_per_s=1e6,
+                    d_model=64,
+                    n_layers=2,
+                    n_heads=2,
+                    ctx=64,
+                )
+            )
+    rows.append(
+        dict(rows[0], run_id="diverged_run", status="diverged", loss=9.9)
+    )  # must be left out
     pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
     return folder
 
@@ -102,7 +140,9 @@ def _same(a, b) -> bool:
 
 
 def _hlines(ax) -> list[float]:
-    return [float(l.get_ydata()[0]) for l in ax.lines if len(set(np.asarray(l.get_ydata(), float))) == 1]
+    return [
+        float(l.get_ydata()[0]) for l in ax.lines if len(set(np.asarray(l.get_ydata(), float))) == 1
+    ]
 
 
 @pytest.mark.parametrize("which", ["loss_vs_n", "loss_vs_d"])
@@ -123,14 +163,21 @@ def test_loss_figures_draw_the_points_and_the_fitted_laws(source, which):
         assert any(_same(l.get_ydata(), s["approach3"]) for l in ax.lines)
     assert ax.get_xscale() == "log" and "loss" in ax.get_ylabel() and ax.get_legend() is not None
     assert "L(N, D) = " in ax.get_title()
-    if name == "sweep":  # a grid: one exact series per value, and the known floor beside the fitted E
+    if (
+        name == "sweep"
+    ):  # a grid: one exact series per value, and the known floor beside the fitted E
         assert not plot.data["binned"] and len(plot.data["series"]) == 7
-        np.testing.assert_allclose(sorted(s["value"] for s in plot.data["series"]), D_SIZES if by == "D" else N_SIZES)
+        np.testing.assert_allclose(
+            sorted(s["value"] for s in plot.data["series"]), D_SIZES if by == "D" else N_SIZES
+        )
         assert plot.data["floor"] == pytest.approx(TRUE.E)
         assert plot.data["E"] == study.approach3.law.E == pytest.approx(TRUE.E, abs=0.1)
         lines, (lo, hi) = _hlines(ax), ax.get_ylim()
         labels = ax.get_legend_handles_labels()[1]
-        for v in (TRUE.E, study.approach3.law.E):  # drawn inside the losses' axis, else named in the legend
+        for v in (
+            TRUE.E,
+            study.approach3.law.E,
+        ):  # drawn inside the losses' axis, else named in the legend
             drawn = any(np.isclose(h, v) for h in lines)
             assert drawn == (lo <= v <= hi)
             assert drawn or any(f"{v:.3f}" in t and "below the axis" in t for t in labels)
@@ -149,7 +196,9 @@ def test_isoflop_profiles_minima_and_fit(source):
     for b, d in zip(fit.budgets, plot.data["budgets"]):
         np.testing.assert_allclose(d["N"], b.N)
         assert _has_row(drawn, (b.n_star, b.loss_star))  # the minimum marker
-        assert any(_same(l.get_xdata(), b.curve_n) and _same(l.get_ydata(), b.curve_loss) for l in ax.lines)
+        assert any(
+            _same(l.get_xdata(), b.curve_n) and _same(l.get_ydata(), b.curve_loss) for l in ax.lines
+        )
     used = [b for b in fit.budgets if b.used]
     right = _offsets(bx)
     for b in used:
@@ -166,25 +215,38 @@ def test_approach1_curves_and_envelope(source, request):
     plot = P.approach1_envelope(study, points)
     ax = plot.figure.axes[0]
     env = study.approach1.envelope
-    assert any(_same(l.get_xdata(), env["C"]) and _same(l.get_ydata(), env["loss"]) for l in ax.lines)
-    np.testing.assert_allclose(plot.data["fit_N"], study.approach1.allocation.n_opt(plot.data["fit_C"]))
+    assert any(
+        _same(l.get_xdata(), env["C"]) and _same(l.get_ydata(), env["loss"]) for l in ax.lines
+    )
+    np.testing.assert_allclose(
+        plot.data["fit_N"], study.approach1.allocation.n_opt(plot.data["fit_C"])
+    )
     if name == "sweep":
         assert study.approach1.source == "curves"
         curves = plot.data["curves"]
         assert len(curves) == 49  # every ok run, not the diverged one
         one = next(c for c in curves if c["run_id"] == "n3_d4")
-        rows = [json.loads(l) for l in (request.getfixturevalue("sweep_dir") / "n3_d4" / "metrics.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(l)
+            for l in (request.getfixturevalue("sweep_dir") / "n3_d4" / "metrics.jsonl")
+            .read_text()
+            .splitlines()
+        ]
         np.testing.assert_allclose(one["loss"], [r["loss_val"] for r in rows])
         np.testing.assert_allclose(one["flops"], [r["flops"] for r in rows])
         # the envelope lies on or under every curve
         for c in curves:
             inside = (env["C"] >= c["flops"][0]) & (env["C"] <= c["flops"][-1])
-            interp = np.exp(np.interp(np.log(env["C"][inside]), np.log(c["flops"]), np.log(c["loss"])))
+            interp = np.exp(
+                np.interp(np.log(env["C"][inside]), np.log(c["flops"]), np.log(c["loss"]))
+            )
             assert np.all(env["loss"][inside].to_numpy() <= interp * (1 + 1e-9))
     else:
         assert plot.data["curves"] is None
         drawn = _offsets(ax)
-        assert len(drawn) == len(points.frame) and _has_row(drawn, (points.frame["C"][0], points.frame["loss"][0]))
+        assert len(drawn) == len(points.frame) and _has_row(
+            drawn, (points.frame["C"][0], points.frame["loss"][0])
+        )
 
 
 def test_approach3_contours_surface_frontier_and_budgets(source):
@@ -201,7 +263,10 @@ def test_approach3_contours_surface_frontier_and_budgets(source):
     assert slope == pytest.approx(law.b / law.a, rel=1e-6)
     ax = plot.figure.axes[0]
     for C in d["iso_C"]:  # dotted lines of constant C = 6ND
-        assert any(np.allclose(np.asarray(l.get_xdata()) * np.asarray(l.get_ydata()) * 6, C) for l in ax.lines)
+        assert any(
+            np.allclose(np.asarray(l.get_xdata()) * np.asarray(l.get_ydata()) * 6, C)
+            for l in ax.lines
+        )
     assert _offsets(ax).shape[0] == len(points.frame)
 
 
@@ -225,7 +290,9 @@ def test_comparison_lines_bands_and_exponents(source):
         assert a == pytest.approx(rows[law].a) and (lo, hi) == pytest.approx(rows[law].a_ci)
     forest = plot.figure.axes[2]
     assert [t.get_text() for t in forest.get_yticklabels()] == [P.SHORT[k] for k in plot.data["a"]]
-    if name == "sweep":  # every Chinchilla approach finds the true a = beta/(alpha+beta) within 0.08
+    if (
+        name == "sweep"
+    ):  # every Chinchilla approach finds the true a = beta/(alpha+beta) within 0.08
         for law in ("approach1", "approach2", "approach3"):
             assert plot.data["a"][law][0] == pytest.approx(TRUE.a, abs=0.08)
 
@@ -240,18 +307,26 @@ def test_comparison_legend_flags_a_fit_that_is_not_a_clean_optimum(sweep):
     bound = dataclasses.replace(study.approach3, status=FitStatus.BOUND_HIT)
     hit = dataclasses.replace(study, fits={**study.fits, "approach3": bound})
     texts = [t.get_text() for t in P.comparison(hit).figure.axes[0].get_legend().get_texts()]
-    assert [t for t in texts if "bound-hit" in t] == [next(t for t in texts if t.startswith(P.LABEL["approach3"]))]
+    assert [t for t in texts if "bound-hit" in t] == [
+        next(t for t in texts if t.startswith(P.LABEL["approach3"]))
+    ]
 
 
 def test_bootstrap_figure_skips_a_law_whose_resamples_all_failed(sweep):
     """A fit stopped at a bound leaves NaN resamples: nothing is drawn for it and nothing warns."""
     points, study = sweep
-    failed = {**study.samples, "approach3": {k: np.full_like(v, np.nan) for k, v in study.samples["approach3"].items()}}
+    failed = {
+        **study.samples,
+        "approach3": {k: np.full_like(v, np.nan) for k, v in study.samples["approach3"].items()},
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plot = P.bootstrap(dataclasses.replace(study, samples=failed))
     assert "approach3" not in plot.data["a"] and plot.data["E"].size == 0
-    np.testing.assert_array_equal(plot.data["a"]["kaplan"], study.samples["kaplan"]["a"][np.isfinite(study.samples["kaplan"]["a"])])
+    np.testing.assert_array_equal(
+        plot.data["a"]["kaplan"],
+        study.samples["kaplan"]["a"][np.isfinite(study.samples["kaplan"]["a"])],
+    )
 
 
 def test_bootstrap_histograms_are_the_samples(source):
@@ -278,23 +353,33 @@ def test_residuals_and_extrapolation(source):
         drawn = _offsets(ax)
         for law, r in study.residuals.items():
             assert _has_row(drawn, (points.frame[key].iloc[5], r[5]))
-    np.testing.assert_allclose(study.residuals["approach3"],
-                               np.log(study.approach3.law.predict(points.frame["N"], points.frame["D"]) / points.frame["loss"]))
+    np.testing.assert_allclose(
+        study.residuals["approach3"],
+        np.log(
+            study.approach3.law.predict(points.frame["N"], points.frame["D"]) / points.frame["loss"]
+        ),
+    )
     ex = study.comparison.extrapolation
     assert ex is not None
     pred = plot.data["extrapolation"]
     drawn = _offsets(axes[3])
     for _, row in pred.iterrows():
         assert _has_row(drawn, (row["loss"], row["approach3"]))
-    assert np.mean(np.abs(pred["approach3"] / pred["loss"] - 1)) == pytest.approx(ex.errors["approach3"])
+    assert np.mean(np.abs(pred["approach3"] / pred["loss"] - 1)) == pytest.approx(
+        ex.errors["approach3"]
+    )
 
 
 def test_group_comparison_one_colour_per_group():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pts = load_points(REF / "porian2024_isoflop_points.csv", c="flops", group="label",
-                          query="source_file == 'summary_df' and dataset == 'rw' and "
-                                "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']")
+        pts = load_points(
+            REF / "porian2024_isoflop_points.csv",
+            c="flops",
+            group="label",
+            query="source_file == 'summary_df' and dataset == 'rw' and "
+            "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']",
+        )
         studies = {k: fit_study(p, options=FitOptions(n_boot=8)) for k, p in pts.groups().items()}
     plot = P.group_comparison(studies)
     assert list(plot.data["lines"]) == list(studies)
@@ -302,7 +387,10 @@ def test_group_comparison_one_colour_per_group():
         np.testing.assert_allclose(res["N"], studies[name].approach2.allocation.n_opt(res["C"]))
         assert plot.data["a"][name]["approach2"][0] == pytest.approx(studies[name].approach2.a)
     nx = plot.figure.axes[0]
-    colours = {tuple(l.get_color()) if not isinstance(l.get_color(), str) else l.get_color() for l in nx.lines}
+    colours = {
+        tuple(l.get_color()) if not isinstance(l.get_color(), str) else l.get_color()
+        for l in nx.lines
+    }
     assert len(colours) == 2
     a = {k: v["approach2"][0] for k, v in plot.data["a"].items()}
     assert a["Reproducing Kaplan et al."] == pytest.approx(0.834, abs=0.03)
@@ -330,11 +418,16 @@ def test_save_png_and_pdf(tmp_path, sweep):
     from PIL import Image
 
     w, h = Image.open(paths[0]).size
-    assert (w, h) == (round(plot.figure.get_figwidth() * DPI), round(plot.figure.get_figheight() * DPI))
+    assert (w, h) == (
+        round(plot.figure.get_figwidth() * DPI),
+        round(plot.figure.get_figheight() * DPI),
+    )
     assert paths[1].read_bytes()[:5] == b"%PDF-"
 
 
 def test_plotting_never_imports_torch():
     code = "import sys, scaling.analysis.plots, scaling.analysis.report, scaling.analysis.plotcli; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"

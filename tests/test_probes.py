@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from scaling.errors import ConfigError
 from scaling.experiment.data import DataConfig, ProbeConfig, SyntheticConfig, build_source
 from scaling.experiment.data.probes import KINDS, MARKERS, Probes
 from scaling.experiment.data.synthetic import Language
-from scaling.errors import ConfigError
 from scaling.experiment.probe_scores import (
     icl_score,
     induction_rows,
@@ -25,8 +25,13 @@ CTX = 128
 
 
 def _source(fraction=0.1, val_tokens=8192, **probe):
-    return build_source(DataConfig(val_tokens=val_tokens, synthetic=SyntheticConfig(
-        probes=ProbeConfig(fraction=fraction, **probe))), CTX)
+    return build_source(
+        DataConfig(
+            val_tokens=val_tokens,
+            synthetic=SyntheticConfig(probes=ProbeConfig(fraction=fraction, **probe)),
+        ),
+        CTX,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +41,13 @@ def source():
 
 def _true_logits(source):
     """logits_fn of the true distribution: log p_true(. | prefix) at every position of idx."""
+
     def fn(idx):
-        rows = torch.cat([idx, torch.full((len(idx), 1), ord(" "))], 1)  # the target column is never read
+        rows = torch.cat(
+            [idx, torch.full((len(idx), 1), ord(" "))], 1
+        )  # the target column is never read
         return source.true_probs(rows).log().float()
+
     return fn
 
 
@@ -115,7 +124,9 @@ def test_fraction_zero_turns_probes_off_and_leaves_the_word_language():
     assert torch.equal(off.train_batch(3, 8, 0), torch.from_numpy(rows.astype(np.int64)))
     assert int(off.val_batch()[:, 0].min()) >= ord("a")
     scores = probe_scores(lambda idx: torch.zeros(*idx.shape, 256), off)
-    assert "icl_acc" not in scores and "induction_loss" in scores and "icl_late_minus_early" in scores
+    assert (
+        "icl_acc" not in scores and "induction_loss" in scores and "icl_late_minus_early" in scores
+    )
 
 
 def test_eval_sets_are_held_out_and_fixed(source):
@@ -125,10 +136,14 @@ def test_eval_sets_are_held_out_and_fixed(source):
     train = torch.cat([source.train_batch(s, 64, 0) for s in range(20)])
     train_icl = train[train[:, 0] == MARKERS["icl"]]
     assert len(train_icl) > 0
-    assert not (rows[:, None, :40] == train_icl[None, :, :40]).all(-1).any()  # fresh maps, never trained on
+    assert (
+        not (rows[:, None, :40] == train_icl[None, :, :40]).all(-1).any()
+    )  # fresh maps, never trained on
     assert answers.keep.sum() == 32 * 12  # 2 whole episodes of 6 queries fit in 128 bytes
     _, kn = source.probe_eval("knowledge")
-    assert kn.keep.sum() < kn.keep.size  # a fact repeated within a row is scored only the first time
+    assert (
+        kn.keep.sum() < kn.keep.size
+    )  # a fact repeated within a row is scored only the first time
 
 
 def test_true_distribution_scores_100_percent_and_exact_log_probs(source):
@@ -136,9 +151,11 @@ def test_true_distribution_scores_100_percent_and_exact_log_probs(source):
     for kind in KINDS + ("reasoning1", "reasoning2", "reasoning3"):
         assert scores[f"{kind}_acc"] == 1.0
         assert scores[f"{kind}_logp"] == pytest.approx(0.0, abs=1e-6)
+
     # a half-true half-uniform mixture: still right, answer log p exactly log(1/2 + 1/512)
     def mixed(idx):
         return (0.5 * _true_logits(source)(idx).exp() + 0.5 / 256).log()
+
     scores = probe_scores(mixed, source)
     for kind in KINDS:
         assert scores[f"{kind}_acc"] == 1.0
@@ -157,6 +174,7 @@ def test_uniform_and_guessing_models_score_chance(source):
         logits = torch.full((*idx.shape, 256), -30.0)
         logits[..., 97:103] = torch.rand((*idx.shape, 6), generator=gen)
         return logits
+
     rows, answers = source.probe_eval("reasoning")
     n = int(answers.keep.sum())
     acc = probe_scores(guess, source)["reasoning_acc"]
@@ -168,7 +186,9 @@ def test_uniform_and_guessing_models_score_chance(source):
 
 
 def test_icl_score_is_zero_without_context_and_negative_with_it():
-    src = build_source(DataConfig(val_tokens=65536), CTX)  # 512 rows: the score's noise is ~0.02 nats
+    src = build_source(
+        DataConfig(val_tokens=65536), CTX
+    )  # 512 rows: the score's noise is ~0.02 nats
     val = src.val_batch()
     counts = torch.bincount(src.train_batch(0, 2000, 0).flatten(), minlength=256).double() + 0.5
     unigram = (counts / counts.sum()).log().float()
@@ -182,12 +202,15 @@ def test_induction_score_separates_copying_from_context_free_models():
     val = build_source(DataConfig(val_tokens=4096), CTX).val_batch()
     rows = induction_rows(val)
     half = (CTX + 2) // 2  # 65: rows of 129 tokens are r (65 tokens) then the first 64 of r again
-    assert torch.equal(rows, induction_rows(val)) and torch.equal(rows[:, : CTX + 1 - half], rows[:, half:])
+    assert torch.equal(rows, induction_rows(val)) and torch.equal(
+        rows[:, : CTX + 1 - half], rows[:, half:]
+    )
 
     def copy(idx):  # a perfect induction head: x[t + 1] = x[t + 1 - half] once the copy has begun
         logits = torch.zeros(*idx.shape, 256)
         logits[:, half - 1 :].scatter_(2, idx[:, : idx.shape[1] - half + 1, None], 50.0)
         return logits
+
     loss, acc = induction_score(*token_scores(copy, rows))
     assert loss < 1e-6 and acc == 1.0
     constant = lambda idx: torch.zeros(*idx.shape, 256)  # noqa: E731
@@ -195,14 +218,17 @@ def test_induction_score_separates_copying_from_context_free_models():
     assert loss == pytest.approx(math.log(256)) and acc == 0.0
 
 
-@pytest.mark.parametrize("probe, field", [
-    ({"fraction": 1.5}, "probes.fraction"),
-    ({"icl_pairs": 27}, "probes.icl_pairs"),
-    ({"reasoning_steps": 0}, "probes.reasoning_steps"),
-    ({"knowledge_facts": 400, "knowledge_key_len": 2}, "probes.knowledge_facts"),
-    ({"w_icl": 0, "w_reasoning": 0, "w_knowledge": 0}, "probes.w_icl"),
-    ({"colour": 1}, "probes.colour"),
-])
+@pytest.mark.parametrize(
+    "probe, field",
+    [
+        ({"fraction": 1.5}, "probes.fraction"),
+        ({"icl_pairs": 27}, "probes.icl_pairs"),
+        ({"reasoning_steps": 0}, "probes.reasoning_steps"),
+        ({"knowledge_facts": 400, "knowledge_key_len": 2}, "probes.knowledge_facts"),
+        ({"w_icl": 0, "w_reasoning": 0, "w_knowledge": 0}, "probes.w_icl"),
+        ({"colour": 1}, "probes.colour"),
+    ],
+)
 def test_bad_probe_config_raises_one_line_config_error(probe, field):
     with pytest.raises(ConfigError) as err:
         build_source({"synthetic": {"probes": probe}}, CTX)

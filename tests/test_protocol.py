@@ -10,17 +10,28 @@ import pytest
 from omegaconf import OmegaConf
 
 from scaling import runs
-from scaling.cli import main as cli_main
-from scaling.experiment.config import CONF_DIR, compose, resolve_run
-from scaling.errors import ConfigError, DataError
-from scaling.experiment.schedule import eval_steps, lr_at, schedule_steps
 from scaling.analysis.tables import load_points
+from scaling.cli import main as cli_main
+from scaling.errors import ConfigError, DataError
+from scaling.experiment.config import CONF_DIR, compose, resolve_run
+from scaling.experiment.schedule import eval_steps, lr_at, schedule_steps
 from scaling.experiment.train import train_run
 
 # ctx 16 x batch 8 = 128 tokens per step; a 1-layer d_model=16 model: well under a second per run
-TINY = ["model.size=null", "model.n_layers=1", "model.n_heads=1", "model.ctx=16", "train.batch_size=8",
-        "data.val_tokens=256", "train.threads=1", "train.precision=fp32", "train.compile=false",
-        "train.device=cpu", "sweep=single", "sweep.name=proto"]
+TINY = [
+    "model.size=null",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "data.val_tokens=256",
+    "train.threads=1",
+    "train.precision=fp32",
+    "train.compile=false",
+    "train.device=cpu",
+    "sweep=single",
+    "sweep.name=proto",
+]
 HORIZON = 12800  # 100 steps: past every run below
 KAPLAN = ["protocol=kaplan", f"protocol.horizon_tokens={HORIZON}"]
 
@@ -33,8 +44,11 @@ def cfg(root, *extra):
 def kaplan_sweep(tmp_path_factory):
     """Three Kaplan runs in one sweep folder: d_model 16 at D = 30 and 60 steps, d_model 32 at 30."""
     root = tmp_path_factory.mktemp("runs")
-    configs = [cfg(root, *KAPLAN, "train.tokens=3840"), cfg(root, *KAPLAN, "train.tokens=7680"),
-               cfg(root, *KAPLAN, "train.tokens=3840", "model.d_model=32", "model.n_heads=2")]
+    configs = [
+        cfg(root, *KAPLAN, "train.tokens=3840"),
+        cfg(root, *KAPLAN, "train.tokens=7680"),
+        cfg(root, *KAPLAN, "train.tokens=3840", "model.d_model=32", "model.n_heads=2"),
+    ]
     results = [train_run(c) for c in configs]
     assert [r["status"] for r in results] == ["ok"] * 3
     specs = [resolve_run(c) for c in configs]
@@ -66,7 +80,9 @@ def test_chinchilla_cosine_ends_exactly_at_D(tmp_path):
         assert schedule_steps(spec) == spec.steps
         assert lr_at(spec.steps, schedule_steps(spec), t) == pytest.approx(t.lr * t.min_lr_ratio)
     # the schedule follows D: at step 29 the 30-step run is nearly at its floor, the 60-step one is not
-    assert lr_at(29, schedule_steps(specs[0]), specs[0].train) < lr_at(29, schedule_steps(specs[1]), specs[1].train)
+    assert lr_at(29, schedule_steps(specs[0]), specs[0].train) < lr_at(
+        29, schedule_steps(specs[1]), specs[1].train
+    )
 
 
 def test_kaplan_runs_log_exactly_the_requested_evaluations(kaplan_sweep):
@@ -96,7 +112,9 @@ def test_curve_points_turn_every_evaluation_into_an_N_D_C_point(kaplan_sweep):
         assert (rows["N"] == result["N"]).all()
         assert rows["C"].to_numpy() == pytest.approx(6.0 * result["N"] * rows["D"].to_numpy())
     # Kaplan's counting: N without embeddings, FLOPs scaled to each evaluation's tokens
-    kap = load_points(folder, curves_as_points=True, n="N_nonembed", c="C_kaplan", query="D >= 1000")
+    kap = load_points(
+        folder, curves_as_points=True, n="N_nonembed", c="C_kaplan", query="D >= 1000"
+    )
     assert kap.frame["D"].min() >= 1000 and len(kap) < len(pts)
     r = results[0]
     rows = kap.frame[kap.frame["run_id"] == r["run_id"]]
@@ -115,7 +133,10 @@ def test_curve_points_need_sweep_folders(tmp_path):
 
 def test_scaling_fit_curve_points(kaplan_sweep, capsys):
     folder, _, _ = kaplan_sweep
-    assert cli_main(["fit", str(folder), "--curve-points", "--n", "N_nonembed", "--bootstrap", "0"]) == 0
+    assert (
+        cli_main(["fit", str(folder), "--curve-points", "--n", "N_nonembed", "--bootstrap", "0"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "== 60 points ==" in out and "N <- N_nonembed" in out
 
@@ -127,20 +148,34 @@ def test_chinchilla_run_id_is_unchanged_and_kaplan_has_its_own(tmp_path):
     without = OmegaConf.to_container(base, resolve=True)
     del without["protocol"]
     assert resolve_run(OmegaConf.create(without)).run_id == spec.run_id
-    assert resolve_run(cfg(tmp_path, "train.tokens=3840", "protocol=chinchilla")).run_id == spec.run_id
+    assert (
+        resolve_run(cfg(tmp_path, "train.tokens=3840", "protocol=chinchilla")).run_id == spec.run_id
+    )
     assert not any(word in spec.run_id for word in ("protocol", "chinchilla", "kaplan"))
     kaplan = resolve_run(cfg(tmp_path, "train.tokens=3840", *KAPLAN)).run_id
-    other_horizon = resolve_run(cfg(tmp_path, "train.tokens=3840", "protocol=kaplan",
-                                    f"protocol.horizon_tokens={2 * HORIZON}")).run_id
+    other_horizon = resolve_run(
+        cfg(
+            tmp_path,
+            "train.tokens=3840",
+            "protocol=kaplan",
+            f"protocol.horizon_tokens={2 * HORIZON}",
+        )
+    ).run_id
     assert kaplan.startswith("kaplan-") and len({spec.run_id, kaplan, other_horizon}) == 3
 
 
-@pytest.mark.parametrize("extra, field", [
-    (["protocol.name=kaplun"], "protocol.name"),
-    (["protocol.horizon_tokens=1e6"], "protocol.horizon_tokens"),  # chinchilla ignores it: say so
-    (["protocol=kaplan", "protocol.horizon_tokens=1000"], "protocol.horizon_tokens"),  # < D
-    (["protocol=kaplan", "protocol.horizon_tokens=null"], "protocol.horizon_tokens"),
-])
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        (["protocol.name=kaplun"], "protocol.name"),
+        (
+            ["protocol.horizon_tokens=1e6"],
+            "protocol.horizon_tokens",
+        ),  # chinchilla ignores it: say so
+        (["protocol=kaplan", "protocol.horizon_tokens=1000"], "protocol.horizon_tokens"),  # < D
+        (["protocol=kaplan", "protocol.horizon_tokens=null"], "protocol.horizon_tokens"),
+    ],
+)
 def test_bad_protocol_settings_are_named(tmp_path, extra, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         resolve_run(cfg(tmp_path, "train.tokens=3840", *extra))
@@ -149,17 +184,31 @@ def test_bad_protocol_settings_are_named(tmp_path, extra, field):
 def test_reference_presets_compose_into_their_designs():
     from scaling.experiment.sweep import plan
 
-    budgets = sorted(p.stem.rsplit("_", 1)[1] for p in (CONF_DIR / "sweep").glob("reference_isoflop_*.yaml"))
+    budgets = sorted(
+        p.stem.rsplit("_", 1)[1] for p in (CONF_DIR / "sweep").glob("reference_isoflop_*.yaml")
+    )
     assert len(budgets) >= 4
     for b in budgets:  # every budget: its own preset and folder, >= 5 sizes, D = C / (6N)
         c = compose([f"sweep=reference_isoflop_{b}"], return_hydra_config=True)
         assert len(str(c.hydra.sweeper.params["model.size"]).split(",")) >= 5
-        assert c.train.flops == float(b) and c.train.tokens is None and c.sweep.name == f"reference_isoflop_{b}"
+        assert (
+            c.train.flops == float(b)
+            and c.train.tokens is None
+            and c.sweep.name == f"reference_isoflop_{b}"
+        )
     grid = compose(["sweep=reference_grid"], return_hydra_config=True)
     axes = {k: str(v).split(",") for k, v in grid.hydra.sweeper.params.items()}
-    assert len(axes["model.size"]) >= 5 and len(axes["train.tokens"]) >= 4 and grid.protocol.name == "chinchilla"
+    assert (
+        len(axes["model.size"]) >= 5
+        and len(axes["train.tokens"]) >= 4
+        and grid.protocol.name == "chinchilla"
+    )
     kaplan = plan(["sweep=reference_kaplan"])
-    assert sorted(s.size for s in kaplan) == sorted(axes["model.size"])  # Kaplan's protocol on the same sizes
+    assert sorted(s.size for s in kaplan) == sorted(
+        axes["model.size"]
+    )  # Kaplan's protocol on the same sizes
     assert {s.train.tokens for s in kaplan} == {max(float(d) for d in axes["train.tokens"])}
-    assert all(s.config["protocol"]["name"] == "kaplan" and s.run_id.startswith("kaplan-") for s in kaplan)
+    assert all(
+        s.config["protocol"]["name"] == "kaplan" and s.run_id.startswith("kaplan-") for s in kaplan
+    )
     assert all(math.isclose(s.config["protocol"]["horizon_tokens"], 2e7) for s in kaplan)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from scaling.analysis import fitcli
-from scaling.errors import DataError
 from scaling.analysis.tables import load_points
+from scaling.errors import DataError
 
 SIZES = [(64, 2), (96, 3), (128, 4), (192, 4)]  # (d_model, n_layers) of GPT-2-style configs
 VOCAB = 512

@@ -14,14 +14,23 @@ import pandas as pd
 import pytest
 from test_plots import REF, TRUE, write_sweep
 
-from scaling.figure import DPI
 from scaling.analysis import plots as P
-from scaling.cli import main
 from scaling.analysis.laws import FitOptions, fit_study
 from scaling.analysis.report import write_report
 from scaling.analysis.tables import load_points
+from scaling.cli import main
+from scaling.figure import DPI
 
-FIGS = {"comparison", "loss_vs_n", "loss_vs_d", "isoflop", "approach1", "approach3_contours", "bootstrap", "residuals"}
+FIGS = {
+    "comparison",
+    "loss_vs_n",
+    "loss_vs_d",
+    "isoflop",
+    "approach1",
+    "approach3_contours",
+    "bootstrap",
+    "residuals",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +59,17 @@ def test_report_files_links_and_values(report, sweep_dir):
     assert fits["approach2"]["ci"]["a"] == pytest.approx(list(study.ci("approach2", "a")))
     # the tables quote the fit: a of every approach with its interval, the verdict, the extrapolation errors
     for row in study.comparison.table:
-        assert f"| {P.LABEL[row.approach]} | {row.a:.3f} | [{row.a_ci[0]:.3f}, {row.a_ci[1]:.3f}] |" in md
+        assert (
+            f"| {P.LABEL[row.approach]} | {row.a:.3f} | [{row.a_ci[0]:.3f}, {row.a_ci[1]:.3f}] |"
+            in md
+        )
     assert study.comparison.verdict in md
     for law, err in study.comparison.extrapolation.errors.items():
         assert (f"{err:.2%}" if law != "approach2" else f"{err:.3f}") in md
-    assert f"entropy floor of the data): **{TRUE.E:.4f}**" in md and f"E = {study.approach3.law.E:.4f}" in md
+    assert (
+        f"entropy floor of the data): **{TRUE.E:.4f}**" in md
+        and f"E = {study.approach3.law.E:.4f}" in md
+    )
 
 
 def test_provenance_hashes_command_version_date(report, sweep_dir):
@@ -64,7 +79,9 @@ def test_provenance_hashes_command_version_date(report, sweep_dir):
     metrics = next(i for i in prov["inputs"] if "metrics.jsonl" in i["path"])
     assert metrics["files"] == 49
     assert prov["command"].startswith("scaling report ") and "--bootstrap 12" in prov["command"]
-    assert prov["toolkit"] == "scaling 0.1.0" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", prov["date"])
+    assert prov["toolkit"] == "scaling 0.1.0" and re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", prov["date"]
+    )
     assert prov["options"]["n_boot"] == 12 and prov["options"]["seed"] == 4
     md = (report / "report.md").read_text()
     assert runs["sha256"] in md and prov["command"] in md
@@ -78,9 +95,13 @@ def test_write_report_api_replaces_its_own_folder(report, sweep_dir):
     out = write_report(sweep_dir, report, FitOptions(n_boot=0), command="scaling sweep preset=toy")
     assert out == report
     fits = json.loads((report / "fits.json").read_text())
-    assert fits["provenance"]["command"] == "scaling sweep preset=toy" and fits["bootstrap"]["n"] == 0
+    assert (
+        fits["provenance"]["command"] == "scaling sweep preset=toy" and fits["bootstrap"]["n"] == 0
+    )
     assert before != (report / "fits.json").read_text()
-    assert not (report / "bootstrap.png").exists()  # no resamples: that figure is listed as not drawn
+    assert not (
+        report / "bootstrap.png"
+    ).exists()  # no resamples: that figure is listed as not drawn
     assert "`bootstrap` not drawn" in (report / "report.md").read_text()
     assert [p.name for p in report.parent.iterdir() if p.name.startswith(".")] == []
 
@@ -96,25 +117,41 @@ def test_failure_mid_write_leaves_previous_folder_intact(tmp_path, report, sweep
     for out in (report, tmp_path / "fresh"):
         with pytest.raises(OSError, match="disk full"):
             write_report(sweep_dir, out, FitOptions(n_boot=0))
-    assert {p.name: p.read_bytes() for p in report.iterdir()} == snapshot  # the previous report, untouched
-    assert sorted(p.name for p in report.parent.iterdir()) == before  # no temp folder left beside it
+    assert {
+        p.name: p.read_bytes() for p in report.iterdir()
+    } == snapshot  # the previous report, untouched
+    assert (
+        sorted(p.name for p in report.parent.iterdir()) == before
+    )  # no temp folder left beside it
     assert list(tmp_path.iterdir()) == []  # and no half-written new one
 
 
 @pytest.mark.parametrize("cmd", ["plot", "report"])
-@pytest.mark.parametrize("content, extra, needle", [
-    ("a,b,loss\n1,2,3\n", [], "found columns: a, b, loss"),
-    ("N,D,loss\n1e6,1e8,nan\n2e6,1e8,3\n", [], "NaN"),
-    ("N,D,loss\n" + "".join(f"1e6,{d}e8,{3 - d / 10}\n" for d in range(1, 9)), [], "one model size"),
-    ("N,D,loss\n1e6,1e8,3\n2e6,1e8,2.9\n", ["--level", "2"], "--level"),
-])
+@pytest.mark.parametrize(
+    "content, extra, needle",
+    [
+        ("a,b,loss\n1,2,3\n", [], "found columns: a, b, loss"),
+        ("N,D,loss\n1e6,1e8,nan\n2e6,1e8,3\n", [], "NaN"),
+        (
+            "N,D,loss\n" + "".join(f"1e6,{d}e8,{3 - d / 10}\n" for d in range(1, 9)),
+            [],
+            "one model size",
+        ),
+        ("N,D,loss\n1e6,1e8,3\n2e6,1e8,2.9\n", ["--level", "2"], "--level"),
+    ],
+)
 def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, cmd, content, extra, needle):
     path = tmp_path / "t.csv"
     path.write_text(content)
     out = tmp_path / "out"
     assert main([cmd, str(path), "--out", str(out), "--bootstrap", "0", *extra]) == 2
     err = capsys.readouterr().err.strip()
-    assert needle in err and "\n" not in err and "Traceback" not in err and err.startswith(f"scaling {cmd}: error:")
+    assert (
+        needle in err
+        and "\n" not in err
+        and "Traceback" not in err
+        and err.startswith(f"scaling {cmd}: error:")
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
 
@@ -134,15 +171,37 @@ def test_plot_command_writes_every_figure(tmp_path, sweep_dir, capsys):
     assert {p.name for p in out.iterdir()} == {f"{f}.png" for f in figs} | {"manifest.json"}
     assert json.loads((out / "manifest.json").read_text())["kind"] == "plot"
     text = capsys.readouterr().out
-    assert f"wrote {len(figs)} figure files" in text and "bootstrap not drawn: no bootstrap samples" in text
+    assert (
+        f"wrote {len(figs)} figure files" in text
+        and "bootstrap not drawn: no bootstrap samples" in text
+    )
 
 
 def test_grouped_report_side_by_side(tmp_path):
     out = tmp_path / "porian"
-    query = ("source_file == 'summary_df' and dataset == 'rw' and "
-             "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']")
-    assert main(["report", str(REF / "porian2024_isoflop_points.csv"), "--c", "flops", "--group", "label",
-                 "--query", query, "--bootstrap", "5", "--out", str(out)]) == 0
+    query = (
+        "source_file == 'summary_df' and dataset == 'rw' and "
+        "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']"
+    )
+    assert (
+        main(
+            [
+                "report",
+                str(REF / "porian2024_isoflop_points.csv"),
+                "--c",
+                "flops",
+                "--group",
+                "label",
+                "--query",
+                query,
+                "--bootstrap",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "comparison.png").exists()
     for sub in ("Reproducing_Kaplan_et_al", "Optimizer_tuning_no_decay"):
         assert {p.stem for p in (out / sub).glob("*.png")} == FIGS
@@ -152,8 +211,12 @@ def test_grouped_report_side_by_side(tmp_path):
         a, (lo, hi) = g["approach2"]["a"], g["approach2"]["ci"]["a"]
         row = next(l for l in md.splitlines() if l.startswith(f"| {name} |"))
         assert f"{a:.3f} [{lo:.3f}, {hi:.3f}]" in row
-    assert fits["groups"]["Reproducing Kaplan et al."]["approach2"]["a"] == pytest.approx(0.834, abs=0.03)
-    assert fits["groups"]["Optimizer tuning (no decay)"]["approach2"]["a"] == pytest.approx(0.497, abs=0.03)
+    assert fits["groups"]["Reproducing Kaplan et al."]["approach2"]["a"] == pytest.approx(
+        0.834, abs=0.03
+    )
+    assert fits["groups"]["Optimizer tuning (no decay)"]["approach2"]["a"] == pytest.approx(
+        0.497, abs=0.03
+    )
     links = re.findall(r"\]\(([^)]+\.png)\)", md)
     # top level: the allocation comparison and loss against compute, each group's figures twice
     assert len(links) == 2 + 2 * len(FIGS) and all((out / l).exists() for l in links)
@@ -163,10 +226,21 @@ def test_grouped_report_side_by_side(tmp_path):
 def test_plot_and_report_draw_the_same_figures_per_group(tmp_path):
     """One pipeline: `scaling plot --group` writes every figure `scaling report --group` does,
     the loss against compute of all groups included."""
-    query = ("source_file == 'summary_df' and dataset == 'rw' and "
-             "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']")
-    args = [str(REF / "porian2024_isoflop_points.csv"), "--c", "flops", "--group", "label",
-            "--query", query, "--bootstrap", "0"]
+    query = (
+        "source_file == 'summary_df' and dataset == 'rw' and "
+        "label in ['Reproducing Kaplan et al.', 'Optimizer tuning (no decay)']"
+    )
+    args = [
+        str(REF / "porian2024_isoflop_points.csv"),
+        "--c",
+        "flops",
+        "--group",
+        "label",
+        "--query",
+        query,
+        "--bootstrap",
+        "0",
+    ]
     figures = {}
     for cmd in ("plot", "report"):
         assert main([cmd, *args, "--out", str(tmp_path / cmd)]) == 0
@@ -187,6 +261,8 @@ def test_report_adds_emergence_section_when_runs_carry_probe_scores(tmp_path, re
     out = write_report(sweep, tmp_path / "analysis" / "probed", FitOptions(n_boot=8, seed=1))
     md = (out / "report.md").read_text()
     assert "## Emergent abilities" in md and "knowledge (memorised facts)" in md
-    analysis = json.loads((out / "emergence" / "emergence.json").read_text())["abilities"]["knowledge"]
+    analysis = json.loads((out / "emergence" / "emergence.json").read_text())["abilities"][
+        "knowledge"
+    ]
     assert analysis["acc"]["N"]["x1"] == pytest.approx(sizes[-1])
     assert "emergence/emergence.png" in json.loads((out / "manifest.json").read_text())["files"]

@@ -15,10 +15,27 @@ from scaling import runs
 
 
 def _result(run_id: str, N: int, D: int, loss: float, status: str = "ok") -> dict:
-    return {"run_id": run_id, "sweep": "s", "arch": "decoder", "data": "synthetic", "size": "x", "N": N,
-            "N_nonembed": N // 2, "D": D, "C": 6.0 * N * D, "C_6ND": 6.0 * N * D, "C_kaplan": 1.0,
-            "C_chinchilla": 1.0, "loss": loss, "loss_train": loss, "entropy_floor": 0.5, "seed": 0,
-            "status": status, "wall_s": 1.0, "tokens_per_s": float(D)}
+    return {
+        "run_id": run_id,
+        "sweep": "s",
+        "arch": "decoder",
+        "data": "synthetic",
+        "size": "x",
+        "N": N,
+        "N_nonembed": N // 2,
+        "D": D,
+        "C": 6.0 * N * D,
+        "C_6ND": 6.0 * N * D,
+        "C_kaplan": 1.0,
+        "C_chinchilla": 1.0,
+        "loss": loss,
+        "loss_train": loss,
+        "entropy_floor": 0.5,
+        "seed": 0,
+        "status": status,
+        "wall_s": 1.0,
+        "tokens_per_s": float(D),
+    }
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
@@ -84,14 +101,30 @@ def test_claim_held_by_another_process_is_refused_and_freed_when_it_dies(tmp_pat
 def test_runs_csv_is_rebuilt_from_finished_runs_only(tmp_path):
     sweep = tmp_path / "quick"
     runs.atomic_write_json(sweep / "b" / runs.RESULT, _result("b", 200, 4000, 3.5))
-    runs.atomic_write_json(sweep / "a" / runs.RESULT, _result("a", 100, 2000, float("nan"), "diverged"))
+    runs.atomic_write_json(
+        sweep / "a" / runs.RESULT, _result("a", 100, 2000, float("nan"), "diverged")
+    )
     (sweep / "c").mkdir()  # unfinished: metrics but no result.json
     (sweep / "c" / runs.METRICS).write_text("{}\n")
     (sweep / ".hydra").mkdir()
     rows = runs.read_runs_csv(runs.rebuild_runs_csv(sweep))
     assert [r["run_id"] for r in rows] == ["a", "b"]
-    required = ["run_id", "arch", "N", "N_nonembed", "D", "C", "C_6ND", "loss", "loss_train",
-                "entropy_floor", "seed", "status", "wall_s", "tokens_per_s"]
+    required = [
+        "run_id",
+        "arch",
+        "N",
+        "N_nonembed",
+        "D",
+        "C",
+        "C_6ND",
+        "loss",
+        "loss_train",
+        "entropy_floor",
+        "seed",
+        "status",
+        "wall_s",
+        "tokens_per_s",
+    ]
     assert all(c in rows[0] for c in required)
     assert rows[0]["status"] == "diverged" and rows[0]["loss"] == ""
     assert float(rows[1]["loss"]) == 3.5 and float(rows[1]["C"]) == 6.0 * 200 * 4000
@@ -108,7 +141,9 @@ def test_parallel_rebuilds_never_corrupt_runs_csv(tmp_path):
         try:
             for j in range(5):
                 rid = f"r{k}-{j}"
-                runs.atomic_write_json(sweep / rid / runs.RESULT, _result(rid, 10 + k, 100 + j, 1.0 + j))
+                runs.atomic_write_json(
+                    sweep / rid / runs.RESULT, _result(rid, 10 + k, 100 + j, 1.0 + j)
+                )
                 runs.rebuild_runs_csv(sweep)
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
@@ -136,11 +171,21 @@ def test_runs_csv_columns_are_the_run_results_fields_and_optional_keys_come_when
     assert list(plain.to_dict()) == runs.RUNS_CSV_COLUMNS  # unset optional fields are absent
     text = runs.runs_table_text([plain.to_dict()])
     assert text.splitlines()[0] == ",".join(runs.RUNS_CSV_COLUMNS)
-    full = runs.RunResult(**values, entropy_floor_note="real text", unique_tokens=10, epochs=2.5,
-                          scores={"icl_acc": 0.5})
+    full = runs.RunResult(
+        **values,
+        entropy_floor_note="real text",
+        unique_tokens=10,
+        epochs=2.5,
+        scores={"icl_acc": 0.5},
+    )
     out = full.to_dict()
-    assert list(out)[len(runs.RUNS_CSV_COLUMNS):] == ["entropy_floor_note", "unique_tokens",
-                                                       "epochs", "icl_acc"]
+    assert list(out)[len(runs.RUNS_CSV_COLUMNS) :] == [
+        "entropy_floor_note",
+        "unique_tokens",
+        "epochs",
+        "icl_acc",
+    ]
     header = runs.runs_table_text([plain.to_dict(), out]).splitlines()[0].split(",")
-    assert header == runs.RUNS_CSV_COLUMNS + sorted(["entropy_floor_note", "unique_tokens",
-                                                     "epochs", "icl_acc"])
+    assert header == runs.RUNS_CSV_COLUMNS + sorted(
+        ["entropy_floor_note", "unique_tokens", "epochs", "icl_acc"]
+    )

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.errors import DataError
 from scaling.analysis.laws.forms import ChinchillaLaw
 from scaling.analysis.laws.study import FitOptions, fit_study
 from scaling.analysis.tables import load_points
+from scaling.errors import DataError
 
 TRUTH = ChinchillaLaw(E=1.7, A=400.0, B=1500.0, alpha=0.34, beta=0.28)
 
@@ -31,8 +31,14 @@ def _seed_table(seed_sd: float, n_seeds: int = 3) -> pd.DataFrame:
 
 
 def test_replicates_become_one_point_with_mean_sd_and_count(tmp_path):
-    table = pd.DataFrame(dict(N=[1e6, 1e6, 1e6, 2e6], D=[1e9, 1e9, 1e9, 1e9], seed=[0, 1, 2, 0],
-                              loss=[3.0, 3.2, 3.4, 2.9]))
+    table = pd.DataFrame(
+        dict(
+            N=[1e6, 1e6, 1e6, 2e6],
+            D=[1e9, 1e9, 1e9, 1e9],
+            seed=[0, 1, 2, 0],
+            loss=[3.0, 3.2, 3.4, 2.9],
+        )
+    )
     table.to_csv(tmp_path / "t.csv", index=False)
     pts = load_points(tmp_path / "t.csv", mean_over="seed")
     f = pts.frame

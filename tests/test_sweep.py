@@ -14,9 +14,19 @@ from scaling.cli import main as cli_main
 from scaling.errors import ConfigError
 from scaling.experiment.sweep import grid_overrides, plan
 
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
-        "train.batch_size=8", "data.val_tokens=256", "train.threads=1", "train.precision=fp32",
-        "train.device=cpu", "train.checkpoint_every=0"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "data.val_tokens=256",
+    "train.threads=1",
+    "train.precision=fp32",
+    "train.device=cpu",
+    "train.checkpoint_every=0",
+]
 GRID = ["sweep.name=tiny", "model.d_model=16,32", "train.tokens=1280,2560"]
 
 
@@ -53,7 +63,12 @@ def test_command_line_axes_add_to_or_replace_the_preset():
 def test_one_bad_grid_point_stops_the_sweep_before_training(tmp_path, capsys):
     rc = cli_main(["sweep", f"runs_dir={tmp_path}", *TINY, *GRID, "model.n_heads=1,3"])
     err = capsys.readouterr().err
-    assert rc == 2 and "does not divide" in err and "grid point" in err and len(err.strip().splitlines()) == 1
+    assert (
+        rc == 2
+        and "does not divide" in err
+        and "grid point" in err
+        and len(err.strip().splitlines()) == 1
+    )
     assert not tmp_path.joinpath("tiny").exists()
     with pytest.raises(ConfigError):
         plan([f"runs_dir={tmp_path}", *TINY, *GRID, "model.n_heads=1,3"])
@@ -76,7 +91,9 @@ def test_sweep_trains_all_then_nothing_then_only_what_is_missing(tmp_path, capsy
     assert os.listdir(cwd) == []  # no outputs/ or multirun/ from Hydra in the working directory
     first = _mtimes(folder)
     out, err = capsys.readouterr()
-    assert "%|" not in out + err and out.count(": ok ") == 4  # one line per run, no bars off a terminal
+    assert (
+        "%|" not in out + err and out.count(": ok ") == 4
+    )  # one line per run, no bars off a terminal
 
     assert cli_main(argv) == 0  # a finished sweep: nothing trains, the skipped runs are named
     out, err = capsys.readouterr()
@@ -96,8 +113,17 @@ def test_sweep_trains_all_then_nothing_then_only_what_is_missing(tmp_path, capsy
 
 def test_a_diverged_run_does_not_stop_the_sweep(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    argv = ["sweep", f"runs_dir={tmp_path}", *TINY, "sweep.name=div", "train.tokens=1280",
-            "train.grad_clip=0", "train.warmup_frac=0", "train.lr=3e-3,1e6", "sweep.report=false"]
+    argv = [
+        "sweep",
+        f"runs_dir={tmp_path}",
+        *TINY,
+        "sweep.name=div",
+        "train.tokens=1280",
+        "train.grad_clip=0",
+        "train.warmup_frac=0",
+        "train.lr=3e-3,1e6",
+        "sweep.report=false",
+    ]
     assert cli_main(argv) == 0
     out = capsys.readouterr().out
     assert ": diverged " in out and ": ok " in out
@@ -116,22 +142,36 @@ def test_a_sweep_ends_by_writing_its_report(tmp_path, capsys, monkeypatch):
     report = tmp_path / "analysis" / "tiny" / "report.md"
     assert f"report: {Path('analysis') / 'tiny' / 'report.md'}" in out
     text = report.read_text()
-    assert "comparison.png" in text and "scaling sweep " + " ".join(argv[1:3]) in text  # provenance: the command
+    assert (
+        "comparison.png" in text and "scaling sweep " + " ".join(argv[1:3]) in text
+    )  # provenance: the command
     assert (tmp_path / "analysis" / "tiny" / "comparison.png").is_file()
     assert len(runs.read_runs_csv(tmp_path / "runs" / "tiny" / "runs.csv")) == 4
     # elsewhere on request; a finished sweep is reported again without training
     assert cli_main([*argv, f"sweep.report_dir={tmp_path / 'elsewhere'}"]) == 0
-    assert "0 to train" in capsys.readouterr().out and (tmp_path / "elsewhere" / "report.md").is_file()
+    assert (
+        "0 to train" in capsys.readouterr().out and (tmp_path / "elsewhere" / "report.md").is_file()
+    )
 
 
-def test_a_sweep_whose_data_cannot_be_fitted_warns_and_keeps_runs_csv(tmp_path, capsys, monkeypatch):
+def test_a_sweep_whose_data_cannot_be_fitted_warns_and_keeps_runs_csv(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    argv = ["sweep", f"runs_dir={tmp_path / 'runs'}", *TINY, "sweep.name=one", "model.arch=encoder",
-            "train.tokens=1280,2560"]  # 2 runs of one size: too few for any law
+    argv = [
+        "sweep",
+        f"runs_dir={tmp_path / 'runs'}",
+        *TINY,
+        "sweep.name=one",
+        "model.arch=encoder",
+        "train.tokens=1280,2560",
+    ]  # 2 runs of one size: too few for any law
     assert cli_main(argv) == 0
     out = capsys.readouterr().out
     warning = [line for line in out.splitlines() if line.startswith("warning: no report written")]
-    assert len(warning) == 1 and "only 2 point(s)" in warning[0]  # the fit's own reason, on one line
+    assert (
+        len(warning) == 1 and "only 2 point(s)" in warning[0]
+    )  # the fit's own reason, on one line
     assert len(runs.read_runs_csv(tmp_path / "runs" / "one" / "runs.csv")) == 2
     assert not (tmp_path / "analysis").exists()
 
@@ -143,18 +183,47 @@ def test_launcher_threads_share_the_cores_between_parallel_runs():
     def launcher(*overrides):
         return compose(list(overrides), return_hydra_config=True).hydra.launcher
 
-    assert launcher_threads(launcher(), 16, cores=8) is None  # basic launcher: one run at a time, in-process
-    assert launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"), 16, cores=8) == 4
-    assert launcher_threads(launcher("hydra/launcher=joblib"), 16, cores=8) == 1  # n_jobs=-1: one per core
-    assert launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=-2"), 16, cores=8) == 1
-    assert launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=4"), 2, cores=8) == 4  # 2 runs
-    assert launcher_threads(launcher("hydra/launcher=submitit_local"), 4, cores=8) == 2  # all jobs at once
-    assert launcher_threads(launcher("hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=6"), 16, cores=2) == 6
+    assert (
+        launcher_threads(launcher(), 16, cores=8) is None
+    )  # basic launcher: one run at a time, in-process
+    assert (
+        launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"), 16, cores=8)
+        == 4
+    )
+    assert (
+        launcher_threads(launcher("hydra/launcher=joblib"), 16, cores=8) == 1
+    )  # n_jobs=-1: one per core
+    assert (
+        launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=-2"), 16, cores=8)
+        == 1
+    )
+    assert (
+        launcher_threads(launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=4"), 2, cores=8)
+        == 4
+    )  # 2 runs
+    assert (
+        launcher_threads(launcher("hydra/launcher=submitit_local"), 4, cores=8) == 2
+    )  # all jobs at once
+    assert (
+        launcher_threads(
+            launcher("hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=6"), 16, cores=2
+        )
+        == 6
+    )
     assert launcher_threads(launcher("hydra/launcher=submitit_slurm"), 16, cores=64) == 1
-    slurm = launcher("hydra/launcher=slurm", "hydra.launcher.partition=cpu")  # our preset, on the plugin's schema
-    assert slurm._target_.endswith("SlurmLauncher") and slurm.partition == "cpu" and slurm.max_num_timeout > 0
+    slurm = launcher(
+        "hydra/launcher=slurm", "hydra.launcher.partition=cpu"
+    )  # our preset, on the plugin's schema
+    assert (
+        slurm._target_.endswith("SlurmLauncher")
+        and slurm.partition == "cpu"
+        and slurm.max_num_timeout > 0
+    )
     assert launcher_threads(slurm, 16, cores=2) == slurm.cpus_per_task
-    ray = {"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher", "ray": {"remote": {"num_cpus": 3}}}
+    ray = {
+        "_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher",
+        "ray": {"remote": {"num_cpus": 3}},
+    }
     assert launcher_threads(ray, 16, cores=2) == 3
 
 
@@ -163,7 +232,11 @@ def test_a_sweep_over_architectures_is_reported_one_family_at_a_time(tmp_path):
     from scaling.experiment.sweep import report_group
 
     folder = tmp_path / "arch"
-    runs.atomic_write_text(folder / runs.RUNS_CSV, "run_id,arch,status\nr0,decoder,ok\nr1,encoder,ok\n")
+    runs.atomic_write_text(
+        folder / runs.RUNS_CSV, "run_id,arch,status\nr0,decoder,ok\nr1,encoder,ok\n"
+    )
     assert report_group(folder) == "arch"
-    runs.atomic_write_text(folder / runs.RUNS_CSV, "run_id,arch,status\nr0,decoder,ok\nr1,decoder,ok\n")
+    runs.atomic_write_text(
+        folder / runs.RUNS_CSV, "run_id,arch,status\nr0,decoder,ok\nr1,decoder,ok\n"
+    )
     assert report_group(folder) is None

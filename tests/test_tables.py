@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.errors import DataError, FitWarning
 from scaling.analysis.tables import load_points
+from scaling.errors import DataError, FitWarning
 
 REF = Path(__file__).resolve().parent / "data" / "reference"  # published tables, see its README
 
@@ -22,12 +22,24 @@ def _table(tmp_path, frame, name="t.csv"):
 
 
 def test_derives_missing_axis_and_maps_columns(tmp_path):
-    path = _table(tmp_path, pd.DataFrame({"params": [1e6, 2e6, 4e6], "tokens": [1e8, 2e8, 3e8], "val_loss": [4.0, 3.5, 3.2]}))
+    path = _table(
+        tmp_path,
+        pd.DataFrame(
+            {"params": [1e6, 2e6, 4e6], "tokens": [1e8, 2e8, 3e8], "val_loss": [4.0, 3.5, 3.2]}
+        ),
+    )
     pts = load_points(path)  # defaults fall back to the aliases params / tokens / val_loss
     np.testing.assert_allclose(pts.frame["C"], 6 * pts.frame["N"] * pts.frame["D"])
     assert pts.columns["C"].startswith("derived")
-    pts = load_points(_table(tmp_path, pd.DataFrame({"n": [1e6, 2e6], "flops": [6e14, 2.4e15], "loss": [3.0, 2.9]}), "u.csv"),
-                      n="n", c="flops")
+    pts = load_points(
+        _table(
+            tmp_path,
+            pd.DataFrame({"n": [1e6, 2e6], "flops": [6e14, 2.4e15], "loss": [3.0, 2.9]}),
+            "u.csv",
+        ),
+        n="n",
+        c="flops",
+    )
     np.testing.assert_allclose(pts.frame["D"], [1e8, 2e8])
 
 
@@ -39,8 +51,16 @@ def test_missing_column_lists_found_columns(tmp_path):
         load_points(path, loss="xent")
 
 
-@pytest.mark.parametrize("bad, word", [("abc", "not numeric"), ("", "NaN"), ("inf", "infinite"), ("-1", "zero or negative"),
-                                       ("0", "zero or negative")])
+@pytest.mark.parametrize(
+    "bad, word",
+    [
+        ("abc", "not numeric"),
+        ("", "NaN"),
+        ("inf", "infinite"),
+        ("-1", "zero or negative"),
+        ("0", "zero or negative"),
+    ],
+)
 def test_bad_values_are_named(tmp_path, bad, word):
     path = tmp_path / "t.csv"
     path.write_text(f"N,D,loss\n1e6,1e8,3.0\n2e6,2e8,{bad}\n")
@@ -50,7 +70,9 @@ def test_bad_values_are_named(tmp_path, bad, word):
 
 
 def test_parquet_jsonl_and_query(tmp_path):
-    frame = pd.DataFrame({"N": [1e6, 2e6, 4e6], "D": [1e8, 1e8, 1e8], "loss": [3.0, 2.8, 2.7], "ds": ["a", "b", "a"]})
+    frame = pd.DataFrame(
+        {"N": [1e6, 2e6, 4e6], "D": [1e8, 1e8, 1e8], "loss": [3.0, 2.8, 2.7], "ds": ["a", "b", "a"]}
+    )
     frame.to_parquet(tmp_path / "t.parquet")
     frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
     assert len(load_points(tmp_path / "t.parquet")) == 3
@@ -73,14 +95,48 @@ def _sweep(tmp_path):
     for k, (n, d) in enumerate([(1e5, 1e7), (2e5, 1e7), (4e5, 1e7)]):
         rid = f"r{k}"
         (sweep / rid).mkdir(parents=True)
-        lines = [json.dumps({"step": s, "tokens": d * s / 4, "flops": 6 * n * d * s / 4, "loss_train": 5 - s / 4,
-                             "loss_val": 5 - s / 4 - k * 0.1, "lr": 1e-3, "wall_s": s}) for s in (1, 2, 3, 4)]
+        lines = [
+            json.dumps(
+                {
+                    "step": s,
+                    "tokens": d * s / 4,
+                    "flops": 6 * n * d * s / 4,
+                    "loss_train": 5 - s / 4,
+                    "loss_val": 5 - s / 4 - k * 0.1,
+                    "lr": 1e-3,
+                    "wall_s": s,
+                }
+            )
+            for s in (1, 2, 3, 4)
+        ]
         text = "\n".join(lines) + "\n"
         if k == 2:
             text += '{"step": 5, "tok'  # a run killed mid-write
         (sweep / rid / "metrics.jsonl").write_text(text)
-        rows.append(dict(run_id=rid, sweep="s", N=n, N_nonembed=n / 2, D=d, C=6 * n * d, loss=4 - k * 0.1, status="ok"))
-    rows.append(dict(run_id="r9", sweep="s", N=8e5, N_nonembed=4e5, D=1e7, C=4.8e13, loss=float("nan"), status="diverged"))
+        rows.append(
+            dict(
+                run_id=rid,
+                sweep="s",
+                N=n,
+                N_nonembed=n / 2,
+                D=d,
+                C=6 * n * d,
+                loss=4 - k * 0.1,
+                status="ok",
+            )
+        )
+    rows.append(
+        dict(
+            run_id="r9",
+            sweep="s",
+            N=8e5,
+            N_nonembed=4e5,
+            D=1e7,
+            C=4.8e13,
+            loss=float("nan"),
+            status="diverged",
+        )
+    )
     pd.DataFrame(rows).to_csv(sweep / "runs.csv", index=False)
     return sweep
 
@@ -91,7 +147,9 @@ def test_sweep_folder_reads_curves_and_warns_on_truncation(tmp_path):
         pts = load_points(sweep)
     assert any("truncated" in str(w.message) for w in caught)
     assert len(pts) == 3  # the diverged run is left out
-    assert any("diverged" in w for w in pts.warnings) and any("truncated" in w for w in pts.warnings)
+    assert any("diverged" in w for w in pts.warnings) and any(
+        "truncated" in w for w in pts.warnings
+    )
     assert pts.curves is not None and len(pts.curves) == 12
     first = pts.curves[pts.curves["run_id"] == "r0"].sort_values("tokens")
     np.testing.assert_allclose(first["flops"].iloc[-1], 6e12)  # C of the run at its last eval

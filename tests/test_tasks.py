@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from scaling.errors import DataError
 from scaling.experiment import tasks
 from scaling.experiment.data import tasks as data_tasks
 from scaling.experiment.data.synthetic import Language, SyntheticConfig
 from scaling.experiment.data.tasks import TaskSpec
-from scaling.errors import DataError
 from scaling.experiment.models import ModelShape
 
-SPEC = TaskSpec(topic_train=192, topic_test=128, cloze_items=12, gen_rows=32, s2s_train=32,
-                s2s_test=32)
+SPEC = TaskSpec(
+    topic_train=192, topic_test=128, cloze_items=12, gen_rows=32, s2s_train=32, s2s_test=32
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ class Oracle(torch.nn.Module):
 
 def true_lm(lang: Language):
     """Decoder whose logits are the language's exact next-byte log-probabilities."""
+
     def fn(idx):
         rows = np.concatenate([idx.numpy(), np.full((len(idx), 1), 0x20)], 1).astype(np.uint8)
         with np.errstate(divide="ignore"):
@@ -50,6 +52,7 @@ def true_lm(lang: Language):
         out = torch.full((len(idx), idx.shape[1], 256 + 1), -1e9)
         out[:, :, :256] = torch.from_numpy(np.maximum(logp, -1e9)).float()  # t predicts x[t + 1]
         return out
+
     return fn
 
 
@@ -74,8 +77,12 @@ def test_linear_probe_reaches_bayes_chance_and_the_answer(data):
     assert (exact == te.topic).mean() >= bayes - 0.06
     noise = tasks.linear_probe(rng.normal(size=(192, 8)), tr.topic, rng.normal(size=(128, 8)), 16)
     assert abs((noise == te.topic).mean() - 1 / 16) < 0.07
-    told = tasks.linear_probe(np.eye(16)[tr.topic] + rng.normal(0, 0.1, (192, 16)), tr.topic,
-                              np.eye(16)[te.topic] + rng.normal(0, 0.1, (128, 16)), 16)
+    told = tasks.linear_probe(
+        np.eye(16)[tr.topic] + rng.normal(0, 0.1, (192, 16)),
+        tr.topic,
+        np.eye(16)[te.topic] + rng.normal(0, 0.1, (128, 16)),
+        16,
+    )
     assert (told == te.topic).mean() == 1.0
 
 
@@ -106,6 +113,7 @@ def test_generation_true_sampler_scores_ceiling_uniform_scores_floor(lang, data)
 
 def reversal_oracle(arch: str):
     """Each family's model that reads the source in its input and puts all mass on the answer."""
+
     def answer(src: torch.Tensor, length: int) -> torch.Tensor:
         rows = []
         for s in src.numpy().astype(np.uint8):
@@ -123,6 +131,7 @@ def reversal_oracle(arch: str):
             return logits(answer(idx, tgt.shape[1]), tgt.shape[1], 0)
         L = int((idx[0] == data_tasks.SEQ_SEP).nonzero()[0])
         return logits(answer(idx[:, :L], L), idx.shape[1], idx.shape[1] - L)
+
     return fn
 
 
@@ -131,8 +140,9 @@ def test_seq2seq_scores_the_answer_100_and_a_guesser_0(data, arch):
     te = data.s2s_test
     told = tasks.seq2seq_eval(Oracle(arch, reversal_oracle(arch)), te.src, te.tgt, te.length)
     assert told["s2s_exact"].all() and (told["s2s_token"] == 1).all()
-    noise = Oracle(arch, lambda idx, tgt=None: torch.randn(*(idx if tgt is None else tgt).shape,
-                                                           257))
+    noise = Oracle(
+        arch, lambda idx, tgt=None: torch.randn(*(idx if tgt is None else tgt).shape, 257)
+    )
     guess = tasks.seq2seq_eval(noise, te.src, te.tgt, te.length)
     assert not guess["s2s_exact"].any() and guess["s2s_token"].mean() < 0.05
 
@@ -144,11 +154,19 @@ def test_every_family_scores_every_task_from_a_checkpointed_run(tmp_path, monkey
 
     monkeypatch.setattr(tasks, "SPEC", SPEC)
     monkeypatch.chdir(tmp_path)
-    rc = sweep_main(["sweep=architectures", f"runs_dir={tmp_path}", "model.size=s1",
-                     "train.tokens=4096",
-                     "data.val_tokens=512", "train.batch_size=4", "sweep.report_dir=report"])
+    rc = sweep_main(
+        [
+            "sweep=architectures",
+            f"runs_dir={tmp_path}",
+            "model.size=s1",
+            "train.tokens=4096",
+            "data.val_tokens=512",
+            "train.batch_size=4",
+            "sweep.report_dir=report",
+        ]
+    )
     assert rc == 0
-    table = (tmp_path / "arch" / tasks.TASKS_CSV)
+    table = tmp_path / "arch" / tasks.TASKS_CSV
     import pandas as pd
 
     df = pd.read_csv(table)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from scaling import runs
-from scaling.experiment.config import compose
 from scaling.errors import ConfigError
+from scaling.experiment.config import compose
 from scaling.experiment.train import train_run
 
 TINY = [
@@ -84,8 +84,10 @@ def test_every_ensemble_member_is_mirrored_like_a_separate_run(tmp_path):
     from scaling.experiment.ensemble import train_ensemble
 
     root = tmp_path / "runs"
-    cfgs = [compose([f"runs_dir={root}", *TINY, "logger=tensorboard", f"train.seed={s}"])
-            for s in (0, 1)]
+    cfgs = [
+        compose([f"runs_dir={root}", *TINY, "logger=tensorboard", f"train.seed={s}"])
+        for s in (0, 1)
+    ]
     results = train_ensemble(cfgs)
     for result in results:
         run_dir = runs.run_dir(root, "single", result["run_id"])

@@ -15,9 +15,21 @@ from scaling.experiment.schedule import eval_steps, lr_at
 from scaling.experiment.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 1-layer d_model=16 model: well under a second per run
-TINY = ["model.size=null", "model.d_model=16", "model.n_layers=1", "model.n_heads=1", "model.ctx=16",
-        "train.batch_size=8", "train.tokens=3840", "data.val_tokens=256", "train.threads=1",
-        "train.precision=fp32", "train.compile=false", "train.device=cpu", "sweep=single"]
+TINY = [
+    "model.size=null",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.ctx=16",
+    "train.batch_size=8",
+    "train.tokens=3840",
+    "data.val_tokens=256",
+    "train.threads=1",
+    "train.precision=fp32",
+    "train.compile=false",
+    "train.device=cpu",
+    "sweep=single",
+]
 
 
 def cfg(root, *extra):
@@ -51,7 +63,11 @@ def test_run_writes_config_metrics_result_and_csv(tmp_path):
     spec = resolve_run(cfg(tmp_path))
     assert result["status"] == "ok" and result["run_id"] == spec.run_id
     folder = spec.run_dir
-    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "metrics.jsonl", "result.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.yaml",
+        "metrics.jsonl",
+        "result.json",
+    ]
     metrics = runs.read_metrics(folder)
     assert [m["step"] for m in metrics] == eval_steps(spec.steps, 10)
     for m in metrics:
@@ -108,13 +124,17 @@ def test_resume_from_checkpoint_ends_with_exactly_the_uninterrupted_loss(tmp_pat
     assert resumed["loss"] == whole["loss"] and resumed["loss_train"] == whole["loss_train"]
     assert not (folder / runs.CHECKPOINT).exists()  # deleted once the run is finished
     steps = lambda m: [(r["step"], r["loss_val"], r["lr"]) for r in m]  # noqa: E731
-    assert steps(runs.read_metrics(folder)) == steps(runs.read_metrics(resolve_run(cfg(tmp_path / "whole")).run_dir))
+    assert steps(runs.read_metrics(folder)) == steps(
+        runs.read_metrics(resolve_run(cfg(tmp_path / "whole")).run_dir)
+    )
 
 
 def test_nan_loss_ends_the_run_as_diverged(tmp_path):
     result = train_run(cfg(tmp_path, "train.lr=1e6", "train.grad_clip=0", "train.warmup_frac=0"))
     assert result["status"] == "diverged" and math.isnan(result["loss"])
-    folder = resolve_run(cfg(tmp_path, "train.lr=1e6", "train.grad_clip=0", "train.warmup_frac=0")).run_dir
+    folder = resolve_run(
+        cfg(tmp_path, "train.lr=1e6", "train.grad_clip=0", "train.warmup_frac=0")
+    ).run_dir
     saved = runs.read_result(folder)
     assert saved["status"] == "diverged" and saved["loss"] is None
     assert runs.read_runs_csv(tmp_path / "single" / "runs.csv")[0]["status"] == "diverged"
@@ -122,9 +142,17 @@ def test_nan_loss_ends_the_run_as_diverged(tmp_path):
 
 def test_other_architectures_train_on_their_objective_with_unknown_floor(tmp_path):
     result = train_run(cfg(tmp_path, "model.arch=encoder"))
-    assert result["status"] == "ok" and result["arch"] == "encoder" and result["run_id"].startswith("encoder-")
+    assert (
+        result["status"] == "ok"
+        and result["arch"] == "encoder"
+        and result["run_id"].startswith("encoder-")
+    )
     assert result["entropy_floor"] is None and "not computed" in result["entropy_floor_note"]
-    assert 0 < result["loss"] < runs.read_metrics(tmp_path / "single" / result["run_id"])[0]["loss_val"]
+    assert (
+        0
+        < result["loss"]
+        < runs.read_metrics(tmp_path / "single" / result["run_id"])[0]["loss_val"]
+    )
 
 
 def test_a_claimed_run_is_not_trained_twice(tmp_path):
@@ -160,4 +188,5 @@ def test_auto_attention_and_precision_pick_the_fast_pair_per_device(monkeypatch)
         monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
         attention = hardware.pick_attention("auto", "auto", cpu)
         assert (attention, hardware.pick_dtype("auto", cpu, attention)) == (
-            ("matmul", torch.bfloat16) if native else ("sdpa", torch.float32))
+            ("matmul", torch.bfloat16) if native else ("sdpa", torch.float32)
+        )

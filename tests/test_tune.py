@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from scaling import runs
-
 from scaling.analysis import tune, tunecli
 from scaling.cli import main as cli_main
-from scaling.experiment.config import compose, resolve_run
 from scaling.errors import ConfigError, FitError
+from scaling.experiment.config import compose, resolve_run
 
 COEF, EXPONENT = 5e-3, -0.35  # the planted lr*(N) = COEF * (N / 1e5)^EXPONENT
 SIZES = [1e4, 3e4, 1e5, 3e5, 1e6]

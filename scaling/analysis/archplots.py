@@ -18,6 +18,7 @@ from scaling.analysis.plots import Plot
 
 # ------------------------------------------------------------------------------ loss against compute
 
+
 def loss_vs_compute(studies: dict) -> Plot:
     """Every run's final loss against C, one colour per group, with that group's Approach 3
     compute frontier L(N_opt(C), D_opt(C)) and its known floor (dotted) where there is one."""
@@ -36,33 +37,58 @@ def loss_vs_compute(studies: dict) -> Plot:
         if s.approach3 is not None:
             C = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()), 100)
             frontier = s.approach3.law.loss_at_budget(C)
-            ax.plot(C, frontier, color=color, lw=1.6, label=f"{name}: Approach 3 frontier (a={s.approach3.law.a:.2f})")
+            ax.plot(
+                C,
+                frontier,
+                color=color,
+                lw=1.6,
+                label=f"{name}: Approach 3 frontier (a={s.approach3.law.a:.2f})",
+            )
             entry.update(frontier_C=C, frontier=frontier)
         floor = entropy_floor(s)
         if floor is not None:
             floors.append((floor, color, name))
             entry["floor"] = floor
         drawn[name] = entry
-    lim = data_limits([v for e in drawn.values() for k, v in e.items() if k in ("loss", "frontier")],
-                      log=True)
+    lim = data_limits(
+        [v for e in drawn.values() for k, v in e.items() if k in ("loss", "frontier")], log=True
+    )
     for floor, color, name in floors:  # a floor far below the losses is named, not drawn
-        ref_line(ax, "h", floor, lim, color=color, ls=":", lw=1.2,
-                 label=f"{name}: known floor E* = {floor:.3f}")
+        ref_line(
+            ax,
+            "h",
+            floor,
+            lim,
+            color=color,
+            ls=":",
+            lw=1.2,
+            label=f"{name}: known floor E* = {floor:.3f}",
+        )
     ax.set_ylim(*lim)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # a loss spans < a decade
+    for axis in (
+        ax.yaxis.set_major_formatter,
+        ax.yaxis.set_minor_formatter,
+    ):  # a loss spans < a decade
         axis(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("C (training FLOPs, the table's C column)")
     ours = all("run_id" in s.points for s in studies.values())
-    ax.set_ylabel("final validation loss ("
-                  + ("nats per predicted token" if ours else "units as given") + ")")
+    ax.set_ylabel(
+        "final validation loss (" + ("nats per predicted token" if ours else "units as given") + ")"
+    )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("Loss against compute per group (each objective in its own units: compare slopes, not levels)",
-                 fontsize=9)
-    return Plot("loss_vs_compute", "Loss against compute, every group on one figure, with its Approach 3 frontier",
-                fig, dict(groups=drawn))
+    ax.set_title(
+        "Loss against compute per group (each objective in its own units: compare slopes, not levels)",
+        fontsize=9,
+    )
+    return Plot(
+        "loss_vs_compute",
+        "Loss against compute, every group on one figure, with its Approach 3 frontier",
+        fig,
+        dict(groups=drawn),
+    )
 
 
 # ------------------------------------------------------------------------------ command line

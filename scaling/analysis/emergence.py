@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from scaling import runs
-from scaling.errors import DataError
 from scaling.analysis.tables import read_sweep
+from scaling.errors import DataError
 
 ABRUPT = 0.5  # a curve whose largest step holds at least this share of its rise "jumps"
 MIN_RISE_ACC = 0.1  # accuracy must rise by this much to count as growing at all
@@ -57,20 +57,36 @@ def abilities(columns: list[str]) -> list[Ability]:
     """The abilities present in a table, in a fixed order (probes, then the any-data scores)."""
     cols = set(columns)
     out = []
-    names = sorted({c[:-4] for c in cols if c.endswith("_acc") and f"{c[:-4]}_logp" in cols},
-                   key=lambda n: (["icl", "reasoning", "knowledge"].index(re.sub(r"\d+$", "", n))
-                                  if re.sub(r"\d+$", "", n) in ("icl", "reasoning", "knowledge") else 9, n))
+    names = sorted(
+        {c[:-4] for c in cols if c.endswith("_acc") and f"{c[:-4]}_logp" in cols},
+        key=lambda n: (
+            ["icl", "reasoning", "knowledge"].index(re.sub(r"\d+$", "", n))
+            if re.sub(r"\d+$", "", n) in ("icl", "reasoning", "knowledge")
+            else 9,
+            n,
+        ),
+    )
     for n in names:
         out.append(Ability(n, f"{n}_acc", f"{n}_logp", 1.0, "log p per answer token (nats)"))
     if "induction_loss" in cols:
-        out.append(Ability("induction", "induction_acc" if "induction_acc" in cols else None, "induction_loss", -1.0,
-                           "- loss on the repeat (nats)"))
+        out.append(
+            Ability(
+                "induction",
+                "induction_acc" if "induction_acc" in cols else None,
+                "induction_loss",
+                -1.0,
+                "- loss on the repeat (nats)",
+            )
+        )
     if "icl_late_minus_early" in cols:
-        out.append(Ability("icl_any", None, "icl_late_minus_early", -1.0, "early - late loss (nats)"))
+        out.append(
+            Ability("icl_any", None, "icl_late_minus_early", -1.0, "early - late loss (nats)")
+        )
     return out
 
 
 # ---------------------------------------------------------------- reading sweeps
+
 
 def load(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(final runs, training curves) of every finished `ok` run under the given sweep folders or
@@ -79,12 +95,16 @@ def load(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for p in map(Path, paths):
         csv = p if p.is_file() else p / runs.RUNS_CSV
         if not csv.is_file():
-            raise DataError(f"{p} is neither a sweep folder with {runs.RUNS_CSV} nor a runs.csv file; "
-                            "pass runs/<sweep> after `scaling sweep` finished")
+            raise DataError(
+                f"{p} is neither a sweep folder with {runs.RUNS_CSV} nor a runs.csv file; "
+                "pass runs/<sweep> after `scaling sweep` finished"
+            )
         df, cv = read_sweep(csv, [])
         missing = [c for c in ("run_id", "N", "D", "C") if c not in df]
         if missing:
-            raise DataError(f"{csv} lacks the column(s) {', '.join(missing)}; it must be a scaling runs.csv")
+            raise DataError(
+                f"{csv} lacks the column(s) {', '.join(missing)}; it must be a scaling runs.csv"
+            )
         frames.append(df)
         if cv is not None:
             ids = df["run_id"].astype(str)
@@ -94,12 +114,15 @@ def load(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     # a score that is NaN in every run (e.g. a probe longer than the context) carries nothing
     table = pd.concat(frames, ignore_index=True).dropna(axis=1, how="all")
     if len(table) < 2:
-        raise DataError(f"{len(table)} finished ok run(s) in {', '.join(paths)}; emergence needs at least 2 "
-                        "(train a sweep over model.size or train.tokens)")
+        raise DataError(
+            f"{len(table)} finished ok run(s) in {', '.join(paths)}; emergence needs at least 2 "
+            "(train a sweep over model.size or train.tokens)"
+        )
     return table, (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
 
 
 # ---------------------------------------------------------------- abruptness
+
 
 @dataclass(frozen=True)
 class Jump:
@@ -115,7 +138,10 @@ class Jump:
     n: int
 
     def as_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in self.__dict__.items()
+        }
 
 
 def jump(x: np.ndarray, y: np.ndarray, min_rise: float) -> Jump:
@@ -145,10 +171,14 @@ def _groups(df: pd.DataFrame, by: str, along: str) -> list[tuple[float, pd.DataF
 def _frontier(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     """Best score reached at compute <= C (the compute-efficient frontier), sorted by C."""
     d = df[["C", col]].dropna().sort_values("C")
-    return d["C"].to_numpy(float), np.maximum.accumulate(d[col].to_numpy(float)) if len(d) else np.array([])
+    return d["C"].to_numpy(float), np.maximum.accumulate(d[col].to_numpy(float)) if len(
+        d
+    ) else np.array([])
 
 
-def curve(df: pd.DataFrame, axis: str, col: str, sign: float = 1.0) -> tuple[np.ndarray, np.ndarray, str]:
+def curve(
+    df: pd.DataFrame, axis: str, col: str, sign: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, str]:
     """The curve an axis is judged on: along N the largest D budget with >= 2 sizes (else every
     run), along D the largest size with >= 2 budgets (else every run), along C the frontier."""
     d = df.assign(_y=sign * df[col])
@@ -167,9 +197,16 @@ def analyse(df: pd.DataFrame, threshold: float = ABRUPT) -> dict:
     """Abruptness of every ability under both metrics along N, D and C, and its verdict."""
     out = {}
     for ab in abilities(list(df.columns)):
-        entry: dict = {"label": ab.label, "acc_column": ab.acc, "cont_column": ab.cont,
-                       "chance": float(df[f"{ab.name}_chance"].max()) if f"{ab.name}_chance" in df else None}
-        for metric, col, sign, floor in (("acc", ab.acc, 1.0, MIN_RISE_ACC), ("cont", ab.cont, ab.sign, MIN_RISE_LOGP)):
+        entry: dict = {
+            "label": ab.label,
+            "acc_column": ab.acc,
+            "cont_column": ab.cont,
+            "chance": float(df[f"{ab.name}_chance"].max()) if f"{ab.name}_chance" in df else None,
+        }
+        for metric, col, sign, floor in (
+            ("acc", ab.acc, 1.0, MIN_RISE_ACC),
+            ("cont", ab.cont, ab.sign, MIN_RISE_LOGP),
+        ):
             if col is None:
                 continue
             entry[metric] = {}
@@ -190,14 +227,24 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
     at-chance, flat, too-few; and a sentence."""
     c = e["cont"]["N"]
     if c["n"] < 3:
-        return "too-few", (f"**{ab.label}**: only {c['n']} distinct size(s) along N; judging abruptness needs at "
-                           "least 3 (add model sizes to the sweep).")
-    c_txt = (f"its {ab.cont_label.split(' (')[0]} changes by {c['rise']:.2f} nats along N"
-             if c["rise"] is not None and math.isfinite(c["rise"]) else "its continuous metric is undefined")
+        return "too-few", (
+            f"**{ab.label}**: only {c['n']} distinct size(s) along N; judging abruptness needs at "
+            "least 3 (add model sizes to the sweep)."
+        )
+    c_txt = (
+        f"its {ab.cont_label.split(' (')[0]} changes by {c['rise']:.2f} nats along N"
+        if c["rise"] is not None and math.isfinite(c["rise"])
+        else "its continuous metric is undefined"
+    )
     c_abrupt = c["score"] is not None and c["score"] >= threshold
     c_grows = c["score"] is not None
-    c_shape = (f"in one jump ({_pct(c['score'])} of the rise between N={c['x0']:.3g} and {c['x1']:.3g})" if c_abrupt
-               else f"smoothly (largest step {_pct(c['score'])} of the rise over {c['n']} sizes)" if c_grows else "")
+    c_shape = (
+        f"in one jump ({_pct(c['score'])} of the rise between N={c['x0']:.3g} and {c['x1']:.3g})"
+        if c_abrupt
+        else f"smoothly (largest step {_pct(c['score'])} of the rise over {c['n']} sizes)"
+        if c_grows
+        else ""
+    )
     if ab.acc is None:
         if not c_grows:
             return "flat", f"**{ab.label}**: no growth with N ({c_txt})."
@@ -205,33 +252,61 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
         return verdict, f"**{ab.label}** (continuous only): grows {c_shape}."
     a = e["acc"]["N"]
     chance = e.get("chance")
-    if chance is not None and a["hi"] is not None and max(a["lo"], a["hi"]) <= chance + MIN_RISE_ACC:
-        return ("at-chance", f"**{ab.label}**: accuracy ends at {a['hi']:.2f}, no better than chance ({chance:.2f}, "
-                f"a guesser that knows only the answer format): the format is learned, not the ability"
-                + (f"; its log-probability grows {c_shape}." if c_grows else "."))
+    if (
+        chance is not None
+        and a["hi"] is not None
+        and max(a["lo"], a["hi"]) <= chance + MIN_RISE_ACC
+    ):
+        return (
+            "at-chance",
+            f"**{ab.label}**: accuracy ends at {a['hi']:.2f}, no better than chance ({chance:.2f}, "
+            f"a guesser that knows only the answer format): the format is learned, not the ability"
+            + (f"; its log-probability grows {c_shape}." if c_grows else "."),
+        )
     if a["score"] is None:
         level = a["hi"] if a["hi"] is not None else float("nan")
         if c_grows:
-            return ("below-threshold", f"**{ab.label}**: accuracy stays near {level:.2f} (no rise of "
-                    f"{MIN_RISE_ACC:g} along N) while the log-probability already grows {c_shape}: the ability is "
-                    "building up below the exact-match threshold.")
-        return "flat", f"**{ab.label}**: neither accuracy (near {level:.2f}) nor log-probability grows along N."
-    a_txt = (f"accuracy {a['lo']:.2f} -> {a['hi']:.2f}, {_pct(a['score'])} of the rise in one step "
-             f"(N={a['x0']:.3g} -> {a['x1']:.3g})")
+            return (
+                "below-threshold",
+                f"**{ab.label}**: accuracy stays near {level:.2f} (no rise of "
+                f"{MIN_RISE_ACC:g} along N) while the log-probability already grows {c_shape}: the ability is "
+                "building up below the exact-match threshold.",
+            )
+        return (
+            "flat",
+            f"**{ab.label}**: neither accuracy (near {level:.2f}) nor log-probability grows along N.",
+        )
+    a_txt = (
+        f"accuracy {a['lo']:.2f} -> {a['hi']:.2f}, {_pct(a['score'])} of the rise in one step "
+        f"(N={a['x0']:.3g} -> {a['x1']:.3g})"
+    )
     if a["score"] >= threshold:
         if c_grows and not c_abrupt:
-            return ("emergent-acc-smooth-cont", f"**{ab.label}** looks emergent under accuracy ({a_txt}), but its "
-                    f"log-probability grows {c_shape}: the jump is a property of the exact-match metric "
-                    "(Schaeffer et al. 2023).")
+            return (
+                "emergent-acc-smooth-cont",
+                f"**{ab.label}** looks emergent under accuracy ({a_txt}), but its "
+                f"log-probability grows {c_shape}: the jump is a property of the exact-match metric "
+                "(Schaeffer et al. 2023).",
+            )
         if c_abrupt:
-            return ("abrupt-both", f"**{ab.label}** looks emergent under accuracy ({a_txt}) and the log-probability "
-                    f"also moves {c_shape}: sharp under both metrics at this resolution of N.")
-        return ("emergent-acc", f"**{ab.label}** looks emergent under accuracy ({a_txt}); the log-probability shows "
-                "no clear trend.")
-    return "gradual", f"**{ab.label}** grows gradually under accuracy ({a_txt}); log-probability grows {c_shape or 'little'}."
+            return (
+                "abrupt-both",
+                f"**{ab.label}** looks emergent under accuracy ({a_txt}) and the log-probability "
+                f"also moves {c_shape}: sharp under both metrics at this resolution of N.",
+            )
+        return (
+            "emergent-acc",
+            f"**{ab.label}** looks emergent under accuracy ({a_txt}); the log-probability shows "
+            "no clear trend.",
+        )
+    return (
+        "gradual",
+        f"**{ab.label}** grows gradually under accuracy ({a_txt}); log-probability grows {c_shape or 'little'}.",
+    )
 
 
 # ---------------------------------------------------------------- figures
+
 
 def _plt():
     import matplotlib
@@ -242,13 +317,26 @@ def _plt():
     return plt
 
 
-def _margins(fig, left: float = 0.85, right: float = 0.15, bottom: float = 0.5, top: float = 0.55,
-             hspace: float = 0.45, wspace: float = 0.35) -> None:
+def _margins(
+    fig,
+    left: float = 0.85,
+    right: float = 0.15,
+    bottom: float = 0.5,
+    top: float = 0.55,
+    hspace: float = 0.45,
+    wspace: float = 0.35,
+) -> None:
     """Fixed margins in inches instead of tight_layout, whose text measuring was ~40% of each
     emergence figure's drawing time; the panels' labels fit these margins at every size."""
     w, h = fig.get_size_inches()
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        hspace=hspace, wspace=wspace)
+    fig.subplots_adjust(
+        left=left / w,
+        right=1 - right / w,
+        bottom=bottom / h,
+        top=1 - top / h,
+        hspace=hspace,
+        wspace=wspace,
+    )
 
 
 def _log_x(ax) -> None:
@@ -268,10 +356,15 @@ def _lines(ax, df: pd.DataFrame, axis: str, col: str, sign: float, cmap) -> None
     other = "D" if axis == "N" else "N"
     groups = _groups(df, other, axis) or [(float("nan"), df)]
     values = [k for k, _ in groups]
-    lo, hi = np.log(np.nanmin(values)) if len(values) > 1 else 0, np.log(np.nanmax(values)) if len(values) > 1 else 1
+    lo, hi = (
+        np.log(np.nanmin(values)) if len(values) > 1 else 0,
+        np.log(np.nanmax(values)) if len(values) > 1 else 1,
+    )
     for k, g in sorted(groups, key=lambda kg: kg[0]):
         g = g.groupby(axis, as_index=False)[col].mean().sort_values(axis)
-        shade = 0.5 if not math.isfinite(k) or hi == lo else 0.15 + 0.8 * (math.log(k) - lo) / (hi - lo)
+        shade = (
+            0.5 if not math.isfinite(k) or hi == lo else 0.15 + 0.8 * (math.log(k) - lo) / (hi - lo)
+        )
         label = f"{other}={k:.3g}" if math.isfinite(k) else "all runs"
         ax.plot(g[axis], sign * g[col], "o-", color=cmap(shade), label=label, ms=3, lw=1.2)
     _log_x(ax)
@@ -285,7 +378,14 @@ def _c_panel(ax, df: pd.DataFrame, curves: pd.DataFrame, col: str, sign: float, 
     if len(curves) and col in curves:
         for _, c in curves.groupby("run_id"):
             c = c.sort_values("flops")
-            ax.plot(c["flops"], sign * c[col], "-", color=cmap(shade.get(c["N"].iloc[0], 0.5)), lw=0.6, alpha=0.6)
+            ax.plot(
+                c["flops"],
+                sign * c[col],
+                "-",
+                color=cmap(shade.get(c["N"].iloc[0], 0.5)),
+                lw=0.6,
+                alpha=0.6,
+            )
     ax.scatter(df["C"], sign * df[col], c=[cmap(shade[n]) for n in df["N"]], s=12, zorder=3)
     x, y = _frontier(df.assign(_y=sign * df[col]), "_y")
     if len(x):
@@ -310,7 +410,9 @@ def figure(df: pd.DataFrame, curves: pd.DataFrame, ab: Ability, entry: dict, pat
             j = entry[key][axis]
             score = "flat" if j["score"] is None else f"abruptness {j['score']:.2f}"
             ax.set_title(f"{ylabel.split(' (')[0]} vs {axis}: {score}", fontsize=8)
-            ax.set_xlabel({"N": "parameters N", "D": "training tokens D", "C": "training FLOPs C"}[axis])
+            ax.set_xlabel(
+                {"N": "parameters N", "D": "training tokens D", "C": "training FLOPs C"}[axis]
+            )
             if c == 0:
                 ax.set_ylabel(ylabel, fontsize=8)
             if key == "acc":
@@ -328,7 +430,9 @@ def overview(df: pd.DataFrame, abs_: list[Ability], path: Path) -> Path:
     main = [a for a in abs_ if not re.fullmatch(r"reasoning\d+", a.name)]
     fig, axes = plt.subplots(2, len(main), figsize=(3.3 * len(main), 5.6), squeeze=False)
     for i, ab in enumerate(main):
-        for r, (col, sign, ylabel) in enumerate(((ab.acc, 1.0, "exact-match accuracy"), (ab.cont, ab.sign, ab.cont_label))):
+        for r, (col, sign, ylabel) in enumerate(
+            ((ab.acc, 1.0, "exact-match accuracy"), (ab.cont, ab.sign, ab.cont_label))
+        ):
             ax = axes[r, i]
             if col is None:
                 ax.axis("off")
@@ -347,19 +451,38 @@ def overview(df: pd.DataFrame, abs_: list[Ability], path: Path) -> Path:
 
 # ---------------------------------------------------------------- report and CLI
 
+
 def markdown(result: dict, threshold: float) -> str:
-    lines = ["# Emergent abilities", "",
-             f"Abruptness = the largest increase between neighbouring points / the whole rise (1 = all at once; "
-             f"a curve 'jumps' at >= {threshold:g}; with n points an even rise scores 1/(n-1)). Along N the curve is "
-             "the largest token budget with several sizes, along D the largest size, along C the compute frontier.",
-             "", "## Statement", ""]
+    lines = [
+        "# Emergent abilities",
+        "",
+        f"Abruptness = the largest increase between neighbouring points / the whole rise (1 = all at once; "
+        f"a curve 'jumps' at >= {threshold:g}; with n points an even rise scores 1/(n-1)). Along N the curve is "
+        "the largest token budget with several sizes, along D the largest size, along C the compute frontier.",
+        "",
+        "## Statement",
+        "",
+    ]
     lines += [f"- {e['statement']}" for e in result.values()]
-    lines += ["", "## Abruptness", "", "| ability | metric | along N | along D | along C |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Abruptness",
+        "",
+        "| ability | metric | along N | along D | along C |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for e in result.values():
         for key in ("acc", "cont"):
             if key in e:
-                cells = [("flat" if e[key][a]["score"] is None else f"{e[key][a]['score']:.2f}") for a in ("N", "D", "C")]
-                lines.append(f"| {e['label']} | {'accuracy' if key == 'acc' else e['cont_column']} | " + " | ".join(cells) + " |")
+                cells = [
+                    ("flat" if e[key][a]["score"] is None else f"{e[key][a]['score']:.2f}")
+                    for a in ("N", "D", "C")
+                ]
+                lines.append(
+                    f"| {e['label']} | {'accuracy' if key == 'acc' else e['cont_column']} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -369,29 +492,48 @@ def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict
     df, curves = load(paths)
     abs_ = abilities(list(df.columns))
     if not abs_:
-        raise DataError(f"no probe scores (icl_acc, induction_loss, ...) in the runs of {', '.join(paths)}; "
-                        "train with a trainer that records scaling.experiment.probe_scores.probe_scores")
+        raise DataError(
+            f"no probe scores (icl_acc, induction_loss, ...) in the runs of {', '.join(paths)}; "
+            "train with a trainer that records scaling.experiment.probe_scores.probe_scores"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = analyse(df, threshold)
-    from scaling.analysis.laws._parallel import run_forked  # the nine or so figures drawn side by side
+    from scaling.analysis.laws._parallel import (
+        run_forked,
+    )  # the nine or so figures drawn side by side
 
     tasks = [partial(overview, df, abs_, out / "emergence.png")]
     for ab in abs_:
         path = out / f"emergence_{ab.name}.png"
         tasks.append(partial(figure, df, curves, ab, result[ab.name], path))
     files = run_forked(tasks)
-    runs.atomic_write_json(out / "emergence.json", {"threshold": threshold, "runs": len(df), "abilities": result})
+    runs.atomic_write_json(
+        out / "emergence.json", {"threshold": threshold, "runs": len(df), "abilities": result}
+    )
     runs.atomic_write_text(out / "emergence.md", markdown(result, threshold))
-    return {"abilities": result, "files": [str(f) for f in files + [out / "emergence.json", out / "emergence.md"]]}
+    return {
+        "abilities": result,
+        "files": [str(f) for f in files + [out / "emergence.json", out / "emergence.md"]],
+    }
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="scaling emergence", description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="sweep folders (runs/<sweep>) or runs.csv files")
-    parser.add_argument("--out", default=None, help="output folder (default: <first PATH>/emergence)")
-    parser.add_argument("--threshold", type=float, default=ABRUPT,
-                        help=f"abruptness at which a curve counts as a jump (default {ABRUPT})")
+    parser = argparse.ArgumentParser(
+        prog="scaling emergence", description=__doc__.split("\n\n")[0].replace("\n", " ")
+    )
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="sweep folders (runs/<sweep>) or runs.csv files"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: <first PATH>/emergence)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=ABRUPT,
+        help=f"abruptness at which a curve counts as a jump (default {ABRUPT})",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.threshold <= 1:
         raise DataError(f"--threshold={args.threshold} must be in (0, 1]; e.g. --threshold 0.5")

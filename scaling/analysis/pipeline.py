@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling.errors import FitWarning
 from scaling.analysis.laws.study import FitOptions, StudyFit, fit_study
 from scaling.analysis.tables import Points, load_points
+from scaling.errors import FitWarning
 
 
 @dataclass

@@ -20,24 +20,29 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from scaling.errors import DataError, FitError
-from scaling.figure import Plot
-from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.analysis.laws import registry
 from scaling.analysis.laws.forms import ChinchillaLaw, KaplanLaw
 from scaling.analysis.laws.study import known_floor
+from scaling.errors import DataError, FitError
+from scaling.figure import Plot
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 LAWS = tuple(law.key for law in registry.allocating())  # the laws drawn on allocation figures
 LABEL = {law.key: law.label for law in registry.laws()}
 SHORT = {law.key: law.short for law in registry.laws()}
 COLOR = {law.key: law.color for law in registry.laws()}
-AXIS = {"N": "N (parameters)", "D": "D (training tokens)", "C": "C (training FLOPs)",
-        "loss": "loss (nats/token)"}
+AXIS = {
+    "N": "N (parameters)",
+    "D": "D (training tokens)",
+    "C": "C (training FLOPs)",
+    "loss": "loss (nats/token)",
+}
 KAPLAN_A = 0.73  # Kaplan et al. 2020: N_opt ~ C^0.73
 CHINCHILLA_A = 0.5  # Hoffmann et al. 2022: N and D in equal proportion
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
 
 def _figure(ncols: int = 1, width: float = 5.6, height: float = 4.3) -> tuple[Figure, list]:
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
@@ -134,7 +139,9 @@ def _require(study, law: str) -> None:
         raise FitError(f"{LABEL[law]} was not fitted: {study.skipped.get(law, 'no fit')}")
 
 
-def _series(values: np.ndarray, max_exact: int = 8, n_bins: int = 6) -> tuple[np.ndarray, np.ndarray, bool]:
+def _series(
+    values: np.ndarray, max_exact: int = 8, n_bins: int = 6
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Split points into series by a value: each distinct value (within 0.5%) when there are few,
     else `n_bins` equal bins in log space. Returns (series index per point, value per series, binned)."""
     logv = np.log(np.asarray(values, float))
@@ -163,8 +170,16 @@ def _floor_lines(ax, study, floor: float | None, lim: tuple[float, float]) -> di
     if floor is None:
         return out
     lo, hi = study.ci("approach3", "E")  # NaN when E was fixed: no band
-    ref_line(ax, "h", floor, lim, color="black", ls="-.", lw=1.2,
-             label=f"entropy floor {floor:.3f} (known)")
+    ref_line(
+        ax,
+        "h",
+        floor,
+        lim,
+        color="black",
+        ls="-.",
+        lw=1.2,
+        label=f"entropy floor {floor:.3f} (known)",
+    )
     what = "fixed" if study.fixed_E is not None else "fitted"
     band = ""
     if math.isfinite(lo) and math.isfinite(hi):
@@ -174,17 +189,28 @@ def _floor_lines(ax, study, floor: float | None, lim: tuple[float, float]) -> di
             out["E_band"] = (clo, chi)
         out["E_band_clipped"] = cut
         band = "; band clipped at the axis" if cut else ""
-    ref_line(ax, "h", E, lim, color=COLOR["approach3"], ls=":", lw=1.5,
-             label=f"{what} E = {E:.3f}{_ci_text(lo, hi)}{band}")
+    ref_line(
+        ax,
+        "h",
+        E,
+        lim,
+        color=COLOR["approach3"],
+        ls=":",
+        lw=1.5,
+        label=f"{what} E = {E:.3f}{_ci_text(lo, hi)}{band}",
+    )
     return out
 
 
 # ----------------------------------------------------------------------------------------- figures
 
+
 def _loss_against(study, x: str, by: str, name: str) -> Plot:
     df = study.points
     if study.approach3 is None and study.kaplan is None:
-        raise FitError("neither Approach 3 nor the Kaplan law was fitted; nothing to draw over the points")
+        raise FitError(
+            "neither Approach 3 nor the Kaplan law was fitted; nothing to draw over the points"
+        )
     idx, reps, binned = _series(df[by].to_numpy(float))
     fig, (ax,) = _figure(width=8.0, height=4.8)
     cmap = colormaps["viridis"]
@@ -195,8 +221,16 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
         label = f"{by} {'≈ ' if binned else '= '}{v:.3g}"
         ax.scatter(df.loc[m, x], df.loc[m, "loss"], s=16, color=color, label=label, zorder=3)
         if "loss_sd" in df:  # points averaged over seeds: their spread (sample sd)
-            ax.errorbar(df.loc[m, x], df.loc[m, "loss"], yerr=df.loc[m, "loss_sd"].fillna(0.0),
-                        fmt="none", ecolor=color, elinewidth=0.8, capsize=2, zorder=2)
+            ax.errorbar(
+                df.loc[m, x],
+                df.loc[m, "loss"],
+                yerr=df.loc[m, "loss_sd"].fillna(0.0),
+                fmt="none",
+                ecolor=color,
+                elinewidth=0.8,
+                capsize=2,
+                zorder=2,
+            )
         grid = _span(df.loc[m, x], pad=0.1)  # the fitted law over this series' own range
         entry = {"value": float(v), "n_points": int(m.sum()), "x": grid}
         args = (grid, np.full_like(grid, v)) if x == "N" else (np.full_like(grid, v), grid)
@@ -218,12 +252,21 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
             handles.append(Line2D([], [], color="grey", ls=ls))
             labels.append(f"{LABEL[law]} at that {by}")
     ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    lines = [f"{LABEL[k]}: {_formula(study.fits.get(k).law)}" for k in ("approach3", "kaplan") if study.fits.get(k)]
+    lines = [
+        f"{LABEL[k]}: {_formula(study.fits.get(k).law)}"
+        for k in ("approach3", "kaplan")
+        if study.fits.get(k)
+    ]
     ax.set_title("\n".join(lines), fontsize=7.5)
-    fig.suptitle(f"Loss against {x}, one curve per {by}" + (" (binned in log space)" if binned else ""), fontsize=10)
+    fig.suptitle(
+        f"Loss against {x}, one curve per {by}" + (" (binned in log space)" if binned else ""),
+        fontsize=10,
+    )
     points = pd.DataFrame({"N": df["N"], "D": df["D"], "loss": df["loss"], "series": idx})
     title = f"Loss against {x}, one curve per {by}, with the fitted Approach 3 (solid) and Kaplan (dashed) laws"
-    return Plot(name, title, fig, dict(points=points, series=series, binned=binned, x=x, by=by, **floor))
+    return Plot(
+        name, title, fig, dict(points=points, series=series, binned=binned, x=x, by=by, **floor)
+    )
 
 
 def loss_vs_n(study) -> Plot:
@@ -249,35 +292,76 @@ def isoflop(study) -> Plot:
         color = cmap(0.85 * norm(b.C))
         ax.scatter(b.N, b.loss, s=14, color=color, zorder=3)
         ax.plot(b.curve_n, b.curve_loss, color=color, lw=1)
-        ax.scatter([b.n_star], [b.loss_star], marker="*", s=110, zorder=4, edgecolor="black", lw=0.6,
-                   facecolor=color if b.used else "white")
-        budgets.append(dict(C=b.C, N=b.N, loss=b.loss, curve_n=b.curve_n, curve_loss=b.curve_loss,
-                            n_star=b.n_star, loss_star=b.loss_star, used=b.used))
+        ax.scatter(
+            [b.n_star],
+            [b.loss_star],
+            marker="*",
+            s=110,
+            zorder=4,
+            edgecolor="black",
+            lw=0.6,
+            facecolor=color if b.used else "white",
+        )
+        budgets.append(
+            dict(
+                C=b.C,
+                N=b.N,
+                loss=b.loss,
+                curve_n=b.curve_n,
+                curve_loss=b.curve_loss,
+                n_star=b.n_star,
+                loss_star=b.loss_star,
+                used=b.used,
+            )
+        )
     _loglog(ax, "N", "loss")
     ax.set_ylabel(loss_axis(study))
     sm = ScalarMappable(norm=norm, cmap=ListedColormap(cmap(np.linspace(0, 0.85, 256))))
     fig.colorbar(sm, ax=ax, label="budget C (FLOPs)")
-    ax.legend([Line2D([], [], marker="*", ls="", ms=10, mfc="grey", mec="black"),
-               Line2D([], [], marker="*", ls="", ms=10, mfc="white", mec="black")],
-              ["minimum (used in the fit)", "edge minimum (left out)"], fontsize=8)
+    ax.legend(
+        [
+            Line2D([], [], marker="*", ls="", ms=10, mfc="grey", mec="black"),
+            Line2D([], [], marker="*", ls="", ms=10, mfc="white", mec="black"),
+        ],
+        ["minimum (used in the fit)", "edge minimum (left out)"],
+        fontsize=8,
+    )
     ax.set_title(f"IsoFLOP profiles ({fit.method} interpolation)", fontsize=9)
     used = np.array([b.used for b in fit.budgets])
     nstar = np.array([b.n_star for b in fit.budgets])
-    bx.scatter(Cs[used], nstar[used], marker="*", s=110, color="black", label="N* per budget", zorder=3)
+    bx.scatter(
+        Cs[used], nstar[used], marker="*", s=110, color="black", label="N* per budget", zorder=3
+    )
     if (~used).any():
-        bx.scatter(Cs[~used], nstar[~used], marker="*", s=110, facecolor="white", edgecolor="black",
-                   label="N* at an edge (left out)", zorder=3)
+        bx.scatter(
+            Cs[~used],
+            nstar[~used],
+            marker="*",
+            s=110,
+            facecolor="white",
+            edgecolor="black",
+            label="N* at an edge (left out)",
+            zorder=3,
+        )
     cgrid = _span(Cs, pad=0.3)
     lo, hi = study.ci("approach2", "a")
-    bx.plot(cgrid, fit.allocation.n_opt(cgrid), color=COLOR["approach2"],
-            label=f"{_formula(fit.allocation.n_opt)}\na = {fit.a:.3f}{_ci_text(lo, hi)}")
+    bx.plot(
+        cgrid,
+        fit.allocation.n_opt(cgrid),
+        color=COLOR["approach2"],
+        label=f"{_formula(fit.allocation.n_opt)}\na = {fit.a:.3f}{_ci_text(lo, hi)}",
+    )
     _loglog(bx, "C", "N")
     bx.set_ylabel("N* (loss-minimising parameters)")
     bx.legend(fontsize=8)
     bx.set_title("Approach 2: N* against C", fontsize=9)
     fig.suptitle("IsoFLOP profiles and the compute-optimal model size", fontsize=10)
-    return Plot("isoflop", "IsoFLOP profiles per budget with their minima, and N* against C with the Approach 2 fit",
-                fig, dict(budgets=budgets, fit_C=cgrid, fit_N=fit.allocation.n_opt(cgrid)))
+    return Plot(
+        "isoflop",
+        "IsoFLOP profiles per budget with their minima, and N* against C with the Approach 2 fit",
+        fig,
+        dict(budgets=budgets, fit_C=cgrid, fit_N=fit.allocation.n_opt(cgrid)),
+    )
 
 
 def approach1_envelope(study, points=None) -> Plot:
@@ -293,15 +377,25 @@ def approach1_envelope(study, points=None) -> Plot:
     if fit.source == "curves" and curves is not None and len(curves):
         for rid, g in curves.groupby("run_id", sort=False):
             g = g.sort_values("flops")
-            ax.plot(g["flops"], g["loss"], color=cmap(0.9 * norm(g["N"].iloc[0])), lw=0.8, alpha=0.8)
-            drawn.append(dict(run_id=rid, N=float(g["N"].iloc[0]), flops=g["flops"].to_numpy(float),
-                              loss=g["loss"].to_numpy(float)))
+            ax.plot(
+                g["flops"], g["loss"], color=cmap(0.9 * norm(g["N"].iloc[0])), lw=0.8, alpha=0.8
+            )
+            drawn.append(
+                dict(
+                    run_id=rid,
+                    N=float(g["N"].iloc[0]),
+                    flops=g["flops"].to_numpy(float),
+                    loss=g["loss"].to_numpy(float),
+                )
+            )
         what = f"{len(drawn)} training curves"
     else:
         ax.scatter(df["C"], df["loss"], s=12, c=[cmap(0.9 * norm(n)) for n in df["N"]])
         what = f"{len(df)} final points (no training curves in the input)"
     env = fit.envelope
-    ax.plot(env["C"], env["loss"], color="red", lw=2.6, alpha=0.75, label="lower envelope", zorder=4)
+    ax.plot(
+        env["C"], env["loss"], color="red", lw=2.6, alpha=0.75, label="lower envelope", zorder=4
+    )
     _loglog(ax, "C", "loss")
     ax.set_ylabel(loss_axis(study))
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="N (parameters)")
@@ -319,9 +413,19 @@ def approach1_envelope(study, points=None) -> Plot:
     bx.legend(fontsize=7.5)
     bx.set_title("Approach 1: allocation along the envelope", fontsize=9)
     fig.suptitle("Approach 1: the lower envelope of loss against compute", fontsize=10)
-    return Plot("approach1", "Approach 1: every training curve against FLOPs, the lower envelope, and N_opt, D_opt "
-                "fitted along it", fig, dict(curves=drawn or None, envelope=env, fit_C=cgrid,
-                                             fit_N=fit.allocation.n_opt(cgrid), fit_D=fit.allocation.d_opt(cgrid)))
+    return Plot(
+        "approach1",
+        "Approach 1: every training curve against FLOPs, the lower envelope, and N_opt, D_opt "
+        "fitted along it",
+        fig,
+        dict(
+            curves=drawn or None,
+            envelope=env,
+            fit_C=cgrid,
+            fit_N=fit.allocation.n_opt(cgrid),
+            fit_D=fit.allocation.d_opt(cgrid),
+        ),
+    )
 
 
 def _in_box(v, grid, margin: float) -> np.ndarray:
@@ -355,14 +459,26 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     L = law.predict(NN, DD)
     fig, (ax,) = _figure(width=6.6, height=5.6)
     levels = np.unique(np.round(np.quantile(L, np.linspace(0.02, 0.98, 14)), 3))
-    cs = ax.contour(NN, DD, L, levels=levels, colors=colormaps["viridis"](np.linspace(0, 0.8, len(levels))),
-                    linewidths=0.9)
+    cs = ax.contour(
+        NN,
+        DD,
+        L,
+        levels=levels,
+        colors=colormaps["viridis"](np.linspace(0, 0.8, len(levels))),
+        linewidths=0.9,
+    )
     labels = _inside(ax.clabel(cs, fontsize=6.5, fmt="%.3g", inline=False), n, d)
     ax.scatter(df["N"], df["D"], s=8, color="black", alpha=0.6, label="measured runs", zorder=3)
     k = FLOPS_PER_PARAM_TOKEN
     cgrid = np.logspace(np.log10(k * n[0] * d[0]), np.log10(k * n[-1] * d[-1]), 300)
     fn, fd = law.allocation(cgrid)
-    ax.plot(fn, fd, color=COLOR["approach3"], lw=2.2, label=f"compute-optimal frontier (A3), D ~ N^{law.b / law.a:.2f}")
+    ax.plot(
+        fn,
+        fd,
+        color=COLOR["approach3"],
+        lw=2.2,
+        label=f"compute-optimal frontier (A3), D ~ N^{law.b / law.a:.2f}",
+    )
     frontier = {"C": cgrid, "N": fn, "D": fd}
     if study.kaplan is not None:
         kn, kd = study.kaplan.law.allocation(cgrid)
@@ -374,20 +490,44 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
         ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (k * n), d, 0.08))
         if ok.size:  # the label near the bottom row, only where it sits well inside the axes
             j = int(ok[np.argmin(np.abs(np.log(C / (k * n[ok])) - np.log(d[len(d) // 6])))])
-            labels.append(ax.text(n[j], C / (k * n[j]), f"C={C:.0e}", fontsize=6.5, color="dimgrey",
-                                  rotation=-35, ha="right", va="bottom"))
+            labels.append(
+                ax.text(
+                    n[j],
+                    C / (k * n[j]),
+                    f"C={C:.0e}",
+                    fontsize=6.5,
+                    color="dimgrey",
+                    rotation=-35,
+                    ha="right",
+                    va="bottom",
+                )
+            )
     ax.set_xlim(n[0], n[-1])
     ax.set_ylim(d[0], d[-1])
     _loglog(ax, "N", "D")
     # below the axes, where it hides no label
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2)
     fixed = f"; {study.fixed_E_text()}" if study.fixed_E is not None else ""
-    ax.set_title(f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = 6ND", fontsize=8)
+    ax.set_title(
+        f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = 6ND",
+        fontsize=8,
+    )
     fig.suptitle("Approach 3: the fitted loss surface", fontsize=10)
-    return Plot("approach3_contours", "The fitted Approach 3 surface as iso-loss contours over (N, D), with the "
-                "compute-optimal frontier and lines of constant C", fig,
-                dict(N=n, D=d, loss=L, levels=levels, frontier=frontier, iso_C=iso_c,
-                     labels=[(lab.get_text(), *lab.get_position()) for lab in labels]))
+    return Plot(
+        "approach3_contours",
+        "The fitted Approach 3 surface as iso-loss contours over (N, D), with the "
+        "compute-optimal frontier and lines of constant C",
+        fig,
+        dict(
+            N=n,
+            D=d,
+            loss=L,
+            levels=levels,
+            frontier=frontier,
+            iso_C=iso_c,
+            labels=[(lab.get_text(), *lab.get_position()) for lab in labels],
+        ),
+    )
 
 
 def allocation_band(study, law: str, C: np.ndarray) -> dict:
@@ -407,12 +547,17 @@ def allocation_band(study, law: str, C: np.ndarray) -> dict:
     q = 100 * (1 - study.options.level) / 2
     C2 = np.asarray(C, float)[:, None]
     if law == "approach3":
-        bn, bd = ChinchillaLaw(s.get("E", fit.law.E), s["A"], s["B"], s["alpha"], s["beta"]).allocation(C2)  # E: fixed
+        bn, bd = ChinchillaLaw(
+            s.get("E", fit.law.E), s["A"], s["B"], s["alpha"], s["beta"]
+        ).allocation(C2)  # E: fixed
     elif law == "kaplan":
         bn, bd = KaplanLaw(s["alpha_N"], s["alpha_D"], s["N_c"], s["D_c"]).allocation(C2)
     else:
-        centre = (np.exp(np.mean(np.log([b.C for b in fit.budgets if b.used]))) if law == "approach2"
-                  else np.exp(np.mean(np.log(fit.envelope["C"].to_numpy(float)))))
+        centre = (
+            np.exp(np.mean(np.log([b.C for b in fit.budgets if b.used])))
+            if law == "approach2"
+            else np.exp(np.mean(np.log(fit.envelope["C"].to_numpy(float))))
+        )
         bn = alloc.n_opt(centre) * (C2 / centre) ** s["a"]
         bd = alloc.d_opt(centre) * (C2 / centre) ** s["b"]
     for key, arr in (("N_band", bn), ("D_band", bd)):
@@ -434,8 +579,16 @@ def _forest(ax, rows: list[tuple[str, float, float, float, str, str]]) -> None:
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(*lim)
-    ref_line(ax, "v", CHINCHILLA_A, lim, color="black", ls="--", lw=1,
-             label="0.5: Chinchilla (N and D alike)")
+    ref_line(
+        ax,
+        "v",
+        CHINCHILLA_A,
+        lim,
+        color="black",
+        ls="--",
+        lw=1,
+        label="0.5: Chinchilla (N and D alike)",
+    )
     ref_line(ax, "v", KAPLAN_A, lim, color="grey", ls=":", lw=1.3, label="0.73: Kaplan et al. 2020")
     ax.set_xlabel("a in N_opt ~ C^a (b = 1 - a for a law)")
     ax.grid(True, axis="x", alpha=0.3)
@@ -473,27 +626,57 @@ def comparison(study) -> Plot:
             status = study.fits[law].status.value
             flag = "" if status == "converged" else f" ({status}: not a clean optimum)"
             flag += " (E fixed)" if law == "approach3" and study.fixed_E is not None else ""
-            ax.plot(cgrid, res[key], color=COLOR[law], ls="--" if law == "kaplan" else "-",
-                    label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}")
+            ax.plot(
+                cgrid,
+                res[key],
+                color=COLOR[law],
+                ls="--" if law == "kaplan" else "-",
+                label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}",
+            )
             if res[f"{key}_band"] is not None:
                 ax.fill_between(cgrid, *res[f"{key}_band"], color=COLOR[law], alpha=0.15, lw=0)
     measured = None
     if study.approach2 is not None:
         used = [b for b in study.approach2.budgets if b.used]
-        measured = pd.DataFrame({"C": [b.C for b in used], "N": [b.n_star for b in used],
-                                 "D": [b.d_star for b in used]})
-        nx.scatter(measured["C"], measured["N"], marker="*", s=60, color="black", zorder=4, label="IsoFLOP minima")
-        dx.scatter(measured["C"], measured["D"], marker="*", s=60, color="black", zorder=4, label="IsoFLOP minima")
+        measured = pd.DataFrame(
+            {"C": [b.C for b in used], "N": [b.n_star for b in used], "D": [b.d_star for b in used]}
+        )
+        nx.scatter(
+            measured["C"],
+            measured["N"],
+            marker="*",
+            s=60,
+            color="black",
+            zorder=4,
+            label="IsoFLOP minima",
+        )
+        dx.scatter(
+            measured["C"],
+            measured["D"],
+            marker="*",
+            s=60,
+            color="black",
+            zorder=4,
+            label="IsoFLOP minima",
+        )
     clipped = {}
     for ax, key in ((nx, "N"), (dx, "D")):
         ax.axvline(df["C"].max(), color="grey", lw=0.8, ls=":")
-        ax.text(df["C"].max(), 0.02, " largest C measured", fontsize=6.5,
-                color="grey", transform=ax.get_xaxis_transform())
+        ax.text(
+            df["C"].max(),
+            0.02,
+            " largest C measured",
+            fontsize=6.5,
+            color="grey",
+            transform=ax.get_xaxis_transform(),
+        )
         _loglog(ax, "C", key)
         drawn = [lines[k][key] for k in laws] + ([measured[key]] if measured is not None else [])
         clipped[key] = _follow_lines(ax, drawn, [lines[k][f"{key}_band"] for k in laws])
-        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
-                      + ("; bands clipped at the axis" if clipped[key] else ""))
+        ax.set_ylabel(
+            f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
+            + ("; bands clipped at the axis" if clipped[key] else "")
+        )
         ax.legend(fontsize=6.5, loc="upper left")
     nx.set_title("compute-optimal model size", fontsize=9)
     dx.set_title("compute-optimal training tokens", fontsize=9)
@@ -506,11 +689,18 @@ def comparison(study) -> Plot:
     _forest(fx, rows)
     pct = int(round(100 * study.options.level))
     fx.set_title(f"allocation exponent a ({pct}% bootstrap interval)", fontsize=9)
-    fig.suptitle("Compute-optimal allocation: " + ", ".join(f"{SHORT[k]} a = {v[0]:.2f}" for k, v in a_tab.items()),
-                 fontsize=10)
-    return Plot("comparison", "Compute-optimal N and D against C from every approach and Kaplan's law, with "
-                f"{pct}% bootstrap bands, and the exponent a per approach", fig,
-                dict(C=cgrid, lines=lines, a=a_tab, measured=measured, bands_clipped=clipped))
+    fig.suptitle(
+        "Compute-optimal allocation: "
+        + ", ".join(f"{SHORT[k]} a = {v[0]:.2f}" for k, v in a_tab.items()),
+        fontsize=10,
+    )
+    return Plot(
+        "comparison",
+        "Compute-optimal N and D against C from every approach and Kaplan's law, with "
+        f"{pct}% bootstrap bands, and the exponent a per approach",
+        fig,
+        dict(C=cgrid, lines=lines, a=a_tab, measured=measured, bands_clipped=clipped),
+    )
 
 
 def _group_forest(fx, a_tab: dict, approach: str) -> None:
@@ -522,21 +712,51 @@ def _group_forest(fx, a_tab: dict, approach: str) -> None:
     offs = {k: (i - 1.5) * 0.16 for i, k in enumerate(LAWS)}
     for gi, name in enumerate(names):
         for k, (a, lo, hi) in a_tab[name].items():
-            err = [[max(a - lo, 0)], [max(hi - a, 0)]] if math.isfinite(lo) and math.isfinite(hi) else None
-            fx.errorbar([a], [gi + offs[k]], xerr=err, fmt=markers[k], color=cmap(gi % 10), ms=5, capsize=2,
-                        mfc=cmap(gi % 10) if k == approach else "white")
-    fx.set_yticks(range(len(names)), [n if len(n) <= 28 else n[:26] + "…" for n in names], fontsize=7)
+            err = (
+                [[max(a - lo, 0)], [max(hi - a, 0)]]
+                if math.isfinite(lo) and math.isfinite(hi)
+                else None
+            )
+            fx.errorbar(
+                [a],
+                [gi + offs[k]],
+                xerr=err,
+                fmt=markers[k],
+                color=cmap(gi % 10),
+                ms=5,
+                capsize=2,
+                mfc=cmap(gi % 10) if k == approach else "white",
+            )
+    fx.set_yticks(
+        range(len(names)), [n if len(n) <= 28 else n[:26] + "…" for n in names], fontsize=7
+    )
     fx.set_ylim(len(names) - 0.5, -0.5)
     flim = data_limits([v for tab in a_tab.values() for v in tab.values()], log=False, pad=0.08)
     fx.set_xlim(*flim)
-    for ref, style in ((CHINCHILLA_A, dict(color="black", ls="--", lw=1)),
-                       (KAPLAN_A, dict(color="grey", ls=":", lw=1.3))):
+    for ref, style in (
+        (CHINCHILLA_A, dict(color="black", ls="--", lw=1)),
+        (KAPLAN_A, dict(color="grey", ls=":", lw=1.3)),
+    ):
         if flim[0] <= ref <= flim[1]:
             fx.axvline(ref, **style)
-    fx.legend([Line2D([], [], marker=markers[k], ls="", color="grey", mfc="grey" if k == approach else "white")
-               for k in LAWS] + [Line2D([], [], color="black", ls="--"), Line2D([], [], color="grey", ls=":")],
-              [SHORT[k] for k in LAWS] + ["0.5 Chinchilla", "0.73 Kaplan 2020"], fontsize=6.5,
-              loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fx.legend(
+        [
+            Line2D(
+                [],
+                [],
+                marker=markers[k],
+                ls="",
+                color="grey",
+                mfc="grey" if k == approach else "white",
+            )
+            for k in LAWS
+        ]
+        + [Line2D([], [], color="black", ls="--"), Line2D([], [], color="grey", ls=":")],
+        [SHORT[k] for k in LAWS] + ["0.5 Chinchilla", "0.73 Kaplan 2020"],
+        fontsize=6.5,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     fx.set_xlabel("a in N_opt ~ C^a")
     fx.grid(True, axis="x", alpha=0.3)
     fx.set_title("a per group and approach (bars: bootstrap interval)", fontsize=9)
@@ -550,7 +770,11 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     lines, a_tab = {}, {}
     for gi, (name, s) in enumerate(studies.items()):
         color = cmap(gi % 10)
-        law = approach if s.fits.get(approach) is not None else next((k for k in LAWS if s.fits.get(k)), None)
+        law = (
+            approach
+            if s.fits.get(approach) is not None
+            else next((k for k in LAWS if s.fits.get(k)), None)
+        )
         if law is None:
             continue
         C = np.logspace(np.log10(s.points["C"].min()), np.log10(s.points["C"].max()) + 1, 120)
@@ -558,7 +782,12 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
         res["C"], res["law"] = C, law
         lines[name] = res
         for ax, key in ((nx, "N"), (dx, "D")):
-            ax.plot(C, res[key], color=color, label=f"{name} ({SHORT[law]} a={exponents(s, law)[0]:.3f})")
+            ax.plot(
+                C,
+                res[key],
+                color=color,
+                label=f"{name} ({SHORT[law]} a={exponents(s, law)[0]:.3f})",
+            )
             if res[f"{key}_band"] is not None:
                 ax.fill_between(C, *res[f"{key}_band"], color=color, alpha=0.15, lw=0)
         if s.approach2 is not None:
@@ -572,17 +801,27 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
                 a_tab[name][k] = (exponents(s, k)[0], lo, hi)
     for ax, key in ((nx, "N"), (dx, "D")):
         _loglog(ax, "C", key)
-        cut = _follow_lines(ax, [r[key] for r in lines.values()],
-                            [r[f"{key}_band"] for r in lines.values()])
-        ax.set_ylabel(f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
-                      + ("; bands clipped at the axis" if cut else ""))
+        cut = _follow_lines(
+            ax, [r[key] for r in lines.values()], [r[f"{key}_band"] for r in lines.values()]
+        )
+        ax.set_ylabel(
+            f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
+            + ("; bands clipped at the axis" if cut else "")
+        )
     nx.legend(fontsize=6, loc="upper left")
     nx.set_title("compute-optimal N per group (dots: IsoFLOP minima)", fontsize=9)
     dx.set_title("compute-optimal D per group", fontsize=9)
     _group_forest(fx, a_tab, approach)
-    fig.suptitle(f"Compute-optimal allocation by group ({LABEL.get(approach, approach)} lines)", fontsize=10)
-    return Plot("comparison", f"Compute-optimal N and D against C per group ({LABEL.get(approach, approach)}), and a "
-                "per group and approach", fig, dict(lines=lines, a=a_tab))
+    fig.suptitle(
+        f"Compute-optimal allocation by group ({LABEL.get(approach, approach)} lines)", fontsize=10
+    )
+    return Plot(
+        "comparison",
+        f"Compute-optimal N and D against C per group ({LABEL.get(approach, approach)}), and a "
+        "per group and approach",
+        fig,
+        dict(lines=lines, a=a_tab),
+    )
 
 
 def bootstrap(study) -> Plot:
@@ -595,7 +834,9 @@ def bootstrap(study) -> Plot:
     fig, axes = _figure(3 if e is not None else 2, width=4.6, height=4.0)
     data = {"a": {}, "b": {}, "E": None, "floor": floor}
     for ax, key in zip(axes, ("a", "b")):
-        allv = np.concatenate([study.samples[k][key][np.isfinite(study.samples[k][key])] for k in laws])
+        allv = np.concatenate(
+            [study.samples[k][key][np.isfinite(study.samples[k][key])] for k in laws]
+        )
         nb = int(np.clip(2 * np.sqrt(allv.size / len(laws)), 8, 40))  # fewer bins for few resamples
         bins = np.linspace(allv.min(), allv.max(), nb + 1) if np.ptp(allv) > 0 else nb
         for law in laws:
@@ -603,11 +844,26 @@ def bootstrap(study) -> Plot:
             v = v[np.isfinite(v)]
             data[key][law] = v
             est = exponents(study, law)[0 if key == "a" else 1]
-            ax.hist(v, bins=bins, histtype="step", lw=1.4, color=COLOR[law], density=True,
-                    label=f"{SHORT[law]}: {est:.3f} (n={v.size})")
+            ax.hist(
+                v,
+                bins=bins,
+                histtype="step",
+                lw=1.4,
+                color=COLOR[law],
+                density=True,
+                label=f"{SHORT[law]}: {est:.3f} (n={v.size})",
+            )
             ax.axvline(est, color=COLOR[law], lw=0.8, alpha=0.7)
-        ref_line(ax, "v", CHINCHILLA_A, data_limits([allv], log=False), color="black", ls="--", lw=1,
-                 label="0.5 (Chinchilla)")
+        ref_line(
+            ax,
+            "v",
+            CHINCHILLA_A,
+            data_limits([allv], log=False),
+            color="black",
+            ls="--",
+            lw=1,
+            label="0.5 (Chinchilla)",
+        )
         ax.set_xlabel(f"{key} in {'N' if key == 'a' else 'D'}_opt ~ C^{key}")
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
@@ -617,18 +873,40 @@ def bootstrap(study) -> Plot:
         v = e[np.isfinite(e)]
         data["E"] = v
         if v.size:  # an Approach 3 fit stopped at a bound leaves no finite resample of E
-            ax.hist(v, bins=int(np.clip(2 * np.sqrt(v.size), 8, 40)), histtype="stepfilled", color=COLOR["approach3"],
-                    alpha=0.5, density=True, label=f"fitted E = {study.approach3.law.E:.3f}")
+            ax.hist(
+                v,
+                bins=int(np.clip(2 * np.sqrt(v.size), 8, 40)),
+                histtype="stepfilled",
+                color=COLOR["approach3"],
+                alpha=0.5,
+                density=True,
+                label=f"fitted E = {study.approach3.law.E:.3f}",
+            )
         if floor is not None:
-            ref_line(ax, "v", floor, data_limits([v, [study.approach3.law.E]], log=False), color="black", ls="-.",
-                     lw=1.4, label=f"entropy floor {floor:.3f} (known)")
+            ref_line(
+                ax,
+                "v",
+                floor,
+                data_limits([v, [study.approach3.law.E]], log=False),
+                color="black",
+                ls="-.",
+                lw=1.4,
+                label=f"entropy floor {floor:.3f} (known)",
+            )
         ax.set_xlabel(f"E (irreducible loss, {loss_units(study)})")
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
         ax.set_title("Approach 3: bootstrap distribution of E", fontsize=9)
-    fig.suptitle(f"Bootstrap ({study.options.n_boot} resamples, seed {study.options.seed})", fontsize=10)
-    return Plot("bootstrap", "Bootstrap distributions of the exponents a and b from each approach"
-                + (" and of the fitted E" if e is not None else ""), fig, data)
+    fig.suptitle(
+        f"Bootstrap ({study.options.n_boot} resamples, seed {study.options.seed})", fontsize=10
+    )
+    return Plot(
+        "bootstrap",
+        "Bootstrap distributions of the exponents a and b from each approach"
+        + (" and of the fitted E" if e is not None else ""),
+        fig,
+        data,
+    )
 
 
 def residuals(study) -> Plot:
@@ -639,8 +917,15 @@ def residuals(study) -> Plot:
     fig, axes = _figure(4, width=3.7, height=3.8)
     for ax, key in zip(axes[:3], ("N", "D", "C")):
         for law, r in study.residuals.items():
-            ax.scatter(df[key], r, s=7, alpha=0.6, color=COLOR[law], marker="o" if law == "approach3" else "x",
-                       label=f"{SHORT[law]} (rms {np.sqrt(np.mean(r ** 2)):.4f})")
+            ax.scatter(
+                df[key],
+                r,
+                s=7,
+                alpha=0.6,
+                color=COLOR[law],
+                marker="o" if law == "approach3" else "x",
+                label=f"{SHORT[law]} (rms {np.sqrt(np.mean(r**2)):.4f})",
+            )
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel(AXIS[key])
@@ -654,10 +939,26 @@ def residuals(study) -> Plot:
         preds = ex.predictions
         for law in ("approach3", "kaplan"):
             if law in preds:
-                bx.scatter(preds["loss"], preds[law], s=16, color=COLOR[law], marker="o" if law == "approach3" else "x",
-                           label=f"{SHORT[law]}: mean |error| {ex.errors[law]:.2%}")
-        lim = np.array([min(preds["loss"].min(), *(preds[k].min() for k in ("approach3", "kaplan") if k in preds)),
-                        max(preds["loss"].max(), *(preds[k].max() for k in ("approach3", "kaplan") if k in preds))])
+                bx.scatter(
+                    preds["loss"],
+                    preds[law],
+                    s=16,
+                    color=COLOR[law],
+                    marker="o" if law == "approach3" else "x",
+                    label=f"{SHORT[law]}: mean |error| {ex.errors[law]:.2%}",
+                )
+        lim = np.array(
+            [
+                min(
+                    preds["loss"].min(),
+                    *(preds[k].min() for k in ("approach3", "kaplan") if k in preds),
+                ),
+                max(
+                    preds["loss"].max(),
+                    *(preds[k].max() for k in ("approach3", "kaplan") if k in preds),
+                ),
+            ]
+        )
         lim = lim * np.array([0.98, 1.02])
         bx.plot(lim, lim, color="black", lw=0.8, label="predicted = measured")
         bx.set_xlim(*lim)
@@ -665,28 +966,62 @@ def residuals(study) -> Plot:
         bx.set_xlabel("measured loss (held out)")
         bx.set_ylabel("predicted loss")
         bx.legend(fontsize=7)
-        bx.set_title(f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= {ex.holdout_C_min:.3g}",
-                     fontsize=8)
+        bx.set_title(
+            f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= {ex.holdout_C_min:.3g}",
+            fontsize=8,
+        )
     else:
-        bx.text(0.5, 0.5, "no extrapolation check\n(too few points or budgets)", ha="center", va="center",
-                transform=bx.transAxes)
+        bx.text(
+            0.5,
+            0.5,
+            "no extrapolation check\n(too few points or budgets)",
+            ha="center",
+            va="center",
+            transform=bx.transAxes,
+        )
         bx.set_axis_off()
-    fig.suptitle("Residuals of the fitted laws, and their extrapolation to the largest budget", fontsize=10)
-    return Plot("residuals", "Log residuals against N, D and C, and the extrapolation check (each law refitted "
-                "without the largest budget, predicted against held out)", fig,
-                dict(residuals=dict(study.residuals), N=df["N"].to_numpy(), D=df["D"].to_numpy(),
-                     C=df["C"].to_numpy(), extrapolation=preds))
+    fig.suptitle(
+        "Residuals of the fitted laws, and their extrapolation to the largest budget", fontsize=10
+    )
+    return Plot(
+        "residuals",
+        "Log residuals against N, D and C, and the extrapolation check (each law refitted "
+        "without the largest budget, predicted against held out)",
+        fig,
+        dict(
+            residuals=dict(study.residuals),
+            N=df["N"].to_numpy(),
+            D=df["D"].to_numpy(),
+            C=df["C"].to_numpy(),
+            extrapolation=preds,
+        ),
+    )
 
 
-FIGURES = ("comparison", "loss_vs_n", "loss_vs_d", "isoflop", "approach1", "approach3_contours", "bootstrap",
-           "residuals")
+FIGURES = (
+    "comparison",
+    "loss_vs_n",
+    "loss_vs_d",
+    "isoflop",
+    "approach1",
+    "approach3_contours",
+    "bootstrap",
+    "residuals",
+)
 
 
 def all_figures(study, points=None) -> tuple[list[Plot], dict[str, str]]:
     """Every figure the study supports, in report order, and {name: reason} for those it does not."""
-    makers = {"comparison": comparison, "loss_vs_n": loss_vs_n, "loss_vs_d": loss_vs_d, "isoflop": isoflop,
-              "approach1": lambda s: approach1_envelope(s, points), "approach3_contours": approach3_contours,
-              "bootstrap": bootstrap, "residuals": residuals}
+    makers = {
+        "comparison": comparison,
+        "loss_vs_n": loss_vs_n,
+        "loss_vs_d": loss_vs_d,
+        "isoflop": isoflop,
+        "approach1": lambda s: approach1_envelope(s, points),
+        "approach3_contours": approach3_contours,
+        "bootstrap": bootstrap,
+        "residuals": residuals,
+    }
     plots, skipped = [], {}
     for name in FIGURES:
         try:

@@ -20,20 +20,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scaling import __version__
-from scaling.errors import ConfigError, DataError, FitWarning
 from scaling.analysis.laws.groups import comparison_markdown
 from scaling.analysis.laws.study import FitOptions
 from scaling.analysis.laws.text import interval as _interval
 from scaling.analysis.laws.text import interval_of
 from scaling.analysis.laws.text import md_table as _table
 from scaling.analysis.laws.text import num as _num
-from scaling.runs import json_safe
 from scaling.analysis.tables import Points
+from scaling.errors import ConfigError, DataError, FitWarning
+from scaling.runs import json_safe
 
 MANIFEST = "manifest.json"
 
 
 # ------------------------------------------------------------------------------------- the folder
+
 
 def check_replaceable(out: Path) -> None:
     """ConfigError unless `out` is absent, an empty folder, or a folder this toolkit wrote, and its
@@ -44,8 +45,10 @@ def check_replaceable(out: Path) -> None:
     if not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder name")
     if any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise ConfigError(f"--out {out} exists and was not written by scaling plot/report (no {MANIFEST}); "
-                          "choose a new folder or empty it")
+        raise ConfigError(
+            f"--out {out} exists and was not written by scaling plot/report (no {MANIFEST}); "
+            "choose a new folder or empty it"
+        )
     _check_writable(out)
 
 
@@ -57,7 +60,9 @@ def _check_writable(out: Path) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.probe-"))
     except OSError as err:
-        raise ConfigError(f"--out {out}: cannot write in {parent} ({err.strerror}); choose a writable folder") from None
+        raise ConfigError(
+            f"--out {out}: cannot write in {parent} ({err.strerror}); choose a writable folder"
+        ) from None
 
 
 @contextmanager
@@ -107,6 +112,7 @@ def write_manifest(folder: Path, kind: str, files: list[str], provenance: dict) 
 
 # ------------------------------------------------------------------------------------- provenance
 
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -125,21 +131,38 @@ def input_hashes(paths) -> list[dict]:
         if p.is_file():
             out.append({"path": str(p), "sha256": _sha256(p), "bytes": p.stat().st_size})
             continue
-        sweeps = [p] if (p / "runs.csv").exists() else sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
+        sweeps = (
+            [p]
+            if (p / "runs.csv").exists()
+            else sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
+        )
         if not sweeps:  # other tools' logs (scaling.analysis.readers)
             from scaling.analysis.readers import log_files
 
-            out += [{"path": str(f), "sha256": _sha256(f), "bytes": f.stat().st_size}
-                    for f in log_files(p)]
+            out += [
+                {"path": str(f), "sha256": _sha256(f), "bytes": f.stat().st_size}
+                for f in log_files(p)
+            ]
         for s in sweeps:
-            out.append({"path": str(s / "runs.csv"), "sha256": _sha256(s / "runs.csv"),
-                        "bytes": (s / "runs.csv").stat().st_size})
+            out.append(
+                {
+                    "path": str(s / "runs.csv"),
+                    "sha256": _sha256(s / "runs.csv"),
+                    "bytes": (s / "runs.csv").stat().st_size,
+                }
+            )
             metrics = sorted(s.glob("*/metrics.jsonl"))
             if metrics:
                 h = hashlib.sha256()
                 for m in metrics:
                     h.update(m.parent.name.encode() + b"\0" + _sha256(m).encode())
-                out.append({"path": str(s / "*/metrics.jsonl"), "files": len(metrics), "sha256": h.hexdigest()})
+                out.append(
+                    {
+                        "path": str(s / "*/metrics.jsonl"),
+                        "files": len(metrics),
+                        "sha256": h.hexdigest(),
+                    }
+                )
     return out
 
 
@@ -149,16 +172,26 @@ def provenance(paths, command: str | None, options: FitOptions, points: Points, 
         inputs = [{"path": "(in-memory points)", "rows": len(points.frame)}]
     else:
         inputs = input_hashes(paths)
-    return {"inputs": inputs, "command": command or "scaling.analysis.report.write_report (Python API)",
-            "toolkit": f"scaling {__version__}", "python": platform.python_version(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "columns": dict(points.columns), "load": {k: v for k, v in load.items() if v not in (None, 0)},
-            "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()}}
+    return {
+        "inputs": inputs,
+        "command": command or "scaling.analysis.report.write_report (Python API)",
+        "toolkit": f"scaling {__version__}",
+        "python": platform.python_version(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "columns": dict(points.columns),
+        "load": {k: v for k, v in load.items() if v not in (None, 0)},
+        "options": {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()
+        },
+    }
 
 
 # ------------------------------------------------------------------------------------- markdown
 
-def _study_body(study, prefix: str, plots, skipped_figs: dict, level: int, embed: bool) -> list[str]:
+
+def _study_body(
+    study, prefix: str, plots, skipped_figs: dict, level: int, embed: bool
+) -> list[str]:
     """The sections of one study; figure paths are `prefix + name.png`."""
     from scaling.analysis.laws import registry
 
@@ -197,12 +230,16 @@ def _summary(study) -> list[str]:
     from scaling.analysis.plots import loss_units
 
     df, opt = study.points, study.options
-    lines = [f"{study.n_points} points; N {df['N'].min():.3g} to {df['N'].max():.3g} parameters, "
-             f"D {df['D'].min():.3g} to {df['D'].max():.3g} tokens, C {df['C'].min():.3g} to "
-             f"{df['C'].max():.3g} FLOPs; {opt.n_boot} bootstrap resamples (seed {opt.seed}), "
-             f"{'BCa' if opt.ci == 'bca' else 'percentile'} intervals; "
-             f"loss in {loss_units(study)}.",
-             "", f"**Verdict.** {study.comparison.verdict}", ""]
+    lines = [
+        f"{study.n_points} points; N {df['N'].min():.3g} to {df['N'].max():.3g} parameters, "
+        f"D {df['D'].min():.3g} to {df['D'].max():.3g} tokens, C {df['C'].min():.3g} to "
+        f"{df['C'].max():.3g} FLOPs; {opt.n_boot} bootstrap resamples (seed {opt.seed}), "
+        f"{'BCa' if opt.ci == 'bca' else 'percentile'} intervals; "
+        f"loss in {loss_units(study)}.",
+        "",
+        f"**Verdict.** {study.comparison.verdict}",
+        "",
+    ]
     flags = [(law.label, f) for law in registry.flag_order() for f in study.flags(law.key)]
     if flags:
         lines += ["**Interval flags** (read these intervals with care):", ""]
@@ -214,10 +251,20 @@ def _allocation(study, h: str, pct: int) -> list[str]:
     """The allocation table, the skipped laws and the predictions at a budget."""
     lines = [f"{h} Compute-optimal allocation (N_opt ~ C^a, D_opt ~ C^b)", ""]
     fixed = f" [{study.fixed_E_text()}]" if study.fixed_E else ""
-    lines += _table(["approach", "a", f"{pct}% interval", "b", f"{pct}% interval", "status"],
-                    [[_label(r.approach) + (fixed if r.approach == "approach3" else ""),
-                      _num(r.a, ".3f"), _interval(*r.a_ci), _num(r.b, ".3f"), _interval(*r.b_ci),
-                      r.status] for r in study.comparison.table])
+    lines += _table(
+        ["approach", "a", f"{pct}% interval", "b", f"{pct}% interval", "status"],
+        [
+            [
+                _label(r.approach) + (fixed if r.approach == "approach3" else ""),
+                _num(r.a, ".3f"),
+                _interval(*r.a_ci),
+                _num(r.b, ".3f"),
+                _interval(*r.b_ci),
+                r.status,
+            ]
+            for r in study.comparison.table
+        ],
+    )
     for name, why in study.skipped.items():
         lines.append(f"\n{_label(name)} was skipped: {why}")
     if not study.predictions:
@@ -225,13 +272,20 @@ def _allocation(study, h: str, pct: int) -> list[str]:
     lines += ["", f"Compute-optimal allocation at a budget (Approach 3 with {pct}% intervals):", ""]
     rows = []
     for p in study.predictions:
+
         def ci(k: str) -> str:
             return (" " + interval_of(p[k], ".3g")) if k in p else ""  # noqa: B023  used at once
-        rows.append([_label(p["law"]), _num(p["C"], ".3g"),
-                     _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
-                     _num(p["D_opt"], ".3g") + ci("D_opt_ci"),
-                     _num(p["tokens_per_param"], ".3g") + ci("tokens_per_param_ci"),
-                     _num(p.get("loss"), ".4f") + ci("loss_ci")])
+
+        rows.append(
+            [
+                _label(p["law"]),
+                _num(p["C"], ".3g"),
+                _num(p["N_opt"], ".3g") + ci("N_opt_ci"),
+                _num(p["D_opt"], ".3g") + ci("D_opt_ci"),
+                _num(p["tokens_per_param"], ".3g") + ci("tokens_per_param_ci"),
+                _num(p.get("loss"), ".4f") + ci("loss_ci"),
+            ]
+        )
     head = ["law", "C (FLOPs)", "N_opt", "D_opt", "tokens per parameter", "loss"]
     return lines + _table(head, rows)
 
@@ -240,11 +294,18 @@ def _elasticities(study, h: str) -> list[str]:
     el = study.comparison.elasticities
     if not el:
         return []
-    rows = [[_label(k), f"{e['N']:+.4f} {interval_of(e['N_ci'], '+.4f') if 'N_ci' in e else ''}",
-             f"{e['D']:+.4f} {interval_of(e['D_ci'], '+.4f') if 'D_ci' in e else ''}",
-             f"N = {e['at']['N']:.3g}, D = {e['at']['D']:.3g}"] for k, e in el.items()]
-    return ["", f"{h} Loss elasticities at the median point", ""] + \
-        _table(["law", "d log L / d log N", "d log L / d log D", "at"], rows)
+    rows = [
+        [
+            _label(k),
+            f"{e['N']:+.4f} {interval_of(e['N_ci'], '+.4f') if 'N_ci' in e else ''}",
+            f"{e['D']:+.4f} {interval_of(e['D_ci'], '+.4f') if 'D_ci' in e else ''}",
+            f"N = {e['at']['N']:.3g}, D = {e['at']['D']:.3g}",
+        ]
+        for k, e in el.items()
+    ]
+    return ["", f"{h} Loss elasticities at the median point", ""] + _table(
+        ["law", "d log L / d log N", "d log L / d log D", "at"], rows
+    )
 
 
 def _extrapolation(study, h: str) -> list[str]:
@@ -254,21 +315,35 @@ def _extrapolation(study, h: str) -> list[str]:
     ex = study.comparison.extrapolation
     if ex is None:
         return lines + ["Not run: too few points or budgets to hold the largest one out."]
-    lines += [f"Each law refitted on the {ex.n_train} points below C = {ex.holdout_C_min:.3g} and "
-              f"scored on the {ex.n_holdout} held-out point(s) at or above it.", ""]
+    lines += [
+        f"Each law refitted on the {ex.n_train} points below C = {ex.holdout_C_min:.3g} and "
+        f"scored on the {ex.n_holdout} held-out point(s) at or above it.",
+        "",
+    ]
     rows = [[_label(k), *registry.get(k).extrapolation_text(v)] for k, v in ex.errors.items()]
     return lines + _table(["law", "error", "measure"], rows)
 
 
 def _provenance_md(prov: dict) -> list[str]:
     lines = ["## Provenance", ""]
-    rows = [[f"`{i['path']}`", f"`{i.get('sha256', '-')}`",
-             str(i.get("bytes", f"{i['files']} files" if "files" in i else i.get("rows", "-")))] for i in prov["inputs"]]
+    rows = [
+        [
+            f"`{i['path']}`",
+            f"`{i.get('sha256', '-')}`",
+            str(i.get("bytes", f"{i['files']} files" if "files" in i else i.get("rows", "-"))),
+        ]
+        for i in prov["inputs"]
+    ]
     lines += _table(["input", "sha256", "size"], rows)
-    lines += ["", f"- command: `{prov['command']}`", f"- toolkit: {prov['toolkit']} (Python {prov['python']})",
-              f"- date: {prov['date']}",
-              "- columns: " + ", ".join(f"{k} <- {v}" for k, v in prov["columns"].items()),
-              "- options: " + ", ".join(f"{k}={v}" for k, v in {**prov["load"], **prov["options"]}.items())]
+    lines += [
+        "",
+        f"- command: `{prov['command']}`",
+        f"- toolkit: {prov['toolkit']} (Python {prov['python']})",
+        f"- date: {prov['date']}",
+        "- columns: " + ", ".join(f"{k} <- {v}" for k, v in prov["columns"].items()),
+        "- options: "
+        + ", ".join(f"{k}={v}" for k, v in {**prov["load"], **prov["options"]}.items()),
+    ]
     return lines
 
 
@@ -300,12 +375,24 @@ def render_markdown(studies: dict, figures: dict, prov: dict, title: str, groupe
         study = next(iter(studies.values()))
         plots, skipped, prefix = figures["all"]
         lines += [f"![Compute-optimal allocation from every approach]({prefix}comparison.png)", ""]
-        lines += _study_body(study, prefix, [p for p in plots if p.name != "comparison"], skipped, 2, True)
+        lines += _study_body(
+            study, prefix, [p for p in plots if p.name != "comparison"], skipped, 2, True
+        )
     else:
-        lines += [f"{len(studies)} groups, fitted separately and compared side by side.", "",
-                  "![Compute-optimal allocation by group](comparison.png)", "", "## a and b per group", ""]
+        lines += [
+            f"{len(studies)} groups, fitted separately and compared side by side.",
+            "",
+            "![Compute-optimal allocation by group](comparison.png)",
+            "",
+            "## a and b per group",
+            "",
+        ]
         lines += _group_table(studies)
-        lines += [""] + comparison_markdown(studies) + ["![Loss against compute per group](loss_vs_compute.png)", ""]
+        lines += (
+            [""]
+            + comparison_markdown(studies)
+            + ["![Loss against compute per group](loss_vs_compute.png)", ""]
+        )
         lines += ["", "Verdict per group:", ""]
         for name, s in studies.items():
             lines.append(f"- **{name}**: {s.comparison.verdict}")
@@ -314,16 +401,26 @@ def render_markdown(studies: dict, figures: dict, prov: dict, title: str, groupe
             lines += ["", f"## Group: {name}", ""]
             if any(p.name == "comparison" for p in plots):
                 lines += [f"![{name}: compute-optimal allocation]({prefix}comparison.png)", ""]
-            lines += _study_body(s, prefix, [p for p in plots if p.name != "comparison"], skipped, 3, False)
+            lines += _study_body(
+                s, prefix, [p for p in plots if p.name != "comparison"], skipped, 3, False
+            )
     lines += [""] + _provenance_md(prov)
     return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------- entry point
 
-def write_report(paths_or_points, out_dir: str | Path, options: FitOptions | None = None, *,
-                 command: str | None = None, load: dict | None = None, title: str | None = None,
-                 pdf: bool = False) -> Path:
+
+def write_report(
+    paths_or_points,
+    out_dir: str | Path,
+    options: FitOptions | None = None,
+    *,
+    command: str | None = None,
+    load: dict | None = None,
+    title: str | None = None,
+    pdf: bool = False,
+) -> Path:
     """Fit every law to the input, draw every figure, write report.md, fits.json and the figures
     into `out_dir` (replaced atomically); returns `out_dir`.
 
@@ -375,7 +472,17 @@ def _emergence_section(paths, folder: Path) -> str:
         if not emergence.abilities(list(df.columns)):
             return ""
         result = emergence.report([str(p) for p in paths], folder / "emergence")
-    lines = ["", "## Emergent abilities", "", "![Probe scores against N, D and C](emergence/emergence.png)", ""]
+    lines = [
+        "",
+        "## Emergent abilities",
+        "",
+        "![Probe scores against N, D and C](emergence/emergence.png)",
+        "",
+    ]
     lines += [f"- {e['statement']}" for e in result["abilities"].values()]
-    lines += ["", "Per-ability figures and the abruptness table: [emergence/emergence.md](emergence/emergence.md).", ""]
+    lines += [
+        "",
+        "Per-ability figures and the abruptness table: [emergence/emergence.md](emergence/emergence.md).",
+        "",
+    ]
     return "\n".join(lines)

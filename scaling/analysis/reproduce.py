@@ -27,21 +27,25 @@ def read_manifest(folder: Path) -> dict:
     """The report's manifest.json (kind, files, provenance); one-line errors otherwise."""
     path = folder / "manifest.json"
     if not path.is_file():
-        raise ConfigError(f"{folder}: no manifest.json; give a folder written by scaling report "
-                          "or scaling plot")
+        raise ConfigError(
+            f"{folder}: no manifest.json; give a folder written by scaling report or scaling plot"
+        )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); "
-                        "restore it from git") from None
+        raise DataError(
+            f"{path}: not valid JSON ({err.msg}, line {err.lineno}); restore it from git"
+        ) from None
 
 
 def recorded_argv(command: str) -> list[str]:
     """The recorded `scaling report|plot ...` as argv after `scaling`; DataError otherwise."""
     words = shlex.split(command)
     if len(words) < 2 or words[0] != "scaling" or words[1] not in RERUNNABLE:
-        raise DataError(f"recorded command {command!r} is not a scaling report/plot command; only "
-                        "those can be rerun (reports written through the Python API record none)")
+        raise DataError(
+            f"recorded command {command!r} is not a scaling report/plot command; only "
+            "those can be rerun (reports written through the Python API record none)"
+        )
     return words[1:]
 
 
@@ -71,8 +75,10 @@ def input_changes(argv: list[str], recorded: list[dict]) -> list[str]:
     paths, _ = p.parse_known_args(argv[1:])
     missing = [x for x in paths.paths if not Path(x).exists()]
     if missing:
-        raise DataError(f"input {missing[0]} not found; run scaling reproduce from the folder the "
-                        "report was made in (the repository root for the committed reports)")
+        raise DataError(
+            f"input {missing[0]} not found; run scaling reproduce from the folder the "
+            "report was made in (the repository root for the committed reports)"
+        )
     now = {i["path"]: i.get("sha256") for i in input_hashes(paths.paths)}
     out = []
     for item in recorded:
@@ -82,8 +88,9 @@ def input_changes(argv: list[str], recorded: list[dict]) -> list[str]:
         if cur is None:
             out.append(f"input {item['path']}: recorded but not read now")
         elif cur != item["sha256"]:
-            out.append(f"input {item['path']}: sha256 {cur[:12]}... now, "
-                       f"{item['sha256'][:12]}... recorded")
+            out.append(
+                f"input {item['path']}: sha256 {cur[:12]}... now, {item['sha256'][:12]}... recorded"
+            )
     return out
 
 
@@ -110,14 +117,18 @@ def differences(old, new, where: str = "") -> list[tuple[bool, str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scaling reproduce",
-                                description=__doc__.split("\n\n")[0].replace("\n", " "),
-                                epilog="example:\n  scaling reproduce analysis/epoch_chinchilla",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("report",
-                   help="a folder written by scaling report or plot (it holds manifest.json)")
-    p.add_argument("--keep", metavar="DIR",
-                   help="keep the rerun's output in DIR (default: a temporary folder)")
+    p = argparse.ArgumentParser(
+        prog="scaling reproduce",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog="example:\n  scaling reproduce analysis/epoch_chinchilla",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "report", help="a folder written by scaling report or plot (it holds manifest.json)"
+    )
+    p.add_argument(
+        "--keep", metavar="DIR", help="keep the rerun's output in DIR (default: a temporary folder)"
+    )
     return p
 
 
@@ -146,15 +157,18 @@ def main(argv: list[str]) -> int:
             n_old = len(manifest.get("files", []))
             diffs.append((False, f"files: recorded {n_old}, now {len(new_files)}"))
         if (folder / "fits.json").is_file():
-            diffs += differences(json.loads((folder / "fits.json").read_text()),
-                                 json.loads((out / "fits.json").read_text()))
+            diffs += differences(
+                json.loads((folder / "fits.json").read_text()),
+                json.loads((out / "fits.json").read_text()),
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     numbers = [d for is_num, d in diffs if is_num]
     others = [d for is_num, d in diffs if not is_num]
     for line in numbers + others:
         print(line)
-    print(f"{folder}: {len(numbers)} number(s) and {len(others)} other value(s) differ; "
-          f"{len(changed)} input(s) changed"
-          + (" (identical)" if not diffs and not changed else ""))
+    print(
+        f"{folder}: {len(numbers)} number(s) and {len(others)} other value(s) differ; "
+        f"{len(changed)} input(s) changed" + (" (identical)" if not diffs and not changed else "")
+    )
     return 0 if not diffs and not changed else 1

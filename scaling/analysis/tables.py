@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from scaling import runs
-from scaling.errors import DataError, FitWarning
-from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.analysis.readers import LogOptions, detect, read_logs
 from scaling.analysis.units import unit_warnings
+from scaling.errors import DataError, FitWarning
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 # Names tried, case-insensitively, when the default column name is absent (never for explicit names).
 ALIASES = {
@@ -32,8 +32,15 @@ ALIASES = {
     "loss": ("loss", "loss_val", "val_loss", "final_loss"),
 }
 DEFAULTS = {"N": "N", "D": "D", "C": "C", "loss": "loss"}
-TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
-                  ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 
 
 @dataclass
@@ -43,7 +50,9 @@ class Points:
 
     frame: pd.DataFrame
     curves: pd.DataFrame | None = None
-    columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column (or "derived")
+    columns: dict[str, str] = field(
+        default_factory=dict
+    )  # canonical name -> source column (or "derived")
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # how rows were reduced (--best-over)
     # replicates averaged into one point (`mean_over`): each point's losses, in frame order; the
@@ -53,7 +62,7 @@ class Points:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def groups(self) -> dict[str, "Points"]:
+    def groups(self) -> dict[str, Points]:
         """One Points per value of the `group` column (in order of first appearance)."""
         if "group" not in self.frame:
             return {"all": self}
@@ -63,10 +72,17 @@ class Points:
             c = None
             if self.curves is not None and "run_id" in f:
                 c = self.curves[self.curves["run_id"].isin(set(f["run_id"]))].reset_index(drop=True)
-            reps = None if self.replicates is None else [self.replicates[i] for i in np.flatnonzero(
-                (self.frame["group"] == name).to_numpy())]
-            out[str(name)] = Points(f, c, dict(self.columns), list(self.warnings), list(self.notes),
-                                    reps)
+            reps = (
+                None
+                if self.replicates is None
+                else [
+                    self.replicates[i]
+                    for i in np.flatnonzero((self.frame["group"] == name).to_numpy())
+                ]
+            )
+            out[str(name)] = Points(
+                f, c, dict(self.columns), list(self.warnings), list(self.notes), reps
+            )
         return out
 
 
@@ -94,13 +110,17 @@ def read_sweep(path: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFrame 
     try:
         table = pd.read_csv(csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read {csv} ({type(err).__name__}); rebuild it with "
-                        "`scaling sweep`") from None
+        raise DataError(
+            f"cannot read {csv} ({type(err).__name__}); rebuild it with `scaling sweep`"
+        ) from None
     if "status" in table:
         bad = table["status"].astype(str) != "ok"
         if bad.any():
-            _warn(f"{csv.parent}: left out {int(bad.sum())} run(s) whose status is not 'ok' "
-                  "(diverged)", sink)
+            _warn(
+                f"{csv.parent}: left out {int(bad.sum())} run(s) whose status is not 'ok' "
+                "(diverged)",
+                sink,
+            )
             table = table[~bad].reset_index(drop=True)
     curves = []
     if "run_id" in table:
@@ -113,8 +133,9 @@ def read_sweep(path: Path, sink: list[str]) -> tuple[pd.DataFrame, pd.DataFrame 
     return table, (pd.concat(curves, ignore_index=True) if curves else None)
 
 
-def read_table(path: str | Path, sink: list[str] | None = None,
-               logs: LogOptions | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def read_table(
+    path: str | Path, sink: list[str] | None = None, logs: LogOptions | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Read one source into a raw DataFrame (+ raw curves for sweep folders and logs)."""
     sink = [] if sink is None else sink
     p = Path(path)
@@ -122,19 +143,24 @@ def read_table(path: str | Path, sink: list[str] | None = None,
         raise DataError(f"{p}: no such file or folder")
     logs = logs or LogOptions()
     is_sweep = p.is_dir() and any((q / "runs.csv").exists() for q in (p, *p.iterdir()))
-    if logs.format is not None or (not is_sweep and p.name != "runs.csv" and
-                                   (p.is_dir() or detect(p) is not None)):
+    if logs.format is not None or (
+        not is_sweep and p.name != "runs.csv" and (p.is_dir() or detect(p) is not None)
+    ):
         return read_logs(p, logs)
     if p.is_dir():
         if (p / "runs.csv").exists():
             return read_sweep(p, sink)
         subs = sorted(q for q in p.iterdir() if (q / "runs.csv").exists())
         if not subs:
-            raise DataError(f"{p}: a folder must hold runs.csv (a sweep) or sweeps that do; found neither")
+            raise DataError(
+                f"{p}: a folder must hold runs.csv (a sweep) or sweeps that do; found neither"
+            )
         parts = [read_sweep(q, sink) for q in subs]
         curves = [c for _, c in parts if c is not None]
-        return (pd.concat([t for t, _ in parts], ignore_index=True),
-                pd.concat(curves, ignore_index=True) if curves else None)
+        return (
+            pd.concat([t for t, _ in parts], ignore_index=True),
+            pd.concat(curves, ignore_index=True) if curves else None,
+        )
     if p.name == "runs.csv":
         return read_sweep(p, sink)
     kind = TABLE_SUFFIXES.get(p.suffix.lower())
@@ -152,8 +178,10 @@ def read_table(path: str | Path, sink: list[str] | None = None,
                 return pd.read_json(p), None
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataError(f"{p}: cannot read it as {kind} ({str(err).splitlines()[0]})") from None
-    raise DataError(f"{p}: unknown table type {p.suffix!r}; use .csv, .tsv, .parquet or .jsonl, "
-                    "a sweep folder, or a log (--format hf|tensorboard|wandb|lightning)")
+    raise DataError(
+        f"{p}: unknown table type {p.suffix!r}; use .csv, .tsv, .parquet or .jsonl, "
+        "a sweep folder, or a log (--format hf|tensorboard|wandb|lightning)"
+    )
 
 
 def _resolve(table: pd.DataFrame, key: str, name: str | None) -> str | None:
@@ -175,13 +203,21 @@ def _numeric(table: pd.DataFrame, col: str, what: str, source: str) -> np.ndarra
     bad = values.isna() & table[col].notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: column {col!r} ({what}) is not numeric, e.g. {table[col].iloc[i]!r} in row {i + 1}")
+        raise DataError(
+            f"{source}: column {col!r} ({what}) is not numeric, e.g. {table[col].iloc[i]!r} in row {i + 1}"
+        )
     v = values.to_numpy(dtype=float)
-    for test, word in ((np.isnan(v), "NaN/empty"), (np.isinf(v), "infinite"), (v <= 0, "zero or negative")):
+    for test, word in (
+        (np.isnan(v), "NaN/empty"),
+        (np.isinf(v), "infinite"),
+        (v <= 0, "zero or negative"),
+    ):
         if test.any():
             i = int(np.flatnonzero(test)[0])
-            raise DataError(f"{source}: column {col!r} ({what}) has {int(test.sum())} {word} value(s), first in row "
-                            f"{i + 1} ({v[i]}); filter them (--query) or fix the table")
+            raise DataError(
+                f"{source}: column {col!r} ({what}) has {int(test.sum())} {word} value(s), first in row "
+                f"{i + 1} ({v[i]}); filter them (--query) or fix the table"
+            )
     return v
 
 
@@ -194,11 +230,17 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
     columns (N, N_nonembed, ...) with D = the tokens seen at that evaluation, the FLOP columns scaled
     to them (C = 6 N D) and loss = the validation loss there; `D_run` keeps the run's own D."""
     if curves is None or "run_id" not in table or not {"tokens", "loss_val"} <= set(curves):
-        raise DataError(f"{source}: curve points need sweep folders whose runs have metrics.jsonl "
-                        "(tokens, loss_val); drop --curve-points for plain tables")
+        raise DataError(
+            f"{source}: curve points need sweep folders whose runs have metrics.jsonl "
+            "(tokens, loss_val); drop --curve-points for plain tables"
+        )
     cv = curves[[k for k in ("run_id", "step", "tokens", "loss_val", "loss_train") if k in curves]]
-    runs = table.drop(columns=[k for k in ("loss", "loss_train", "step") if k in table]).rename(columns={"D": "D_run"})
-    rows = runs.merge(cv.rename(columns={"loss_val": "loss"}), on="run_id", how="inner", validate="one_to_many")
+    runs = table.drop(columns=[k for k in ("loss", "loss_train", "step") if k in table]).rename(
+        columns={"D": "D_run"}
+    )
+    rows = runs.merge(
+        cv.rename(columns={"loss_val": "loss"}), on="run_id", how="inner", validate="one_to_many"
+    )
     rows["D"] = pd.to_numeric(rows["tokens"], errors="coerce")
     share = rows["D"] / pd.to_numeric(rows["D_run"], errors="coerce")
     for col in TOKEN_PROPORTIONAL:
@@ -206,7 +248,9 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
             rows[col] = pd.to_numeric(rows[col], errors="coerce") * share
     rows = rows.drop(columns=["tokens"])
     if rows.empty:
-        raise DataError(f"{source}: no run has evaluations in its metrics.jsonl; nothing to turn into curve points")
+        raise DataError(
+            f"{source}: no run has evaluations in its metrics.jsonl; nothing to turn into curve points"
+        )
     return rows.sort_values(["run_id", "D"], kind="stable").reset_index(drop=True)
 
 
@@ -224,8 +268,9 @@ def expand(paths) -> list[Path]:
     return out
 
 
-def log_options(n: str, d: str, loss: str, log_format: str | None,
-                tokens_per_step: float | None) -> tuple[LogOptions, str]:
+def log_options(
+    n: str, d: str, loss: str, log_format: str | None, tokens_per_step: float | None
+) -> tuple[LogOptions, str]:
     """LogOptions from the column options (`n` may be a number: N of every run) and the N column."""
     try:
         n_value = float(n)
@@ -235,19 +280,34 @@ def log_options(n: str, d: str, loss: str, log_format: str | None,
         raise DataError(f"--n {n}: give a column name or a positive parameter count")
     if tokens_per_step is not None and not (np.isfinite(tokens_per_step) and tokens_per_step > 0):
         raise DataError(f"--tokens-per-step {tokens_per_step}: give a positive number of tokens")
-    opts = LogOptions(format=log_format, loss=None if loss == DEFAULTS["loss"] else loss,
-                      tokens=None if d == DEFAULTS["D"] else d, tokens_per_step=tokens_per_step,
-                      n_value=n_value, n_key=None if n == DEFAULTS["N"] or n_value else n)
+    opts = LogOptions(
+        format=log_format,
+        loss=None if loss == DEFAULTS["loss"] else loss,
+        tokens=None if d == DEFAULTS["D"] else d,
+        tokens_per_step=tokens_per_step,
+        n_value=n_value,
+        n_key=None if n == DEFAULTS["N"] or n_value else n,
+    )
     return opts, ("N" if n_value is not None else n)
 
 
-def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "loss", group: str | None = None,
-                drop_top_loss: int = 0, query: str | None = None, min_points: int = 2,
-                curves_as_points: bool = False, log_format: str | None = None,
-                tokens_per_step: float | None = None,
-                best_over: list[str] | tuple | None = None,
-                mean_over: tuple[str, ...] | str | None = None,
-                unique: str | None = None) -> Points:
+def load_points(
+    paths,
+    n: str = "N",
+    d: str = "D",
+    c: str = "C",
+    loss: str = "loss",
+    group: str | None = None,
+    drop_top_loss: int = 0,
+    query: str | None = None,
+    min_points: int = 2,
+    curves_as_points: bool = False,
+    log_format: str | None = None,
+    tokens_per_step: float | None = None,
+    best_over: list[str] | tuple | None = None,
+    mean_over: tuple[str, ...] | str | None = None,
+    unique: str | None = None,
+) -> Points:
     """Read `paths` (files or sweep folders) into a validated `Points`.
 
     n, d, c, loss: source column names (defaults also match common aliases, e.g. 'Model Size');
@@ -273,8 +333,13 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     logs, n = log_options(n, d, loss, log_format, tokens_per_step)
     sink: list[str] = []
     table, curves = _read_all(paths, sink, logs, source)
-    if curves_as_points:  # the points are the curves: Approach 1 then works from them, not from curves
-        table, curves = curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source), []
+    if (
+        curves_as_points
+    ):  # the points are the curves: Approach 1 then works from them, not from curves
+        table, curves = (
+            curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source),
+            [],
+        )
     if query:
         table = _query(table, query)
     cols = _columns(table, {"N": n, "D": d, "C": c, "loss": loss}, source)
@@ -286,29 +351,39 @@ def load_points(paths, n: str = "N", d: str = "D", c: str = "C", loss: str = "lo
     if keep is not None:
         frame = frame[keep].reset_index(drop=True)
     if len(frame) < min_points:
-        raise DataError(f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}")
+        raise DataError(
+            f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}"
+        )
     columns = {k: v if v is not None else "derived (C = 6ND)" for k, v in cols.items()}
     for msg in unit_warnings(frame, {k for k in ("N", "D", "C") if cols[k] is not None}):
         _warn(msg, sink)
-    curve_frame = _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
-    over, how = ((), "") if best_over else _replicate_columns(mean_over, table, frame, curves,
-                                                                source, keep)
+    curve_frame = (
+        _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
+    )
+    over, how = (
+        ((), "") if best_over else _replicate_columns(mean_over, table, frame, curves, source, keep)
+    )
     if not over:
         return Points(frame, curve_frame, columns, sink, notes)
     frame, reps = mean_replicates(frame)
     n_rep = frame["n_rep"]
-    columns["mean_over"] = (f"{', '.join(over)} ({how}): {int((n_rep > 1).sum())} of {len(frame)} "
-                            f"points average {int(n_rep.min())}-{int(n_rep.max())} rows")
+    columns["mean_over"] = (
+        f"{', '.join(over)} ({how}): {int((n_rep > 1).sum())} of {len(frame)} "
+        f"points average {int(n_rep.min())}-{int(n_rep.max())} rows"
+    )
     return Points(frame, curve_frame, columns, sink, notes, reps)
 
 
-def _best_over(frame: pd.DataFrame, table: pd.DataFrame, best_over, mean_over, source: str,
-               notes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+def _best_over(
+    frame: pd.DataFrame, table: pd.DataFrame, best_over, mean_over, source: str, notes: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
     """`--best-over`: the lowest loss per (N, D), with a note; it cannot be combined with
     `--mean-over`."""
     if best_over and mean_over:
-        raise DataError(f"{source}: --best-over and --mean-over cannot be combined; reduce the "
-                        "table over one of them first")
+        raise DataError(
+            f"{source}: --best-over and --mean-over cannot be combined; reduce the "
+            "table over one of them first"
+        )
     if not best_over:
         return frame, notes
     from scaling.analysis.bestover import best_over as reduce_best
@@ -317,8 +392,9 @@ def _best_over(frame: pd.DataFrame, table: pd.DataFrame, best_over, mean_over, s
     return frame, notes + [note]
 
 
-def _read_all(paths: list[Path], sink: list[str], logs: LogOptions,
-              source: str) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+def _read_all(
+    paths: list[Path], sink: list[str], logs: LogOptions, source: str
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """Every input's raw rows in one table and its curves; a numeric --n fills N of plain tables."""
     tables, curves = [], []
     for p in paths:
@@ -329,8 +405,10 @@ def _read_all(paths: list[Path], sink: list[str], logs: LogOptions,
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     if logs.n_value is not None and "format" not in table:  # a plain table: one model size
         if "N" in table:
-            raise DataError(f"{source}: --n {logs.n_value:g} would replace its column N; give a "
-                            "column name, or a number only for logs or tables without N")
+            raise DataError(
+                f"{source}: --n {logs.n_value:g} would replace its column N; give a "
+                "column name, or a number only for logs or tables without N"
+            )
         table["N"] = logs.n_value
     return table, curves
 
@@ -340,7 +418,9 @@ def _query(table: pd.DataFrame, query: str) -> pd.DataFrame:
     try:
         table = table.query(query).reset_index(drop=True)
     except Exception as err:  # pandas raises many types for a bad expression
-        raise DataError(f"--query {query!r} failed: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+        raise DataError(
+            f"--query {query!r} failed: {type(err).__name__}: {str(err).splitlines()[0]}"
+        ) from None
     if table.empty:
         raise DataError(f"--query {query!r} kept no rows")
     return table
@@ -351,16 +431,25 @@ def _columns(table: pd.DataFrame, asked: dict[str, str], source: str) -> dict[st
     found = ", ".join(map(str, table.columns))
     cols = {k: _resolve(table, k, v) for k, v in asked.items()}
     if cols["loss"] is None:
-        raise DataError(f"{source}: no loss column {asked['loss']!r} (--loss); found columns: {found}")
+        raise DataError(
+            f"{source}: no loss column {asked['loss']!r} (--loss); found columns: {found}"
+        )
     missing = [k for k in ("N", "D", "C") if cols[k] is None]
     if len(missing) > 1:
-        raise DataError(f"{source}: need two of N, D, C but columns {', '.join(repr(asked[k]) for k in missing)} "
-                        f"(--{'/--'.join(k.lower() for k in missing)}) are missing; found columns: {found}")
+        raise DataError(
+            f"{source}: need two of N, D, C but columns {', '.join(repr(asked[k]) for k in missing)} "
+            f"(--{'/--'.join(k.lower() for k in missing)}) are missing; found columns: {found}"
+        )
     return cols
 
 
-def _frame(table: pd.DataFrame, cols: dict[str, str | None], source: str, group: str | None,
-           unique: str | None) -> pd.DataFrame:
+def _frame(
+    table: pd.DataFrame,
+    cols: dict[str, str | None],
+    source: str,
+    group: str | None,
+    unique: str | None,
+) -> pd.DataFrame:
     """The canonical frame: N, D, C (the missing one from C = 6ND), loss, and the group, run_id,
     entropy_floor and U_D columns where present or asked for."""
     found = ", ".join(map(str, table.columns))
@@ -374,15 +463,18 @@ def _frame(table: pd.DataFrame, cols: dict[str, str | None], source: str, group:
     frame = pd.DataFrame({k: values[k] for k in ("N", "D", "C", "loss")})
     if group is not None:
         if group not in table:
-            raise DataError(f"{source}: no group column {group!r} (--group); found columns: {found}")
+            raise DataError(
+                f"{source}: no group column {group!r} (--group); found columns: {found}"
+            )
         frame["group"] = table[group].astype(str).to_numpy()
     for extra in ("run_id", "entropy_floor"):
         if extra in table:
             frame[extra] = table[extra].to_numpy()
     if unique is not None:
         if unique not in table:
-            raise DataError(f"{source}: no unique-tokens column {unique!r} (--unique); "
-                            f"found columns: {found}")
+            raise DataError(
+                f"{source}: no unique-tokens column {unique!r} (--unique); found columns: {found}"
+            )
         frame["U_D"] = _numeric(table, unique, "U_D", source)
     return frame
 
@@ -393,8 +485,10 @@ def _log_notes(table: pd.DataFrame) -> list[str]:
         return []
     per_run = table.drop_duplicates("run_id") if "run_id" in table else table
     counts = per_run["N_source"].dropna().value_counts()
-    return ["N of the logs from " + ", ".join(f"{k} ({v} run{'s' * (v != 1)})"
-                                             for k, v in counts.items())]
+    return [
+        "N of the logs from "
+        + ", ".join(f"{k} ({v} run{'s' * (v != 1)})" for k, v in counts.items())
+    ]
 
 
 def _below_top_losses(frame: pd.DataFrame, k: int) -> np.ndarray:
@@ -421,8 +515,10 @@ def _replicate_columns(mean_over, table, frame, curves, source, keep):
     if mean_over:
         missing = [c for c in mean_over if c not in rows]
         if missing:
-            raise DataError(f"{source}: no column {', '.join(map(repr, missing))} to average over "
-                            f"(--mean-over); found columns: {', '.join(map(str, table.columns))}")
+            raise DataError(
+                f"{source}: no column {', '.join(map(repr, missing))} to average over "
+                f"(--mean-over); found columns: {', '.join(map(str, table.columns))}"
+            )
         return tuple(mean_over), "given"
     if mean_over is None and curves and "seed" in rows:
         keys = [k for k in POINT_KEYS if k in frame]
@@ -447,7 +543,9 @@ def mean_replicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray]
     return out, reps
 
 
-def _canonical_curves(raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]) -> pd.DataFrame | None:
+def _canonical_curves(
+    raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]
+) -> pd.DataFrame | None:
     """Curves as (run_id, N, D_run, tokens, flops, loss), with N and the FLOP accounting of the chosen
     columns: flops = C_run * tokens / D_run, so `--n N_nonembed --c C_kaplan` carries into Approach 1."""
     if "run_id" not in frame or "tokens" not in raw:
@@ -464,6 +562,20 @@ def _canonical_curves(raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]) -
     N = runs.loc[rid, "N"].to_numpy(float)
     D = runs.loc[rid, "D"].to_numpy(float)
     C = runs.loc[rid, "C"].to_numpy(float)
-    out = pd.DataFrame({"run_id": rid, "N": N, "D_run": D, "tokens": tokens, "flops": C * tokens / D, "loss": lossv})
-    ok = np.isfinite(out["loss"]) & (out["loss"] > 0) & np.isfinite(out["tokens"]) & (out["tokens"] > 0)
+    out = pd.DataFrame(
+        {
+            "run_id": rid,
+            "N": N,
+            "D_run": D,
+            "tokens": tokens,
+            "flops": C * tokens / D,
+            "loss": lossv,
+        }
+    )
+    ok = (
+        np.isfinite(out["loss"])
+        & (out["loss"] > 0)
+        & np.isfinite(out["tokens"])
+        & (out["tokens"] > 0)
+    )
     return out[ok].reset_index(drop=True)

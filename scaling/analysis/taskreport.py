@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.errors import DataError
 from scaling.analysis.report import MANIFEST, staged_dir
+from scaling.errors import DataError
 
 FAMILIES = ("decoder", "encoder", "encoder_decoder")
 TASKS = {  # score column -> (title, the family the textbook expects to win, chance level)
@@ -46,12 +46,19 @@ def size_tables(df: pd.DataFrame) -> list[str]:
     titles = " | ".join(TASKS[k][0] if k in TASKS else "topic Bayes optimum" for k in keys)
     lines = []
     for rung, part in df.groupby("rung", sort=False):
-        lines += [f"### size {rung}", "", f"| family | N | C | {titles} |",
-                  "| --- | ---: | ---: | " + " | ".join("---" for _ in keys) + " |"]
+        lines += [
+            f"### size {rung}",
+            "",
+            f"| family | N | C | {titles} |",
+            "| --- | ---: | ---: | " + " | ".join("---" for _ in keys) + " |",
+        ]
         for fam in FAMILIES:
             for _, row in part[part["arch"] == fam].iterrows():
-                lines.append(f"| {fam} | {row['N']:,.0f} | {row['C']:.2g} | "
-                             + " | ".join(_cell(row, k) for k in keys) + " |")
+                lines.append(
+                    f"| {fam} | {row['N']:,.0f} | {row['C']:.2g} | "
+                    + " | ".join(_cell(row, k) for k in keys)
+                    + " |"
+                )
         lines.append("")
     return lines
 
@@ -93,8 +100,9 @@ def verdict(df: pd.DataFrame) -> list[str]:
             if how == "clear" and all(f == fam and h == "clear" for _, f, h in wins[i:]):
                 steady = (rung, fam)
                 break
-        by_size = ", ".join(f"{r}: {f or '-'}" + ("" if h == "clear" else f" ({h})")
-                            for r, f, h in wins)
+        by_size = ", ".join(
+            f"{r}: {f or '-'}" + ("" if h == "clear" else f" ({h})") for r, f, h in wins
+        )
         eq_fam, eq_c = at_equal_c(df, key)
         if steady:
             said = f"**{steady[1]}** wins clearly from size {steady[0]} on"
@@ -105,10 +113,12 @@ def verdict(df: pd.DataFrame) -> list[str]:
         match = "matches" if steady and steady[1] == textbook else "does not match"
         floor = "" if chance is None else f"; chance {chance:.3g}"
         at_c = f"{eq_fam} scores highest" if eq_fam else "the families tie"
-        lines.append(f"- **{title}**: {said} (per size: {by_size}); at equal compute "
-                     f"(C = {eq_c:.2g}) {at_c}{floor}. "
-                     f"Textbook: {textbook}; "
-                     f"this {match} it.")
+        lines.append(
+            f"- **{title}**: {said} (per size: {by_size}); at equal compute "
+            f"(C = {eq_c:.2g}) {at_c}{floor}. "
+            f"Textbook: {textbook}; "
+            f"this {match} it."
+        )
     return lines
 
 
@@ -145,18 +155,31 @@ def write_report(tables: list[Path], out: Path) -> Path:
     """tasks.md, tasks.csv (the rows reported), tasks.png and manifest.json in the folder `out`,
     built beside it and renamed into place (scaling.analysis.report.staged_dir); returns out/tasks.md."""
     df = load(tables)
-    text = ["# Which family suits which task", "",
-            "Task probes (docs/tasks.md) of the probed runs (by default the largest budget of each "
-            "family and size); every "
-            "score is the mean over held-out items with its 95% bootstrap interval; the topic "
-            "probe's Bayes optimum is the exact topic posterior's accuracy on the same documents.",
-            "",
-            "## Verdict", "", *verdict(df), "", "## Family x task, by size", "", *size_tables(df),
-            "![task scores against N and C](tasks.png)", ""]
+    text = [
+        "# Which family suits which task",
+        "",
+        "Task probes (docs/tasks.md) of the probed runs (by default the largest budget of each "
+        "family and size); every "
+        "score is the mean over held-out items with its 95% bootstrap interval; the topic "
+        "probe's Bayes optimum is the exact topic posterior's accuracy on the same documents.",
+        "",
+        "## Verdict",
+        "",
+        *verdict(df),
+        "",
+        "## Family x task, by size",
+        "",
+        *size_tables(df),
+        "![task scores against N and C](tasks.png)",
+        "",
+    ]
     with staged_dir(out) as tmp:
         figure(df, tmp / "tasks.png")
         (tmp / "tasks.csv").write_text(df.drop(columns="rung").to_csv(index=False))
         (tmp / "tasks.md").write_text("\n".join(text))
-        (tmp / MANIFEST).write_text(json.dumps({"written_by": "scaling tasks",
-                                                "tables": [str(t) for t in tables]}, indent=1))
+        (tmp / MANIFEST).write_text(
+            json.dumps(
+                {"written_by": "scaling tasks", "tables": [str(t) for t in tables]}, indent=1
+            )
+        )
     return out / "tasks.md"

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scaling import runs, tuned
-
 from scaling.analysis import tune
 from scaling.errors import ConfigError, DataError, FitError
 

@@ -18,12 +18,16 @@ def unit_warnings(frame: pd.DataFrame, given: set[str]) -> list[str]:
     n, d, c = (frame[k].to_numpy(float) for k in ("N", "D", "C"))
     ratio = float(np.median(d / n))
     if not TOKENS_PER_PARAM[0] <= ratio <= TOKENS_PER_PARAM[1]:
-        out.append(f"units: median D/N = {ratio:.2g} tokens per parameter is implausible; give N "
-                   "and D as raw counts (not millions or billions), or C in FLOPs when D is "
-                   "derived from it")
+        out.append(
+            f"units: median D/N = {ratio:.2g} tokens per parameter is implausible; give N "
+            "and D as raw counts (not millions or billions), or C in FLOPs when D is "
+            "derived from it"
+        )
     if {"N", "D", "C"} <= given:
         r = float(np.median(c / (FLOPS_PER_PARAM_TOKEN * n * d)))
         if not FLOPS_RATIO[0] <= r <= FLOPS_RATIO[1]:
-            out.append(f"units: median C/(6ND) = {r:.2g}, far from 1; give C in FLOPs and N, D as "
-                       "raw counts")
+            out.append(
+                f"units: median C/(6ND) = {r:.2g}, far from 1; give C in FLOPs and N, D as "
+                "raw counts"
+            )
     return out

@@ -270,17 +270,20 @@ class _Budgets:
     def train(self, C: float, names: list[str], seeds: list[int]) -> None:
         from scaling.experiment import sweep
 
-        sweep.main(self.keep + [
-            f"runs_dir={self.root}",
-            f"sweep.name={budget_name(C)}",
-            "train.tokens=null",
-            f"train.flops={C:g}",
-            f"model.size={','.join(names)}",
-            f"train.seed={','.join(map(str, seeds))}",
-            "sweep.report=false",
-            f"train.lr_fit={self.lr_fit}",
-            "sweep.adaptive.budgets=[]",
-        ])
+        sweep.main(
+            self.keep
+            + [
+                f"runs_dir={self.root}",
+                f"sweep.name={budget_name(C)}",
+                "train.tokens=null",
+                f"train.flops={C:g}",
+                f"model.size={','.join(names)}",
+                f"train.seed={','.join(map(str, seeds))}",
+                "sweep.report=false",
+                f"train.lr_fit={self.lr_fit}",
+                "sweep.adaptive.budgets=[]",
+            ]
+        )
 
     def evaluate(self, C: float, targets: list[float]) -> dict[float, float]:
         """(exact N, loss of the first seed; NaN when not ok) of the target sizes at budget C."""

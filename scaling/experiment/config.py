@@ -15,17 +15,17 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from scaling import runs, tuned
-from scaling.experiment.data import DataConfig, as_data_config
 from scaling.errors import ConfigError
-from scaling.flops import FLOPS_PER_PARAM_TOKEN
+from scaling.experiment.data import DataConfig, as_data_config
 from scaling.experiment.models import ModelShape, ParamCounts, param_counts, resolve_shape
 from scaling.experiment.trackers import LoggerConfig
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 # the repo's top-level conf/, linked as scaling/conf so that the wheel ships it inside the package
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -34,8 +34,18 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILES = ("auto", "true", "false")
 # train keys that change how a run executes, not what it computes: not part of the run id
-EXECUTION_KEYS = ("tokens", "flops", "device", "precision", "compile", "threads", "checkpoint_every",
-                  "keep_checkpoint", "ensemble", "ensemble_max")
+EXECUTION_KEYS = (
+    "tokens",
+    "flops",
+    "device",
+    "precision",
+    "compile",
+    "threads",
+    "checkpoint_every",
+    "keep_checkpoint",
+    "ensemble",
+    "ensemble_max",
+)
 ENSEMBLES = ("auto", "off")
 # train keys that say how lr=auto is resolved: the resolved lr is part of the run id, they are not
 AUTO_KEYS = ("lr_fit", "lr_rule_coef", "lr_rule_exponent")
@@ -45,8 +55,8 @@ AUTO_KEYS = ("lr_fit", "lr_rule_coef", "lr_rule_exponent")
 class TrainConfig:
     """Optimisation and execution of one run (defaults: conf/train/default.yaml)."""
 
-    tokens: Optional[float] = 2.0e5  # D: training tokens, rounded to whole steps of batch_size*ctx
-    flops: Optional[float] = None  # C: if set (and tokens null), D = C / (6 N)  (isoflop sweeps)
+    tokens: float | None = 2.0e5  # D: training tokens, rounded to whole steps of batch_size*ctx
+    flops: float | None = None  # C: if set (and tokens null), D = C / (6 N)  (isoflop sweeps)
     batch_size: int = 16  # sequences per optimiser step
     lr: Any = 3e-3  # peak learning rate (AdamW), or "auto": from lr_fit, else the rule below
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at exactly D tokens
@@ -60,7 +70,9 @@ class TrainConfig:
     checkpoint_every: int = 250  # steps between checkpoints (0: never); deleted when the run ends
     keep_checkpoint: bool = False  # keep the final checkpoint (e.g. to continue training later)
     device: str = "auto"  # auto (CUDA if present, else CPU) | cpu | cuda | cuda:<i>
-    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | fp32 | bf16
+    precision: str = (
+        "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | fp32 | bf16
+    )
     compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
     threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
     ensemble: str = "auto"  # sweeps: runs differing only in seed/lr train together | off
@@ -77,7 +89,9 @@ class ProtocolConfig:
     every run's D, so each intermediate evaluation is an (N, D) point of one run per size."""
 
     name: str = "chinchilla"  # chinchilla | kaplan
-    horizon_tokens: Optional[float] = None  # kaplan: tokens where warmup + cosine end, the same for every run (>= D)
+    horizon_tokens: float | None = (
+        None  # kaplan: tokens where warmup + cosine end, the same for every run (>= D)
+    )
 
 
 PROTOCOLS = ("chinchilla", "kaplan")
@@ -90,7 +104,7 @@ class AdaptiveConfig:
     budgets: list[float] = field(default_factory=list)  # FLOP budgets C, run smallest first
     n_sizes: int = 7  # sizes per budget's first window
     width: float = 10.0  # largest / smallest N of that window
-    pilot_N: Optional[float] = None  # first budget's centre (e.g. a fit's N*); null: rule below
+    pilot_N: float | None = None  # first budget's centre (e.g. a fit's N*); null: rule below
     pilot_tokens_per_param: float = 20.0  # first centre without pilot_N: N = sqrt(C / (6 * this))
     slope: float = 0.5  # a in N* ~ C^a, moves the centre while fewer than two budgets are known
     max_extensions: int = 4  # times a budget may add sizes beyond an edge minimum
@@ -104,7 +118,9 @@ class SweepConfig:
 
     name: str = "quick"  # runs land in <runs_dir>/<name>/<run_id>/
     description: str = ""  # one line shown by `scaling sweep --help`
-    report: bool = True  # after the sweep, write its report (scaling.analysis.report); false: runs.csv only
+    report: bool = (
+        True  # after the sweep, write its report (scaling.analysis.report); false: runs.csv only
+    )
     report_dir: str = ""  # where the report goes; "" = analysis/<name>
     tasks: bool = False  # after training, the task probes (scaling/experiment/tasks.py; needs keep_checkpoint)
     adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)  # sweep=isoflop_adaptive
@@ -116,18 +132,20 @@ class ModelConfig:
     scaling.experiment.models.resolve_shape turns it into a ModelShape."""
 
     arch: str = "decoder"  # decoder | encoder | encoder_decoder
-    size: Optional[str] = None  # a rung of `ladder`, N<count> (e.g. N5e4), or null
-    d_model: Optional[int] = None  # null: the rung's
-    n_layers: Optional[int] = None
-    n_heads: Optional[int] = None
-    d_ff: Optional[int] = None  # null: 4 * d_model
+    size: str | None = None  # a rung of `ladder`, N<count> (e.g. N5e4), or null
+    d_model: int | None = None  # null: the rung's
+    n_layers: int | None = None
+    n_heads: int | None = None
+    d_ff: int | None = None  # null: 4 * d_model
     ctx: int = 128  # tokens per training row
-    vocab_size: Optional[int] = None  # null: the data's
+    vocab_size: int | None = None  # null: the data's
     attention: str = "auto"  # auto | sdpa | matmul
     mask_fraction: float = 0.15  # encoder: share of positions masked and predicted
     noise_density: float = 0.15  # encoder_decoder: share of positions cut out in spans
     mean_span: float = 3.0  # encoder_decoder: mean span length
-    ladder: dict[str, Any] = field(default_factory=dict)  # rung name -> {d_model, n_layers, n_heads}
+    ladder: dict[str, Any] = field(
+        default_factory=dict
+    )  # rung name -> {d_model, n_layers, n_heads}
 
 
 @dataclass
@@ -149,6 +167,7 @@ def register_configs() -> None:
 
 
 # ---------------------------------------------------------------- validation and derivation
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -186,30 +205,47 @@ def _check_train(t: TrainConfig) -> None:
     if t.lr != "auto":
         positive("lr", t.lr, "set train.lr to a positive learning rate such as 3e-3, or to auto")
     if not 0.0 <= t.min_lr_ratio <= 1.0:
-        _fail("train.min_lr_ratio", t.min_lr_ratio, "must lie in [0, 1]", "e.g. train.min_lr_ratio=0.1")
+        _fail(
+            "train.min_lr_ratio",
+            t.min_lr_ratio,
+            "must lie in [0, 1]",
+            "e.g. train.min_lr_ratio=0.1",
+        )
     warmup = t.warmup_frac
     if warmup != "auto" and not (isinstance(warmup, (int, float)) and 0.0 <= warmup < 1.0):
-        _fail("train.warmup_frac", warmup, "must lie in [0, 1) or be auto",
-              "e.g. train.warmup_frac=0.05")
+        _fail(
+            "train.warmup_frac",
+            warmup,
+            "must lie in [0, 1) or be auto",
+            "e.g. train.warmup_frac=0.05",
+        )
     if t.weight_decay < 0:
         _fail("train.weight_decay", t.weight_decay, "must be >= 0", "e.g. train.weight_decay=0.1")
     for name in ("beta1", "beta2"):
         if not 0.0 <= getattr(t, name) < 1.0:
             _fail(f"train.{name}", getattr(t, name), "must lie in [0, 1)", f"e.g. train.{name}=0.9")
     if t.grad_clip < 0:
-        _fail("train.grad_clip", t.grad_clip, "must be >= 0", "use 0 to turn clipping off or e.g. 1.0")
+        _fail(
+            "train.grad_clip", t.grad_clip, "must be >= 0", "use 0 to turn clipping off or e.g. 1.0"
+        )
     if t.n_evals < 1:
         _fail("train.n_evals", t.n_evals, "must be >= 1", "e.g. train.n_evals=10")
     if t.checkpoint_every < 0:
-        _fail("train.checkpoint_every", t.checkpoint_every, "must be >= 0", "use 0 for no checkpoints")
+        _fail(
+            "train.checkpoint_every", t.checkpoint_every, "must be >= 0", "use 0 for no checkpoints"
+        )
     if t.threads < 0:
         _fail("train.threads", t.threads, "must be >= 0", "use 0 for torch's default")
     if t.seed < 0:
         _fail("train.seed", t.seed, "must be >= 0", "e.g. train.seed=0")
     if not (t.device in DEVICES or re.fullmatch(r"cuda:\d+", t.device)):
-        _fail("train.device", t.device, "is unknown", f"choose one of: {', '.join(DEVICES)}, cuda:<i>")
+        _fail(
+            "train.device", t.device, "is unknown", f"choose one of: {', '.join(DEVICES)}, cuda:<i>"
+        )
     if str(t.precision).lower() not in PRECISIONS:
-        _fail("train.precision", t.precision, "is unknown", f"choose one of: {', '.join(PRECISIONS)}")
+        _fail(
+            "train.precision", t.precision, "is unknown", f"choose one of: {', '.join(PRECISIONS)}"
+        )
     if str(t.ensemble).lower() not in ENSEMBLES:
         _fail("train.ensemble", t.ensemble, "is unknown", f"choose one of: {', '.join(ENSEMBLES)}")
     if t.ensemble_max < 1:
@@ -217,8 +253,12 @@ def _check_train(t: TrainConfig) -> None:
     if str(t.compile).lower() not in COMPILES:
         _fail("train.compile", t.compile, "is unknown", f"choose one of: {', '.join(COMPILES)}")
     if (t.tokens is None) == (t.flops is None):
-        _fail("train.tokens", t.tokens, f"and train.flops={t.flops!r} are both set or both null",
-              "set exactly one: train.tokens=<D> or train.tokens=null train.flops=<C>")
+        _fail(
+            "train.tokens",
+            t.tokens,
+            f"and train.flops={t.flops!r} are both set or both null",
+            "set exactly one: train.tokens=<D> or train.tokens=null train.flops=<C>",
+        )
     if t.tokens is not None:
         positive("tokens", t.tokens, "set train.tokens to the number of training tokens, e.g. 2e5")
     if t.flops is not None:
@@ -231,21 +271,37 @@ def _check_protocol(p: dict, D: int) -> ProtocolConfig:
     if name not in PROTOCOLS:
         _fail("protocol.name", name, "is unknown", "use protocol=chinchilla or protocol=kaplan")
     if name == "chinchilla" and horizon is not None:
-        _fail("protocol.horizon_tokens", horizon, "is only read by protocol=kaplan (chinchilla's schedule ends at D)",
-              "drop it or add protocol=kaplan")
+        _fail(
+            "protocol.horizon_tokens",
+            horizon,
+            "is only read by protocol=kaplan (chinchilla's schedule ends at D)",
+            "drop it or add protocol=kaplan",
+        )
     if name == "kaplan":
         if not (isinstance(horizon, (int, float)) and math.isfinite(horizon) and horizon > 0):
-            _fail("protocol.horizon_tokens", horizon, "must be a positive number of tokens under protocol=kaplan",
-                  "set it past the longest run, e.g. protocol.horizon_tokens=2e7")
+            _fail(
+                "protocol.horizon_tokens",
+                horizon,
+                "must be a positive number of tokens under protocol=kaplan",
+                "set it past the longest run, e.g. protocol.horizon_tokens=2e7",
+            )
         if horizon < D:
-            _fail("protocol.horizon_tokens", horizon, f"is less than the run's D={D}",
-                  f"raise it to at least {D} (Kaplan's schedule ends past the data seen)")
-    return ProtocolConfig(name=str(name), horizon_tokens=None if horizon is None else float(horizon))
+            _fail(
+                "protocol.horizon_tokens",
+                horizon,
+                f"is less than the run's D={D}",
+                f"raise it to at least {D} (Kaplan's schedule ends past the data seen)",
+            )
+    return ProtocolConfig(
+        name=str(name), horizon_tokens=None if horizon is None else float(horizon)
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _source(data_json: str, ctx: int) -> Any:
-    from scaling.experiment.data import build_source  # imports torch; the fitting side never calls this
+    from scaling.experiment.data import (
+        build_source,
+    )  # imports torch; the fitting side never calls this
 
     return build_source(OmegaConf.create(json.loads(data_json)), ctx)
 
@@ -302,12 +358,23 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     run_id = runs.make_run_id(readable, _identity(container, shape, protocol, data_name, D))
     sweep = str(container["sweep"]["name"])
     return RunSpec(
-        run_id=run_id, sweep=sweep, run_dir=runs.run_dir(container["runs_dir"], sweep, run_id),
-        shape=shape, counts=counts, size=size, data_name=data_name,
-        tokens_per_step=tokens_per_step, steps=steps, D=D, train=train, protocol=protocol,
-        data=as_data_config(container["data"]), runs_dir=str(container["runs_dir"]),
+        run_id=run_id,
+        sweep=sweep,
+        run_dir=runs.run_dir(container["runs_dir"], sweep, run_id),
+        shape=shape,
+        counts=counts,
+        size=size,
+        data_name=data_name,
+        tokens_per_step=tokens_per_step,
+        steps=steps,
+        D=D,
+        train=train,
+        protocol=protocol,
+        data=as_data_config(container["data"]),
+        runs_dir=str(container["runs_dir"]),
         logger=LoggerConfig(**(container.get("logger") or {})),
-        options=_sweep_config(container["sweep"]), config=container,
+        options=_sweep_config(container["sweep"]),
+        config=container,
     )
 
 
@@ -320,13 +387,21 @@ def _container(cfg: DictConfig) -> dict:
     """The composed config as a plain dict, its sweep name and runs_dir checked."""
     container = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(container, dict) or not {"data", "model", "train", "sweep"} <= set(container):
-        raise ConfigError("the config lacks data/model/train/sweep; compose it from conf/config.yaml")
+        raise ConfigError(
+            "the config lacks data/model/train/sweep; compose it from conf/config.yaml"
+        )
     sweep_name = str(container["sweep"]["name"])
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", sweep_name):
-        _fail("sweep.name", sweep_name, "is not a plain folder name",
-              "use letters, digits, '-', '_' or '.'")
+        _fail(
+            "sweep.name",
+            sweep_name,
+            "is not a plain folder name",
+            "use letters, digits, '-', '_' or '.'",
+        )
     if not str(container.get("runs_dir") or "").strip():
-        _fail("runs_dir", container.get("runs_dir"), "is empty", "set runs_dir=runs (or any folder)")
+        _fail(
+            "runs_dir", container.get("runs_dir"), "is empty", "set runs_dir=runs (or any folder)"
+        )
     return container
 
 
@@ -335,8 +410,12 @@ def _check_device(device: str) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            _fail("train.device", device, "needs CUDA, which is not available here",
-                  "use train.device=auto or train.device=cpu")
+            _fail(
+                "train.device",
+                device,
+                "needs CUDA, which is not available here",
+                "use train.device=auto or train.device=cpu",
+            )
 
 
 def _shape_and_source(container: dict) -> tuple[ModelShape, Any]:
@@ -346,9 +425,12 @@ def _shape_and_source(container: dict) -> tuple[ModelShape, Any]:
     if container["model"].get("vocab_size") is None:  # null: the data's vocabulary (bytes: 256)
         shape = dataclasses.replace(shape, vocab_size=source.vocab_size)
     if shape.vocab_size != source.vocab_size:
-        _fail("model.vocab_size", shape.vocab_size,
-              f"differs from the data's vocab_size={source.vocab_size}",
-              f"set model.vocab_size={source.vocab_size}")
+        _fail(
+            "model.vocab_size",
+            shape.vocab_size,
+            f"differs from the data's vocab_size={source.vocab_size}",
+            f"set model.vocab_size={source.vocab_size}",
+        )
     return shape, source
 
 
@@ -360,14 +442,20 @@ def _steps(train: TrainConfig, N: int, tokens_per_step: int) -> int:
     else:
         wanted, name = float(value or 0.0) / (FLOPS_PER_PARAM_TOKEN * N), "train.flops"
     if wanted < tokens_per_step:
-        _fail(name, value, f"gives D={wanted:.4g} tokens, less than one batch "
-              f"(train.batch_size*model.ctx = {train.batch_size}*{tokens_per_step // train.batch_size}"
-              f" = {tokens_per_step})", f"raise {name} or lower train.batch_size")
+        _fail(
+            name,
+            value,
+            f"gives D={wanted:.4g} tokens, less than one batch "
+            f"(train.batch_size*model.ctx = {train.batch_size}*{tokens_per_step // train.batch_size}"
+            f" = {tokens_per_step})",
+            f"raise {name} or lower train.batch_size",
+        )
     return int(round(wanted / tokens_per_step))
 
 
-def _identity(container: dict, shape: ModelShape, protocol: ProtocolConfig, data_name: str,
-              D: int) -> dict:
+def _identity(
+    container: dict, shape: ModelShape, protocol: ProtocolConfig, data_name: str, D: int
+) -> dict:
     """What the run id hashes: what defines the experiment, as the saved config.yaml states it:
     the data, the model keys (the ladder reduced to the resolved dimensions) and the
     optimisation, seed and D. Execution knobs (device, precision, compile, threads, checkpoints,
@@ -377,10 +465,13 @@ def _identity(container: dict, shape: ModelShape, protocol: ProtocolConfig, data
     data_id = {k: v for k, v in container["data"].items() if k != "tokens" or data_name == "tokens"}
     identity = {
         "data": data_id,
-        "model": {**{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
-                  **{k: getattr(shape, k) for k in dims}},
-        "train": {k: v for k, v in container["train"].items()
-                  if k not in EXECUTION_KEYS + AUTO_KEYS},
+        "model": {
+            **{k: v for k, v in container["model"].items() if k not in ("ladder", "attention")},
+            **{k: getattr(shape, k) for k in dims},
+        },
+        "train": {
+            k: v for k, v in container["train"].items() if k not in EXECUTION_KEYS + AUTO_KEYS
+        },
         "D": D,
     }
     if protocol.name != "chinchilla":  # the default stays out of the hash: ids do not change
@@ -390,8 +481,15 @@ def _identity(container: dict, shape: ModelShape, protocol: ProtocolConfig, data
 
 # ---------------------------------------------------------------- composing from overrides
 
-_NOISE = ("object_type=", "reference_type=", "value_type=", "full_key:", "Config search path", "provider=",
-          "To append to your config")
+_NOISE = (
+    "object_type=",
+    "reference_type=",
+    "value_type=",
+    "full_key:",
+    "Config search path",
+    "provider=",
+    "To append to your config",
+)
 
 
 def _one_line(err: BaseException) -> str:
@@ -403,14 +501,18 @@ def _one_line(err: BaseException) -> str:
             continue
         for line in str(e).splitlines():
             line = line.strip()
-            line = line.replace("add --multirun to your command line", "run it with `scaling sweep`")
+            line = line.replace(
+                "add --multirun to your command line", "run it with `scaling sweep`"
+            )
             if line and not line.startswith(_NOISE) and line not in seen:
                 seen.add(line)
                 parts.append(line)
     return " ".join(parts) or type(err).__name__
 
 
-def compose_all(override_lists: list[list[str]], return_hydra_config: bool = False) -> list[DictConfig]:
+def compose_all(
+    override_lists: list[list[str]], return_hydra_config: bool = False
+) -> list[DictConfig]:
     """Compose conf/config.yaml once per list of Hydra overrides (no run folder, no logging).
 
     A bad override (unknown key, wrong type, missing preset, a sweep list outside a sweep)
@@ -424,8 +526,10 @@ def compose_all(override_lists: list[list[str]], return_hydra_config: bool = Fal
     register_configs()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None, job_name="scaling"):
-            return [hydra_compose("config", overrides=list(o), return_hydra_config=return_hydra_config)
-                    for o in override_lists]
+            return [
+                hydra_compose("config", overrides=list(o), return_hydra_config=return_hydra_config)
+                for o in override_lists
+            ]
     except (HydraException, OmegaConfBaseException) as err:
         fix = "see --help for the keys and presets"
         if "'hydra/launcher/ray'" in str(err):  # the plugin's own config: the extra is missing
@@ -454,8 +558,10 @@ def config_dir_override(argv: list[str]) -> list[str]:
             value = a.split("=", 1)[1] if "=" in a else next(it, "")
             path = Path(value).expanduser().resolve()
             if not value or not path.is_dir():
-                raise ConfigError(f"--config-dir {value!r}: no such folder; give a folder laid "
-                                  "out like conf/ (e.g. DIR/sweep/mine.yaml)")
+                raise ConfigError(
+                    f"--config-dir {value!r}: no such folder; give a folder laid "
+                    "out like conf/ (e.g. DIR/sweep/mine.yaml)"
+                )
             dirs.append(f"file://{path}")
         else:
             out.append(a)
@@ -463,8 +569,11 @@ def config_dir_override(argv: list[str]) -> list[str]:
 
 
 def _presets() -> dict[str, list[str]]:
-    return {g.name: sorted(p.stem for p in g.glob("*.yaml"))
-            for g in sorted(CONF_DIR.iterdir()) if g.is_dir() and g.name != "hydra"}
+    return {
+        g.name: sorted(p.stem for p in g.glob("*.yaml"))
+        for g in sorted(CONF_DIR.iterdir())
+        if g.is_dir() and g.name != "hydra"
+    }
 
 
 def help_text(sweep: bool = False) -> str:
@@ -479,21 +588,29 @@ def help_text(sweep: bool = False) -> str:
         "  runs_dir=PATH     root of the run store (default: runs/ under the current directory)",
     ]
     if sweep:
-        lines.append("  key=a,b,c         add or replace a grid axis, e.g. train.seed=0,1,2 model.size=s1,s2")
+        lines.append(
+            "  key=a,b,c         add or replace a grid axis, e.g. train.seed=0,1,2 model.size=s1,s2"
+        )
     lines += ["", "presets:"]
     lines += [f"  {group}: {', '.join(names)}" for group, names in _presets().items()]
     lines += ["", "train fields (conf/train/default.yaml):"]
     train_yaml = CONF_DIR / "train" / "default.yaml"
     if train_yaml.is_file():
-        lines += ["  " + line for line in train_yaml.read_text().splitlines() if line and not line.startswith("#")]
+        lines += [
+            "  " + line
+            for line in train_yaml.read_text().splitlines()
+            if line and not line.startswith("#")
+        ]
     base = compose([])
     rungs = []
     for name in base.model.get("ladder") or {}:
         shape = resolve_shape({**OmegaConf.to_container(base.model, resolve=True), "size": name})
         rungs.append(f"{name} (N={param_counts(shape).N:,})")
     lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
-    lines += ["model: pick a rung with model.size=<name> (ladder in conf/model/transformer.yaml) or set",
-              "  model.d_model/n_layers/n_heads/ctx directly; model.attention=auto|sdpa|matmul picks the kernel.",
-              "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
-              "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/."]
+    lines += [
+        "model: pick a rung with model.size=<name> (ladder in conf/model/transformer.yaml) or set",
+        "  model.d_model/n_layers/n_heads/ctx directly; model.attention=auto|sdpa|matmul picks the kernel.",
+        "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
+        "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/.",
+    ]
     return "\n".join(lines)

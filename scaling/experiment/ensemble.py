@@ -18,16 +18,16 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from scaling.experiment import checkpoint, losses, trackers, train
-
 from scaling import progress, runs
+from scaling.experiment import checkpoint, losses, trackers, train
 from scaling.experiment.config import RunSpec, resolve_run, token_source
 from scaling.experiment.hardware import (
     autocast,
@@ -45,6 +45,7 @@ MEMBER_KEYS = ("seed", "lr")  # the train keys in which the members of one ensem
 
 
 # ---------------------------------------------------------------- grouping a sweep's runs
+
 
 def ensemble_key(spec: RunSpec) -> str | None:
     """What members of one ensemble share: the whole resolved config but train.seed and train.lr
@@ -116,6 +117,7 @@ def member_overrides(spec: RunSpec) -> list[str]:
 
 # ---------------------------------------------------------------- the optimiser
 
+
 class StackedAdamW:
     """torch's AdamW (decoupled weight decay on matrices and embeddings, none on LayerNorm
     weights) over stacked parameters, each member at its own learning rate (a (K,) tensor), and
@@ -144,8 +146,8 @@ class StackedAdamW:
     def step(self, lr: torch.Tensor) -> None:
         t = self.t
         self.step_count += 1
-        bc1 = 1 - t.beta1 ** self.step_count
-        bc2_sqrt = math.sqrt(1 - t.beta2 ** self.step_count)
+        bc1 = 1 - t.beta1**self.step_count
+        bc2_sqrt = math.sqrt(1 - t.beta2**self.step_count)
         for p, m, v, decay in zip(self.params, self.exp_avg, self.exp_avg_sq, self.decay):
             g, lr_k = p.grad, self._per_member(lr, p)
             if decay and t.weight_decay:
@@ -161,8 +163,9 @@ class StackedAdamW:
 
     # one member's moments to and from a torch AdamW over a plain Transformer (checkpoints)
     @torch.no_grad()
-    def member_into(self, k: int, optimizer: torch.optim.AdamW, model: Transformer,
-                    lr: float) -> None:
+    def member_into(
+        self, k: int, optimizer: torch.optim.AdamW, model: Transformer, lr: float
+    ) -> None:
         for p, m, v in zip(model.parameters(), self.exp_avg, self.exp_avg_sq):
             step = torch.tensor(float(self.step_count), dtype=torch.float32)
             optimizer.state[p] = {"step": step, "exp_avg": m[k].clone(), "exp_avg_sq": v[k].clone()}
@@ -196,6 +199,7 @@ class StackedBatches(train.Batches):
 
 
 # ---------------------------------------------------------------- the engine
+
 
 @dataclass
 class EnsembleEngine:
@@ -234,20 +238,37 @@ class EnsembleEngine:
         self.optimizer.load_member(k, self.member_optimizer, self.member)
         return state
 
-    def save_member(self, k: int, step: int, lr: float, metrics: list, wall_s: float,
-                    loss_sum: float, loss_count: int) -> None:
+    def save_member(
+        self,
+        k: int,
+        step: int,
+        lr: float,
+        metrics: list,
+        wall_s: float,
+        loss_sum: float,
+        loss_count: int,
+    ) -> None:
         """Member k's checkpoint, exactly as its separate run saves one."""
         self.model.member_into(k, self.member)
         self.optimizer.member_into(k, self.member_optimizer, self.member, lr)
-        checkpoint.save_checkpoint(self.specs[k].run_dir / runs.CHECKPOINT, self.member,
-                                   self.member_optimizer, step, metrics, wall_s, loss_sum, loss_count)
+        checkpoint.save_checkpoint(
+            self.specs[k].run_dir / runs.CHECKPOINT,
+            self.member,
+            self.member_optimizer,
+            step,
+            metrics,
+            wall_s,
+            loss_sum,
+            loss_count,
+        )
 
     def evaluate(self, k: int, source: Any, val_rows: torch.Tensor) -> tuple[float, dict]:
         """Member k's validation loss and probe scores, by the single run's code."""
         spec = self.specs[k]
         self.model.member_into(k, self.member)
-        loss_val = losses.evaluate(self.member, spec.shape, val_rows, spec.train.batch_size * 4,
-                                       self.amp)
+        loss_val = losses.evaluate(
+            self.member, spec.shape, val_rows, spec.train.batch_size * 4, self.amp
+        )
         return loss_val, train.probe_metrics(self.member, source, self.device, self.amp)
 
 
@@ -268,11 +289,13 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     compiled = pick_compile(t.compile, device, as_one_run, threads)
     losses = torch.compile(member_losses) if compiled else member_losses
     optimizer = StackedAdamW(list(model.parameters()), t)
-    return EnsembleEngine(specs, model, optimizer, member, member_optimizer, device, dtype, threads,
-                          losses)
+    return EnsembleEngine(
+        specs, model, optimizer, member, member_optimizer, device, dtype, threads, losses
+    )
 
 
 # ---------------------------------------------------------------- training a group
+
 
 def train_ensemble(cfgs: list[DictConfig]) -> list[dict]:
     """Train the runs `cfgs` (one shape; differing in seed and/or lr) together; one result dict
@@ -289,8 +312,11 @@ def train_ensemble(cfgs: list[DictConfig]) -> list[dict]:
             if runs.is_finished(spec.run_dir):
                 results[spec.run_id] = {**runs.read_result(spec.run_dir), "status": "skipped"}
             elif lock is None:
-                results[spec.run_id] = {"run_id": spec.run_id, "sweep": spec.sweep,
-                                        "status": "busy"}
+                results[spec.run_id] = {
+                    "run_id": spec.run_id,
+                    "sweep": spec.sweep,
+                    "status": "busy",
+                }
             else:
                 held.append((spec, lock))
                 continue
@@ -326,10 +352,12 @@ def _train(specs: list[RunSpec]) -> list[dict]:
     engine = build_ensemble(specs)
     source = token_source(specs[0].data, specs[0].shape.ctx)
     for spec in specs:
-        runs.atomic_write_text(spec.run_dir / runs.CONFIG,
-                               OmegaConf.to_yaml(OmegaConf.create(spec.config)))
-    mirrors = [trackers.start(s.logger, s.run_dir, s.runs_dir, s.sweep, s.run_id, s.config)
-               for s in specs]  # logger=...: one per member
+        runs.atomic_write_text(
+            spec.run_dir / runs.CONFIG, OmegaConf.to_yaml(OmegaConf.create(spec.config))
+        )
+    mirrors = [
+        trackers.start(s.logger, s.run_dir, s.runs_dir, s.sweep, s.run_id, s.config) for s in specs
+    ]  # logger=...: one per member
     loop = EnsembleLoop(specs, engine, source, mirrors)
     stop = checkpoint.StopSignals().install()
     try:
@@ -346,18 +374,22 @@ class EnsembleLoop:
     """train.RunLoop for K members at once: the shared step and count of summed train losses,
     and each member's curve, status and result. A member that diverges is finished at once."""
 
-    def __init__(self, specs: list[RunSpec], engine: EnsembleEngine, source: Any,
-                 mirrors: list[Any]):
+    def __init__(
+        self, specs: list[RunSpec], engine: EnsembleEngine, source: Any, mirrors: list[Any]
+    ):
         K = len(specs)
         self.specs, self.engine, self.source, self.mirrors = specs, engine, source, mirrors
         self.val_rows = source.val_batch().to(engine.device)
         self.step, self.count = 0, 0
         self.metrics: list[list] = [[] for _ in specs]
         elapsed, sums = [0.0] * K, [0.0] * K
-        if (specs[0].run_dir / runs.CHECKPOINT).is_file():  # train_ensemble grouped them at one step
+        if (
+            specs[0].run_dir / runs.CHECKPOINT
+        ).is_file():  # train_ensemble grouped them at one step
             for k, spec in enumerate(specs):
                 self.step, self.metrics[k], elapsed[k], sums[k], self.count = engine.load_member(
-                    k, spec)
+                    k, spec
+                )
         self.resumed_from = self.step
         self.status, self.loss_val, self.loss_train = ["ok"] * K, [math.nan] * K, [math.nan] * K
         self.results: list[dict | None] = [None] * K
@@ -376,8 +408,9 @@ class EnsembleLoop:
         check_every = 1 if self.engine.device.type == "cpu" else train.CHECK_EVERY
         bar = progress.run_bar(spec0.D * K, self.step * spec0.tokens_per_step * K, self.label)
         seeds = [s.train.seed for s in self.specs]
-        batches = StackedBatches(self.source, t0.batch_size, seeds, self.engine.device, self.step,
-                                 spec0.steps)
+        batches = StackedBatches(
+            self.source, t0.batch_size, seeds, self.engine.device, self.step, spec0.steps
+        )
         sums: list[float] = []
         try:
             self.engine.model.train()
@@ -414,8 +447,11 @@ class EnsembleLoop:
             self.loss_train[k] = sums[k] / self.count
             self.loss_val[k], scores = self.engine.evaluate(k, self.source, self.val_rows)
             wall = time.perf_counter() - self.start[k]
-            self.metrics[k].append(train.metrics_row(spec, self.step, self.loss_train[k],
-                                                     self.loss_val[k], self.lrs[k], wall, scores))
+            self.metrics[k].append(
+                train.metrics_row(
+                    spec, self.step, self.loss_train[k], self.loss_val[k], self.lrs[k], wall, scores
+                )
+            )
             runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, self.metrics[k])
             self.mirrors[k].log(self.metrics[k][-1])
             if not math.isfinite(self.loss_val[k]):
@@ -433,8 +469,15 @@ class EnsembleLoop:
             for k in range(len(self.specs)):
                 if self.alive[k]:
                     wall = time.perf_counter() - self.start[k]
-                    self.engine.save_member(k, self.step, self.lrs[k], self.metrics[k], wall,
-                                            float(self.loss_acc[k]), self.count)
+                    self.engine.save_member(
+                        k,
+                        self.step,
+                        self.lrs[k],
+                        self.metrics[k],
+                        wall,
+                        float(self.loss_acc[k]),
+                        self.count,
+                    )
             if stopping:
                 stop.deliver(f"{self.label}: checkpoints saved at step {self.step}/{spec0.steps}")
 
@@ -443,9 +486,18 @@ class EnsembleLoop:
         wall, loss_sum = time.perf_counter() - self.start[k], float(self.loss_acc[k])
         step, lr, count, metrics = self.step, self.lrs[k], self.count, self.metrics[k]
         self.results[k] = train.finish_run(
-            self.specs[k], self.status[k], self.loss_val[k], self.loss_train[k], wall, metrics,
-            self.source, self.engine.device, self.engine.dtype, self.resumed_from,
-            lambda: self.engine.save_member(k, step, lr, metrics, wall, loss_sum, count))
+            self.specs[k],
+            self.status[k],
+            self.loss_val[k],
+            self.loss_train[k],
+            wall,
+            metrics,
+            self.source,
+            self.engine.device,
+            self.engine.dtype,
+            self.resumed_from,
+            lambda: self.engine.save_member(k, step, lr, metrics, wall, loss_sum, count),
+        )
         self.mirrors[k].finish(self.results[k])
         self.alive[k] = False
         self.active[k] = False

@@ -16,8 +16,9 @@ scored on the same corrupted validation rows.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,11 +31,11 @@ _VAL = -1  # the "step" of the fixed validation draw
 
 FLOOR_NOTES = {
     "encoder": "not computed: the optimum is the true p(x_i | unmasked tokens), a sum over every filling of the "
-               "row's other masked bytes; the synthetic language's hidden topic and document-wide copy cache "
-               "couple all words, so that sum has no cheap exact form",
+    "row's other masked bytes; the synthetic language's hidden topic and document-wide copy cache "
+    "couple all words, so that sum has no cheap exact form",
     "encoder_decoder": "not computed: the optimum is the true p(spans | corrupted text), a sum over the unknown "
-                       "contents and lengths of all spans jointly; the synthetic language's hidden topic and "
-                       "document-wide copy cache couple all words, so that sum has no cheap exact form",
+    "contents and lengths of all spans jointly; the synthetic language's hidden topic and "
+    "document-wide copy cache couple all words, so that sum has no cheap exact form",
 }
 UNKNOWN_SOURCE = "the data's true distribution is unknown (real text)"
 
@@ -47,7 +48,7 @@ class ObjectiveBatch:
     targets: torch.Tensor  # (B, T_out) ids the logits are scored against
     predict: torch.Tensor | None  # (B, T_out) bool: positions in the loss; None = every position
 
-    def rows(self, i: int, j: int) -> "ObjectiveBatch":
+    def rows(self, i: int, j: int) -> ObjectiveBatch:
         """Rows i..j-1 (for evaluating in chunks)."""
         pred = None if self.predict is None else self.predict[i:j]
         return ObjectiveBatch({k: v[i:j] for k, v in self.inputs.items()}, self.targets[i:j], pred)
@@ -59,7 +60,9 @@ class ObjectiveBatch:
 
 def generator(seed: int, step: int) -> torch.Generator:
     """The CPU generator of training step `step` of a run seeded `seed` (a pure function of both)."""
-    state = np.random.SeedSequence([_TAG, int(seed), int(step) + 1]).generate_state(1, dtype=np.uint64)[0]
+    state = np.random.SeedSequence([_TAG, int(seed), int(step) + 1]).generate_state(
+        1, dtype=np.uint64
+    )[0]
     return torch.Generator(device="cpu").manual_seed(int(state))
 
 
@@ -68,18 +71,29 @@ def _segments(total: int, k: int, batch: int, gen: torch.Generator) -> torch.Ten
     (k - 1 distinct cut points among the total - 1 gaps, as T5's random_segmentation)."""
     if k == 1:
         return torch.full((batch, 1), total, dtype=torch.long)
-    cuts = torch.rand(batch, total - 1, generator=gen).argsort(dim=1)[:, : k - 1].sort(dim=1).values + 1
-    edges = torch.cat([torch.zeros(batch, 1, dtype=torch.long), cuts, torch.full((batch, 1), total)], dim=1)
+    cuts = (
+        torch.rand(batch, total - 1, generator=gen).argsort(dim=1)[:, : k - 1].sort(dim=1).values
+        + 1
+    )
+    edges = torch.cat(
+        [torch.zeros(batch, 1, dtype=torch.long), cuts, torch.full((batch, 1), total)], dim=1
+    )
     return edges.diff(dim=1)
 
 
-def span_layout(shape: ModelShape, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def span_layout(
+    shape: ModelShape, batch: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """T5's random_spans_noise_mask for `batch` rows of ctx tokens: (noise, span), both (batch, ctx);
     noise marks the n_noise corrupted positions, span numbers the clean/noise segment pair each
     position is in (clean segment i, then noise span i; the row starts clean)."""
     T, n, k = shape.ctx, shape.n_noise, shape.n_spans
-    lengths = torch.stack([_segments(T - n, k, batch, gen), _segments(n, k, batch, gen)], dim=2).reshape(batch, 2 * k)
-    seg = torch.searchsorted(lengths.cumsum(dim=1), torch.arange(T).expand(batch, T).contiguous(), right=True)
+    lengths = torch.stack(
+        [_segments(T - n, k, batch, gen), _segments(n, k, batch, gen)], dim=2
+    ).reshape(batch, 2 * k)
+    seg = torch.searchsorted(
+        lengths.cumsum(dim=1), torch.arange(T).expand(batch, T).contiguous(), right=True
+    )
     return seg % 2 == 1, seg // 2
 
 
@@ -90,8 +104,12 @@ def make_batch(shape: ModelShape, rows: torch.Tensor, gen: torch.Generator) -> O
         return ObjectiveBatch({"idx": x}, rows[:, 1:], None)
     B, T = x.shape
     if T != shape.ctx:
-        raise ValueError(f"arch={shape.arch} needs rows of ctx + 1 = {shape.ctx + 1} tokens, got {T + 1}")
-    V = shape.vocab_size  # special ids start here: <mask> = V; sentinels V..V+n_spans-1, start V+n_spans
+        raise ValueError(
+            f"arch={shape.arch} needs rows of ctx + 1 = {shape.ctx + 1} tokens, got {T + 1}"
+        )
+    V = (
+        shape.vocab_size
+    )  # special ids start here: <mask> = V; sentinels V..V+n_spans-1, start V+n_spans
     if shape.arch == "encoder":
         picked = torch.rand(B, T, generator=gen).argsort(dim=1)[:, : shape.n_masked]
         masked = torch.zeros(B, T, dtype=torch.bool).scatter_(1, picked, True).to(x.device)
@@ -108,8 +126,11 @@ def make_batch(shape: ModelShape, rows: torch.Tensor, gen: torch.Generator) -> O
     return ObjectiveBatch({"idx": src, "tgt": torch.cat([start, tgt[:, :-1]], dim=1)}, tgt, None)
 
 
-def loss_sum(model: Callable[..., torch.Tensor], batch: ObjectiveBatch,
-             amp: Callable[[], Any] = contextlib.nullcontext) -> tuple[torch.Tensor, int]:
+def loss_sum(
+    model: Callable[..., torch.Tensor],
+    batch: ObjectiveBatch,
+    amp: Callable[[], Any] = contextlib.nullcontext,
+) -> tuple[torch.Tensor, int]:
     """(summed cross-entropy in nats over the predicted positions, their count)."""
     with amp():
         logits = model(**batch.inputs)
@@ -121,16 +142,27 @@ def loss_sum(model: Callable[..., torch.Tensor], batch: ObjectiveBatch,
     return loss, batch.n_predicted
 
 
-def train_loss(model: Callable[..., torch.Tensor], shape: ModelShape, rows: torch.Tensor, seed: int, step: int,
-               amp: Callable[[], Any] = contextlib.nullcontext) -> torch.Tensor:
+def train_loss(
+    model: Callable[..., torch.Tensor],
+    shape: ModelShape,
+    rows: torch.Tensor,
+    seed: int,
+    step: int,
+    amp: Callable[[], Any] = contextlib.nullcontext,
+) -> torch.Tensor:
     """Mean loss (nats per predicted token) of training step `step` on `rows`, for backward()."""
     total, count = loss_sum(model, make_batch(shape, rows, generator(seed, step)), amp)
     return total / count
 
 
 @torch.no_grad()
-def evaluate(model: Any, shape: ModelShape, rows: torch.Tensor, batch_size: int,
-             amp: Callable[[], Any] = contextlib.nullcontext) -> float:
+def evaluate(
+    model: Any,
+    shape: ModelShape,
+    rows: torch.Tensor,
+    batch_size: int,
+    amp: Callable[[], Any] = contextlib.nullcontext,
+) -> float:
     """Mean loss (nats per predicted token) over the fixed validation rows; the masks are one
     fixed draw over all rows, so the score does not depend on batch_size."""
     batch = make_batch(shape, rows, generator(0, _VAL))

@@ -20,7 +20,7 @@ uniform model scores 0 accuracy and exactly -log(256) per token.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,13 +33,19 @@ INDUCTION_ROWS = 32  # repeated random sequences
 
 
 @torch.no_grad()
-def token_scores(logits_fn: LogitsFn, rows: torch.Tensor, device: str | torch.device | None = None,
-                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def token_scores(
+    logits_fn: LogitsFn,
+    rows: torch.Tensor,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
     """For rows (B, T+1): log p(x[t]) and whether x[t] is the argmax, predicting x[:, 1:] from
     prefixes (each (B, T), float64 / bool numpy)."""
     logp, hit = [], []
     for i in range(0, len(rows), batch_size):
-        chunk = rows[i : i + batch_size].to(device) if device is not None else rows[i : i + batch_size]
+        chunk = (
+            rows[i : i + batch_size].to(device) if device is not None else rows[i : i + batch_size]
+        )
         logits = logits_fn(chunk[:, :-1]).float()
         lp = torch.log_softmax(logits, dim=-1)
         target = chunk[:, 1:, None]
@@ -48,7 +54,9 @@ def token_scores(logits_fn: LogitsFn, rows: torch.Tensor, device: str | torch.de
     return torch.cat(logp).numpy(), torch.cat(hit).numpy()
 
 
-def answer_scores(logp: np.ndarray, hit: np.ndarray, answers: Answers) -> tuple[float, float, dict[int, tuple[float, float]]]:
+def answer_scores(
+    logp: np.ndarray, hit: np.ndarray, answers: Answers
+) -> tuple[float, float, dict[int, tuple[float, float]]]:
     """(accuracy, mean log p per answer token, {group: (accuracy, log p)}) over the kept queries."""
     if answers.cols.size == 0 or not answers.keep.any():
         return math.nan, math.nan, {}
@@ -89,14 +97,17 @@ def induction_score(logp: np.ndarray, hit: np.ndarray) -> tuple[float, float]:
     token of the copy cannot be predicted from the first copy)."""
     length = logp.shape[1] + 1
     half = (length + 1) // 2
-    cols = np.arange(half + 1, length) - 1  # prediction columns of x[t], t in the copy after its start
+    cols = (
+        np.arange(half + 1, length) - 1
+    )  # prediction columns of x[t], t in the copy after its start
     if len(cols) == 0:
         return math.nan, math.nan
     return float(-logp[:, cols].mean()), float(hit[:, cols].mean())
 
 
-def probe_scores(logits_fn: LogitsFn, source, device: str | torch.device | None = None,
-                 batch_size: int = 64) -> dict[str, float]:
+def probe_scores(
+    logits_fn: LogitsFn, source, device: str | torch.device | None = None, batch_size: int = 64
+) -> dict[str, float]:
     """Every probe score of the model `logits_fn` on `source` (flat keys, see the module doc).
 
     Synthetic probes only when the source has them on (data.synthetic.probes.fraction > 0);
@@ -115,7 +126,9 @@ def probe_scores(logits_fn: LogitsFn, source, device: str | torch.device | None 
             out[f"{kind}_chance"] = probes.spec.chance(kind)
             if kind == "reasoning":
                 for h in range(1, probes.spec.reasoning_steps + 1):
-                    out[f"reasoning{h}_acc"], out[f"reasoning{h}_logp"] = groups.get(h, (math.nan, math.nan))
+                    out[f"reasoning{h}_acc"], out[f"reasoning{h}_logp"] = groups.get(
+                        h, (math.nan, math.nan)
+                    )
                     out[f"reasoning{h}_chance"] = probes.spec.chance(kind)
     val = source.val_batch()
     logp, _ = token_scores(logits_fn, val[:ICL_ROWS], device, batch_size)

@@ -26,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
+from scaling.errors import ConfigError, ScalingError
 from scaling.experiment.config import (
     CONF_DIR,
     RunSpec,
@@ -38,11 +39,11 @@ from scaling.experiment.config import (
     split_help,
 )
 from scaling.experiment.ensemble import member_overrides, plan_ensembles, train_ensemble
-from scaling.errors import ConfigError, ScalingError
-from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.experiment.train import summary_line, train_run
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 # ---------------------------------------------------------------- planning
+
 
 def grid_overrides(argv: list[str]) -> list[list[str]]:
     """The override list of every grid point: the preset's `hydra.sweeper.params` axes, with
@@ -98,7 +99,11 @@ def launcher_threads(launcher: DictConfig | dict | None, n_runs: int, cores: int
     """
     if not launcher:
         return None
-    get = (lambda key: OmegaConf.select(launcher, key)) if isinstance(launcher, DictConfig) else launcher.get
+    get = (
+        (lambda key: OmegaConf.select(launcher, key))
+        if isinstance(launcher, DictConfig)
+        else launcher.get
+    )
     target, n_runs = str(get("_target_") or ""), max(1, n_runs)
     if target.endswith("JoblibLauncher"):
         n_jobs = int(get("n_jobs") or 1)
@@ -133,6 +138,7 @@ def job_device(device: str, job_num: int, n_gpus: int) -> str:
 
 
 # ---------------------------------------------------------------- the Hydra job
+
 
 @dataclass
 class _Progress:
@@ -179,11 +185,15 @@ def write_plan(jobs: list[list[RunSpec]], folder: Path) -> Path | None:
     groups = [job for job in jobs if len(job) > 1]
     if not groups:
         return None
-    plan = {"leaders": {job[0].run_id: [member_overrides(s) for s in job[1:]] for job in groups},
-            "members": sorted(s.run_id for job in groups for s in job[1:])}
+    plan = {
+        "leaders": {job[0].run_id: [member_overrides(s) for s in job[1:]] for job in groups},
+        "members": sorted(s.run_id for job in groups for s in job[1:]),
+    }
     text = json.dumps(plan, sort_keys=True)
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    path = folder.resolve() / ".hydra" / f"ensembles-{digest}.json"  # absolute: jobs may run elsewhere
+    path = (
+        folder.resolve() / ".hydra" / f"ensembles-{digest}.json"
+    )  # absolute: jobs may run elsewhere
     runs.atomic_write_text(path, text)
     return path
 
@@ -229,7 +239,9 @@ def launch(argv: list[str], threads: int | None = None) -> None:
                 os.environ[key] = value
 
 
-REPORT_BOOTSTRAP = 200  # bootstrap resamples of the sweep's report (scaling report --n-boot for more)
+REPORT_BOOTSTRAP = (
+    200  # bootstrap resamples of the sweep's report (scaling report --n-boot for more)
+)
 
 
 @dataclass(frozen=True)
@@ -244,9 +256,14 @@ class Reports:
     tasks: Callable[[list[Path], Path], Path] | None = None
 
 
-def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool = True,
-                report_dir: str | Path | None = None, argv: list[str] | tuple = (),
-                reports: Reports = Reports()) -> list[dict]:
+def after_sweep(
+    sweep_path: Path,
+    planned: set[str] | None = None,
+    report: bool = True,
+    report_dir: str | Path | None = None,
+    argv: list[str] | tuple = (),
+    reports: Reports = Reports(),
+) -> list[dict]:
     """The one place a finished sweep is reported: rebuild runs.csv from the result.json files
     and, with `report` (sweep.report), print the table and write the report (fits, figures,
     report.md) into `report_dir` (default analysis/<sweep>/). Data that cannot support a fit
@@ -257,25 +274,32 @@ def after_sweep(sweep_path: Path, planned: set[str] | None = None, report: bool 
     if report:
         progress.say(runs.format_table(results))
     progress.say(f"{len(results)} finished run(s) in {sweep_path / runs.RUNS_CSV}")
-    others = sorted(r["run_id"] for r in results if planned is not None and r["run_id"] not in planned)
+    others = sorted(
+        r["run_id"] for r in results if planned is not None and r["run_id"] not in planned
+    )
     if others:
-        progress.say(f"note: {len(others)} of them are not in this grid (other configs): {', '.join(others)}; "
-                     f"delete their folders to drop them from runs.csv")
+        progress.say(
+            f"note: {len(others)} of them are not in this grid (other configs): {', '.join(others)}; "
+            f"delete their folders to drop them from runs.csv"
+        )
     if report and results and reports.sweep is not None:
         out = Path(report_dir) if report_dir else Path("analysis") / sweep_path.name
-        write_sweep_report(sweep_path, out, reports.sweep, "scaling sweep " + shlex.join(list(argv)))
+        write_sweep_report(
+            sweep_path, out, reports.sweep, "scaling sweep " + shlex.join(list(argv))
+        )
     return results
 
 
 def report_group(sweep_path: Path) -> str | None:
-    """"arch" when the sweep trained several architectures: their losses are different objectives
+    """ "arch" when the sweep trained several architectures: their losses are different objectives
     (next token, masked tokens, spans), so each family gets its own fit, side by side."""
     archs = {r.get("arch") for r in runs.read_runs_csv(sweep_path / runs.RUNS_CSV)}
     return "arch" if len(archs) > 1 else None
 
 
-def write_sweep_report(sweep_path: Path, out: Path, report: Callable[..., Path],
-                       command: str) -> Path | None:
+def write_sweep_report(
+    sweep_path: Path, out: Path, report: Callable[..., Path], command: str
+) -> Path | None:
     """`report` (Reports.sweep) of the sweep folder into `out`; None (and a one-line warning)
     when the data cannot support a fit or `out` cannot be written."""
     try:
@@ -290,8 +314,9 @@ def write_sweep_report(sweep_path: Path, out: Path, report: Callable[..., Path],
     return out
 
 
-def after_sweep_tasks(sweep_path: Path, out: Path | None,
-                      report: Callable[[list[Path], Path], Path] | None) -> None:
+def after_sweep_tasks(
+    sweep_path: Path, out: Path | None, report: Callable[[list[Path], Path], Path] | None
+) -> None:
     """The task probes of the sweep's runs (sweep.tasks), then their report into `out`."""
     from scaling.experiment.tasks import probe_sweep
 
@@ -338,7 +363,9 @@ def _grids() -> str:
 
 def main(argv: list[str], reports: Reports = Reports()) -> int:
     """`scaling sweep` (USAGE); `reports` gets the finished sweep (scaling/workflows.py)."""
-    argv, want_help = split_help([a for a in argv if a not in ("-m", "--multirun")])  # always a multirun
+    argv, want_help = split_help(
+        [a for a in argv if a not in ("-m", "--multirun")]
+    )  # always a multirun
     if want_help:
         print(USAGE + _grids() + "\n" + help_text(sweep=True))
         return 0
@@ -363,12 +390,16 @@ def main(argv: list[str], reports: Reports = Reports()) -> int:
         jobs = plan_ensembles(todo, parallel_jobs(launcher, len(todo), available_cores()))
         threads = launcher_threads(launcher, len(jobs), available_cores())
         if threads is not None:
-            progress.say(f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)")
+            progress.say(
+                f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)"
+            )
         plan_path, launch_argv = write_plan(jobs, sweep_paths[0]), argv
         if plan_path is not None:
             groups = [j for j in jobs if len(j) > 1]
-            progress.say(f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
-                         f"(train.ensemble=off to train each alone)")
+            progress.say(
+                f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
+                f"(train.ensemble=off to train each alone)"
+            )
             launch_argv = [*argv, f"++hydra.job.env_set.{PLAN_ENV}={plan_path}"]
         _STATE.planned = {s.run_id: float(FLOPS_PER_PARAM_TOKEN * s.counts.N * s.D) for s in todo}
         _STATE.results = []
@@ -383,15 +414,25 @@ def main(argv: list[str], reports: Reports = Reports()) -> int:
     options = specs[0].options
     report, report_dir = bool(options.report), options.report_dir or None
     for path in sweep_paths:
-        out = None if not report_dir else Path(report_dir) if len(sweep_paths) == 1 else Path(report_dir) / path.name
+        out = (
+            None
+            if not report_dir
+            else Path(report_dir)
+            if len(sweep_paths) == 1
+            else Path(report_dir) / path.name
+        )
         after_sweep(path, {s.run_id for s in specs}, report, out, argv, reports)
         if options.tasks:
             tasks_out = Path(f"{out or Path('analysis') / path.name}_tasks") if report else None
             after_sweep_tasks(path, tasks_out, reports.tasks)
     missing = [s.run_id for s in todo if not runs.is_finished(s.run_dir)]
-    if missing:  # a busy run is being trained by another sweep; its result lands in runs.csv when done
-        progress.say(f"{len(missing)} run(s) not finished here (trained by another process, or failed): "
-                     f"{', '.join(missing)}; rerun the same command to finish them")
+    if (
+        missing
+    ):  # a busy run is being trained by another sweep; its result lands in runs.csv when done
+        progress.say(
+            f"{len(missing)} run(s) not finished here (trained by another process, or failed): "
+            f"{', '.join(missing)}; rerun the same command to finish them"
+        )
     return 0
 
 
@@ -399,7 +440,11 @@ def _launcher(argv: list[str]) -> DictConfig | None:
     """The composed `hydra.launcher` node of this command line (the grid axes left out)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    fixed = [o.input_line for o in OverridesParser.create().parse_overrides(argv) if not o.is_sweep_override()]
+    fixed = [
+        o.input_line
+        for o in OverridesParser.create().parse_overrides(argv)
+        if not o.is_sweep_override()
+    ]
     return OmegaConf.select(compose(fixed, return_hydra_config=True), "hydra.launcher")
 
 
@@ -422,4 +467,3 @@ def _check_writable(path: Path) -> None:
     lock = runs.FileLock(path / ".runs.csv.lock")
     lock.acquire(blocking=True)  # creates the folder and a file in it, or raises ConfigError
     lock.release()
-

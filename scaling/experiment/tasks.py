@@ -32,9 +32,9 @@ from omegaconf import OmegaConf
 from scipy import optimize, stats
 
 from scaling import progress, runs
+from scaling.errors import DataError
 from scaling.experiment.config import token_source
 from scaling.experiment.data.tasks import SEQ_SEP, TaskData, TaskSpec, continuation_logp, task_data
-from scaling.errors import DataError
 from scaling.experiment.models import Transformer, resolve_shape
 
 TASKS_JSON = "tasks.json"
@@ -50,8 +50,14 @@ def interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
     values = np.asarray(values, dtype=float)
     if np.ptp(values) == 0:
         return float(values[0]), float(values[0])
-    res = stats.bootstrap((values,), np.mean, n_resamples=N_BOOT, method="percentile",
-                          random_state=np.random.default_rng(seed), vectorized=True)
+    res = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=N_BOOT,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -71,6 +77,7 @@ def _batched(fn, *tensors: torch.Tensor, size: int = 256) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- topic
+
 
 @torch.no_grad()
 def features(model: Transformer, rows: np.ndarray) -> np.ndarray:
@@ -92,8 +99,9 @@ def features(model: Transformer, rows: np.ndarray) -> np.ndarray:
     return torch.cat(grabbed).double().numpy()
 
 
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int,
-                 l2: float = 1e-2) -> np.ndarray:
+def linear_probe(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int, l2: float = 1e-2
+) -> np.ndarray:
     """Predicted classes of test_x from an L2-regularised softmax regression fitted on the
     standardised train_x (L-BFGS, deterministic)."""
     mu, sd = train_x.mean(0), train_x.std(0) + 1e-8
@@ -109,8 +117,9 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n
         grad = X.T @ (np.exp(logp) - Y) / len(X) + l2 * W
         return float(-(Y * logp).sum() / len(X) + 0.5 * l2 * (W**2).sum()), grad.ravel()
 
-    w = optimize.minimize(loss, np.zeros(shape).ravel(), jac=True, method="L-BFGS-B",
-                          options={"maxiter": 500}).x.reshape(shape)
+    w = optimize.minimize(
+        loss, np.zeros(shape).ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 500}
+    ).x.reshape(shape)
     return (np.hstack([(test_x - mu) / sd, np.ones((len(test_x), 1))]) @ w).argmax(1)
 
 
@@ -123,13 +132,15 @@ def topic_scores(model: Transformer, data: TaskData) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- cloze
 
+
 def _logp_at(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits.float(), -1).gather(-1, targets[..., None])[..., 0]
 
 
 @torch.no_grad()
-def cloze_choice_scores(model: Transformer, left: list[bytes], right: list[bytes],
-                        fillers: list[bytes]) -> np.ndarray:
+def cloze_choice_scores(
+    model: Transformer, left: list[bytes], right: list[bytes], fillers: list[bytes]
+) -> np.ndarray:
     """(n,) log-score of each (left, filler, right) in the family's own way (module doc)."""
     shape, V = model.shape, model.shape.vocab_size
     if shape.arch == "decoder":
@@ -175,6 +186,7 @@ def cloze_scores(model: Transformer, data: TaskData) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- generation
 
+
 @torch.no_grad()
 def generate(model: Transformer, prefix: np.ndarray, length: int, seed: int = 0) -> np.ndarray:
     """(n, length) bytes sampled at temperature 1 after each prefix, special ids excluded."""
@@ -211,8 +223,10 @@ def generate_scores(model: Transformer, data: TaskData, lang) -> dict[str, np.nd
 
 # ---------------------------------------------------------------- sequence to sequence
 
-def s2s_batch(shape, src: np.ndarray, tgt: np.ndarray,
-              length: np.ndarray) -> tuple[dict, torch.Tensor, torch.Tensor]:
+
+def s2s_batch(
+    shape, src: np.ndarray, tgt: np.ndarray, length: np.ndarray
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """(model inputs, targets (B, L), which positions count (B, L)) of one family on pairs: the
     decoder reads source "|" target, the encoder source "|" <mask>s, the encoder-decoder the
     source in its encoder and the target after its start token."""
@@ -252,8 +266,9 @@ def finetune_seq2seq(model: Transformer, data: TaskData, spec: TaskSpec) -> Tran
 
 
 @torch.no_grad()
-def seq2seq_eval(model: Transformer, src: np.ndarray, tgt: np.ndarray,
-                 length: np.ndarray) -> dict[str, np.ndarray]:
+def seq2seq_eval(
+    model: Transformer, src: np.ndarray, tgt: np.ndarray, length: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per pair: every target byte the argmax (greedy decoding, for the decoders the same as
     argmax under teacher forcing), and the share of target bytes that are."""
     inputs, t, real = s2s_batch(model.shape, src, tgt, length)
@@ -269,18 +284,29 @@ def seq2seq_scores(model: Transformer, data: TaskData, spec: TaskSpec) -> dict[s
 
 # ---------------------------------------------------------------- runs
 
+
 def task_scores(model: Transformer, lang, spec: TaskSpec | None = None) -> dict[str, float]:
     """Every task score of one model, each with its bootstrap interval (_lo, _hi) and item count."""
     spec = spec or SPEC
     data = task_data(lang, spec)
     model.eval()
-    per_item = {**topic_scores(model, data), **cloze_scores(model, data),
-                **generate_scores(model, data, lang), **seq2seq_scores(model, data, spec)}
+    per_item = {
+        **topic_scores(model, data),
+        **cloze_scores(model, data),
+        **generate_scores(model, data, lang),
+        **seq2seq_scores(model, data, spec),
+    }
     out: dict[str, float] = {}
     for key in SCORES:
         lo, hi = interval(per_item[key])
-        out.update({key: float(np.mean(per_item[key])), f"{key}_lo": lo, f"{key}_hi": hi,
-                    f"{key}_n": int(len(per_item[key]))})
+        out.update(
+            {
+                key: float(np.mean(per_item[key])),
+                f"{key}_lo": lo,
+                f"{key}_hi": hi,
+                f"{key}_n": int(len(per_item[key])),
+            }
+        )
     out["generate_ceiling"] = float(data.gen_ceiling.mean())
     out["generate_floor"] = float(data.gen_floor.mean())
     return out
@@ -290,16 +316,22 @@ def load_run(run_dir: Path) -> tuple[Transformer, object]:
     """The run's model from its kept checkpoint and its synthetic language."""
     ckpt = run_dir / runs.CHECKPOINT
     if not ckpt.is_file():
-        raise DataError(f"{run_dir}: no {runs.CHECKPOINT} (the final weights); train it with "
-                        "train.keep_checkpoint=true (conf/sweep/architectures.yaml keeps them)")
+        raise DataError(
+            f"{run_dir}: no {runs.CHECKPOINT} (the final weights); train it with "
+            "train.keep_checkpoint=true (conf/sweep/architectures.yaml keeps them)"
+        )
     cfg = OmegaConf.to_container(OmegaConf.load(run_dir / runs.CONFIG), resolve=True)
     shape = resolve_shape(cfg["model"])
     if shape.ctx < MIN_CTX:
-        raise DataError(f"{run_dir}: the task probes need model.ctx >= {MIN_CTX}, the run has {shape.ctx}")
+        raise DataError(
+            f"{run_dir}: the task probes need model.ctx >= {MIN_CTX}, the run has {shape.ctx}"
+        )
     source = token_source(cfg["data"], shape.ctx)
     if getattr(source, "language", None) is None:
-        raise DataError(f"{run_dir}: the task probes need data=synthetic (exact answers), "
-                        f"got data={source.name}")
+        raise DataError(
+            f"{run_dir}: the task probes need data=synthetic (exact answers), "
+            f"got data={source.name}"
+        )
     model = Transformer(shape, seed=0)
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
     return model.eval(), source.language
@@ -329,8 +361,9 @@ def final_runs(sweep_dir: Path) -> list[Path]:
     return sorted(d for _, d in best.values())
 
 
-def probe_sweep(sweep_dir: Path, spec: TaskSpec | None = None, every_budget: bool = False,
-                redo: bool = False) -> Path:
+def probe_sweep(
+    sweep_dir: Path, spec: TaskSpec | None = None, every_budget: bool = False, redo: bool = False
+) -> Path:
     """tasks.json for each run of the sweep (the largest budget of each family and size, or
     every finished run) that lacks one, then tasks.csv of them all."""
     import pandas as pd
@@ -350,8 +383,11 @@ def probe_sweep(sweep_dir: Path, spec: TaskSpec | None = None, every_budget: boo
             rows.append(json.loads((d / TASKS_JSON).read_text()))
             continue
         row = probe_run(d, spec)
-        progress.say(f"{row['run_id']}: " + "  ".join(f"{k}={row[k]:.3f}" for k in SCORES)
-                     + f"  ({row['tasks_wall_s']:.1f}s)")
+        progress.say(
+            f"{row['run_id']}: "
+            + "  ".join(f"{k}={row[k]:.3f}" for k in SCORES)
+            + f"  ({row['tasks_wall_s']:.1f}s)"
+        )
         rows.append(row)
     out = sweep_dir / TASKS_CSV
     table = pd.DataFrame(rows).sort_values(["arch", "N", "D"])
@@ -383,7 +419,7 @@ def main(argv: list[str], report: Callable[[list[Path], Path], Path] | None = No
         i = argv.index("--out")
         if i + 1 >= len(argv):
             raise DataError("--out needs a folder, e.g. --out analysis/arch_tasks")
-        out, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
+        out, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2 :]
     flags = {"--every-budget", "--redo"}
     tables = []
     for arg in (a for a in argv if a not in flags):
@@ -400,4 +436,3 @@ def main(argv: list[str], report: Callable[[list[Path], Path], Path] | None = No
     if out is not None and report is not None:
         progress.say(f"report: {report(tables, out)}")
     return 0
-

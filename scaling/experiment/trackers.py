@@ -9,7 +9,6 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from scaling.errors import ConfigError
 
@@ -24,8 +23,8 @@ class LoggerConfig:
     name: str = "none"  # none | tensorboard | mlflow | wandb
     # tensorboard: event folder per run (default: <run folder>/tensorboard); mlflow: tracking URI
     # (default: file:<runs_dir>/mlruns); wandb: its files folder (default: <runs_dir>)
-    dir: Optional[str] = None
-    project: Optional[str] = None  # mlflow experiment / wandb project (default: the sweep name)
+    dir: str | None = None
+    project: str | None = None  # mlflow experiment / wandb project (default: the sweep name)
     mode: str = "offline"  # wandb: offline (sync later with `wandb sync`) | online
 
 

@@ -21,11 +21,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from scaling.experiment import checkpoint, losses, trackers
-
 from scaling import progress, runs
+from scaling.experiment import checkpoint, losses, trackers
 from scaling.experiment.config import RunSpec, TrainConfig, resolve_run, token_source
-from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.experiment.hardware import (
     autocast,
     pick_attention,
@@ -36,11 +34,13 @@ from scaling.experiment.hardware import (
 )
 from scaling.experiment.models import Transformer, training_flops
 from scaling.experiment.schedule import eval_steps, lr_at, schedule_steps
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 CHECK_EVERY = 16  # on a GPU, steps between reads of the summed loss (divergence checks)
 
 
 # ---------------------------------------------------------------- the engine: how a run computes
+
 
 def make_optimizer(model: torch.nn.Module, t: TrainConfig) -> tuple[torch.optim.AdamW, str]:
     """AdamW with weight decay on matrices (and the embeddings), none on LayerNorm weights; the
@@ -48,10 +48,15 @@ def make_optimizer(model: torch.nn.Module, t: TrainConfig) -> tuple[torch.optim.
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": t.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     for kind in ("fused", "foreach"):
         try:
-            return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), **{kind: True}), kind
+            return torch.optim.AdamW(
+                groups, lr=t.lr, betas=(t.beta1, t.beta2), **{kind: True}
+            ), kind
         except (RuntimeError, TypeError, ValueError):  # an older torch without it for this device
             continue
     return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2)), "for-loop"
@@ -62,8 +67,16 @@ class Batches:
     background thread (and copied to the device there, through pinned memory on CUDA), so the
     model never waits for data. `get(step)` returns exactly the batch of that step."""
 
-    def __init__(self, source: Any, batch_size: int, seed: int, device: torch.device, start: int, end: int):
-        self.source, self.batch_size, self.seed, self.device, self.end = source, batch_size, seed, device, end
+    def __init__(
+        self, source: Any, batch_size: int, seed: int, device: torch.device, start: int, end: int
+    ):
+        self.source, self.batch_size, self.seed, self.device, self.end = (
+            source,
+            batch_size,
+            seed,
+            device,
+            end,
+        )
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="scaling-batches")
         self._ahead = (start, self._pool.submit(self._make, start))
 
@@ -113,7 +126,9 @@ class Engine:
         t = self.spec.train
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = losses.train_loss(self.forward, self.spec.shape, rows, t.seed, step, self.amp)  # the arch's objective
+        loss = losses.train_loss(
+            self.forward, self.spec.shape, rows, t.seed, step, self.amp
+        )  # the arch's objective
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if t.grad_clip > 0:
@@ -130,16 +145,24 @@ def build_engine(spec: RunSpec) -> Engine:
     device = pick_device(t.device)
     attention = pick_attention(spec.shape.attention, t.precision, device)
     dtype = pick_dtype(t.precision, device, attention)
-    shape = spec.shape if attention == spec.shape.attention else dataclasses.replace(spec.shape, attention=attention)
+    shape = (
+        spec.shape
+        if attention == spec.shape.attention
+        else dataclasses.replace(spec.shape, attention=attention)
+    )
     model = Transformer(shape, seed=t.seed).to(device)
     optimizer, kind = make_optimizer(model, t)
     compiled = pick_compile(t.compile, device, spec, threads)
     forward = torch.compile(model) if compiled else model
-    return Engine(spec, model, forward, optimizer, kind, device, dtype, attention, compiled, threads)
+    return Engine(
+        spec, model, forward, optimizer, kind, device, dtype, attention, compiled, threads
+    )
 
 
 @torch.no_grad()
-def probe_metrics(model: torch.nn.Module, source: Any, device: torch.device, amp: Any) -> dict[str, float]:
+def probe_metrics(
+    model: torch.nn.Module, source: Any, device: torch.device, amp: Any
+) -> dict[str, float]:
     """The emergent-ability probe scores (scaling/experiment/probe_scores.py, docs/emergence.md) of the model now."""
     from scaling.experiment.probe_scores import probe_scores
 
@@ -152,25 +175,57 @@ def probe_metrics(model: torch.nn.Module, source: Any, device: torch.device, amp
 
 # ---------------------------------------------------------------- one run
 
-def run_result(spec: RunSpec, status: str, loss: float, loss_train: float, wall_s: float,
-               source: Any, device: torch.device, dtype: torch.dtype,
-               resumed_from: int) -> runs.RunResult:
+
+def run_result(
+    spec: RunSpec,
+    status: str,
+    loss: float,
+    loss_train: float,
+    wall_s: float,
+    source: Any,
+    device: torch.device,
+    dtype: torch.dtype,
+    resumed_from: int,
+) -> runs.RunResult:
     """The typed result of run `spec` as it ends now (without its probe scores)."""
     flops, shape = training_flops(spec.shape, spec.D), spec.shape
     floor, floor_note = losses.objective_floor(shape, source)
     unique = getattr(source, "train_tokens", None)  # finite sources repeat their tokens
     return runs.RunResult(
-        run_id=spec.run_id, sweep=spec.sweep, arch=shape.arch, data=spec.data_name, size=spec.size,
-        N=spec.counts.N, N_nonembed=spec.counts.N_nonembed, D=spec.D, C=flops.C_6ND,
-        C_6ND=flops.C_6ND, C_kaplan=flops.C_kaplan, C_chinchilla=flops.C_chinchilla, loss=loss,
-        loss_train=loss_train, entropy_floor=floor, seed=spec.train.seed, status=status,
-        wall_s=wall_s, tokens_per_s=spec.D / wall_s if wall_s > 0 else None,
-        d_model=shape.d_model, n_layers=shape.n_layers, n_heads=shape.n_heads, ctx=shape.ctx,
-        d_ff=shape.d_ff, vocab_size=shape.vocab_size, steps=spec.steps,
-        batch_size=spec.train.batch_size, lr=spec.train.lr, device=device.type,
-        precision="bf16" if dtype == torch.bfloat16 else "fp32", resumed_from_step=resumed_from,
+        run_id=spec.run_id,
+        sweep=spec.sweep,
+        arch=shape.arch,
+        data=spec.data_name,
+        size=spec.size,
+        N=spec.counts.N,
+        N_nonembed=spec.counts.N_nonembed,
+        D=spec.D,
+        C=flops.C_6ND,
+        C_6ND=flops.C_6ND,
+        C_kaplan=flops.C_kaplan,
+        C_chinchilla=flops.C_chinchilla,
+        loss=loss,
+        loss_train=loss_train,
+        entropy_floor=floor,
+        seed=spec.train.seed,
+        status=status,
+        wall_s=wall_s,
+        tokens_per_s=spec.D / wall_s if wall_s > 0 else None,
+        d_model=shape.d_model,
+        n_layers=shape.n_layers,
+        n_heads=shape.n_heads,
+        ctx=shape.ctx,
+        d_ff=shape.d_ff,
+        vocab_size=shape.vocab_size,
+        steps=spec.steps,
+        batch_size=spec.train.batch_size,
+        lr=spec.train.lr,
+        device=device.type,
+        precision="bf16" if dtype == torch.bfloat16 else "fp32",
+        resumed_from_step=resumed_from,
         entropy_floor_note=floor_note or None,
-        unique_tokens=unique, epochs=None if unique is None else spec.D / unique,
+        unique_tokens=unique,
+        epochs=None if unique is None else spec.D / unique,
     )
 
 
@@ -188,7 +243,9 @@ def train_run(cfg: DictConfig) -> dict:
     if lock is None:
         return {"run_id": spec.run_id, "sweep": spec.sweep, "status": "busy"}
     try:
-        if runs.is_finished(spec.run_dir):  # finished by another process between the check and the claim
+        if runs.is_finished(
+            spec.run_dir
+        ):  # finished by another process between the check and the claim
             return {**runs.read_result(spec.run_dir), "status": "skipped"}
         return _train(spec)
     finally:
@@ -199,13 +256,15 @@ def train_run(cfg: DictConfig) -> dict:
 
 def _train(spec: RunSpec) -> dict:
     """Train the claimed run `spec` from its checkpoint (or step 0) to its end and finish it."""
-    tracker = trackers.start(spec.logger, spec.run_dir, spec.runs_dir, spec.sweep, spec.run_id,
-                             spec.config)  # logger=...: mirrors the run
+    tracker = trackers.start(
+        spec.logger, spec.run_dir, spec.runs_dir, spec.sweep, spec.run_id, spec.config
+    )  # logger=...: mirrors the run
     engine = build_engine(spec)  # precision, attention, optimizer, compile, threads
     source = token_source(spec.data, spec.shape.ctx)
     loop = RunLoop(spec, engine, source, tracker)
-    runs.atomic_write_text(spec.run_dir / runs.CONFIG,
-                           OmegaConf.to_yaml(OmegaConf.create(spec.config)))
+    runs.atomic_write_text(
+        spec.run_dir / runs.CONFIG, OmegaConf.to_yaml(OmegaConf.create(spec.config))
+    )
     stop = checkpoint.StopSignals().install()  # SIGTERM/SIGINT/SIGUSR2: checkpoint, then exit
     try:
         loop.run(stop)
@@ -213,7 +272,9 @@ def _train(spec: RunSpec) -> dict:
         stop.restore()
     result = loop.finish()
     tracker.finish(result)
-    if stop.signum is not None:  # the signal came during the last step: the run is done, now obey it
+    if (
+        stop.signum is not None
+    ):  # the signal came during the last step: the run is done, now obey it
         stop.deliver(f"{spec.run_id}: finished")
     return result
 
@@ -229,8 +290,9 @@ class RunLoop:
         self.metrics: list[dict] = []
         self.step, elapsed, loss_sum, self.loss_count = 0, 0.0, 0.0, 0
         if self.ckpt_path.is_file():  # resume: the data is a pure function of (seed, step)
-            self.step, self.metrics, elapsed, loss_sum, self.loss_count = checkpoint.load_checkpoint(
-                spec, engine.model, engine.optimizer, engine.device)
+            self.step, self.metrics, elapsed, loss_sum, self.loss_count = (
+                checkpoint.load_checkpoint(spec, engine.model, engine.optimizer, engine.device)
+            )
         self.resumed_from = self.step
         self.status, self.loss_val, self.loss_train = "ok", math.nan, math.nan
         # summed where it is computed (reading it waits for a GPU)
@@ -241,7 +303,9 @@ class RunLoop:
         """Train up to the run's last step, or until its loss is no longer finite."""
         spec, t = self.spec, self.spec.train
         evals = set(eval_steps(spec.steps, t.n_evals, exact=spec.protocol.name == "kaplan"))
-        horizon = schedule_steps(spec)  # where the lr schedule ends: D, or protocol=kaplan's horizon
+        horizon = schedule_steps(
+            spec
+        )  # where the lr schedule ends: D, or protocol=kaplan's horizon
         check_every = 1 if self.engine.device.type == "cpu" else CHECK_EVERY
         bar = progress.run_bar(spec.D, self.step * spec.tokens_per_step, spec.run_id)
         self.engine.model.train()
@@ -270,17 +334,24 @@ class RunLoop:
     def evaluate(self, loss_sum: float, lr: float, bar: Any) -> bool:
         """Log the evaluation after this step (metrics.jsonl, the tracker); False if it diverged."""
         spec, engine = self.spec, self.engine
-        self.loss_train = loss_sum / self.loss_count  # mean train loss since the previous evaluation
-        self.loss_val = losses.evaluate(engine.forward, spec.shape, self.val_rows,
-                                            spec.train.batch_size * 4, engine.amp)
+        self.loss_train = (
+            loss_sum / self.loss_count
+        )  # mean train loss since the previous evaluation
+        self.loss_val = losses.evaluate(
+            engine.forward, spec.shape, self.val_rows, spec.train.batch_size * 4, engine.amp
+        )
         # the probes read next-token predictions: decoder only (docs/architectures.md)
-        scores = (probe_metrics(engine.forward, self.source, engine.device, engine.amp)
-                  if spec.shape.arch == "decoder" else {})
+        scores = (
+            probe_metrics(engine.forward, self.source, engine.device, engine.amp)
+            if spec.shape.arch == "decoder"
+            else {}
+        )
         self.loss_acc.zero_()
         self.loss_count = 0
         wall_s = time.perf_counter() - self.start
-        self.metrics.append(metrics_row(spec, self.step, self.loss_train, self.loss_val, lr, wall_s,
-                                        scores))
+        self.metrics.append(
+            metrics_row(spec, self.step, self.loss_train, self.loss_val, lr, wall_s, scores)
+        )
         runs.atomic_write_jsonl(spec.run_dir / runs.METRICS, self.metrics)
         self.tracker.log(self.metrics[-1])
         bar.set_postfix(loss=f"{self.loss_val:.3f}", refresh=False)
@@ -300,36 +371,78 @@ class RunLoop:
                 stop.deliver(f"{spec.run_id}: checkpoint saved at step {self.step}/{spec.steps}")
 
     def save(self, wall_s: float) -> None:
-        checkpoint.save_checkpoint(self.ckpt_path, self.engine.model, self.engine.optimizer,
-                                   self.step, self.metrics, wall_s, self.loss_acc.item(),
-                                   self.loss_count)
+        checkpoint.save_checkpoint(
+            self.ckpt_path,
+            self.engine.model,
+            self.engine.optimizer,
+            self.step,
+            self.metrics,
+            wall_s,
+            self.loss_acc.item(),
+            self.loss_count,
+        )
 
     def finish(self) -> dict:
         """Write the run's result (finish_run) and return it."""
         wall_s = time.perf_counter() - self.start
-        return finish_run(self.spec, self.status, self.loss_val, self.loss_train, wall_s,
-                          self.metrics, self.source, self.engine.device, self.engine.dtype,
-                          self.resumed_from, lambda: self.save(wall_s))
+        return finish_run(
+            self.spec,
+            self.status,
+            self.loss_val,
+            self.loss_train,
+            wall_s,
+            self.metrics,
+            self.source,
+            self.engine.device,
+            self.engine.dtype,
+            self.resumed_from,
+            lambda: self.save(wall_s),
+        )
 
 
-def metrics_row(spec: RunSpec, step: int, loss_train: float, loss_val: float, lr: float,
-                wall_s: float, scores: dict) -> dict:
+def metrics_row(
+    spec: RunSpec,
+    step: int,
+    loss_train: float,
+    loss_val: float,
+    lr: float,
+    wall_s: float,
+    scores: dict,
+) -> dict:
     """One line of metrics.jsonl: the evaluation after `step` optimiser steps."""
     tokens = step * spec.tokens_per_step
-    row = runs.MetricsRow(step=step, tokens=tokens, flops=float(FLOPS_PER_PARAM_TOKEN * spec.counts.N * tokens),
-                          loss_train=loss_train, loss_val=loss_val, lr=lr, wall_s=wall_s)
+    row = runs.MetricsRow(
+        step=step,
+        tokens=tokens,
+        flops=float(FLOPS_PER_PARAM_TOKEN * spec.counts.N * tokens),
+        loss_train=loss_train,
+        loss_val=loss_val,
+        lr=lr,
+        wall_s=wall_s,
+    )
     return row.to_dict(scores)
 
 
-def finish_run(spec: RunSpec, status: str, loss_val: float, loss_train: float, wall_s: float,
-               metrics: list, source: Any, device: torch.device, dtype: torch.dtype,
-               resumed_from: int, save_final: Callable[[], None]) -> dict:
+def finish_run(
+    spec: RunSpec,
+    status: str,
+    loss_val: float,
+    loss_train: float,
+    wall_s: float,
+    metrics: list,
+    source: Any,
+    device: torch.device,
+    dtype: torch.dtype,
+    resumed_from: int,
+    save_final: Callable[[], None],
+) -> dict:
     """Write the finished run's result.json (last, atomically), keep (`save_final`, when
     train.keep_checkpoint) or delete its checkpoint, rebuild runs.csv; returns the result."""
     if status == "diverged":
         loss_val = float("nan")
-    result = run_result(spec, status, loss_val, loss_train, wall_s, source, device, dtype,
-                        resumed_from)
+    result = run_result(
+        spec, status, loss_val, loss_train, wall_s, source, device, dtype, resumed_from
+    )
     if status == "ok" and metrics:  # the final probe scores
         result.scores = {k: v for k, v in metrics[-1].items() if k not in runs.METRIC_KEYS}
     ckpt_path, keep = spec.run_dir / runs.CHECKPOINT, spec.train.keep_checkpoint
@@ -350,7 +463,7 @@ def summary_line(result: dict) -> str:
         return f"{result['run_id']}: {status}"
     loss = result.get("loss")
     loss_txt = "nan" if loss is None or not math.isfinite(loss) else f"{loss:.4f}"
-    return (f"{result['run_id']}: {status}  N={result['N']:,}  D={result['D']:,}  loss={loss_txt}  "
-            f"wall={result['wall_s']:.1f}s")
-
-
+    return (
+        f"{result['run_id']}: {status}  N={result['N']:,}  D={result['D']:,}  loss={loss_txt}  "
+        f"wall={result['wall_s']:.1f}s"
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from scaling import progress, runs
-
 from scaling.experiment import train
 from scaling.experiment.config import compose, config_dir_override, help_text, split_help
 

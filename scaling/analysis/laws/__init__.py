@@ -25,7 +25,24 @@ from scaling.analysis.laws.forms import Allocation, ChinchillaLaw, KaplanLaw, Po
 from scaling.analysis.laws.study import FitOptions, StudyFit, fit_study
 
 __all__ = [
-    "Allocation", "Approach1Fit", "Approach2Fit", "BudgetProfile", "ChinchillaFit", "ChinchillaLaw", "FitOptions",
-    "FitStatus", "KaplanFit", "KaplanLaw", "PowerLaw", "StudyFit", "approach1", "approach2", "approach3",
-    "fit_chinchilla", "fit_kaplan", "fit_study", "hoffmann_grid", "kaplan",
+    "Allocation",
+    "Approach1Fit",
+    "Approach2Fit",
+    "BudgetProfile",
+    "ChinchillaFit",
+    "ChinchillaLaw",
+    "FitOptions",
+    "FitStatus",
+    "KaplanFit",
+    "KaplanLaw",
+    "PowerLaw",
+    "StudyFit",
+    "approach1",
+    "approach2",
+    "approach3",
+    "fit_chinchilla",
+    "fit_kaplan",
+    "fit_study",
+    "hoffmann_grid",
+    "kaplan",
 ]

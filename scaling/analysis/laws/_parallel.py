@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Callable
+from collections.abc import Callable
 
 _TASKS: list = []  # zero-argument callables of the call in progress; forked workers inherit them
 

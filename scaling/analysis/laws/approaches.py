@@ -20,10 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
+from scaling.analysis.laws.fit import (
+    ChinchillaFit,
+    FitStatus,
+    KaplanFit,
+    fit_chinchilla,
+    fit_kaplan,
+)
+from scaling.analysis.laws.forms import Allocation, PowerLaw
 from scaling.errors import FitError, FitWarning
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
-from scaling.analysis.laws.fit import ChinchillaFit, FitStatus, KaplanFit, fit_chinchilla, fit_kaplan
-from scaling.analysis.laws.forms import Allocation, PowerLaw
 
 APPROACH2_METHODS = ("akima", "local", "full")
 
@@ -72,7 +78,9 @@ class BudgetProfile:
     used: bool  # entered the N*(C) power-law fit
     curve_n: np.ndarray  # the interpolant / parabola evaluated on a grid, for plots
     curve_loss: np.ndarray
-    parabola: tuple[float, float, float] | None = None  # loss = c2 x^2 + c1 x + c0, x = ln N ('local'/'full')
+    parabola: tuple[float, float, float] | None = (
+        None  # loss = c2 x^2 + c1 x + c0, x = ln N ('local'/'full')
+    )
 
 
 @dataclass(frozen=True)
@@ -102,18 +110,31 @@ def isoflop_minimum(log_n: np.ndarray, loss: np.ndarray, method: str = "akima"):
     elif method == "full":
         lo, hi = 0, len(x)
     else:
-        raise FitError(f"unknown Approach 2 method {method!r}; choose one of {', '.join(APPROACH2_METHODS)}")
+        raise FitError(
+            f"unknown Approach 2 method {method!r}; choose one of {', '.join(APPROACH2_METHODS)}"
+        )
     xs, ys = x[lo:hi], y[lo:hi]
     c2, c1, c0 = np.polyfit(xs, ys, 2)
     xx = np.linspace(xs[0], xs[-1], 101)
     if c2 <= 0:  # no interior minimum: fall back to the sampled one
         return x[i], float(y[i]), xx, np.polyval([c2, c1, c0], xx), (c2, c1, c0)
     xs_star = float(np.clip(-c1 / (2 * c2), xs[0], xs[-1]))
-    return xs_star, float(np.polyval([c2, c1, c0], xs_star)), xx, np.polyval([c2, c1, c0], xx), (c2, c1, c0)
+    return (
+        xs_star,
+        float(np.polyval([c2, c1, c0], xs_star)),
+        xx,
+        np.polyval([c2, c1, c0], xx),
+        (c2, c1, c0),
+    )
 
 
-def approach2(df: pd.DataFrame, method: str = "akima", budget_tol: float = 0.05, drop_edge: bool = True,
-              min_points: int = 3) -> Approach2Fit:
+def approach2(
+    df: pd.DataFrame,
+    method: str = "akima",
+    budget_tol: float = 0.05,
+    drop_edge: bool = True,
+    min_points: int = 3,
+) -> Approach2Fit:
     """IsoFLOP analysis of a points frame: per budget the loss-minimising N*, then N*, D* ~ C^a, C^b."""
     labels = budget_labels(df["C"].to_numpy(), budget_tol)
     logn_all, logd_all = np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float))
@@ -125,7 +146,14 @@ def approach2(df: pd.DataFrame, method: str = "akima", budget_tol: float = 0.05,
             continue
         # average repeated sizes (seeds) so the interpolant is a function of N
         # (sizes within 1% count as one: read-off or rounded N would make the interpolant wild)
-        frame = pd.DataFrame({"k": np.round(logn_all[m] / 0.01), "x": logn_all[m], "d": logd_all[m], "y": loss_all[m]})
+        frame = pd.DataFrame(
+            {
+                "k": np.round(logn_all[m] / 0.01),
+                "x": logn_all[m],
+                "d": logd_all[m],
+                "y": loss_all[m],
+            }
+        )
         frame = frame.groupby("k", as_index=False).mean()
         x, logd, y = frame["x"].to_numpy(), frame["d"].to_numpy(), frame["y"].to_numpy()
         xs, ls, cx, cy, par = isoflop_minimum(x, y, method)
@@ -133,24 +161,44 @@ def approach2(df: pd.DataFrame, method: str = "akima", budget_tol: float = 0.05,
         edge = i == 0 or i == len(x) - 1
         C = float(np.exp(logc_all[m].mean()))
         if edge:
-            msgs.append(f"Approach 2: at C = {C:.3g} the lowest loss is at the {'smallest' if i == 0 else 'largest'} "
-                        f"sampled size (N = {np.exp(x[i]):.3g}); N* there is only bounded from one side")
+            msgs.append(
+                f"Approach 2: at C = {C:.3g} the lowest loss is at the {'smallest' if i == 0 else 'largest'} "
+                f"sampled size (N = {np.exp(x[i]):.3g}); N* there is only bounded from one side"
+            )
         d_star = float(np.exp(np.interp(xs, x, logd)))
-        profiles.append(dict(C=C, N=np.exp(x), loss=y, n_star=float(np.exp(xs)), d_star=d_star, loss_star=ls,
-                             edge=edge, curve_n=np.exp(cx), curve_loss=cy, parabola=par))
+        profiles.append(
+            dict(
+                C=C,
+                N=np.exp(x),
+                loss=y,
+                n_star=float(np.exp(xs)),
+                d_star=d_star,
+                loss_star=ls,
+                edge=edge,
+                curve_n=np.exp(cx),
+                curve_loss=cy,
+                parabola=par,
+            )
+        )
     if len(profiles) < 2:
-        raise FitError(f"Approach 2 needs at least 2 compute budgets with >= {min_points} model sizes each; "
-                       f"found {len(profiles)} (budgets group C values within {budget_tol} decades)")
+        raise FitError(
+            f"Approach 2 needs at least 2 compute budgets with >= {min_points} model sizes each; "
+            f"found {len(profiles)} (budgets group C values within {budget_tol} decades)"
+        )
     interior = [p for p in profiles if not p["edge"]]
     use_interior = drop_edge and len(interior) >= 2
     if drop_edge and not use_interior and any(p["edge"] for p in profiles):
-        msgs.append("Approach 2: fewer than 2 budgets have an interior minimum; edge budgets were kept")
+        msgs.append(
+            "Approach 2: fewer than 2 budgets have an interior minimum; edge budgets were kept"
+        )
     for p in profiles:
         p["used"] = (not p["edge"]) if use_interior else True
     used = [p for p in profiles if p["used"]]
     Cs = [p["C"] for p in used]
-    alloc = Allocation(PowerLaw.fit(Cs, [p["n_star"] for p in used], "C", "N_opt"),
-                       PowerLaw.fit(Cs, [p["d_star"] for p in used], "C", "D_opt"))
+    alloc = Allocation(
+        PowerLaw.fit(Cs, [p["n_star"] for p in used], "C", "N_opt"),
+        PowerLaw.fit(Cs, [p["d_star"] for p in used], "C", "D_opt"),
+    )
     for msg in msgs:
         warnings.warn(msg, FitWarning, stacklevel=2)
     return Approach2Fit(alloc, tuple(BudgetProfile(**p) for p in profiles), method, tuple(msgs))
@@ -168,7 +216,9 @@ class Approach1Fit(_AllocationExponents):
 
 def _envelope_from_points(df: pd.DataFrame) -> pd.DataFrame:
     """Pareto front: per (numerically) equal C the lowest loss, kept when it beats every smaller C."""
-    s = df.assign(_b=budget_labels(df["C"].to_numpy(), 1e-6)).sort_values(["_b", "loss"], kind="stable")
+    s = df.assign(_b=budget_labels(df["C"].to_numpy(), 1e-6)).sort_values(
+        ["_b", "loss"], kind="stable"
+    )
     s = s.groupby("_b", sort=True).head(1)
     best = s["loss"].cummin().shift(fill_value=np.inf)
     return s[s["loss"] < best][["C", "N", "D", "loss"]].reset_index(drop=True)
@@ -185,8 +235,14 @@ def curve_runs(curves: pd.DataFrame) -> list[CurveRun]:
         g = g.sort_values("flops")
         g = g[(g["flops"] > 0) & (g["loss"] > 0)]
         if len(g) >= 2:
-            runs.append((g["run_id"].iloc[0], float(g["N"].iloc[0]), np.log(g["flops"].to_numpy(float)),
-                         np.log(g["loss"].to_numpy(float))))
+            runs.append(
+                (
+                    g["run_id"].iloc[0],
+                    float(g["N"].iloc[0]),
+                    np.log(g["flops"].to_numpy(float)),
+                    np.log(g["loss"].to_numpy(float)),
+                )
+            )
     return runs
 
 
@@ -207,15 +263,27 @@ def _envelope_from_curves(runs: list[CurveRun], n_grid: int) -> pd.DataFrame:
     for j in np.flatnonzero(ok):
         run_id, n = runs[win[j]][:2]
         C = float(np.exp(grid[j]))
-        rows.append(dict(C=C, N=n, D=C / (FLOPS_PER_PARAM_TOKEN * n), loss=float(np.exp(table[win[j], j])), run_id=run_id))
+        rows.append(
+            dict(
+                C=C,
+                N=n,
+                D=C / (FLOPS_PER_PARAM_TOKEN * n),
+                loss=float(np.exp(table[win[j], j])),
+                run_id=run_id,
+            )
+        )
     return pd.DataFrame(rows)
 
 
-def approach1(df: pd.DataFrame, curves: pd.DataFrame | list[CurveRun] | None = None, n_grid: int = 200) -> Approach1Fit:
+def approach1(
+    df: pd.DataFrame, curves: pd.DataFrame | list[CurveRun] | None = None, n_grid: int = 200
+) -> Approach1Fit:
     """Approach 1 from training curves (Hoffmann's envelope) or, lacking curves, from final points.
     `curves`: metrics rows (run_id, flops, loss, N), or their `curve_runs` arrays."""
     msgs = []
-    if curves is not None and (isinstance(curves, list) or len(curves)):  # arrays: even an empty list is curves
+    if curves is not None and (
+        isinstance(curves, list) or len(curves)
+    ):  # arrays: even an empty list is curves
         runs = curve_runs(curves) if isinstance(curves, pd.DataFrame) else curves
         env, source = _envelope_from_curves(runs, n_grid), "curves"
         sizes = np.sort(df["N"].unique())
@@ -223,24 +291,37 @@ def approach1(df: pd.DataFrame, curves: pd.DataFrame | list[CurveRun] | None = N
         if inner["N"].nunique() >= 2:
             env = inner  # the smallest/largest model winning only bounds N_opt from one side
         else:
-            msgs.append("Approach 1: the envelope is held by the smallest or largest model almost everywhere; "
-                        "N_opt(C) is poorly constrained (sample a wider range of sizes)")
+            msgs.append(
+                "Approach 1: the envelope is held by the smallest or largest model almost everywhere; "
+                "N_opt(C) is poorly constrained (sample a wider range of sizes)"
+            )
     else:
         env, source = _envelope_from_points(df), "final points"
     if len(env) < 2 or env["N"].nunique() < 2:
-        raise FitError(f"Approach 1 needs an envelope through at least 2 model sizes; found {env['N'].nunique()} "
-                       f"({source})")
-    alloc = Allocation(PowerLaw.fit(env["C"], env["N"], "C", "N_opt"), PowerLaw.fit(env["C"], env["D"], "C", "D_opt"))
+        raise FitError(
+            f"Approach 1 needs an envelope through at least 2 model sizes; found {env['N'].nunique()} "
+            f"({source})"
+        )
+    alloc = Allocation(
+        PowerLaw.fit(env["C"], env["N"], "C", "N_opt"),
+        PowerLaw.fit(env["C"], env["D"], "C", "D_opt"),
+    )
     for msg in msgs:
         warnings.warn(msg, FitWarning, stacklevel=2)
     return Approach1Fit(alloc, env.reset_index(drop=True), source, tuple(msgs))
 
 
 def _logs(df: pd.DataFrame):
-    return (np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float)), np.log(df["loss"].to_numpy(float)))
+    return (
+        np.log(df["N"].to_numpy(float)),
+        np.log(df["D"].to_numpy(float)),
+        np.log(df["loss"].to_numpy(float)),
+    )
 
 
-def approach3(df: pd.DataFrame, method: str = "fast", weights=None, fix_E: float | None = None) -> ChinchillaFit:
+def approach3(
+    df: pd.DataFrame, method: str = "fast", weights=None, fix_E: float | None = None
+) -> ChinchillaFit:
     """Approach 3: L = E + A/N^alpha + B/D^beta by Huber(1e-3) on log residuals ('fast' or 'grid');
     fix_E holds E at a known value (e.g. the synthetic language's entropy floor)."""
     return fit_chinchilla(*_logs(df), method=method, weights=weights, fix_E=fix_E)

@@ -17,7 +17,6 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from scaling.errors import FitError, FitWarning
 from scaling.analysis.laws._blas import single_thread_blas
 from scaling.analysis.laws._parallel import resolve_jobs, run_forked
 from scaling.analysis.laws.approaches import approach1, curve_runs
@@ -29,6 +28,7 @@ from scaling.analysis.laws.fit import (
     polish_chinchilla,
     polish_chinchilla_batch,
 )
+from scaling.errors import FitError, FitWarning
 
 
 def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -58,8 +58,9 @@ def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
         # rows the batched Newton steps could not settle: L-BFGS-B (a vanished E stays not converged)
         for i in np.flatnonzero(~ok & ~vanished):
             ll = logs[2][i] if per_row_loss else logs[2]
-            theta, _, status = polish_chinchilla(theta0, logs[0], logs[1], ll, weights=counts[i],
-                                                 fixed_e=fixed_e)
+            theta, _, status = polish_chinchilla(
+                theta0, logs[0], logs[1], ll, weights=counts[i], fixed_e=fixed_e
+            )
             out[i], ok[i] = theta, status is FitStatus.CONVERGED
     return out, ok
 
@@ -93,12 +94,22 @@ def _run_chunks(func, start, logs, counts, n_jobs: int | None):
 
 
 def _logs(df: pd.DataFrame):
-    return (np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float)), np.log(df["loss"].to_numpy(float)))
+    return (
+        np.log(df["N"].to_numpy(float)),
+        np.log(df["D"].to_numpy(float)),
+        np.log(df["loss"].to_numpy(float)),
+    )
 
 
-def bootstrap_chinchilla(df: pd.DataFrame, theta0, n_boot: int = 1000, seed: int = 0,
-                         n_jobs: int | None = 1, fix_E: float | None = None,
-                         replicates: list[np.ndarray] | None = None):
+def bootstrap_chinchilla(
+    df: pd.DataFrame,
+    theta0,
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_jobs: int | None = 1,
+    fix_E: float | None = None,
+    replicates: list[np.ndarray] | None = None,
+):
     """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask).
     fix_E: E held at this value in every refit (e = log fix_E in every sample). replicates: each
     point's replicate losses (e.g. seeds; df's loss is their mean): every resample then also
@@ -128,8 +139,9 @@ def replicate_means(replicates: list[np.ndarray], n_boot: int, seed: int) -> np.
     return out
 
 
-def bootstrap_kaplan(df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0,
-                     n_jobs: int | None = 1):
+def bootstrap_kaplan(
+    df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1
+):
     """Kaplan refits: (samples (n_boot, 4) as (alpha_N, alpha_D, ln N_c, ln D_c), converged mask)."""
     counts = resample_counts(len(df), n_boot, seed + 1)
     p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
@@ -154,8 +166,9 @@ def _approach2_chunk(arrays: Approach2Arrays, _, counts, **kwargs):
     return arrays.fit(counts, **kwargs), None
 
 
-def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_boot: int = 200,
-                        seed: int = 0) -> np.ndarray:
+def bootstrap_approach1(
+    df: pd.DataFrame, curves: pd.DataFrame | None = None, n_boot: int = 200, seed: int = 0
+) -> np.ndarray:
     """(n_boot, 2) samples of (a, b): resampling points, or whole runs when curves are given."""
     rng = np.random.default_rng(seed + 3)
     out = np.full((n_boot, 2), np.nan)
@@ -171,8 +184,11 @@ def bootstrap_approach1(df: pd.DataFrame, curves: pd.DataFrame | None = None, n_
             idx = rng.integers(0, len(df), len(df))
             if use_curves and logged.intersection(run_ids[idx]):
                 # a run drawn k times enters as k runs of its own (relabelled copies)
-                cv = [(f"{rid}#{k}", *arrays[rid][1:])
-                      for k, rid in enumerate(run_ids[idx]) if rid in arrays]
+                cv = [
+                    (f"{rid}#{k}", *arrays[rid][1:])
+                    for k, rid in enumerate(run_ids[idx])
+                    if rid in arrays
+                ]
                 try:
                     f = approach1(df.iloc[idx], cv)
                     out[i] = f.a, f.b

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scaling.errors import FitError, FitWarning
 from scaling.analysis.laws import registry
 from scaling.analysis.laws.approaches import budget_labels
 from scaling.analysis.laws.registry import FitContext
+from scaling.errors import FitError, FitWarning
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,18 @@ class Extrapolation:
     holdout_C_min: float  # points with C >= this were held out
     n_train: int
     n_holdout: int
-    errors: dict[str, float]  # law -> mean |relative error| of loss on held-out points (approach2: |ln N* ratio|)
+    errors: dict[
+        str, float
+    ]  # law -> mean |relative error| of loss on held-out points (approach2: |ln N* ratio|)
     predictions: pd.DataFrame  # held-out N, D, C, loss and one predicted-loss column per law
 
 
 @dataclass(frozen=True)
 class Comparison:
     table: tuple[AllocationRow, ...]
-    elasticities: dict[str, dict]  # law -> {"N": dlogL/dlogN, "D": ..., "N_ci", "D_ci", "at": {"N", "D"}}
+    elasticities: dict[
+        str, dict
+    ]  # law -> {"N": dlogL/dlogN, "D": ..., "N_ci", "D_ci", "at": {"N", "D"}}
     extrapolation: Extrapolation | None
     verdict: str
     notes: tuple[str, ...] = field(default=())
@@ -109,8 +113,10 @@ def agreement(rows: list[AllocationRow]) -> str:
     if len(rows) < 2:
         return ""
     lo_r, hi_r = min(rows, key=lambda r: r.a), max(rows, key=lambda r: r.a)
-    text = (f"The Chinchilla approaches disagree by up to {hi_r.a - lo_r.a:.3f} in a "
-            f"({lo_r.approach} {lo_r.a:.3f} to {hi_r.approach} {hi_r.a:.3f})")
+    text = (
+        f"The Chinchilla approaches disagree by up to {hi_r.a - lo_r.a:.3f} in a "
+        f"({lo_r.approach} {lo_r.a:.3f} to {hi_r.approach} {hi_r.a:.3f})"
+    )
     cis = [r for r in rows if np.isfinite(r.a_ci[0]) and np.isfinite(r.a_ci[1])]
     if len(cis) < 2:
         return text + "; too few intervals to say whether they overlap."

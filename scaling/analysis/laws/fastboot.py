@@ -115,8 +115,9 @@ class Approach2Arrays:
         sub[:, order] = np.where(present, np.cumsum(new, axis=1) - 1, -1)
         return sub
 
-    def fit(self, counts: np.ndarray, method: str = "akima", drop_edge: bool = True,
-            min_points: int = 3) -> np.ndarray:
+    def fit(
+        self, counts: np.ndarray, method: str = "akima", drop_edge: bool = True, min_points: int = 3
+    ) -> np.ndarray:
         """(R, 2) samples (a, b) of `approach2` on each row of counts (R, n points); NaN where it
         fails."""
         R = len(counts)
@@ -127,8 +128,10 @@ class Approach2Arrays:
             for s in range(int(sub.max()) + 1):
                 rows = np.flatnonzero((sub == s).any(1))
                 w = np.where(sub[rows] == s, counts[rows][:, g], 0.0)
-                rows, w = rows[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points], \
-                    w[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points]
+                rows, w = (
+                    rows[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points],
+                    w[(_sum_by(w, self.exact_of[b]) > 0).sum(1) >= min_points],
+                )
                 if len(rows):
                     logc = np.einsum("rn,n->r", w, self.logc[g]) / w.sum(1)
                     for c, v in zip(cols, (rows, logc, *self._minima(w, b, method))):
@@ -162,8 +165,9 @@ class Approach2Arrays:
         g = self.groups[b]
         cnt = _sum_by(w, self.key_of[b])
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = [_sum_by(w * v[g], self.key_of[b]) / cnt
-                     for v in (self.logn, self.logd, self.loss)]
+            means = [
+                _sum_by(w * v[g], self.key_of[b]) / cnt for v in (self.logn, self.logd, self.loss)
+            ]
         present = cnt > 0
         n_keys = present.sum(1)
         nstar, dstar, edge = np.empty(len(w)), np.empty(len(w)), np.empty(len(w), bool)
@@ -204,5 +208,7 @@ def envelope_slopes(C, N, D, loss) -> tuple[float, float]:
         return np.nan, np.nan
     x = np.log(C[env])[None, :]
     use = np.ones_like(x, bool)
-    return (float(loglog_slopes(x, np.log(N[env])[None, :], use)[0]),
-            float(loglog_slopes(x, np.log(D[env])[None, :], use)[0]))
+    return (
+        float(loglog_slopes(x, np.log(N[env])[None, :], use)[0]),
+        float(loglog_slopes(x, np.log(D[env])[None, :], use)[0]),
+    )

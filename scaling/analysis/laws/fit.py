@@ -30,10 +30,10 @@ from enum import Enum
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
-from scaling.errors import FitError, FitWarning
 from scaling.analysis.laws._blas import single_thread_blas
 from scaling.analysis.laws.forms import ChinchillaLaw, KaplanLaw
 from scaling.analysis.laws.objectives import HUBER_DELTA, huber_fg, huber_objective
+from scaling.errors import FitError, FitWarning
 
 
 class FitStatus(str, Enum):
@@ -79,7 +79,11 @@ class ChinchillaFit:
 
 
 def _on_bound(x: np.ndarray, bounds) -> list[int]:
-    return [i for i, (v, (lo, hi)) in enumerate(zip(x, bounds)) if min(v - lo, hi - v) < 1e-6 * (hi - lo)]
+    return [
+        i
+        for i, (v, (lo, hi)) in enumerate(zip(x, bounds))
+        if min(v - lo, hi - v) < 1e-6 * (hi - lo)
+    ]
 
 
 THETA_NAMES = ("log A", "log B", "log E", "alpha", "beta")
@@ -96,7 +100,12 @@ def bound_hits(theta, fixed_e: float | None = None, min_log_loss: float | None =
     idx = np.arange(5) if fixed_e is None else FIXED_E_FREE
     theta = np.asarray(theta, float)
     hits = [int(idx[i]) for i in _on_bound(theta[idx], [CHINCHILLA_BOUNDS[j] for j in idx])]
-    if fixed_e is None and min_log_loss is not None and 2 not in hits and theta[2] < min_log_loss + np.log(E_VANISHED):
+    if (
+        fixed_e is None
+        and min_log_loss is not None
+        and 2 not in hits
+        and theta[2] < min_log_loss + np.log(E_VANISHED)
+    ):
         hits = sorted(hits + [2])
     return hits
 
@@ -107,8 +116,15 @@ def _fixed_e_fg(x, fixed_e, log_n, log_d, log_loss, w, delta):
     return f, g[FIXED_E_FREE]
 
 
-def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float = HUBER_DELTA,
-                      fixed_e: float | None = None):
+def polish_chinchilla(
+    theta0,
+    log_n,
+    log_d,
+    log_loss,
+    weights=None,
+    delta: float = HUBER_DELTA,
+    fixed_e: float | None = None,
+):
     """L-BFGS-B from theta0 on the Huber objective; returns (theta, objective, FitStatus).
     fixed_e: hold e = log E at this value and fit (a, b, alpha, beta) only; theta still has 5 entries."""
     w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
@@ -122,7 +138,9 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
         x0 = theta0[FIXED_E_FREE]
     x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
     with single_thread_blas():
-        res = minimize(fg, x0, args=args, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
+        res = minimize(
+            fg, x0, args=args, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS
+        )
     theta = res.x if fixed_e is None else np.insert(res.x, 2, float(fixed_e))
     status = FitStatus.MAX_ITER if res.status == 1 else FitStatus.CONVERGED
     if bound_hits(theta, fixed_e, float(np.min(log_loss))):
@@ -130,8 +148,9 @@ def polish_chinchilla(theta0, log_n, log_d, log_loss, weights=None, delta: float
     return theta, float(res.fun), status
 
 
-def _term_jacobian(log_n: np.ndarray, log_d: np.ndarray,
-                   free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _term_jacobian(
+    log_n: np.ndarray, log_d: np.ndarray, free: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """d term_k / d theta of the three LSE terms (a - alpha ln N, b - beta ln D, e) over the free
     parameters, (3, n, k), and their outer products per term and point, (3 n, k k)."""
     n = len(log_n)
@@ -142,13 +161,19 @@ def _term_jacobian(log_n: np.ndarray, log_d: np.ndarray,
     return dt, np.einsum("knj,knl->knjl", dt, dt).reshape(3 * n, k * k)
 
 
-def _lse_residuals(th: np.ndarray, ll: np.ndarray, log_n: np.ndarray,
-                   log_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _lse_residuals(
+    th: np.ndarray, ll: np.ndarray, log_n: np.ndarray, log_d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Log residuals (R, n) of rows theta (R, 5) and the softmax weights of the terms (R, 3, n)."""
     n = len(log_n)
-    t = np.stack([th[:, 0, None] - th[:, 3, None] * log_n,
-                  th[:, 1, None] - th[:, 4, None] * log_d,
-                  np.broadcast_to(th[:, 2, None], (len(th), n))], 1)  # (R, 3, n)
+    t = np.stack(
+        [
+            th[:, 0, None] - th[:, 3, None] * log_n,
+            th[:, 1, None] - th[:, 4, None] * log_d,
+            np.broadcast_to(th[:, 2, None], (len(th), n)),
+        ],
+        1,
+    )  # (R, 3, n)
     m = t.max(1, keepdims=True)
     ex = np.exp(t - m)
     s = ex.sum(1, keepdims=True)
@@ -162,8 +187,15 @@ def _huber_sum(r: np.ndarray, ww: np.ndarray, delta: float) -> np.ndarray:
     return (np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)) * ww).sum(1)
 
 
-def _damped_newton_step(rr: np.ndarray, pp: np.ndarray, ww: np.ndarray, dt: np.ndarray,
-                        dtdt: np.ndarray, lam: np.ndarray, delta: float) -> np.ndarray:
+def _damped_newton_step(
+    rr: np.ndarray,
+    pp: np.ndarray,
+    ww: np.ndarray,
+    dt: np.ndarray,
+    dtdt: np.ndarray,
+    lam: np.ndarray,
+    delta: float,
+) -> np.ndarray:
     """Levenberg-damped Newton steps (R, k) with the exact Hessian of the Huber objective."""
     k = dt.shape[2]
     G = np.einsum("rkn,knj->rnj", pp, dt)  # d r / d theta (R, n, free)
@@ -180,9 +212,16 @@ def _damped_newton_step(rr: np.ndarray, pp: np.ndarray, ww: np.ndarray, dt: np.n
         return -_solve_rows(H + lam[:, None, None] * scale[:, :, None] * np.eye(k), g)
 
 
-def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
-                            fixed_e: float | None = None, delta: float = HUBER_DELTA,
-                            max_iter: int = 60):
+def polish_chinchilla_batch(
+    theta0,
+    log_n,
+    log_d,
+    log_loss,
+    weights: np.ndarray,
+    fixed_e: float | None = None,
+    delta: float = HUBER_DELTA,
+    max_iter: int = 60,
+):
     """`polish_chinchilla` for many rows at once (resamples, or starts), from theta0 (5,) or (R, 5)
     with weights (R, n) and log_loss (n,) or, one per row, (R, n): damped Newton steps with the
     exact Hessian of the Huber objective, all rows together. Returns (theta (R, 5), settled mask,
@@ -213,8 +252,9 @@ def polish_chinchilla_batch(theta0, log_n, log_d, log_loss, weights: np.ndarray,
             trial = theta[rows].copy()
             trial[:, free] += step
             inside = np.all((trial >= lo) & (trial <= hi), axis=1)
-            r_new, p_new = _lse_residuals(trial, log_loss[rows] if log_loss.ndim == 2 else log_loss,
-                                          log_n, log_d)
+            r_new, p_new = _lse_residuals(
+                trial, log_loss[rows] if log_loss.ndim == 2 else log_loss, log_n, log_d
+            )
             f_new = _huber_sum(r_new, ww, delta)
         better = inside & np.isfinite(f_new) & (f_new <= f[rows])
         # stop as L-BFGS-B would (LBFGS_OPTIONS): the step or the decrease is negligible, or no
@@ -263,8 +303,9 @@ def _nonneg_lsq(G: np.ndarray, r: np.ndarray, tt: float) -> tuple[np.ndarray, np
     return best_ssr, best_coef
 
 
-def varpro_starts(log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4,
-                  fixed_e: float | None = None) -> np.ndarray:
+def varpro_starts(
+    log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4, fixed_e: float | None = None
+) -> np.ndarray:
     """Global search over (alpha, beta): exact nonnegative (E, A, B) per pair, ranked by Huber objective.
     With e = log E fixed the linear part is A, B >= 0 fitted to (L - E)/L (relative error as before)."""
     L = np.exp(log_loss)
@@ -281,20 +322,37 @@ def varpro_starts(log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4,
         s11 = np.full(shape, one @ one)
         s1x = np.broadcast_to((X @ one)[:, None], shape)
         s1y = np.broadcast_to((Y @ one)[None, :], shape)
-        G = np.stack([np.stack([s11, s1x, s1y], -1), np.stack([s1x, sxx, sxy], -1), np.stack([s1y, sxy, syy], -1)], -2)
-        r = np.stack([np.full_like(s11, one.sum()), np.broadcast_to(X.sum(1)[:, None], shape),
-                      np.broadcast_to(Y.sum(1)[None, :], shape)], -1)
+        G = np.stack(
+            [
+                np.stack([s11, s1x, s1y], -1),
+                np.stack([s1x, sxx, sxy], -1),
+                np.stack([s1y, sxy, syy], -1),
+            ],
+            -2,
+        )
+        r = np.stack(
+            [
+                np.full_like(s11, one.sum()),
+                np.broadcast_to(X.sum(1)[:, None], shape),
+                np.broadcast_to(Y.sum(1)[None, :], shape),
+            ],
+            -1,
+        )
         tt = float(len(L))
     else:  # columns (X, Y), target 1 - E/L: coefficients (A, B)
         t = 1.0 - np.exp(fixed_e) / L
         G = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
-        r = np.stack([np.broadcast_to((X @ t)[:, None], shape), np.broadcast_to((Y @ t)[None, :], shape)], -1)
+        r = np.stack(
+            [np.broadcast_to((X @ t)[:, None], shape), np.broadcast_to((Y @ t)[None, :], shape)], -1
+        )
         tt = float(t @ t)
     best_ssr, best_coef = _nonneg_lsq(G, r, tt)
     # candidates: the 200 best pairs by least squares, re-ranked by the true Huber objective
     flat = np.argsort(best_ssr, axis=None)[:200]
     ia, ib = np.unravel_index(flat, shape)
-    coef = np.maximum(best_coef[ia, ib], np.exp(CHINCHILLA_BOUNDS[0][0]))  # a zero sits on the bound
+    coef = np.maximum(
+        best_coef[ia, ib], np.exp(CHINCHILLA_BOUNDS[0][0])
+    )  # a zero sits on the bound
     if fixed_e is None:  # coef = (E, A, B)
         log_e = np.log(coef[:, 0])
         log_a, log_b = np.log(coef[:, 1]), np.log(coef[:, 2])
@@ -311,22 +369,34 @@ def check_fixed_E(fix_E: float, min_loss: float, where: str = " in the fit") -> 
     if not (np.isfinite(fix_E) and fix_E > 0):
         raise FitError(f"a fixed E must be a positive number; got {fix_E}")
     if not fix_E < min_loss:
-        raise FitError(f"fixed E = {fix_E:.6g} is not strictly below the lowest loss{where} ({min_loss:.6g}); "
-                       "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a smaller E")
+        raise FitError(
+            f"fixed E = {fix_E:.6g} is not strictly below the lowest loss{where} ({min_loss:.6g}); "
+            "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a smaller E"
+        )
 
 
 PRE_POLISH_STARTS = 8  # above this many starts (the grid's 64), Newton steps pre-polish them all
 
 
-def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n_polish: int = 64,
-                   starts: np.ndarray | None = None, fix_E: float | None = None) -> ChinchillaFit:
+def fit_chinchilla(
+    log_n,
+    log_d,
+    log_loss,
+    method: str = "fast",
+    weights=None,
+    n_polish: int = 64,
+    starts: np.ndarray | None = None,
+    fix_E: float | None = None,
+) -> ChinchillaFit:
     """Approach 3 fit of log L ~ LSE(a - alpha log N, b - beta log D, e) by `method` 'grid' or 'fast';
     fix_E: hold E at this known value (0 < fix_E < every loss) and fit A, B, alpha, beta only."""
     log_n, log_d, log_loss = (np.asarray(v, float) for v in (log_n, log_d, log_loss))
     n_par = 5 if fix_E is None else 4
     if len(log_n) < n_par + 1:
-        raise FitError(f"Approach 3 has {n_par} parameters{' (E fixed)' if fix_E is not None else ''} and needs at "
-                       f"least {n_par + 1} points; got {len(log_n)}")
+        raise FitError(
+            f"Approach 3 has {n_par} parameters{' (E fixed)' if fix_E is not None else ''} and needs at "
+            f"least {n_par + 1} points; got {len(log_n)}"
+        )
     fixed_e = None
     if fix_E is not None:
         fix_E = float(fix_E)
@@ -335,7 +405,9 @@ def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n
     if starts is None:
         if method == "grid":
             grid = hoffmann_grid()
-            if fixed_e is not None:  # the e column collapses to the fixed value: 900 distinct starts
+            if (
+                fixed_e is not None
+            ):  # the e column collapses to the fixed value: 900 distinct starts
                 grid[:, 2] = fixed_e
                 grid = np.unique(grid, axis=0)
             obj = huber_objective(grid, log_n, log_d, log_loss, weights)
@@ -350,19 +422,32 @@ def fit_chinchilla(log_n, log_d, log_loss, method: str = "fast", weights=None, n
             # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then
             # only confirms it (a few iterations, not hundreds); starts that do not settle go as given
             w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
-            pre, settled, _ = polish_chinchilla_batch(starts, log_n, log_d, log_loss,
-                                                      np.tile(w, (len(starts), 1)), fixed_e=fixed_e,
-                                                      max_iter=150)
+            pre, settled, _ = polish_chinchilla_batch(
+                starts,
+                log_n,
+                log_d,
+                log_loss,
+                np.tile(w, (len(starts), 1)),
+                fixed_e=fixed_e,
+                max_iter=150,
+            )
             starts = np.where(settled[:, None], pre, starts)
         for x0 in starts:
-            theta, fun, status = polish_chinchilla(x0, log_n, log_d, log_loss, weights, fixed_e=fixed_e)
+            theta, fun, status = polish_chinchilla(
+                x0, log_n, log_d, log_loss, weights, fixed_e=fixed_e
+            )
             if best is None or fun < best[1]:
                 best = (theta, fun, status)
     theta, fun, status = best
     msgs = ()
     if status is not FitStatus.CONVERGED:
-        hit = ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e, float(np.min(log_loss)))) or "iteration limit"
-        msgs = (f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a clean optimum",)
+        hit = (
+            ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e, float(np.min(log_loss))))
+            or "iteration limit"
+        )
+        msgs = (
+            f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a clean optimum",
+        )
         warnings.warn(msgs[0], FitWarning, stacklevel=2)
     law = ChinchillaLaw.from_theta(theta)
     if fix_E is not None:
@@ -451,7 +536,7 @@ def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int 
         p[rows[better]], cost[rows[better]] = trial[better], new_cost[better]
         lam[rows] = np.where(better, lam[rows] / 3, lam[rows] * 4)
         done = (better & (small | flat)) | (lam[rows] > 1e12)
-        settled[rows] = (better & (small | flat))
+        settled[rows] = better & (small | flat)
         active[rows[done]] = False
     inside = np.all((p - lo > 1e-6 * (hi - lo)) & (hi - p > 1e-6 * (hi - lo)), axis=1)
     return p, settled & inside
@@ -460,22 +545,36 @@ def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int 
 def kaplan_starts(log_n, log_d, log_loss) -> np.ndarray:
     """Starts on a small exponent grid, with N_c, D_c chosen so each term alone matches the median loss."""
     mn, md, ml = np.median(log_n), np.median(log_d), np.median(log_loss)
-    return np.array([[an, ad, mn + ml / an, md + ml / ad] for an in (0.05, 0.1, 0.3) for ad in (0.05, 0.1, 0.3)])
+    return np.array(
+        [[an, ad, mn + ml / an, md + ml / ad] for an in (0.05, 0.1, 0.3) for ad in (0.05, 0.1, 0.3)]
+    )
 
 
 def fit_kaplan(log_n, log_d, log_loss, weights=None, starts: np.ndarray | None = None) -> KaplanFit:
     """Kaplan's L(N, D) fitted to log loss by least squares (trust-region, bounded), best of its starts."""
     log_n, log_d, log_loss = (np.asarray(v, float) for v in (log_n, log_d, log_loss))
     if len(log_n) < 5:
-        raise FitError(f"the Kaplan law has 4 parameters and needs at least 5 points; got {len(log_n)}")
+        raise FitError(
+            f"the Kaplan law has 4 parameters and needs at least 5 points; got {len(log_n)}"
+        )
     sqrt_w = np.ones_like(log_n) if weights is None else np.sqrt(np.asarray(weights, float))
     starts = kaplan_starts(log_n, log_d, log_loss) if starts is None else np.atleast_2d(starts)
     best = None
     with single_thread_blas():
         for x0 in starts:
             x0 = np.clip(x0, KAPLAN_BOUNDS[0], KAPLAN_BOUNDS[1])
-            res = least_squares(_kaplan_residuals, x0, bounds=KAPLAN_BOUNDS, args=(log_n, log_d, log_loss, sqrt_w),
-                                method="trf", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
+            res = least_squares(
+                _kaplan_residuals,
+                x0,
+                bounds=KAPLAN_BOUNDS,
+                args=(log_n, log_d, log_loss, sqrt_w),
+                method="trf",
+                x_scale="jac",
+                xtol=1e-12,
+                ftol=1e-12,
+                gtol=1e-12,
+                max_nfev=2000,
+            )
             fun = float(2 * res.cost)
             if best is None or fun < best[1]:
                 best = (res, fun)
@@ -486,7 +585,11 @@ def fit_kaplan(log_n, log_d, log_loss, weights=None, starts: np.ndarray | None =
         status = FitStatus.BOUND_HIT
     msgs = ()
     if status is not FitStatus.CONVERGED:
-        msgs = (f"Kaplan fit ended with status {status.value}; its numbers are not a clean optimum",)
+        msgs = (
+            f"Kaplan fit ended with status {status.value}; its numbers are not a clean optimum",
+        )
         warnings.warn(msgs[0], FitWarning, stacklevel=2)
     an, ad, lnc, ldc = res.x
-    return KaplanFit(KaplanLaw(float(an), float(ad), float(np.exp(lnc)), float(np.exp(ldc))), fun, status, msgs)
+    return KaplanFit(
+        KaplanLaw(float(an), float(ad), float(np.exp(lnc)), float(np.exp(ldc))), fun, status, msgs
+    )

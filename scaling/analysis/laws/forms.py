@@ -32,7 +32,7 @@ class PowerLaw:
         return self.coef * np.asarray(x, dtype=float) ** self.exponent
 
     @classmethod
-    def fit(cls, x, y, x_name: str = "C", y_name: str = "N_opt") -> "PowerLaw":
+    def fit(cls, x, y, x_name: str = "C", y_name: str = "N_opt") -> PowerLaw:
         """Ordinary least squares of log y on log x (needs two distinct x)."""
         slope, intercept = np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)
         return cls(float(np.exp(intercept)), float(slope), x_name, y_name)
@@ -52,10 +52,12 @@ class ChinchillaLaw:
     beta: float
 
     @classmethod
-    def from_theta(cls, theta) -> "ChinchillaLaw":
+    def from_theta(cls, theta) -> ChinchillaLaw:
         """From the log-space vector (a, b, e, alpha, beta) with A, B, E = exp(a), exp(b), exp(e)."""
         a, b, e, alpha, beta = (float(v) for v in theta)
-        return cls(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=alpha, beta=beta)
+        return cls(
+            E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=alpha, beta=beta
+        )
 
     @property
     def theta(self) -> np.ndarray:
@@ -92,11 +94,15 @@ class ChinchillaLaw:
     def elasticities(self, N, D):
         """(d log L / d log N, d log L / d log D): both negative; the larger magnitude matters more there."""
         L = self.predict(N, D)
-        return -self.alpha * self.A / np.asarray(N, float) ** self.alpha / L, -self.beta * self.B / np.asarray(D, float) ** self.beta / L
+        return -self.alpha * self.A / np.asarray(
+            N, float
+        ) ** self.alpha / L, -self.beta * self.B / np.asarray(D, float) ** self.beta / L
 
     def __repr__(self) -> str:
-        return (f"L(N, D) = {self.E:.4g} + {self.A:.4g}/N^{self.alpha:.3f} + {self.B:.4g}/D^{self.beta:.3f}"
-                f"   [N_opt ~ C^{self.a:.3f}, D_opt ~ C^{self.b:.3f}]")
+        return (
+            f"L(N, D) = {self.E:.4g} + {self.A:.4g}/N^{self.alpha:.3f} + {self.B:.4g}/D^{self.beta:.3f}"
+            f"   [N_opt ~ C^{self.a:.3f}, D_opt ~ C^{self.b:.3f}]"
+        )
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,10 @@ class KaplanLaw:
         return -self.alpha_N * u / (u + v), -self.alpha_D * v / (u + v)
 
     def __repr__(self) -> str:
-        return (f"L(N, D) = [({self.N_c:.4g}/N)^({self.alpha_N:.3f}/{self.alpha_D:.3f}) + {self.D_c:.4g}/D]^{self.alpha_D:.3f}"
-                f"   [N_opt ~ C^{self.a:.3f}, D_opt ~ C^{self.b:.3f}, L(C) ~ C^-{self.alpha_C:.3f}]")
+        return (
+            f"L(N, D) = [({self.N_c:.4g}/N)^({self.alpha_N:.3f}/{self.alpha_D:.3f}) + {self.D_c:.4g}/D]^{self.alpha_D:.3f}"
+            f"   [N_opt ~ C^{self.a:.3f}, D_opt ~ C^{self.b:.3f}, L(C) ~ C^-{self.alpha_C:.3f}]"
+        )
 
 
 @dataclass(frozen=True)

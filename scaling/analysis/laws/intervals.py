@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from scaling.errors import ConfigError, FitError, FitWarning
 from scaling.analysis.laws.bootstrap import interval as percentile  # the percentile interval
+from scaling.errors import ConfigError, FitError, FitWarning
 
 CI_METHODS = ("percentile", "bca")
 MIN_USED = 0.8  # an interval built from fewer than this share of the resamples is flagged
@@ -30,8 +30,8 @@ def acceleration(jack) -> float:
     if j.size < 3:
         return float("nan")
     d = j.mean() - j
-    den = 6.0 * float(np.sum(d ** 2)) ** 1.5
-    return float(np.sum(d ** 3) / den) if den > 0 else 0.0
+    den = 6.0 * float(np.sum(d**2)) ** 1.5
+    return float(np.sum(d**3) / den) if den > 0 else 0.0
 
 
 def bca(samples, estimate: float, jack, level: float = 0.95) -> tuple[float, float]:
@@ -52,8 +52,13 @@ def bca(samples, estimate: float, jack, level: float = 0.95) -> tuple[float, flo
     return float(lo), float(hi)
 
 
-def interval(samples, level: float = 0.95, method: str = "percentile",
-             estimate: float = float("nan"), jack=None) -> tuple[float, float]:
+def interval(
+    samples,
+    level: float = 0.95,
+    method: str = "percentile",
+    estimate: float = float("nan"),
+    jack=None,
+) -> tuple[float, float]:
     """The interval of `method`; BCa needs the estimate and its jackknife values."""
     if method not in CI_METHODS:
         raise ConfigError(f"interval method {method!r}: choose one of {', '.join(CI_METHODS)}")
@@ -62,17 +67,24 @@ def interval(samples, level: float = 0.95, method: str = "percentile",
     return percentile(samples, level)
 
 
-def flags(estimates: dict[str, float], intervals: dict[str, tuple[float, float]], used: int,
-          total: int, method: str = "percentile") -> list[str]:
+def flags(
+    estimates: dict[str, float],
+    intervals: dict[str, tuple[float, float]],
+    used: int,
+    total: int,
+    method: str = "percentile",
+) -> list[str]:
     """One line per weakness of a law's intervals: an estimate outside its own interval, an interval
     that could not be built, and intervals built from fewer than 80% of the resamples."""
     out = []
     if total > 0 and used == 0:
         return [f"no interval: none of the {total} resample refits converged cleanly"]
     if total > 0 and used < MIN_USED * total:
-        out.append(f"intervals from {used} of {total} resamples ({used / total:.0%}, under "
-                   f"{MIN_USED:.0%}): the failed refits are left out, so the intervals may be "
-                   "too narrow")
+        out.append(
+            f"intervals from {used} of {total} resamples ({used / total:.0%}, under "
+            f"{MIN_USED:.0%}): the failed refits are left out, so the intervals may be "
+            "too narrow"
+        )
     for name, value in estimates.items():
         lo, hi = intervals.get(name, (float("nan"), float("nan")))
         if not np.isfinite(value):
@@ -88,6 +100,7 @@ def flags(estimates: dict[str, float], intervals: dict[str, tuple[float, float]]
 
 # ------------------------------------------------------------------------------------- jackknife
 
+
 def _leave_one_out(n: int):
     for i in range(n):
         w = np.ones(n)
@@ -95,8 +108,9 @@ def _leave_one_out(n: int):
         yield i, w
 
 
-def jackknife_chinchilla(df: pd.DataFrame, theta,
-                         fix_E: float | None = None) -> dict[str, np.ndarray]:
+def jackknife_chinchilla(
+    df: pd.DataFrame, theta, fix_E: float | None = None
+) -> dict[str, np.ndarray]:
     """Approach 3 refitted without each point in turn (weight 0), from the full-data optimum."""
     from scaling.analysis.laws.fit import polish_chinchilla
     from scaling.analysis.laws.forms import ChinchillaLaw

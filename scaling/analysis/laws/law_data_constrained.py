@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from scaling.errors import FitError
 from scaling.analysis.laws.bootstrap import resample_counts
 from scaling.analysis.laws.fit import LBFGS_OPTIONS, FitStatus, fit_chinchilla
 from scaling.analysis.laws.forms import ChinchillaLaw
 from scaling.analysis.laws.objectives import huber
 from scaling.analysis.laws.registry import Draws, FitContext, Law, register
 from scaling.analysis.laws.text import ci_text, interval_of, md_table, num
+from scaling.errors import FitError
 
 BOUNDS = ((1e-3, 1e4), (1e-3, 1e4))  # R*_D, R*_N: from "no value in repeats" to "as good as fresh"
 # Muennighoff et al.'s start grid, np.linspace(0, 20, 4) per constant, without R* = 0 (undefined).

@@ -12,7 +12,12 @@ from scaling.analysis.laws import intervals as iv
 from scaling.analysis.laws.approaches import kaplan
 from scaling.analysis.laws.bootstrap import bootstrap_kaplan, interval
 from scaling.analysis.laws.forms import KaplanLaw
-from scaling.analysis.laws.law_chinchilla import allocation_row, formula, score_holdout, status_lines
+from scaling.analysis.laws.law_chinchilla import (
+    allocation_row,
+    formula,
+    score_holdout,
+    status_lines,
+)
 from scaling.analysis.laws.registry import Draws, FitContext, Law, register
 from scaling.analysis.laws.text import interval_of, md_table, num
 

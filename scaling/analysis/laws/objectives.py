@@ -56,4 +56,6 @@ def huber_fg(theta: np.ndarray, log_n, log_d, log_loss, weights, delta: float = 
     h = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
     g = np.clip(r, -delta, delta) * weights / s
     g1, g2 = g * e1, g * e2
-    return float(h @ weights), np.array([g1.sum(), g2.sum(), (g * e3).sum(), -(g1 @ log_n), -(g2 @ log_d)])
+    return float(h @ weights), np.array(
+        [g1.sum(), g2.sum(), (g * e3).sum(), -(g1 @ log_n), -(g2 @ log_d)]
+    )

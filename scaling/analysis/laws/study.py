@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.errors import ConfigError, DataError, FitError, FitWarning
 from scaling.analysis.laws import intervals as iv
 from scaling.analysis.laws import registry
 from scaling.analysis.laws.compare import AllocationRow, Comparison, extrapolation_check, verdict
 from scaling.analysis.laws.fit import check_fixed_E
 from scaling.analysis.laws.law_chinchilla import LOG_SCALE
 from scaling.analysis.laws.registry import FitContext
+from scaling.errors import ConfigError, DataError, FitError, FitWarning
 from scaling.runs import json_safe
 
 
@@ -51,19 +51,25 @@ def known_floor(df: pd.DataFrame, where: str = "") -> float:
     entropy): the one rule for `--fix-E floor`, the figures and the report. Every row must record
     it and agree to FLOOR_REL_TOL; otherwise a one-line DataError says which and how to fix it."""
     if "entropy_floor" not in df:
-        raise DataError("--fix-E floor: the points have no entropy_floor column (only sweeps of "
-                        "the synthetic language record one); pass --fix-E VALUE or drop --fix-E")
+        raise DataError(
+            "--fix-E floor: the points have no entropy_floor column (only sweeps of "
+            "the synthetic language record one); pass --fix-E VALUE or drop --fix-E"
+        )
     v = pd.to_numeric(df["entropy_floor"], errors="coerce").to_numpy(float)
     bad = ~np.isfinite(v)
     if bad.any():
-        raise DataError(f"--fix-E floor: entropy_floor is empty/NaN in {int(bad.sum())} of "
-                        f"{len(v)} rows{where} (real text and non-decoder objectives have no known "
-                        "floor); filter them out (--query) or pass --fix-E VALUE")
+        raise DataError(
+            f"--fix-E floor: entropy_floor is empty/NaN in {int(bad.sum())} of "
+            f"{len(v)} rows{where} (real text and non-decoder objectives have no known "
+            "floor); filter them out (--query) or pass --fix-E VALUE"
+        )
     lo, hi = float(v.min()), float(v.max())
     if hi - lo > FLOOR_REL_TOL * abs(hi):
-        raise DataError(f"--fix-E floor: entropy_floor differs between rows{where} ({lo:.6g} to "
-                        f"{hi:.6g}), so the points come from different data; fit them separately "
-                        "(--group data) or pass --fix-E VALUE")
+        raise DataError(
+            f"--fix-E floor: entropy_floor differs between rows{where} ({lo:.6g} to "
+            f"{hi:.6g}), so the points come from different data; fit them separately "
+            "(--group data) or pass --fix-E VALUE"
+        )
     return float(v[0])
 
 
@@ -100,7 +106,9 @@ class StudyFit:
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     options: FitOptions = field(default_factory=FitOptions)
-    fixed_E: tuple[float, str] | None = None  # (E, source) when Approach 3's E was held fixed; no E samples then
+    fixed_E: tuple[float, str] | None = (
+        None  # (E, source) when Approach 3's E was held fixed; no E samples then
+    )
     # law -> (refits used, resamples drawn); law -> parameter -> leave-one-out values (BCa only)
     resamples: dict[str, tuple[int, int]] = field(default_factory=dict)
     jackknife: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -135,8 +143,13 @@ class StudyFit:
         s = self.samples.get(law, {}).get(name)
         if s is None:
             return (math.nan, math.nan)
-        return iv.interval(s, self.options.level, self.options.ci, self.estimate(law, name),
-                           self.jackknife.get(law, {}).get(name))
+        return iv.interval(
+            s,
+            self.options.level,
+            self.options.ci,
+            self.estimate(law, name),
+            self.jackknife.get(law, {}).get(name),
+        )
 
     def cis(self, law: str, names) -> dict[str, list[float]]:
         """{name: [lo, hi]} of the parameters among `names` that have bootstrap draws."""
@@ -160,7 +173,9 @@ class StudyFit:
         names = [n for n in self.samples[law]]
         used, total = self.resamples.get(law, (0, 0))
         estimates = {n: self.estimate(law, n) for n in names}
-        return iv.flags(estimates, {n: self.ci(law, n) for n in names}, used, total, self.options.ci)
+        return iv.flags(
+            estimates, {n: self.ci(law, n) for n in names}, used, total, self.options.ci
+        )
 
     def to_json(self) -> dict:
         """Stable schema: one entry per law (approach3, kaplan, approach2, approach1, ...),
@@ -178,13 +193,36 @@ def _to_json(s: StudyFit) -> dict:
     c = s.comparison
     ex = c.extrapolation
     out["comparison"] = dict(
-        table=[dict(approach=r.approach, a=r.a, a_ci=list(r.a_ci), b=r.b, b_ci=list(r.b_ci), status=r.status)
-               for r in c.table],
-        elasticities=c.elasticities, verdict=c.verdict, predictions=s.predictions,
-        extrapolation=None if ex is None else dict(holdout_C_min=ex.holdout_C_min, n_train=ex.n_train,
-                                                   n_holdout=ex.n_holdout, errors=ex.errors))
-    out["bootstrap"] = {"n": s.options.n_boot, "seed": s.options.seed, "level": s.options.level,
-                        "ci": s.options.ci, "resamples_used": {k: list(v) for k, v in s.resamples.items()}}
+        table=[
+            dict(
+                approach=r.approach,
+                a=r.a,
+                a_ci=list(r.a_ci),
+                b=r.b,
+                b_ci=list(r.b_ci),
+                status=r.status,
+            )
+            for r in c.table
+        ],
+        elasticities=c.elasticities,
+        verdict=c.verdict,
+        predictions=s.predictions,
+        extrapolation=None
+        if ex is None
+        else dict(
+            holdout_C_min=ex.holdout_C_min,
+            n_train=ex.n_train,
+            n_holdout=ex.n_holdout,
+            errors=ex.errors,
+        ),
+    )
+    out["bootstrap"] = {
+        "n": s.options.n_boot,
+        "seed": s.options.seed,
+        "level": s.options.level,
+        "ci": s.options.ci,
+        "resamples_used": {k: list(v) for k, v in s.resamples.items()},
+    }
     if s.seed_noise is not None:
         out["bootstrap"]["seed_noise"] = s.seed_noise
     out["warnings"] = list(s.warnings)
@@ -195,12 +233,15 @@ def _check(df: pd.DataFrame) -> None:
     if len(df) < 3:
         raise FitError(f"only {len(df)} point(s); every law needs more points than parameters")
     if df["N"].nunique() < 2:
-        raise FitError(f"all {len(df)} points have one model size (N = {df['N'].iloc[0]:.4g}); "
-                       "fitting how loss depends on N needs at least 2 sizes (better 3+)")
+        raise FitError(
+            f"all {len(df)} points have one model size (N = {df['N'].iloc[0]:.4g}); "
+            "fitting how loss depends on N needs at least 2 sizes (better 3+)"
+        )
 
 
-def _context(points, curves: pd.DataFrame | None,
-             opt: FitOptions) -> tuple[FitContext, list[str], tuple[float, str] | None]:
+def _context(
+    points, curves: pd.DataFrame | None, opt: FitOptions
+) -> tuple[FitContext, list[str], tuple[float, str] | None]:
     """The fit context of a `Points` (or a plain frame), the warnings its loading collected and
     the fixed E with its source (`resolve_fix_E`)."""
     replicates = None
@@ -231,8 +272,9 @@ def _attempt(study: StudyFit, key: str, func: Callable[[], Any]) -> Any:
         return None
 
 
-def fit_study(points, curves: pd.DataFrame | None = None,
-              options: FitOptions | None = None) -> StudyFit:
+def fit_study(
+    points, curves: pd.DataFrame | None = None, options: FitOptions | None = None
+) -> StudyFit:
     """Fit every registered law to `points` (a `scaling.analysis.tables.Points` or a frame with N, D, C,
     loss).
 
@@ -241,16 +283,24 @@ def fit_study(points, curves: pd.DataFrame | None = None,
     """
     opt = options or FitOptions()
     ctx, msgs, fixed = _context(points, curves, opt)
-    study = StudyFit({}, Comparison((), {}, None, ""), len(ctx.df), ctx.df, warnings=msgs,
-                     options=opt, fixed_E=fixed)
+    study = StudyFit(
+        {},
+        Comparison((), {}, None, ""),
+        len(ctx.df),
+        ctx.df,
+        warnings=msgs,
+        options=opt,
+        fixed_E=fixed,
+    )
     for law in registry.laws():
         if law.applies(ctx.df):
             fit = _attempt(study, law.key, lambda: law.fit(ctx))  # noqa: B023  called at once
             if fit is not None:
                 study.fits[law.key] = fit
     if not study.fits:
-        raise FitError("no law could be fitted: "
-                       + "; ".join(f"{k}: {v}" for k, v in study.skipped.items()))
+        raise FitError(
+            "no law could be fitted: " + "; ".join(f"{k}: {v}" for k, v in study.skipped.items())
+        )
     for key, fit in study.fits.items():
         r = registry.get(key).residuals(ctx, fit)
         if r is not None:
@@ -283,7 +333,7 @@ def _predictions(study: StudyFit) -> list[dict]:
     """N_opt, D_opt (and loss) of every allocating law at the chosen budgets (default: the
     largest C in the data)."""
     rows = []
-    for C in (study.options.predict_C or (float(study.points["C"].max()),)):
+    for C in study.options.predict_C or (float(study.points["C"].max()),):
         for law in registry.allocating():
             if law.key in study.fits:
                 row = law.prediction(study, study.fits[law.key], C)
@@ -302,8 +352,11 @@ def _compare(study: StudyFit, ctx: FitContext) -> Comparison:
             continue
         a, b = law.exponents(fit)
         weak = "; ".join(f for f in study.flags(law.key) if f.startswith(("a ", "intervals from")))
-        rows.append(AllocationRow(law.key, a, study.ci(law.key, "a"), b, study.ci(law.key, "b"),
-                                  law.status(fit), weak))
+        rows.append(
+            AllocationRow(
+                law.key, a, study.ci(law.key, "a"), b, study.ci(law.key, "b"), law.status(fit), weak
+            )
+        )
     at = tuple(float(np.exp(np.median(np.log(ctx.df[c].to_numpy(float))))) for c in ("N", "D"))
     elast = {}
     for key, fit in study.fits.items():

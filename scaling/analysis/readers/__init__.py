@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.errors import DataError
 from scaling.analysis.readers import hf, lightning, sizes, tensorboard, wandb
+from scaling.errors import DataError
 
 FORMATS = {"hf": hf, "tensorboard": tensorboard, "wandb": wandb, "lightning": lightning}
 # metric names tried in order when --loss / --d name no column of the log

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling.errors import DataError
 from scaling.analysis.readers.csvfile import read_csv
+from scaling.errors import DataError
 
 METRICS = "metrics.csv"
 

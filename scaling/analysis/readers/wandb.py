@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling.errors import DataError
 from scaling.analysis.readers.csvfile import read_csv
+from scaling.errors import DataError
 
 MARKERS = ("_step", "_runtime", "_timestamp")
 # the trainer's step when the integration logs it (W&B's _step counts log calls)

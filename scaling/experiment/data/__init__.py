@@ -12,10 +12,10 @@ from typing import Any, Protocol
 
 import torch
 
+from scaling.errors import ConfigError
 from scaling.experiment.data.probes import ProbeConfig
 from scaling.experiment.data.synthetic import SyntheticConfig
 from scaling.experiment.data.tokens import TokensConfig
-from scaling.errors import ConfigError
 
 SOURCES = ("synthetic", "stdlib", "text", "tokens")
 
@@ -51,7 +51,9 @@ def _from_mapping(cls: type, values: dict, where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"unknown field {where}.{unknown[0]}; valid fields are: {', '.join(known)}")
+        raise ConfigError(
+            f"unknown field {where}.{unknown[0]}; valid fields are: {', '.join(known)}"
+        )
     kwargs = {}
     for key, value in values.items():
         if key in _NESTED and isinstance(value, dict):
@@ -73,7 +75,9 @@ def as_data_config(cfg: Any) -> DataConfig:
                 return obj
             cfg = obj
     if not isinstance(cfg, dict):
-        raise ConfigError(f"data config must be a mapping, got {type(cfg).__name__}; pass data=synthetic|stdlib|text")
+        raise ConfigError(
+            f"data config must be a mapping, got {type(cfg).__name__}; pass data=synthetic|stdlib|text"
+        )
     cfg = dict(cfg)
     if isinstance(cfg.get("synthetic"), SyntheticConfig):
         cfg["synthetic"] = dataclasses.asdict(cfg["synthetic"])
@@ -87,21 +91,35 @@ def validate(cfg: DataConfig, ctx: int) -> None:
     if cfg.name not in SOURCES:
         raise ConfigError(f"unknown data.name={cfg.name!r}; choose one of: {', '.join(SOURCES)}")
     if int(ctx) < 1:
-        raise ConfigError(f"context length must be >= 1, got {ctx}; set model ctx to a positive integer")
+        raise ConfigError(
+            f"context length must be >= 1, got {ctx}; set model ctx to a positive integer"
+        )
     if int(cfg.val_tokens) < 1:
-        raise ConfigError(f"data.val_tokens={cfg.val_tokens} must be >= 1; e.g. data.val_tokens=65536")
+        raise ConfigError(
+            f"data.val_tokens={cfg.val_tokens} must be >= 1; e.g. data.val_tokens=65536"
+        )
     if not 0.0 < float(cfg.val_fraction) < 1.0:
-        raise ConfigError(f"data.val_fraction={cfg.val_fraction} must be in (0, 1); e.g. data.val_fraction=0.1")
+        raise ConfigError(
+            f"data.val_fraction={cfg.val_fraction} must be in (0, 1); e.g. data.val_fraction=0.1"
+        )
     if int(cfg.max_bytes) < 1:
-        raise ConfigError(f"data.max_bytes={cfg.max_bytes} must be >= 1; e.g. data.max_bytes=33554432")
+        raise ConfigError(
+            f"data.max_bytes={cfg.max_bytes} must be >= 1; e.g. data.max_bytes=33554432"
+        )
     if cfg.name == "text" and not cfg.paths:
         raise ConfigError("data=text needs data.paths; e.g. data.paths='[corpus/,notes/*.md]'")
     if cfg.name == "tokens" and not cfg.tokens.path:
-        raise ConfigError("data=tokens needs data.tokens.path: a folder with train.bin/val.bin "
-                          "or a saved dataset")
+        raise ConfigError(
+            "data=tokens needs data.tokens.path: a folder with train.bin/val.bin or a saved dataset"
+        )
     s = cfg.synthetic
     if cfg.name == "synthetic":
-        weights = {"w_unigram": s.w_unigram, "w_topic": s.w_topic, "w_bigram": s.w_bigram, "w_cache": s.w_cache}
+        weights = {
+            "w_unigram": s.w_unigram,
+            "w_topic": s.w_topic,
+            "w_bigram": s.w_bigram,
+            "w_cache": s.w_cache,
+        }
         for key, w in weights.items():
             if w < 0:
                 raise ConfigError(f"data.synthetic.{key}={w} must be >= 0")
@@ -111,8 +129,10 @@ def validate(cfg: DataConfig, ctx: int) -> None:
                 "make them sum to 1 (with w_cache < 1)"
             )
         if not 2 <= s.min_len <= s.max_len <= 32:
-            raise ConfigError(f"data.synthetic needs 2 <= min_len <= max_len <= 32, got {s.min_len}, {s.max_len}")
-        if s.n_words < 2 or s.n_words > 26 ** s.max_len // 4:
+            raise ConfigError(
+                f"data.synthetic needs 2 <= min_len <= max_len <= 32, got {s.min_len}, {s.max_len}"
+            )
+        if s.n_words < 2 or s.n_words > 26**s.max_len // 4:
             raise ConfigError(f"data.synthetic.n_words={s.n_words} must be in [2, 26^max_len/4]")
         for key in ("n_topics", "topic_words", "n_successors"):
             if getattr(s, key) < 1:
@@ -125,21 +145,36 @@ def validate(cfg: DataConfig, ctx: int) -> None:
 def _validate_probes(p: ProbeConfig) -> None:
     where = "data.synthetic.probes"
     if not 0.0 <= p.fraction <= 1.0:
-        raise ConfigError(f"{where}.fraction={p.fraction} must be in [0, 1]; e.g. 0.1, or 0 to turn probes off")
+        raise ConfigError(
+            f"{where}.fraction={p.fraction} must be in [0, 1]; e.g. 0.1, or 0 to turn probes off"
+        )
     weights = (p.w_icl, p.w_reasoning, p.w_knowledge)
     if min(weights) < 0 or sum(weights) <= 0:
-        raise ConfigError(f"{where}.w_icl/w_reasoning/w_knowledge={weights} must be >= 0 with a positive sum")
-    ranges = {"value_len": (1, 8), "icl_pairs": (1, 26), "icl_queries": (1, 64), "reasoning_symbols": (2, 26),
-              "reasoning_steps": (1, 9), "reasoning_queries": (1, 64), "knowledge_key_len": (1, 6),
-              "eval_rows": (1, 4096)}
+        raise ConfigError(
+            f"{where}.w_icl/w_reasoning/w_knowledge={weights} must be >= 0 with a positive sum"
+        )
+    ranges = {
+        "value_len": (1, 8),
+        "icl_pairs": (1, 26),
+        "icl_queries": (1, 64),
+        "reasoning_symbols": (2, 26),
+        "reasoning_steps": (1, 9),
+        "reasoning_queries": (1, 64),
+        "knowledge_key_len": (1, 6),
+        "eval_rows": (1, 4096),
+    }
     for key, (lo, hi) in ranges.items():
         if not lo <= getattr(p, key) <= hi:
             raise ConfigError(f"{where}.{key}={getattr(p, key)} must be in [{lo}, {hi}]")
     if not 1 <= p.knowledge_facts <= 26**p.knowledge_key_len // 2:
-        raise ConfigError(f"{where}.knowledge_facts={p.knowledge_facts} must be in [1, 26^knowledge_key_len/2]; "
-                          "lower it or raise knowledge_key_len")
+        raise ConfigError(
+            f"{where}.knowledge_facts={p.knowledge_facts} must be in [1, 26^knowledge_key_len/2]; "
+            "lower it or raise knowledge_key_len"
+        )
     if p.knowledge_zipf < 0:
-        raise ConfigError(f"{where}.knowledge_zipf={p.knowledge_zipf} must be >= 0 (0: uniform facts)")
+        raise ConfigError(
+            f"{where}.knowledge_zipf={p.knowledge_zipf} must be >= 0 (0: uniform facts)"
+        )
 
 
 def build_source(data_cfg: Any, ctx: int) -> TokenSource:
@@ -153,10 +188,18 @@ def build_source(data_cfg: Any, ctx: int) -> TokenSource:
     if cfg.name == "tokens":
         from scaling.experiment.data.tokens import TokenArraySource
 
-        return TokenArraySource(cfg.tokens, int(ctx), int(cfg.val_tokens), int(cfg.val_seed),
-                                float(cfg.val_fraction))
+        return TokenArraySource(
+            cfg.tokens, int(ctx), int(cfg.val_tokens), int(cfg.val_seed), float(cfg.val_fraction)
+        )
     from scaling.experiment.data.text import ByteSource, collect_paths, stdlib_files
 
     files = stdlib_files() if cfg.name == "stdlib" else collect_paths([str(p) for p in cfg.paths])
-    return ByteSource(cfg.name, files, int(ctx), int(cfg.val_tokens), int(cfg.val_seed),
-                      float(cfg.val_fraction), int(cfg.max_bytes))
+    return ByteSource(
+        cfg.name,
+        files,
+        int(ctx),
+        int(cfg.val_tokens),
+        int(cfg.val_seed),
+        float(cfg.val_fraction),
+        int(cfg.max_bytes),
+    )

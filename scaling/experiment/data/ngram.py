@@ -11,7 +11,9 @@ import numpy as np
 
 def _codes(sym: np.ndarray, k: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """For each position t >= k of each row: (code of the k symbols before t, symbol at t)."""
-    code = np.ones((sym.shape[0], sym.shape[1] - k), dtype=np.int64)  # leading 1 keeps lengths apart
+    code = np.ones(
+        (sym.shape[0], sym.shape[1] - k), dtype=np.int64
+    )  # leading 1 keeps lengths apart
     for j in range(k):
         code = (code << bits) | sym[:, j : sym.shape[1] - k + j]
     return code.ravel(), sym[:, k:].ravel()
@@ -28,7 +30,9 @@ class NGram:
         self.sym[seen] = np.arange(len(seen))
         self.bits = int(len(seen)).bit_length()
         if not 1 <= order <= 62 // self.bits:
-            raise ValueError(f"order must be in 1..{62 // self.bits} for {len(seen)} distinct bytes (int64 codes)")
+            raise ValueError(
+                f"order must be in 1..{62 // self.bits} for {len(seen)} distinct bytes (int64 codes)"
+            )
         self.order = order
         sym = self.sym[rows]
         self.tables = []  # per context length k: (sorted pair keys, pair counts, sorted ctx, ctx totals, ctx types)
@@ -53,7 +57,9 @@ class NGram:
         sym = self.sym[np.asarray(rows, dtype=np.int64)]
         B, L = sym.shape
         p = np.full((B, L - 1), 1.0 / 256)  # column t-1 predicts x[t]; order "-1" is uniform
-        for k, (pairs, pair_n, ctxs, totals, types) in enumerate(self.tables[: min(order or self.order, L)]):
+        for k, (pairs, pair_n, ctxs, totals, types) in enumerate(
+            self.tables[: min(order or self.order, L)]
+        ):
             ctx, nxt = _codes(sym, k, self.bits)  # predictions for t = k..L-1
             drop = 1 if k == 0 else 0  # x[0] is never predicted
             shape = (B, L - k)
@@ -62,5 +68,7 @@ class NGram:
             c_typ = self._lookup(ctxs, types, ctx).reshape(shape)[:, drop:]
             col = max(k - 1, 0)  # positions t < k keep their shorter-context estimate
             lower = p[:, col:]
-            p[:, col:] = np.where(c_tot > 0, (c_pair + c_typ * lower) / np.maximum(c_tot + c_typ, 1), lower)
+            p[:, col:] = np.where(
+                c_tot > 0, (c_pair + c_typ * lower) / np.maximum(c_tot + c_typ, 1), lower
+            )
         return np.log(p)

@@ -53,8 +53,11 @@ class ProbeConfig:
         """Exact-match accuracy of a guesser that knows the answer format but not the content:
         one of the episode's values (icl), one of its letters (reasoning), one of the corpus's
         facts (knowledge). Accuracy at this level is the format learned, not the ability."""
-        return {"icl": 1 / self.icl_pairs, "reasoning": 1 / self.reasoning_symbols,
-                "knowledge": 1 / self.knowledge_facts}[kind]
+        return {
+            "icl": 1 / self.icl_pairs,
+            "reasoning": 1 / self.reasoning_symbols,
+            "knowledge": 1 / self.knowledge_facts,
+        }[kind]
 
 
 class _Kind:
@@ -103,17 +106,30 @@ class ICL(_Kind):
         vals = rng.integers(26, size=(m, K, V))
         pick = rng.integers(K, size=(m, Q))
         rows = np.arange(m)[:, None]
-        defs = np.concatenate([A + keys[..., None], np.full((m, K, 1), COLON), A + vals, np.full((m, K, 1), COMMA)], 2)
-        qry = np.concatenate([A + keys[rows, pick][..., None], np.full((m, Q, 1), EQ), A + vals[rows, pick],
-                              np.full((m, Q, 1), COMMA)], 2)
-        return np.concatenate([defs.reshape(m, -1), qry.reshape(m, -1), np.full((m, 1), NL)], 1).astype(np.uint8)
+        defs = np.concatenate(
+            [A + keys[..., None], np.full((m, K, 1), COLON), A + vals, np.full((m, K, 1), COMMA)], 2
+        )
+        qry = np.concatenate(
+            [
+                A + keys[rows, pick][..., None],
+                np.full((m, Q, 1), EQ),
+                A + vals[rows, pick],
+                np.full((m, Q, 1), COMMA),
+            ],
+            2,
+        )
+        return np.concatenate(
+            [defs.reshape(m, -1), qry.reshape(m, -1), np.full((m, 1), NL)], 1
+        ).astype(np.uint8)
 
     def probs(self, ep):
         m, K, V, it = len(ep), self.K, self.V, self.item
         out = np.zeros((m, self.E, 256))
         used = np.zeros((m, 26), dtype=bool)
         r = np.arange(m)
-        for i in range(K):  # definitions: a key not used yet in this episode, then V uniform letters
+        for i in range(
+            K
+        ):  # definitions: a key not used yet in this episode, then V uniform letters
             o = i * it
             out[:, o, A : A + 26] = ~used / (26 - i)
             used[r, _letters(ep, o, 26)] = True
@@ -122,7 +138,9 @@ class ICL(_Kind):
             _put(out, o + 2 + V, COMMA)
         keys = _letters(ep, np.arange(K) * it, 26)  # (m, K)
         table = np.zeros((m, 26, V), dtype=np.int64)
-        table[r[:, None], keys] = _letters(ep, np.arange(K)[:, None] * it + 2 + np.arange(V), 26).reshape(m, K, V)
+        table[r[:, None], keys] = _letters(
+            ep, np.arange(K)[:, None] * it + 2 + np.arange(V), 26
+        ).reshape(m, K, V)
         for j in range(self.Q):  # queries: one of the K defined keys, then its value exactly
             o = K * it + j * it
             np.add.at(out, (r[:, None], o, A + keys), 1.0 / K)
@@ -139,7 +157,11 @@ class Reasoning(_Kind):
     name = "reasoning"
 
     def __init__(self, spec: ProbeConfig):
-        self.R, self.H, self.Q = spec.reasoning_symbols, spec.reasoning_steps, spec.reasoning_queries
+        self.R, self.H, self.Q = (
+            spec.reasoning_symbols,
+            spec.reasoning_steps,
+            spec.reasoning_queries,
+        )
         self.E = self.R * 4 + self.Q * 5 + 1  # "s>t," per relation, "a2=c," per query, "\n"
         self.answer_offsets = (self.R * 4 + np.arange(self.Q) * 5 + 3)[:, None]
 
@@ -155,8 +177,12 @@ class Reasoning(_Kind):
         for s in range(1, H + 1):
             ans = np.where(hops >= s, f[rows, ans], ans)
         stm = np.stack([A + src, np.full((m, R), GT), A + tgt, np.full((m, R), COMMA)], 2)
-        qry = np.stack([A + start, DIGIT0 + hops, np.full((m, Q), EQ), A + ans, np.full((m, Q), COMMA)], 2)
-        return np.concatenate([stm.reshape(m, -1), qry.reshape(m, -1), np.full((m, 1), NL)], 1).astype(np.uint8)
+        qry = np.stack(
+            [A + start, DIGIT0 + hops, np.full((m, Q), EQ), A + ans, np.full((m, Q), COMMA)], 2
+        )
+        return np.concatenate(
+            [stm.reshape(m, -1), qry.reshape(m, -1), np.full((m, 1), NL)], 1
+        ).astype(np.uint8)
 
     def probs(self, ep):
         m, R, H = len(ep), self.R, self.H
@@ -211,7 +237,12 @@ class Knowledge(_Kind):
 
     def sample(self, rng, m):
         ids = np.minimum(np.searchsorted(self.cdf, rng.random(m), side="right"), self.F - 1)
-        cols = [A + self.key_letters(ids), np.full((m, 1), EQ), A + self.values[ids], np.full((m, 1), COMMA)]
+        cols = [
+            A + self.key_letters(ids),
+            np.full((m, 1), EQ),
+            A + self.values[ids],
+            np.full((m, 1), COMMA),
+        ]
         return np.concatenate(cols, 1).astype(np.uint8)
 
     def _ids(self, ep: np.ndarray) -> np.ndarray:
@@ -225,8 +256,13 @@ class Knowledge(_Kind):
         for j in range(self.L):  # key letters: the fact mass under each one-letter extension
             span = 26 ** (self.L - j - 1)
             lo = (code[:, None] * 26 + np.arange(26)) * span
-            mass = self.cum[np.searchsorted(self.codes, lo + span)] - self.cum[np.searchsorted(self.codes, lo)]
-            total = mass.sum(1, keepdims=True)  # 0 only past the row end or after an impossible byte
+            mass = (
+                self.cum[np.searchsorted(self.codes, lo + span)]
+                - self.cum[np.searchsorted(self.codes, lo)]
+            )
+            total = mass.sum(
+                1, keepdims=True
+            )  # 0 only past the row end or after an impossible byte
             out[:, j, A : A + 26] = mass / np.where(total > 0, total, 1.0)
             code = code * 26 + _letters(ep, j, 26)
         _put(out, self.L, EQ)
@@ -255,8 +291,11 @@ class Probes:
 
     def __init__(self, spec: ProbeConfig, seed: int):
         self.spec = spec
-        self.kinds: dict[str, _Kind] = {"icl": ICL(spec), "reasoning": Reasoning(spec),
-                                        "knowledge": Knowledge(spec, seed)}
+        self.kinds: dict[str, _Kind] = {
+            "icl": ICL(spec),
+            "reasoning": Reasoning(spec),
+            "knowledge": Knowledge(spec, seed),
+        }
         w = np.array([spec.w_icl, spec.w_reasoning, spec.w_knowledge], dtype=np.float64)
         self.mix = w / w.sum()
 
@@ -308,11 +347,15 @@ class Probes:
         k = self.kinds[kind]
         ep = self._episodes(kind, np.asarray(rows))
         B, n_ep, E = ep.shape
-        cols = (np.arange(n_ep)[:, None, None] * E + k.answer_offsets[None]).reshape(-1, k.answer_offsets.shape[1])
+        cols = (np.arange(n_ep)[:, None, None] * E + k.answer_offsets[None]).reshape(
+            -1, k.answer_offsets.shape[1]
+        )
         inside = cols.max(1) < rows.shape[1] - 1
         group = k.groups(ep.reshape(B * n_ep, E)).reshape(B, -1)
         keep = np.broadcast_to(inside, group.shape).copy()
-        if kind == "knowledge":  # score a fact only at its first occurrence in the row (memory, not copying)
+        if (
+            kind == "knowledge"
+        ):  # score a fact only at its first occurrence in the row (memory, not copying)
             for b in range(B):
                 _, first = np.unique(group[b], return_index=True)
                 seen_first = np.zeros(group.shape[1], dtype=bool)

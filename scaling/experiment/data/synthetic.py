@@ -26,8 +26,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from scaling.experiment.data.probes import KIND_OF_MARKER, KINDS, Answers, ProbeConfig, Probes, probes_for
 from scaling.errors import ConfigError
+from scaling.experiment.data.probes import (
+    KIND_OF_MARKER,
+    KINDS,
+    Answers,
+    ProbeConfig,
+    Probes,
+    probes_for,
+)
 
 SEP = 0x20  # the space byte ends every word
 LETTERS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
@@ -49,7 +56,9 @@ class SyntheticConfig:
     zipf_exponent: float = 1.0  # unigram frequency ~ rank^-exponent
     min_len: int = 2  # letters per word
     max_len: int = 12
-    letter_concentration: float = 0.3  # Dirichlet of the letter-bigram spelling chain (low = peaked)
+    letter_concentration: float = (
+        0.3  # Dirichlet of the letter-bigram spelling chain (low = peaked)
+    )
     n_topics: int = 16  # hidden document topics
     topic_words: int = 256  # words favoured by each topic
     n_successors: int = 16  # preferred next words of each word
@@ -128,12 +137,16 @@ def _make_spellings(spec: SyntheticConfig, rng: np.random.Generator) -> list[byt
         if not len(todo):
             return out  # type: ignore[return-value]
         n = len(todo)
-        lens = np.clip(np.rint(base[todo] + rng.normal(0, 1, n)), spec.min_len, spec.max_len).astype(int)
+        lens = np.clip(
+            np.rint(base[todo] + rng.normal(0, 1, n)), spec.min_len, spec.max_len
+        ).astype(int)
         letters = np.empty((n, spec.max_len), dtype=np.int64)
         letters[:, 0] = _sample_cdf(start_cdf, rng.random(n))
         for j in range(1, spec.max_len):
             u = rng.random(n)
-            letters[:, j] = (trans_cdf[letters[:, j - 1]] <= u[:, None]).sum(1).clip(max=N_LETTERS - 1)
+            letters[:, j] = (
+                (trans_cdf[letters[:, j - 1]] <= u[:, None]).sum(1).clip(max=N_LETTERS - 1)
+            )
         retry = []
         for i, r in enumerate(todo):  # frequent ranks claim a spelling first
             word = LETTERS[letters[i, : lens[i]]].tobytes()
@@ -153,7 +166,9 @@ class Language:
     """The word-mixture language over a lexicon: exact sampler and exact scorer."""
 
     def __init__(self, spec: SyntheticConfig):
-        weights = np.array([spec.w_unigram, spec.w_topic, spec.w_bigram, spec.w_cache], dtype=np.float64)
+        weights = np.array(
+            [spec.w_unigram, spec.w_topic, spec.w_bigram, spec.w_cache], dtype=np.float64
+        )
         if (weights < 0).any() or not np.isclose(weights.sum(), 1.0) or weights[3] >= 1:
             raise ValueError("mixture weights must be >= 0, sum to 1, with w_cache < 1")
         self.spec = spec
@@ -174,13 +189,17 @@ class Language:
         self.topic = np.zeros((K, V))
         for z in range(K):
             np.add.at(self.topic[z], self.topic_ids[z], self.topic_p)
-        self.succ = _sample_cdf(flat_cdf, rng.random((V + 1, spec.n_successors)))  # row V = document start
+        self.succ = _sample_cdf(
+            flat_cdf, rng.random((V + 1, spec.n_successors))
+        )  # row V = document start
         self.succ_p = _zipf(spec.n_successors, 1.0)
         # prefix sums over sorted word ids give the mass under any trie node in O(1)
         self.cum_unigram = np.concatenate([[0.0], np.cumsum(self.unigram)])
         self.cum_topic = np.concatenate([np.zeros((K, 1)), np.cumsum(self.topic, axis=1)], axis=1)
         self.weights = weights
-        self.first_weights = np.append(weights[:3] / weights[:3].sum(), 0.0)  # no cache before a first word
+        self.first_weights = np.append(
+            weights[:3] / weights[:3].sum(), 0.0
+        )  # no cache before a first word
         self.bos = V
         self.weights_cdf, self.first_weights_cdf = np.cumsum(weights), np.cumsum(self.first_weights)
         self.topic_cdf, self.succ_cdf = np.cumsum(self.topic_p), np.cumsum(self.succ_p)
@@ -191,12 +210,16 @@ class Language:
         """(n_rows, length) uint8 rows, each the first `length` bytes of a fresh document."""
         return self.sample_with_topics(rng, n_rows, length)[0]
 
-    def sample_with_topics(self, rng: np.random.Generator, n_rows: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    def sample_with_topics(
+        self, rng: np.random.Generator, n_rows: int, length: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """`sample`'s rows (the same draws) and each row's hidden topic (n_rows,), for task probes."""
         z = rng.integers(self.spec.n_topics, size=n_rows)  # hidden topic of each document (uniform)
         words = np.empty((n_rows, 0), dtype=np.int64)
         chunk = -(-length // max(int(0.8 * self.mean_len), self.spec.min_len + 1)) + 2
-        while True:  # extend every row's word chain until all rows hold `length` bytes (exact, no rejection)
+        while (
+            True
+        ):  # extend every row's word chain until all rows hold `length` bytes (exact, no rejection)
             words = self._extend(rng, z, words, chunk)
             lens = self.lex.length[words]
             if lens.sum(1).min() >= length:
@@ -209,14 +232,19 @@ class Language:
         stream = self.lex.spell[flat, offset]
         return stream[starts[:: words.shape[1]][:, None] + np.arange(length)], z
 
-    def _extend(self, rng: np.random.Generator, z: np.ndarray, words: np.ndarray, n: int) -> np.ndarray:
+    def _extend(
+        self, rng: np.random.Generator, z: np.ndarray, words: np.ndarray, n: int
+    ) -> np.ndarray:
         """Append n words to each row's document (rows: word ids so far, (B, t0)) from the mixture."""
         B, t0 = words.shape
         comp = _sample_cdf(self.weights_cdf, rng.random((B, n)))
         if t0 == 0:  # no earlier word to copy: the first word uses renormalised weights
             comp[:, 0] = _sample_cdf(self.first_weights_cdf, rng.random(B))
-        new = np.where(comp == 0, _sample_cdf(self.cum_unigram[1:], rng.random((B, n))),
-                       self.topic_ids[z[:, None], _sample_cdf(self.topic_cdf, rng.random((B, n)))])
+        new = np.where(
+            comp == 0,
+            _sample_cdf(self.cum_unigram[1:], rng.random((B, n))),
+            self.topic_ids[z[:, None], _sample_cdf(self.topic_cdf, rng.random((B, n)))],
+        )
         succ_rank = _sample_cdf(self.succ_cdf, rng.random((B, n)))
         cache_u = rng.random((B, n))
         words = np.concatenate([words, new], axis=1)
@@ -244,7 +272,11 @@ class Language:
         s = self.succ[st["prev"]][:, None, :]  # (B, 1, k)
         m += wc * (((lo[..., None] <= s) & (s < hi[..., None])) * self.succ_p).sum(-1)
         h = st["hist"][:, None, :]  # (B, 1, H); -1 pads never fall in a range
-        m += wd * ((lo[..., None] <= h) & (h < hi[..., None])).sum(-1) / np.maximum(st["nh"], 1)[:, None]
+        m += (
+            wd
+            * ((lo[..., None] <= h) & (h < hi[..., None])).sum(-1)
+            / np.maximum(st["nh"], 1)[:, None]
+        )
         return np.where(ok, m, 0.0)
 
     def _word_prob_by_topic(self, wid: np.ndarray, st: dict) -> np.ndarray:
@@ -258,7 +290,9 @@ class Language:
         p = rest[:, None] + wb[:, None] * self.topic[:, w].T
         return np.where(ok[:, None], p, 0.0)
 
-    def walk(self, rows: np.ndarray, full: bool = False, prior: np.ndarray | None = None) -> np.ndarray:
+    def walk(
+        self, rows: np.ndarray, full: bool = False, prior: np.ndarray | None = None
+    ) -> np.ndarray:
         """Exact log p(x[t] | x[:t]) for t >= 1 of each row (B, L-1); full=True: p over all bytes (B, L-1, 256).
 
         Rows must start at a document start. A byte the language cannot produce gets log p = -inf
@@ -270,12 +304,16 @@ class Language:
         lex, K = self.lex, self.spec.n_topics
         sym = BYTE_TO_SYM[rows]
         first = sym[:, 0]
-        node = np.where((first >= 0) & (first < N_LETTERS), lex.child[0, first.clip(0, N_LETTERS - 1)], -1)
+        node = np.where(
+            (first >= 0) & (first < N_LETTERS), lex.child[0, first.clip(0, N_LETTERS - 1)], -1
+        )
         alive = node >= 0
         node = np.where(alive, node, 0)
         st = {
             "prev": np.full(B, self.bos),
-            "post": np.full((B, K), 1.0 / K) if prior is None else np.array(prior, dtype=np.float64),
+            "post": np.full((B, K), 1.0 / K)
+            if prior is None
+            else np.array(prior, dtype=np.float64),
             "hist": np.full((B, L // (self.spec.min_len + 1) + 1), -1),
             "nh": np.zeros(B, dtype=np.int64),
             "w": np.tile(self.first_weights, (B, 1)),
@@ -302,7 +340,10 @@ class Language:
             # advance the state: a completed word updates topic posterior, history and prev
             done = alive & is_sep & (word_here >= 0)
             if done.any():
-                like = self._word_prob_by_topic(np.where(done, word_here, -1), st)[done] * st["post"][done]
+                like = (
+                    self._word_prob_by_topic(np.where(done, word_here, -1), st)[done]
+                    * st["post"][done]
+                )
                 st["post"][done] = like / like.sum(1, keepdims=True)
                 st["hist"][done, st["nh"][done]] = word_here[done]
                 st["nh"][done] += 1
@@ -322,10 +363,19 @@ class Language:
         with np.errstate(divide="ignore"):
             rest = self.walk(tiled, prior=onehot).sum(1)
         first = BYTE_TO_SYM[tiled[:, 0]]
-        node = np.where((first >= 0) & (first < N_LETTERS), self.lex.child[0, first.clip(0, N_LETTERS - 1)], -1)
-        st = {"prev": np.full(len(tiled), self.bos), "post": onehot, "hist": np.full((len(tiled), 1), -1),
-              "nh": np.zeros(len(tiled), dtype=np.int64), "w": np.tile(self.first_weights, (len(tiled), 1))}
-        with np.errstate(divide="ignore"):  # mass under the root is 1: P(x[0] | z) is the node's mass
+        node = np.where(
+            (first >= 0) & (first < N_LETTERS), self.lex.child[0, first.clip(0, N_LETTERS - 1)], -1
+        )
+        st = {
+            "prev": np.full(len(tiled), self.bos),
+            "post": onehot,
+            "hist": np.full((len(tiled), 1), -1),
+            "nh": np.zeros(len(tiled), dtype=np.int64),
+            "w": np.tile(self.first_weights, (len(tiled), 1)),
+        }
+        with np.errstate(
+            divide="ignore"
+        ):  # mass under the root is 1: P(x[0] | z) is the node's mass
             head = np.log(self._mass(node[:, None], st)[:, 0])
         return (head + rest).reshape(B, K)
 
@@ -348,7 +398,9 @@ class Corpus:
 
     def __init__(self, spec: SyntheticConfig):
         self.language = _language(spec)
-        self.probes: Probes | None = probes_for(spec.probes, spec.seed) if spec.probes.fraction > 0 else None
+        self.probes: Probes | None = (
+            probes_for(spec.probes, spec.seed) if spec.probes.fraction > 0 else None
+        )
         if self.probes is not None:
             f = spec.probes.fraction
             self.kind_cdf = np.cumsum(np.concatenate([[1.0 - f], f * self.probes.mix]))
@@ -369,7 +421,12 @@ class Corpus:
     def walk(self, rows: np.ndarray, full: bool = False) -> np.ndarray:
         """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (see `Language.walk`)."""
         rows = np.asarray(rows)
-        kind = np.array([KINDS.index(KIND_OF_MARKER[m]) + 1 if m in KIND_OF_MARKER else 0 for m in rows[:, 0].tolist()])
+        kind = np.array(
+            [
+                KINDS.index(KIND_OF_MARKER[m]) + 1 if m in KIND_OF_MARKER else 0
+                for m in rows[:, 0].tolist()
+            ]
+        )
         if self.probes is None or not kind.any():
             return self.language.walk(rows, full)
         out = np.empty(rows.shape[:1] + (rows.shape[1] - 1,) + ((256,) if full else ()))
@@ -387,7 +444,9 @@ def _corpus(spec: SyntheticConfig) -> Corpus:
 
 
 @functools.lru_cache(maxsize=4)
-def _validation(spec: SyntheticConfig, ctx: int, val_tokens: int, val_seed: int) -> tuple[np.ndarray, float]:
+def _validation(
+    spec: SyntheticConfig, ctx: int, val_tokens: int, val_seed: int
+) -> tuple[np.ndarray, float]:
     """The fixed validation rows (a function of the data config only) and their exact E*."""
     corpus = _corpus(spec)
     rows = corpus.sample(np.random.default_rng([0x7A1, val_seed]), -(-val_tokens // ctx), ctx + 1)
@@ -429,4 +488,6 @@ class SyntheticSource:
 
     def true_probs(self, rows: torch.Tensor) -> torch.Tensor:
         """p_true(. | x[:, :t]) over all 256 bytes for t = 1..T, as float64 (B, T, 256)."""
-        return torch.from_numpy(self.corpus.walk(np.asarray(torch.as_tensor(rows).cpu()), full=True))
+        return torch.from_numpy(
+            self.corpus.walk(np.asarray(torch.as_tensor(rows).cpu()), full=True)
+        )

@@ -54,6 +54,7 @@ def _words(row: np.ndarray) -> list[bytes]:
 
 # ---------------------------------------------------------------- topic
 
+
 @dataclass(frozen=True)
 class TopicData:
     rows: np.ndarray  # (n, topic_len) uint8 documents
@@ -69,6 +70,7 @@ def topic_data(lang: Language, n: int, length: int, split: int) -> TopicData:
 
 
 # ---------------------------------------------------------------- cloze
+
 
 @dataclass(frozen=True)
 class ClozeData:
@@ -92,8 +94,9 @@ def _row_logp(lang: Language, texts: list[bytes]) -> np.ndarray:
     return np.where(keep, lp, 0.0).sum(1)
 
 
-def _pool(lang: Language, spell: list[bytes], ids: dict[bytes, int], words: list[bytes],
-          t: int) -> list[bytes]:
+def _pool(
+    lang: Language, spell: list[bytes], ids: dict[bytes, int], words: list[bytes], t: int
+) -> list[bytes]:
     """Fillers worth scoring exactly for a blank at word t: every word likely from the left
     (the 16 most frequent, the successors of word t-1, earlier words), every word that makes the
     next word likely (its predecessors in the successor table, the next word itself), the truth."""
@@ -115,12 +118,21 @@ def cloze_data(lang: Language, n: int, length: int) -> ClozeData:
         docs = map(_words, lang.sample(rng, 2 * n, length))
         items = [(w, len(w) - 2) for w in docs if len(w) >= 4]
         pools = [_pool(lang, spell, ids, w, t) for w, t in items]
-        texts = [b" ".join(w[:t]) + b" " + c + b" " + w[t + 1] + b" "
-                 for (w, t), pool in zip(items, pools) for c in pool]
+        texts = [
+            b" ".join(w[:t]) + b" " + c + b" " + w[t + 1] + b" "
+            for (w, t), pool in zip(items, pools)
+            for c in pool
+        ]
         full = np.split(_row_logp(lang, texts), np.cumsum([len(p) for p in pools])[:-1])
         tops = [np.argsort(-f, kind="stable")[:4] for f in full]
-        only_left = _row_logp(lang, [b" ".join(w[:t]) + b" " + pool[i] + b" " for (w, t), pool, top
-                                     in zip(items, pools, tops) for i in top]).reshape(-1, 4)
+        only_left = _row_logp(
+            lang,
+            [
+                b" ".join(w[:t]) + b" " + pool[i] + b" "
+                for (w, t), pool, top in zip(items, pools, tops)
+                for i in top
+            ],
+        ).reshape(-1, 4)
         for (w, t), pool, f, top, ol in zip(items, pools, full, tops, only_left):
             if np.argmax(ol) == 0 or len(exact) >= n:
                 continue  # the left context alone finds the best filler: not a right-context item
@@ -136,6 +148,7 @@ def cloze_data(lang: Language, n: int, length: int) -> ClozeData:
 
 
 # ---------------------------------------------------------------- generation
+
 
 @dataclass(frozen=True)
 class GenerateData:
@@ -155,11 +168,12 @@ def continuation_logp(lang: Language, prefix: np.ndarray, cont: np.ndarray) -> n
     byte's log p floored at -log(256) (a uniform byte guess): once a continuation leaves the
     language (a byte it cannot produce) every later byte scores the floor."""
     with np.errstate(divide="ignore"):
-        lp = lang.walk(np.concatenate([prefix, cont], axis=1))[:, prefix.shape[1] - 1:]
+        lp = lang.walk(np.concatenate([prefix, cont], axis=1))[:, prefix.shape[1] - 1 :]
     return np.maximum(lp, -np.log(256.0)).mean(1)
 
 
 # ---------------------------------------------------------------- sequence to sequence
+
 
 @dataclass(frozen=True)
 class Seq2SeqData:
@@ -187,6 +201,7 @@ def seq2seq_data(lang: Language, n: int, n_words: int, split: int) -> Seq2SeqDat
 
 # ---------------------------------------------------------------- all of them, once per language
 
+
 @dataclass(frozen=True)
 class TaskData:
     topic_train: TopicData
@@ -207,7 +222,10 @@ def task_data(lang: Language, spec: TaskSpec = TaskSpec()) -> TaskData:
     return TaskData(
         topic_data(lang, spec.topic_train, spec.topic_len, 0),
         topic_data(lang, spec.topic_test, spec.topic_len, 1),
-        cloze_data(lang, spec.cloze_items, spec.cloze_len), gen,
+        cloze_data(lang, spec.cloze_items, spec.cloze_len),
+        gen,
         seq2seq_data(lang, spec.s2s_train, spec.s2s_words, 0),
         seq2seq_data(lang, spec.s2s_test, spec.s2s_words, 1),
-        continuation_logp(lang, gen.prefix, gen.truth), continuation_logp(lang, gen.prefix, floor))
+        continuation_logp(lang, gen.prefix, gen.truth),
+        continuation_logp(lang, gen.prefix, floor),
+    )

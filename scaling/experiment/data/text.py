@@ -33,7 +33,9 @@ def stdlib_files() -> list[tuple[str, str]]:
                 path = os.path.join(folder, name)
                 out.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
     if not out:
-        raise ConfigError(f"no *.py files under the stdlib folder {root}; use data=text data.paths=[...] instead")
+        raise ConfigError(
+            f"no *.py files under the stdlib folder {root}; use data=text data.paths=[...] instead"
+        )
     return out
 
 
@@ -45,7 +47,9 @@ def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
         if glob.has_magic(spec):
             matches = sorted(m for m in glob.glob(spec, recursive=True) if os.path.isfile(m))
             if not matches:
-                raise ConfigError(f"data.paths entry {entry!r} matches no files; fix the glob or the folder it names")
+                raise ConfigError(
+                    f"data.paths entry {entry!r} matches no files; fix the glob or the folder it names"
+                )
             for m in matches:
                 found.setdefault(os.path.normpath(m).replace(os.sep, "/"), m)
         elif os.path.isdir(spec):
@@ -55,14 +59,20 @@ def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
                 for name in sorted(files):
                     if not name.startswith("."):
                         path = os.path.join(folder, name)
-                        key = os.path.join(os.path.basename(os.path.normpath(spec)), os.path.relpath(path, spec))
+                        key = os.path.join(
+                            os.path.basename(os.path.normpath(spec)), os.path.relpath(path, spec)
+                        )
                         found.setdefault(key.replace(os.sep, "/"), path)
             if len(found) == n:
-                raise ConfigError(f"data.paths entry {entry!r} is a folder with no files; add text files or remove it")
+                raise ConfigError(
+                    f"data.paths entry {entry!r} is a folder with no files; add text files or remove it"
+                )
         elif os.path.isfile(spec):
             found.setdefault(os.path.normpath(spec).replace(os.sep, "/"), spec)
         else:
-            raise ConfigError(f"data.paths entry {entry!r} does not exist; fix the path (files, folders or globs)")
+            raise ConfigError(
+                f"data.paths entry {entry!r} does not exist; fix the path (files, folders or globs)"
+            )
     return sorted(found.items())
 
 
@@ -103,8 +113,16 @@ class ByteSource:
     vocab_size = 256
     entropy_floor = None
 
-    def __init__(self, name: str, files: list[tuple[str, str]], ctx: int, val_tokens: int, val_seed: int,
-                 val_fraction: float, max_bytes: int):
+    def __init__(
+        self,
+        name: str,
+        files: list[tuple[str, str]],
+        ctx: int,
+        val_tokens: int,
+        val_seed: int,
+        val_fraction: float,
+        max_bytes: int,
+    ):
         self.name, self.ctx = name, ctx
         train_files, val_files = split_files(files, val_fraction)
         if train_files and val_files:
@@ -119,7 +137,9 @@ class ByteSource:
             val_parts = [p[c:] for p, c in zip(parts, cut)]
             self.train_keys = self.val_keys = keys
         if not train_parts and not val_parts:
-            raise ConfigError(f"data={name}: every file is empty; point data.paths at files with text")
+            raise ConfigError(
+                f"data={name}: every file is empty; point data.paths at files with text"
+            )
         self._train = np.frombuffer(FILE_SEP.join(train_parts), dtype=np.uint8)
         self._val_text = np.frombuffer(FILE_SEP.join(val_parts), dtype=np.uint8)
         if len(self._train) < ctx + 1:
@@ -134,7 +154,9 @@ class ByteSource:
                 f"data.val_tokens={val_tokens} needs {n_rows} rows of {ctx + 1} bytes but the validation split of "
                 f"data={name} holds {n_chunks}; lower data.val_tokens or add text / raise data.val_fraction"
             )
-        chunks = np.sort(np.random.default_rng([0x7A1, val_seed]).choice(n_chunks, n_rows, replace=False))
+        chunks = np.sort(
+            np.random.default_rng([0x7A1, val_seed]).choice(n_chunks, n_rows, replace=False)
+        )
         self._val = self._val_text[chunks[:, None] * (ctx + 1) + np.arange(ctx + 1)]
 
     @property
@@ -144,7 +166,9 @@ class ByteSource:
     def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor:
         rng = np.random.default_rng([0x7EA, seed, step])
         starts = rng.integers(0, len(self._train) - self.ctx, size=batch_size)
-        return torch.from_numpy(self._train[starts[:, None] + np.arange(self.ctx + 1)].astype(np.int64))
+        return torch.from_numpy(
+            self._train[starts[:, None] + np.arange(self.ctx + 1)].astype(np.int64)
+        )
 
     def val_batch(self) -> torch.LongTensor:
         return torch.from_numpy(self._val.astype(np.int64))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ class TokensConfig:
 
     path: str = ""  # a folder with train.bin + val.bin, or a dataset folder (save_to_disk)
     dtype: str = "uint16"  # of the .bin files: uint16 | uint32 (vocabularies past 65535)
-    vocab_size: Optional[int] = None  # None: the tokenizer's, else the largest id + 1
+    vocab_size: int | None = None  # None: the tokenizer's, else the largest id + 1
     tokenizer: str = ""  # tokenizer.json: required for a dataset of text, optional for .bin
     text_field: str = "text"  # the dataset column holding the text
     eos: str = ""  # token put between documents ("": the tokenizer's <|endoftext|>, </s>, ...)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scaling.flops import FLOPS_PER_PARAM_TOKEN
 from scaling.experiment.models.shape import ModelShape
+from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,9 @@ def _cross_params(shape: ModelShape) -> int:
 def param_counts(shape: ModelShape) -> ParamCounts:
     """Exact parameter counts of `Transformer(shape)`, equal to sum(p.numel())."""
     d, L = shape.d_model, shape.n_layers
-    embeddings = shape.n_vocab * d + shape.ctx * d  # token (+ specials; shared with the LM head) + position
+    embeddings = (
+        shape.n_vocab * d + shape.ctx * d
+    )  # token (+ specials; shared with the LM head) + position
     n_nonembed = L * _block_params(shape) + d  # the (first) stack + ln_f weight
     if shape.arch == "encoder_decoder":
         n_nonembed += d  # encoder's final LayerNorm (ln_enc)
@@ -111,9 +113,12 @@ def forward_flops_per_row(shape: ModelShape) -> int:
     if shape.arch != "encoder_decoder":
         return _stack_flops(shape, shape.ctx) + head * shape.ctx
     S, T = shape.src_len, shape.tgt_len
-    return (_stack_flops(shape, S)  # encoder over the corrupted text
-            + _stack_flops(shape, T) + _cross_flops(shape, T, S)  # decoder: self-attention stack + cross
-            + head * T)  # logits at the decoder positions only
+    return (
+        _stack_flops(shape, S)  # encoder over the corrupted text
+        + _stack_flops(shape, T)
+        + _cross_flops(shape, T, S)  # decoder: self-attention stack + cross
+        + head * T
+    )  # logits at the decoder positions only
 
 
 def forward_flops_per_token(shape: ModelShape, seq_len: int | None = None) -> float:
@@ -123,7 +128,9 @@ def forward_flops_per_token(shape: ModelShape, seq_len: int | None = None) -> fl
         row = forward_flops_per_row(shape)
         return row // shape.ctx if row % shape.ctx == 0 else row / shape.ctx
     if shape.arch == "encoder_decoder":
-        raise ValueError("seq_len applies to the single-stack archs; the encoder-decoder's lengths follow its shape")
+        raise ValueError(
+            "seq_len applies to the single-stack archs; the encoder-decoder's lengths follow its shape"
+        )
     return _stack_flops(shape, seq_len) // seq_len + 2 * shape.d_model * shape.n_vocab
 
 
@@ -139,7 +146,9 @@ def kaplan_forward_flops_per_token(shape: ModelShape) -> float:
     S, T = shape.src_len, shape.tgt_len
     enc = L * _block_params(shape) + d  # encoder blocks + ln_enc, applied at S positions
     kv = L * 2 * d * d  # cross-attention key/value weights, applied at the S encoder positions
-    dec = L * (_block_params(shape) + _cross_params(shape)) + d - kv  # the rest of the decoder (+ ln_f), at T
+    dec = (
+        L * (_block_params(shape) + _cross_params(shape)) + d - kv
+    )  # the rest of the decoder (+ ln_f), at T
     row = 2 * (enc * S + kv * S + dec * T) + 2 * L * d * (S * S + T * T + T * S)
     return row / shape.ctx
 
@@ -150,9 +159,12 @@ def chinchilla_forward_flops_per_token(shape: ModelShape) -> float:
     for cross-attention, queries/output at T, keys/values at S and a T x S score matrix."""
     d, f, V, H, L = shape.d_model, shape.d_ff, shape.n_vocab, shape.n_heads, shape.n_layers
 
-    def attention(T: int, S: int, kv_rows: int) -> int:  # T queries against S keys computed from kv_rows
+    def attention(
+        T: int, S: int, kv_rows: int
+    ) -> int:  # T queries against S keys computed from kv_rows
         return (
-            2 * T * d * d + 2 * 2 * kv_rows * d * d  # query; key and value projections
+            2 * T * d * d
+            + 2 * 2 * kv_rows * d * d  # query; key and value projections
             + 2 * T * S * d  # key @ query logits
             + 3 * H * T * S  # softmax (exp, sum, divide)
             + 2 * T * S * d  # softmax @ value reductions

@@ -22,7 +22,9 @@ def pattern_masks(ctx: int = 32, **knobs) -> dict[str, dict[str, np.ndarray]]:
     (knobs: mask_fraction, noise_density, mean_span); the masks come from `Transformer.masks()`."""
     out = {}
     for arch in ARCHS:
-        shape = ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=ctx, arch=arch, attention="matmul", **knobs)
+        shape = ModelShape(
+            d_model=16, n_layers=1, n_heads=1, ctx=ctx, arch=arch, attention="matmul", **knobs
+        )
         out[arch] = {role: m.numpy() for role, m in Transformer(shape).masks().items()}
     return out
 
@@ -46,9 +48,11 @@ def attention_patterns(ctx: int = 32, **knobs) -> Plot:
     masks = pattern_masks(ctx, **knobs)
     ed = masks["encoder_decoder"]
     S = ed["encoder self"].shape[0]
-    panels = [("decoder: causal self-attention", masks["decoder"]["self"]),
-              ("encoder: full (bidirectional) self-attention", masks["encoder"]["self"]),
-              ("encoder-decoder: [encoder; decoder] positions", combined_encoder_decoder(ed))]
+    panels = [
+        ("decoder: causal self-attention", masks["decoder"]["self"]),
+        ("encoder: full (bidirectional) self-attention", masks["encoder"]["self"]),
+        ("encoder-decoder: [encoder; decoder] positions", combined_encoder_decoder(ed)),
+    ]
     fig = Figure(figsize=(15.5, 5.6), layout="constrained")
     axes = fig.subplots(1, 3)
     cmap = ListedColormap(["#f2f2f2", "#1f4e79"])
@@ -59,23 +63,44 @@ def attention_patterns(ctx: int = 32, **knobs) -> Plot:
         ax.set_ylabel("query position", fontsize=8)
         ax.tick_params(labelsize=7)
     ax, n = axes[2], ed["decoder self"].shape[0]
-    for (x0, y0, w, h, label, color) in ((0, 0, S, S, "encoder self\n(full)", "white"),
-                                         (0, S, S, n, "cross: decoder -> encoder (full)", "white"),
-                                         (S, S, n, n, "decoder\nself\n(causal)", "tab:orange"),
-                                         (S, 0, n, S, "none: the\nencoder never\nsees the\ndecoder", "black")):
+    for x0, y0, w, h, label, color in (
+        (0, 0, S, S, "encoder self\n(full)", "white"),
+        (0, S, S, n, "cross: decoder -> encoder (full)", "white"),
+        (S, S, n, n, "decoder\nself\n(causal)", "tab:orange"),
+        (S, 0, n, S, "none: the\nencoder never\nsees the\ndecoder", "black"),
+    ):
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), w, h, fill=False, ec="tab:orange", lw=1.5))
-        ax.text(x0 + w / 2 - 0.5, y0 + h / 2 - 0.5, label, ha="center", va="center", fontsize=7, color=color)
-    fig.suptitle(f"Attention masks the models' modules apply (Transformer.masks(), ctx={ctx}, one layer; dark: the "
-                 f"query may attend to the key; encoder-decoder: {S} corrupted-text positions, {n} decoder positions)",
-                 fontsize=9.5)
-    return Plot("attention_patterns", "The attention masks each architecture's modules apply", fig, dict(masks=masks))
+        ax.text(
+            x0 + w / 2 - 0.5,
+            y0 + h / 2 - 0.5,
+            label,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color=color,
+        )
+    fig.suptitle(
+        f"Attention masks the models' modules apply (Transformer.masks(), ctx={ctx}, one layer; dark: the "
+        f"query may attend to the key; encoder-decoder: {S} corrupted-text positions, {n} decoder positions)",
+        fontsize=9.5,
+    )
+    return Plot(
+        "attention_patterns",
+        "The attention masks each architecture's modules apply",
+        fig,
+        dict(masks=masks),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scaling.experiment.models.patterns",
-                                description="Write attention_patterns.png: the masks each architecture applies.")
+    p = argparse.ArgumentParser(
+        prog="python -m scaling.experiment.models.patterns",
+        description="Write attention_patterns.png: the masks each architecture applies.",
+    )
     p.add_argument("--out", default="analysis/architectures", help="folder (created if missing)")
-    p.add_argument("--ctx", type=int, default=32, help="context length of the drawn models (default 32)")
+    p.add_argument(
+        "--ctx", type=int, default=32, help="context length of the drawn models (default 32)"
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,24 @@ from typing import Any
 
 from scaling.errors import ConfigError
 
-ARCHS = ("decoder", "encoder", "encoder_decoder")  # one set of blocks and size knobs (docs/architectures.md)
-ATTENTIONS = ("auto", "sdpa", "matmul")  # trainer picks | torch's fused scaled_dot_product_attention | explicit matmuls
+ARCHS = (
+    "decoder",
+    "encoder",
+    "encoder_decoder",
+)  # one set of blocks and size knobs (docs/architectures.md)
+ATTENTIONS = (
+    "auto",
+    "sdpa",
+    "matmul",
+)  # trainer picks | torch's fused scaled_dot_product_attention | explicit matmuls
 RUNG_KEYS = ("d_model", "n_layers", "n_heads")  # what a ladder rung fixes
 # objective knobs and the arch that reads each; for any other arch the knob is stored as None, so
 # it cannot split run ids (a decoder run is the same run whatever mask_fraction says)
-OBJECTIVE_KNOBS = {"mask_fraction": "encoder", "noise_density": "encoder_decoder", "mean_span": "encoder_decoder"}
+OBJECTIVE_KNOBS = {
+    "mask_fraction": "encoder",
+    "noise_density": "encoder_decoder",
+    "mean_span": "encoder_decoder",
+}
 
 
 def _positive_int(field: str, value: Any, fix: str) -> int:
@@ -51,35 +63,53 @@ class ModelShape:
     arch: str = "decoder"  # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
     attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only);
     # "auto" lets the trainer choose (scaling.experiment.train.pick_attention), the model reads it as "sdpa"
-    mask_fraction: float | None = 0.15  # encoder: share of the ctx positions replaced by <mask> and predicted
+    mask_fraction: float | None = (
+        0.15  # encoder: share of the ctx positions replaced by <mask> and predicted
+    )
     noise_density: float | None = 0.15  # encoder_decoder: share of the ctx positions corrupted (T5)
     mean_span: float | None = 3.0  # encoder_decoder: mean length of a corrupted span (T5)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            raise ConfigError(f"model.arch={self.arch!r} is not supported; choose one of: {', '.join(ARCHS)}")
+            raise ConfigError(
+                f"model.arch={self.arch!r} is not supported; choose one of: {', '.join(ARCHS)}"
+            )
         if self.attention not in ATTENTIONS:
             raise ConfigError(
                 f"model.attention={self.attention!r} is unknown; choose one of: {', '.join(ATTENTIONS)}"
             )
         d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
-        for name, value in (("d_model", self.d_model), ("n_layers", self.n_layers), ("n_heads", self.n_heads),
-                            ("ctx", self.ctx), ("vocab_size", self.vocab_size), ("d_ff", d_ff)):
-            object.__setattr__(self, name, _positive_int(name, value, "set it to a whole number >= 1"))
+        for name, value in (
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("ctx", self.ctx),
+            ("vocab_size", self.vocab_size),
+            ("d_ff", d_ff),
+        ):
+            object.__setattr__(
+                self, name, _positive_int(name, value, "set it to a whole number >= 1")
+            )
         for knob, arch in OBJECTIVE_KNOBS.items():
             value = getattr(self, knob)
             if arch != self.arch:
                 object.__setattr__(self, knob, None)
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"model.{knob}={value!r} must be a number for model.arch={arch}; e.g. "
-                                  f"model.{knob}={getattr(ModelShape, knob)}")
+                raise ConfigError(
+                    f"model.{knob}={value!r} must be a number for model.arch={arch}; e.g. "
+                    f"model.{knob}={getattr(ModelShape, knob)}"
+                )
             else:
                 object.__setattr__(self, knob, float(value))
         if self.arch == "encoder" and not 0.0 < self.mask_fraction < 1.0:
-            raise ConfigError(f"model.mask_fraction={self.mask_fraction} must lie in (0, 1); e.g. 0.15 (BERT)")
+            raise ConfigError(
+                f"model.mask_fraction={self.mask_fraction} must lie in (0, 1); e.g. 0.15 (BERT)"
+            )
         if self.arch == "encoder_decoder":
             if not 0.0 < self.noise_density < 1.0:
-                raise ConfigError(f"model.noise_density={self.noise_density} must lie in (0, 1); e.g. 0.15 (T5)")
+                raise ConfigError(
+                    f"model.noise_density={self.noise_density} must lie in (0, 1); e.g. 0.15 (T5)"
+                )
             if self.mean_span < 1.0:
                 raise ConfigError(f"model.mean_span={self.mean_span} must be >= 1; e.g. 3 (T5)")
             if self.ctx - self.n_noise < self.n_spans:
@@ -131,7 +161,9 @@ class ModelShape:
     def src_len(self) -> int:
         """Length of the sequence the first (or only) stack reads: ctx, or for the encoder-decoder
         the corrupted text (ctx - n_noise clean tokens + one sentinel per span)."""
-        return self.ctx - self.n_noise + self.n_spans if self.arch == "encoder_decoder" else self.ctx
+        return (
+            self.ctx - self.n_noise + self.n_spans if self.arch == "encoder_decoder" else self.ctx
+        )
 
     @property
     def tgt_len(self) -> int:
@@ -146,7 +178,9 @@ def _plain(cfg: Any) -> dict:
 
         cfg = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(cfg, Mapping):
-        raise ConfigError(f"the model config must be a mapping, got {type(cfg).__name__}; pass the model group")
+        raise ConfigError(
+            f"the model config must be a mapping, got {type(cfg).__name__}; pass the model group"
+        )
     return dict(cfg)
 
 
@@ -167,17 +201,22 @@ def resolve_shape(model_cfg: Any) -> ModelShape:
 
         target = target_N(size)
         if target is not None:  # model.size=N<count>: the nearest shape at the ladder's aspect
-            base = {k: v for k, v in cfg.items()
-                    if k in shape_keys and k not in RUNG_KEYS and v is not None}
+            base = {
+                k: v
+                for k, v in cfg.items()
+                if k in shape_keys and k not in RUNG_KEYS and v is not None
+            }
             values.update(shape_for_N(target, cfg.get("ladder") or {}, base))
             size = None
     if size is not None:
         ladder = cfg.get("ladder") or {}
         if size not in ladder:
             names = ", ".join(map(str, ladder)) or "(the config has no model.ladder)"
-            raise ConfigError(f"model.size={size!r} is not a rung of the ladder; choose one of: "
-                              f"{names}, or N<count> (e.g. N5e4) for the shape nearest that many "
-                              "parameters")
+            raise ConfigError(
+                f"model.size={size!r} is not a rung of the ladder; choose one of: "
+                f"{names}, or N<count> (e.g. N5e4) for the shape nearest that many "
+                "parameters"
+            )
         rung = ladder[size]
         if not isinstance(rung, Mapping) or any(k not in rung for k in RUNG_KEYS):
             raise ConfigError(

@@ -32,7 +32,8 @@ class StackedTransformer(torch.nn.Module):
         self.names = [name for name, _ in members[0].named_parameters()]  # Transformer's order
         params = [dict(m.named_parameters()) for m in members]
         self.stack = torch.nn.ParameterList(
-            torch.nn.Parameter(torch.stack([p[n].detach() for p in params])) for n in self.names)
+            torch.nn.Parameter(torch.stack([p[n].detach() for p in params])) for n in self.names
+        )
 
     def weights(self) -> dict[str, torch.Tensor]:
         return dict(zip(self.names, self.stack))

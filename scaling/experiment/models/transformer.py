@@ -26,13 +26,17 @@ from scaling.experiment.models.shape import ModelShape
 INIT_STD = 0.02  # GPT-2's initial weight scale for embeddings and linear layers
 
 
-def attention_mask(t_q: int, t_k: int, causal: bool, device: torch.device | str = "cpu") -> torch.Tensor:
+def attention_mask(
+    t_q: int, t_k: int, causal: bool, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """(t_q, t_k) bool, True where query i may attend to key j: j <= i when causal, else all."""
     allowed = torch.ones(t_q, t_k, dtype=torch.bool, device=device)
     return allowed.tril() if causal else allowed
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, impl: str) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, impl: str
+) -> torch.Tensor:
     """softmax(q k^T / sqrt(head_dim)) v for (B, heads, T, head_dim) tensors; with `causal`,
     query t sees keys 0..t only. "sdpa" uses torch's fused kernel, "matmul" spells it out
     (under bf16 autocast on CPU the explicit form trains faster; see docs/model.md)."""
@@ -44,10 +48,16 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, impl
     # one fused baddbmm applies it and the 1/sqrt(hd) scale to the scores, ~4x cheaper than masked_fill
     bias = torch.zeros(T, S, dtype=q.dtype, device=q.device)
     bias = bias.masked_fill(~attention_mask(T, S, causal, q.device), float("-inf"))
-    att = torch.baddbmm(bias, q.reshape(B * H, T, hd), k.reshape(B * H, S, hd).transpose(1, 2),
-                        alpha=1.0 / math.sqrt(hd))  # scores: 2*S*hd FLOPs per query per head
+    att = torch.baddbmm(
+        bias,
+        q.reshape(B * H, T, hd),
+        k.reshape(B * H, S, hd).transpose(1, 2),
+        alpha=1.0 / math.sqrt(hd),
+    )  # scores: 2*S*hd FLOPs per query per head
     att = F.softmax(att, dim=-1)  # ~3 FLOPs per score (exp, sum, divide): not a matmul
-    return (att @ v.reshape(B * H, S, hd)).view(B, H, T, hd)  # weighted sum of values: 2*S*hd FLOPs per query per head
+    return (att @ v.reshape(B * H, S, hd)).view(
+        B, H, T, hd
+    )  # weighted sum of values: 2*S*hd FLOPs per query per head
 
 
 class SelfAttention(nn.Module):
@@ -57,8 +67,12 @@ class SelfAttention(nn.Module):
         super().__init__()
         d = shape.d_model
         self.n_heads, self.causal, self.impl = shape.n_heads, causal, shape.attention
-        self.c_attn = nn.Linear(d, 3 * d, bias=False)  # fused query, key, value: 3 d^2 params, 6 d^2 FLOPs/token
-        self.c_proj = nn.Linear(d, d, bias=False)  # output projection: d^2 params, 2 d^2 FLOPs/token
+        self.c_attn = nn.Linear(
+            d, 3 * d, bias=False
+        )  # fused query, key, value: 3 d^2 params, 6 d^2 FLOPs/token
+        self.c_proj = nn.Linear(
+            d, d, bias=False
+        )  # output projection: d^2 params, 2 d^2 FLOPs/token
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -81,16 +95,27 @@ class CrossAttention(nn.Module):
         super().__init__()
         d = shape.d_model
         self.n_heads, self.impl = shape.n_heads, shape.attention
-        self.c_q = nn.Linear(d, d, bias=False)  # query from the decoder: d^2 params, 2 d^2 FLOPs/decoder token
-        self.c_kv = nn.Linear(d, 2 * d, bias=False)  # key, value from the encoder: 2 d^2 params, 4 d^2 FLOPs/encoder token
-        self.c_proj = nn.Linear(d, d, bias=False)  # output projection: d^2 params, 2 d^2 FLOPs/decoder token
+        self.c_q = nn.Linear(
+            d, d, bias=False
+        )  # query from the decoder: d^2 params, 2 d^2 FLOPs/decoder token
+        self.c_kv = nn.Linear(
+            d, 2 * d, bias=False
+        )  # key, value from the encoder: 2 d^2 params, 4 d^2 FLOPs/encoder token
+        self.c_proj = nn.Linear(
+            d, d, bias=False
+        )  # output projection: d^2 params, 2 d^2 FLOPs/decoder token
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         S, hd = memory.size(1), C // self.n_heads
         q = self.c_q(x).view(B, T, self.n_heads, hd).transpose(1, 2)
-        k, v = (t.view(B, S, self.n_heads, hd).transpose(1, 2) for t in self.c_kv(memory).split(C, dim=2))
-        y = attend(q, k, v, False, self.impl)  # every decoder position sees the whole encoder output
+        k, v = (
+            t.view(B, S, self.n_heads, hd).transpose(1, 2)
+            for t in self.c_kv(memory).split(C, dim=2)
+        )
+        y = attend(
+            q, k, v, False, self.impl
+        )  # every decoder position sees the whole encoder output
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
     def mask(self, t: int, s: int) -> torch.Tensor:
@@ -103,9 +128,13 @@ class MLP(nn.Module):
 
     def __init__(self, shape: ModelShape):
         super().__init__()
-        self.c_fc = nn.Linear(shape.d_model, shape.d_ff, bias=False)  # up: d f params, 2 d f FLOPs/token
+        self.c_fc = nn.Linear(
+            shape.d_model, shape.d_ff, bias=False
+        )  # up: d f params, 2 d f FLOPs/token
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(shape.d_ff, shape.d_model, bias=False)  # down: f d params, 2 f d FLOPs/token
+        self.c_proj = nn.Linear(
+            shape.d_ff, shape.d_model, bias=False
+        )  # down: f d params, 2 f d FLOPs/token
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c_proj(self.gelu(self.c_fc(x)))
@@ -162,10 +191,16 @@ class Transformer(nn.Module):
         d = shape.d_model
         # build on the meta device (no memory, no RNG), then allocate and draw the weights below
         with torch.device("meta"):
-            self.wte = nn.Embedding(shape.n_vocab, d)  # token embedding, also the LM head: (V + specials) d params
-            self.wpe = nn.Embedding(shape.ctx, d)  # learned position embedding (shared by both stacks): T d params
+            self.wte = nn.Embedding(
+                shape.n_vocab, d
+            )  # token embedding, also the LM head: (V + specials) d params
+            self.wpe = nn.Embedding(
+                shape.ctx, d
+            )  # learned position embedding (shared by both stacks): T d params
             # the decoder-only stack is causal; the encoder's (alone or under a decoder) is bidirectional
-            self.blocks = nn.ModuleList(Block(shape, causal=shape.arch == "decoder") for _ in range(shape.n_layers))
+            self.blocks = nn.ModuleList(
+                Block(shape, causal=shape.arch == "decoder") for _ in range(shape.n_layers)
+            )
             if shape.arch == "encoder_decoder":
                 self.ln_enc = nn.LayerNorm(d, bias=False)  # encoder's final LayerNorm: d params
                 self.dec_blocks = nn.ModuleList(DecoderBlock(shape) for _ in range(shape.n_layers))
@@ -182,19 +217,27 @@ class Transformer(nn.Module):
             if name.split(".")[-2].startswith("ln_"):  # LayerNorm weights: ln_1/2/3, ln_enc, ln_f
                 p.fill_(1.0)
             else:
-                p.normal_(0.0, residual_std if name.endswith("c_proj.weight") else INIT_STD, generator=generator)
+                p.normal_(
+                    0.0,
+                    residual_std if name.endswith("c_proj.weight") else INIT_STD,
+                    generator=generator,
+                )
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         """Token + position embedding (B, T, d): lookups, no matmul FLOPs."""
         T = idx.size(1)
         if T > self.shape.ctx:
-            raise ValueError(f"sequence length {T} exceeds the model's context length ctx={self.shape.ctx}")
+            raise ValueError(
+                f"sequence length {T} exceeds the model's context length ctx={self.shape.ctx}"
+            )
         return self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
 
     def forward(self, idx: torch.Tensor, tgt: torch.Tensor | None = None) -> torch.Tensor:
         if (tgt is not None) != (self.shape.arch == "encoder_decoder"):
-            raise ValueError(f"arch={self.shape.arch} takes "
-                             f"{'model(idx, tgt)' if self.shape.arch == 'encoder_decoder' else 'model(idx)'}")
+            raise ValueError(
+                f"arch={self.shape.arch} takes "
+                f"{'model(idx, tgt)' if self.shape.arch == 'encoder_decoder' else 'model(idx)'}"
+            )
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x)
@@ -204,9 +247,13 @@ class Transformer(nn.Module):
             for block in self.dec_blocks:
                 x = block(x, memory)
         x = self.ln_f(x)
-        return F.linear(x, self.wte.weight)  # tied LM head: 2 d (V + specials) FLOPs/token, no extra params
+        return F.linear(
+            x, self.wte.weight
+        )  # tied LM head: 2 d (V + specials) FLOPs/token, no extra params
 
-    def masks(self, src_len: int | None = None, tgt_len: int | None = None) -> dict[str, torch.Tensor]:
+    def masks(
+        self, src_len: int | None = None, tgt_len: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """The boolean attention masks (True = may attend) the model's modules apply, by role:
         {"self"} for decoder / encoder, {"encoder self", "decoder self", "cross"} for the
         encoder-decoder; lengths default to the training ones (shape.src_len, shape.tgt_len).
@@ -222,5 +269,8 @@ class Transformer(nn.Module):
         first = agreed([b.attn.mask(S) for b in self.blocks])
         if self.shape.arch != "encoder_decoder":
             return {"self": first}
-        return {"encoder self": first, "decoder self": agreed([b.attn.mask(T) for b in self.dec_blocks]),
-                "cross": agreed([b.cross.mask(T, S) for b in self.dec_blocks])}
+        return {
+            "encoder self": first,
+            "decoder self": agreed([b.attn.mask(T) for b in self.dec_blocks]),
+            "cross": agreed([b.cross.mask(T, S) for b in self.dec_blocks]),
+        }
