@@ -69,6 +69,8 @@ sweep "$RUNS" grid reference_grid $(smoke_only train.tokens=250,500,1000,2000,40
 sweep "$RUNS" kaplan reference_kaplan $(smoke_only train.tokens=4000 protocol.horizon_tokens=20000)
 # 4. the three architectures (the preset of docs/architectures.md)
 sweep "$RUNS" arch architectures $(smoke_only train.tokens=256,512,1024 model.arch=decoder,encoder)
+# 4b. repeated data: stdlib capped at 180K unique bytes, 0.28 to 18 epochs (the data-constrained law)
+sweep "$RUNS" epochs_stdlib epochs_stdlib $(smoke_only train.tokens=4096,16384 model.size=s1)
 # 5. seed noise: the 1e12 IsoFLOP budget again under seeds 1 and 2 (seed 0 is isoflop/C1e12)
 for seed in 1 2; do
   sweep "$RUNS/seeds" "C1e12_seed$seed" reference_isoflop_1e12 "train.seed=$seed" $(smoke_only "train.flops=$(scaled 1e12)")
@@ -81,6 +83,7 @@ report isoflop --fix-E floor
 report isoflop_stdlib
 report grid --fix-E floor
 report arch --group arch
+report epochs_stdlib --unique unique_tokens
 (( SMOKE )) || "$SCALING" tasks "$RUNS/arch" --out "$OUT/arch_tasks"   # task probes (docs/tasks.md)
 report kaplan --curve-points --n N_nonembed --c C_kaplan --query "D >= $KAPLAN_MIN_D" --fix-E floor
 
