@@ -7,9 +7,10 @@ smallest or largest size, adds two sizes beyond that edge at the same spacing, u
 is interior, `max_extensions` is spent, or the sizes run out (the smallest shape, or D under
 MIN_STEPS steps): the summary says which. With `seeds` > 1, the `seed_sizes` sizes nearest each
 budget's N* then train that many seeds in all (as ensembles), so the fit sees the seed spread where
-it decides N*; decisions use the first seed only, so they replay the same with or without them. Sizes come from the continuous rule
-(`model.size=N<count>`, scaling/experiment/models/sizing.py); each budget is an ordinary sweep in
-<runs_dir>/<name>/C<budget>/, so a rerun skips every finished run and replays the same decisions.
+it decides N*; decisions use the first seed only, so they replay the same with or without them.
+Sizes come from the continuous rule (`model.size=N<count>`, scaling/experiment/models/sizing.py);
+each budget is an ordinary sweep in <runs_dir>/<name>/C<budget>/, so a rerun skips every finished
+run and replays the same decisions.
 
 The planner (everything above `run`) is pure Python on (N, loss) pairs, so tests drive it with
 synthetic losses; `run` trains through `scaling.experiment.sweep`.
@@ -43,7 +44,8 @@ SET_PER_ROUND = (
 
 @dataclass
 class Settings:
-    """The planner's knobs (sweep.adaptive in the config; scaling/experiment/config.py AdaptiveConfig)."""
+    """The planner's knobs (sweep.adaptive in the config; scaling/experiment/config.py
+    AdaptiveConfig)."""
 
     budgets: list[float]
     n_sizes: int = 7
@@ -309,8 +311,8 @@ class _Budgets:
 
 def run(argv: list[str], cfg, reports) -> int:
     """`scaling sweep` of a preset with sweep.adaptive.budgets: every budget as its own sweep of
-    sizes named N<count>, then adaptive.json and (`reports`, a scaling.experiment.sweep.Reports) the report
-    of the folder of budgets."""
+    sizes named N<count>, then adaptive.json and (`reports`, a scaling.experiment.sweep.Reports) the
+    report of the folder of budgets."""
     from scaling import progress, runs
     from scaling.experiment import sweep
 

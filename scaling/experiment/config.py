@@ -84,9 +84,9 @@ class TrainConfig:
 
 @dataclass
 class ProtocolConfig:
-    """How runs become (N, D) points (conf/protocol/, docs/study.md): `chinchilla` (default) trains one
-    run per (N, D) with the cosine ending at D; `kaplan` ends the schedule at a fixed horizon past
-    every run's D, so each intermediate evaluation is an (N, D) point of one run per size."""
+    """How runs become (N, D) points (conf/protocol/, docs/study.md): `chinchilla` (default) trains
+    one run per (N, D) with the cosine ending at D; `kaplan` ends the schedule at a fixed horizon
+    past every run's D, so each intermediate evaluation is an (N, D) point of one run per size."""
 
     name: str = "chinchilla"  # chinchilla | kaplan
     horizon_tokens: float | None = (
@@ -99,7 +99,8 @@ PROTOCOLS = ("chinchilla", "kaplan")
 
 @dataclass
 class AdaptiveConfig:
-    """Self-centring IsoFLOP budgets (scaling/experiment/adaptive.py); on when `budgets` is not empty."""
+    """Self-centring IsoFLOP budgets (scaling/experiment/adaptive.py); on when `budgets` is not
+    empty."""
 
     budgets: list[float] = field(default_factory=list)  # FLOP budgets C, run smallest first
     n_sizes: int = 7  # sizes per budget's first window
@@ -128,8 +129,9 @@ class SweepConfig:
 
 @dataclass
 class ModelConfig:
-    """The model: a ladder rung (`size`) and any field that overrides it (conf/model/transformer.yaml);
-    scaling.experiment.models.resolve_shape turns it into a ModelShape."""
+    """The model: a ladder rung (`size`) and any field that overrides it
+    (conf/model/transformer.yaml); scaling.experiment.models.resolve_shape turns it into a
+    ModelShape."""
 
     arch: str = "decoder"  # decoder | encoder | encoder_decoder
     size: str | None = None  # a rung of `ladder`, N<count> (e.g. N5e4), or null

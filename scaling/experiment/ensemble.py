@@ -4,10 +4,10 @@ as one computation (docs/performance.md, "Ensembles").
 The K models are one `StackedTransformer` (weights stacked on a leading model axis, batched
 matmuls); one AdamW step updates all of them, with each member's own learning rate and its own
 gradient-norm clipping. Each member is still a run of its own: it is claimed, resumed,
-evaluated, checkpointed and finished by scaling/experiment/train.py's code through a plain `Transformer`
-that holds one member's weights at a time, so its folder, metrics.jsonl, checkpoint.pt,
-result.json and runs.csv row are what its separate run writes. A member that diverges is
-finished as `diverged` and the others go on.
+evaluated, checkpointed and finished by scaling/experiment/train.py's code through a plain
+`Transformer` that holds one member's weights at a time, so its folder, metrics.jsonl,
+checkpoint.pt, result.json and runs.csv row are what its separate run writes. A member that diverges
+is finished as `diverged` and the others go on.
 
 `train_ensemble(cfgs)` trains a group; `plan_ensembles(specs, ...)` groups a sweep's runs.
 """
@@ -284,7 +284,8 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     model = StackedTransformer(shape, [s.train.seed for s in specs]).to(device)
     member = Transformer(shape, seed=0).to(device)
     member_optimizer, _ = train.make_optimizer(member, t)
-    # compile as a run of K times the tokens would be (hardware.pick_compile: the work must repay it)
+    # compile as a run of K times the tokens would be
+    # (hardware.pick_compile: the work must repay it)
     as_one_run = dataclasses.replace(specs[0], D=specs[0].D * len(specs))
     compiled = pick_compile(t.compile, device, as_one_run, threads)
     losses = torch.compile(member_losses) if compiled else member_losses

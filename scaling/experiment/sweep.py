@@ -173,7 +173,7 @@ def _job(cfg: DictConfig) -> None:
             progress.sweep_advance(_STATE.bar, _STATE.planned.pop(result["run_id"]))
 
 
-# ---------------------------------------------------------------- ensembles (scaling/experiment/ensemble.py)
+# ------------------------------------------------- ensembles (scaling/experiment/ensemble.py)
 
 PLAN_ENV = "SCALING_ENSEMBLES"  # the sweep's plan file, set in every job by hydra.job.env_set
 

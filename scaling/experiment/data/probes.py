@@ -279,7 +279,8 @@ class Knowledge(_Kind):
 @dataclass(frozen=True)
 class Answers:
     """Where the answers of a batch of probe rows are: cols (n, V) prediction columns (t - 1) of
-    the answer bytes of each query slot, group (B, n) its label, keep (B, n) whether it is scored."""
+    the answer bytes of each query slot, group (B, n) its label, keep (B, n) whether it is
+    scored."""
 
     cols: np.ndarray
     group: np.ndarray

@@ -213,7 +213,8 @@ class Language:
     def sample_with_topics(
         self, rng: np.random.Generator, n_rows: int, length: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`sample`'s rows (the same draws) and each row's hidden topic (n_rows,), for task probes."""
+        """`sample`'s rows (the same draws) and each row's hidden topic (n_rows,), for task
+        probes."""
         z = rng.integers(self.spec.n_topics, size=n_rows)  # hidden topic of each document (uniform)
         words = np.empty((n_rows, 0), dtype=np.int64)
         chunk = -(-length // max(int(0.8 * self.mean_len), self.spec.min_len + 1)) + 2
@@ -235,7 +236,8 @@ class Language:
     def _extend(
         self, rng: np.random.Generator, z: np.ndarray, words: np.ndarray, n: int
     ) -> np.ndarray:
-        """Append n words to each row's document (rows: word ids so far, (B, t0)) from the mixture."""
+        """Append n words to each row's document (rows: word ids so far, (B, t0)) from the
+        mixture."""
         B, t0 = words.shape
         comp = _sample_cdf(self.weights_cdf, rng.random((B, n)))
         if t0 == 0:  # no earlier word to copy: the first word uses renormalised weights
@@ -293,7 +295,8 @@ class Language:
     def walk(
         self, rows: np.ndarray, full: bool = False, prior: np.ndarray | None = None
     ) -> np.ndarray:
-        """Exact log p(x[t] | x[:t]) for t >= 1 of each row (B, L-1); full=True: p over all bytes (B, L-1, 256).
+        """Exact log p(x[t] | x[:t]) for t >= 1 of each row (B, L-1); full=True: p over all bytes
+        (B, L-1, 256).
 
         Rows must start at a document start. A byte the language cannot produce gets log p = -inf
         and so does the rest of its row (the state is lost). `prior` (B, K): each row's topic
@@ -419,7 +422,8 @@ class Corpus:
         return out
 
     def walk(self, rows: np.ndarray, full: bool = False) -> np.ndarray:
-        """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (see `Language.walk`)."""
+        """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (see
+        `Language.walk`)."""
         rows = np.asarray(rows)
         kind = np.array(
             [

@@ -1,6 +1,6 @@
-"""Held-out data of the task probes (scaling/experiment/tasks.py, docs/tasks.md), drawn from the synthetic
-language with exact answers: a pure function of the language and a fixed seed, so every run of
-a sweep is scored on the same items.
+"""Held-out data of the task probes (scaling/experiment/tasks.py, docs/tasks.md), drawn from the
+synthetic language with exact answers: a pure function of the language and a fixed seed, so every
+run of a sweep is scored on the same items.
 
     topic      documents and their hidden topic, with the exact topic posterior (Bayes optimum)
     cloze      a word blanked out between its left context and the next word; four candidate

@@ -1,4 +1,5 @@
-"""Real text as byte tokens: the interpreter's own standard library (`stdlib`) or user files (`text`).
+"""Real text as byte tokens: the interpreter's own standard library (`stdlib`) or user files
+(`text`).
 
 Files are split into train and validation by a hash of their relative path, so the split is
 deterministic and disjoint by file; each split is the files' bytes joined by a NUL byte.
@@ -40,7 +41,8 @@ def stdlib_files() -> list[tuple[str, str]]:
 
 
 def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
-    """Expand files, folders (recursive, hidden entries skipped) and globs into (key, path) pairs."""
+    """Expand files, folders (recursive, hidden entries skipped) and globs into (key, path)
+    pairs."""
     found: dict[str, str] = {}
     for entry in paths:
         spec = os.path.expanduser(entry)

@@ -51,7 +51,8 @@ class ModelShape:
 
     d_ff defaults to 4 * d_model. Construction validates; a bad value raises ConfigError.
     The objective knobs fix sequence lengths (hence FLOPs) and the special tokens (hence N), so
-    they live here too: `mask_fraction` (encoder), `noise_density` and `mean_span` (encoder_decoder).
+    they live here too: `mask_fraction` (encoder), `noise_density` and `mean_span`
+    (encoder_decoder).
     """
 
     d_model: int  # width of the residual stream
@@ -62,7 +63,8 @@ class ModelShape:
     d_ff: int | None = None  # MLP hidden width; None means 4 * d_model
     arch: str = "decoder"  # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
     attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only);
-    # "auto" lets the trainer choose (scaling.experiment.train.pick_attention), the model reads it as "sdpa"
+    # "auto" lets the trainer choose (scaling.experiment.train.pick_attention);
+    # the model reads it as "sdpa"
     mask_fraction: float | None = (
         0.15  # encoder: share of the ctx positions replaced by <mask> and predicted
     )
@@ -167,7 +169,8 @@ class ModelShape:
 
     @property
     def tgt_len(self) -> int:
-        """encoder_decoder: length of the decoder's sequence (a sentinel then the span, per span)."""
+        """encoder_decoder: length of the decoder's sequence (a sentinel then the span, per
+        span)."""
         return self.n_noise + self.n_spans if self.arch == "encoder_decoder" else 0
 
 
