@@ -123,7 +123,8 @@ class SweepConfig:
         True  # after the sweep, write its report (scaling.analysis.report); false: runs.csv only
     )
     report_dir: str = ""  # where the report goes; "" = analysis/<name>
-    tasks: bool = False  # after training, the task probes (scaling/experiment/tasks.py; needs keep_checkpoint)
+    # after training, the task probes (scaling/experiment/tasks.py; needs keep_checkpoint)
+    tasks: bool = False
     adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)  # sweep=isoflop_adaptive
 
 
@@ -448,7 +449,8 @@ def _steps(train: TrainConfig, N: int, tokens_per_step: int) -> int:
             name,
             value,
             f"gives D={wanted:.4g} tokens, less than one batch "
-            f"(train.batch_size*model.ctx = {train.batch_size}*{tokens_per_step // train.batch_size}"
+            f"(train.batch_size*model.ctx = {train.batch_size}*"
+            f"{tokens_per_step // train.batch_size}"
             f" = {tokens_per_step})",
             f"raise {name} or lower train.batch_size",
         )
@@ -583,10 +585,12 @@ def help_text(sweep: bool = False) -> str:
     lines = [
         "",
         "overrides (Hydra syntax, any number, in any order):",
-        "  group=preset      pick a preset file conf/<group>/<preset>.yaml, e.g. data=stdlib sweep=isoflop",
+        "  group=preset      pick a preset file conf/<group>/<preset>.yaml, "
+        "e.g. data=stdlib sweep=isoflop",
         "  --config-dir DIR  add your own presets DIR/<group>/<name>.yaml (a new name; start",
         "                    from a shipped one with `defaults: [quick]`)",
-        "  key=value         set one field, e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
+        "  key=value         set one field, "
+        "e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
         "  runs_dir=PATH     root of the run store (default: runs/ under the current directory)",
     ]
     if sweep:
@@ -611,7 +615,8 @@ def help_text(sweep: bool = False) -> str:
     lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
     lines += [
         "model: pick a rung with model.size=<name> (ladder in conf/model/transformer.yaml) or set",
-        "  model.d_model/n_layers/n_heads/ctx directly; model.attention=auto|sdpa|matmul picks the kernel.",
+        "  model.d_model/n_layers/n_heads/ctx directly; "
+        "model.attention=auto|sdpa|matmul picks the kernel.",
         "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
         "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/.",
     ]

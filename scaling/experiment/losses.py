@@ -30,12 +30,16 @@ _TAG = 0x0B1EC7  # keeps the objective's random stream apart from the data's
 _VAL = -1  # the "step" of the fixed validation draw
 
 FLOOR_NOTES = {
-    "encoder": "not computed: the optimum is the true p(x_i | unmasked tokens), a sum over every filling of the "
-    "row's other masked bytes; the synthetic language's hidden topic and document-wide copy cache "
-    "couple all words, so that sum has no cheap exact form",
-    "encoder_decoder": "not computed: the optimum is the true p(spans | corrupted text), a sum over the unknown "
-    "contents and lengths of all spans jointly; the synthetic language's hidden topic and "
-    "document-wide copy cache couple all words, so that sum has no cheap exact form",
+    "encoder": (
+        "not computed: the optimum is the true p(x_i | unmasked tokens), a sum over every filling "
+        "of the row's other masked bytes; the synthetic language's hidden topic and document-wide "
+        "copy cache couple all words, so that sum has no cheap exact form"
+    ),
+    "encoder_decoder": (
+        "not computed: the optimum is the true p(spans | corrupted text), a sum over the unknown "
+        "contents and lengths of all spans jointly; the synthetic language's hidden topic and "
+        "document-wide copy cache couple all words, so that sum has no cheap exact form"
+    ),
 }
 UNKNOWN_SOURCE = "the data's true distribution is unknown (real text)"
 

@@ -279,7 +279,8 @@ def after_sweep(
     )
     if others:
         progress.say(
-            f"note: {len(others)} of them are not in this grid (other configs): {', '.join(others)}; "
+            f"note: {len(others)} of them are not in this grid (other configs): "
+            f"{', '.join(others)}; "
             f"delete their folders to drop them from runs.csv"
         )
     if report and results and reports.sweep is not None:
@@ -391,7 +392,8 @@ def main(argv: list[str], reports: Reports = Reports()) -> int:
         threads = launcher_threads(launcher, len(jobs), available_cores())
         if threads is not None:
             progress.say(
-                f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)"
+                f"launcher runs in parallel: {threads} thread(s) per run "
+                f"on {available_cores()} core(s)"
             )
         plan_path, launch_argv = write_plan(jobs, sweep_paths[0]), argv
         if plan_path is not None:

@@ -157,7 +157,8 @@ def _make_spellings(spec: SyntheticConfig, rng: np.random.Generator) -> list[byt
                 out[r] = word
         todo = np.array(retry, dtype=np.int64)
     raise ConfigError(
-        f"data.synthetic: found only {spec.n_words - len(todo)} distinct spellings for n_words={spec.n_words}; "
+        f"data.synthetic: found only {spec.n_words - len(todo)} distinct spellings "
+        f"for n_words={spec.n_words}; "
         "raise max_len or letter_concentration, or lower n_words"
     )
 

@@ -50,7 +50,8 @@ def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
             matches = sorted(m for m in glob.glob(spec, recursive=True) if os.path.isfile(m))
             if not matches:
                 raise ConfigError(
-                    f"data.paths entry {entry!r} matches no files; fix the glob or the folder it names"
+                    f"data.paths entry {entry!r} matches no files; "
+                    "fix the glob or the folder it names"
                 )
             for m in matches:
                 found.setdefault(os.path.normpath(m).replace(os.sep, "/"), m)
@@ -67,7 +68,8 @@ def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
                         found.setdefault(key.replace(os.sep, "/"), path)
             if len(found) == n:
                 raise ConfigError(
-                    f"data.paths entry {entry!r} is a folder with no files; add text files or remove it"
+                    f"data.paths entry {entry!r} is a folder with no files; "
+                    "add text files or remove it"
                 )
         elif os.path.isfile(spec):
             found.setdefault(os.path.normpath(spec).replace(os.sep, "/"), spec)
@@ -146,15 +148,17 @@ class ByteSource:
         self._val_text = np.frombuffer(FILE_SEP.join(val_parts), dtype=np.uint8)
         if len(self._train) < ctx + 1:
             raise ConfigError(
-                f"data={name}: the training split has {len(self._train)} bytes, fewer than ctx+1={ctx + 1}; "
+                f"data={name}: the training split has {len(self._train)} bytes, "
+                f"fewer than ctx+1={ctx + 1}; "
                 "add text, raise data.max_bytes or lower data.val_fraction"
             )
         n_rows = -(-val_tokens // ctx)
         n_chunks = len(self._val_text) // (ctx + 1)
         if n_rows > n_chunks:
             raise ConfigError(
-                f"data.val_tokens={val_tokens} needs {n_rows} rows of {ctx + 1} bytes but the validation split of "
-                f"data={name} holds {n_chunks}; lower data.val_tokens or add text / raise data.val_fraction"
+                f"data.val_tokens={val_tokens} needs {n_rows} rows of {ctx + 1} bytes "
+                f"but the validation split of data={name} holds {n_chunks}; "
+                "lower data.val_tokens or add text / raise data.val_fraction"
             )
         chunks = np.sort(
             np.random.default_rng([0x7A1, val_seed]).choice(n_chunks, n_rows, replace=False)

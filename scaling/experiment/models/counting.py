@@ -131,7 +131,8 @@ def forward_flops_per_token(shape: ModelShape, seq_len: int | None = None) -> fl
         return row // shape.ctx if row % shape.ctx == 0 else row / shape.ctx
     if shape.arch == "encoder_decoder":
         raise ValueError(
-            "seq_len applies to the single-stack archs; the encoder-decoder's lengths follow its shape"
+            "seq_len applies to the single-stack archs; "
+            "the encoder-decoder's lengths follow its shape"
         )
     return _stack_flops(shape, seq_len) // seq_len + 2 * shape.d_model * shape.n_vocab
 

@@ -61,7 +61,8 @@ class ModelShape:
     ctx: int  # context length: the longest sequence the position embedding covers
     vocab_size: int = 256  # byte-level tokens
     d_ff: int | None = None  # MLP hidden width; None means 4 * d_model
-    arch: str = "decoder"  # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
+    # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
+    arch: str = "decoder"
     attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only);
     # "auto" lets the trainer choose (scaling.experiment.train.pick_attention);
     # the model reads it as "sdpa"
@@ -78,7 +79,8 @@ class ModelShape:
             )
         if self.attention not in ATTENTIONS:
             raise ConfigError(
-                f"model.attention={self.attention!r} is unknown; choose one of: {', '.join(ATTENTIONS)}"
+                f"model.attention={self.attention!r} is unknown; "
+                f"choose one of: {', '.join(ATTENTIONS)}"
             )
         d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
         for name, value in (
@@ -116,8 +118,9 @@ class ModelShape:
                 raise ConfigError(f"model.mean_span={self.mean_span} must be >= 1; e.g. 3 (T5)")
             if self.ctx - self.n_noise < self.n_spans:
                 raise ConfigError(
-                    f"model.ctx={self.ctx} with noise_density={self.noise_density} leaves {self.ctx - self.n_noise} "
-                    f"clean tokens for {self.n_spans} spans; lower model.noise_density or raise model.ctx"
+                    f"model.ctx={self.ctx} with noise_density={self.noise_density} "
+                    f"leaves {self.ctx - self.n_noise} clean tokens for {self.n_spans} spans; "
+                    "lower model.noise_density or raise model.ctx"
                 )
         if self.d_model % self.n_heads:
             raise ConfigError(
@@ -195,7 +198,8 @@ def resolve_shape(model_cfg: Any) -> ModelShape:
     unknown = sorted(set(cfg) - shape_keys - {"size", "ladder"})
     if unknown:
         raise ConfigError(
-            f"unknown model key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(shape_keys | {'size', 'ladder'}))}"
+            f"unknown model key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(shape_keys | {'size', 'ladder'}))}"
         )
     values: dict[str, Any] = {}
     size = cfg.get("size")
