@@ -37,11 +37,13 @@ class DataConfig:
 class TokenSource(Protocol):
     name: str
     vocab_size: int
-    entropy_floor: float | None
 
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor: ...
+    @property
+    def entropy_floor(self) -> float | None: ...  # read-only: a float, or None when unknown
 
-    def val_batch(self) -> torch.LongTensor: ...
+    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor: ...
+
+    def val_batch(self) -> torch.Tensor: ...
 
 
 _NESTED = {"synthetic": SyntheticConfig, "probes": ProbeConfig, "tokens": TokensConfig}

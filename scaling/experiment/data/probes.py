@@ -323,9 +323,9 @@ class Probes:
         rows = np.asarray(rows)
         B, L = rows.shape
         kinds = {KIND_OF_MARKER.get(int(m)) for m in rows[:, 0]}
-        if len(kinds) != 1 or None in kinds:
+        kind = kinds.pop() if len(kinds) == 1 else None
+        if kind is None:
             raise ValueError("walk needs rows that all start with the same probe marker byte")
-        kind = kinds.pop()
         ep = self._episodes(kind, rows)
         p = self.kinds[kind].probs(ep.reshape(-1, ep.shape[2])).reshape(B, -1, 256)[:, : L - 1]
         picked = np.take_along_axis(p, rows[:, 1:, None].astype(np.int64), 2)[..., 0]

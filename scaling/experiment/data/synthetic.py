@@ -242,7 +242,7 @@ class Language:
         B, t0 = words.shape
         comp = _sample_cdf(self.weights_cdf, rng.random((B, n)))
         if t0 == 0:  # no earlier word to copy: the first word uses renormalised weights
-            comp[:, 0] = _sample_cdf(self.first_weights_cdf, rng.random(B))
+            comp[:, 0] = _sample_cdf(self.first_weights_cdf, rng.random((B,)))
         new = np.where(
             comp == 0,
             _sample_cdf(self.cum_unigram[1:], rng.random((B, n))),
@@ -472,11 +472,11 @@ class SyntheticSource:
         self.ctx, self.val_seed = ctx, val_seed
         self._val, self.entropy_floor = _validation(spec, ctx, val_tokens, val_seed)
 
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor:
+    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor:
         rng = np.random.default_rng([0x7EA, seed, step])
         return torch.from_numpy(self.corpus.sample(rng, batch_size, self.ctx + 1).astype(np.int64))
 
-    def probe_eval(self, kind: str) -> tuple[torch.LongTensor, Answers]:
+    def probe_eval(self, kind: str) -> tuple[torch.Tensor, Answers]:
         """The held-out rows (eval_rows, ctx + 1) of a probe kind and where their answers are;
         fixed by the data config (language seed, probe knobs, val_seed) like `val_batch`."""
         if self.probes is None:
@@ -484,7 +484,7 @@ class SyntheticSource:
         rows = self.probes.eval_rows(kind, self.ctx + 1, self.val_seed)
         return torch.from_numpy(rows.astype(np.int64)), self.probes.answers(kind, rows)
 
-    def val_batch(self) -> torch.LongTensor:
+    def val_batch(self) -> torch.Tensor:
         return torch.from_numpy(self._val.astype(np.int64))
 
     def true_log_probs(self, rows: torch.Tensor) -> torch.Tensor:

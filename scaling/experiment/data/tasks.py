@@ -113,7 +113,10 @@ def cloze_data(lang: Language, n: int, length: int) -> ClozeData:
     spell = [bytes(lang.lex.spell[i, : lang.lex.length[i] - 1]) for i in range(lang.lex.n_words)]
     ids = {w: i for i, w in enumerate(spell)}
     rng = _rng("cloze")
-    left, right, cands, exact = [], [], [], []
+    left: list[bytes] = []
+    right: list[bytes] = []
+    cands: list[list[bytes]] = []
+    exact: list[np.ndarray] = []
     while len(exact) < n:
         docs = map(_words, lang.sample(rng, 2 * n, length))
         items = [(w, len(w) - 2) for w in docs if len(w) >= 4]
