@@ -43,6 +43,7 @@ class FlopCounts:
 def _block_params(shape: ModelShape) -> int:
     """One `Block`: self-attention, MLP and two LayerNorms."""
     d, f = shape.d_model, shape.d_ff
+    assert f is not None  # ModelShape fills d_ff in on construction
     return (
         d  # ln_1 weight
         + d * 3 * d  # attention: fused query/key/value projection
@@ -80,6 +81,7 @@ def param_counts(shape: ModelShape) -> ParamCounts:
 def _stack_flops(shape: ModelShape, T: int) -> int:
     """Matmul FLOPs of one `Block` stack over a length-T sequence, per sequence."""
     d, f = shape.d_model, shape.d_ff
+    assert f is not None  # ModelShape fills d_ff in on construction
     per_token = (
         2 * d * 3 * d  # query/key/value projection
         + 2 * T * d  # scores q @ k^T: each query against T keys, summed over all heads
@@ -161,6 +163,7 @@ def chinchilla_forward_flops_per_token(shape: ModelShape) -> float:
     heads = d_model here. The encoder-decoder adds the same terms for its second stack and,
     for cross-attention, queries/output at T, keys/values at S and a T x S score matrix."""
     d, f, V, H, L = shape.d_model, shape.d_ff, shape.n_vocab, shape.n_heads, shape.n_layers
+    assert f is not None  # ModelShape fills d_ff in on construction
 
     def attention(
         T: int, S: int, kv_rows: int

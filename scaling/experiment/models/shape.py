@@ -94,6 +94,15 @@ class ModelShape:
             object.__setattr__(
                 self, name, _positive_int(name, value, "set it to a whole number >= 1")
             )
+        self._check_objective()
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"model.n_heads={self.n_heads} does not divide model.d_model={self.d_model}; "
+                f"pick n_heads among the divisors of d_model (e.g. d_model/16 for head dim 16)"
+            )
+
+    def _check_objective(self) -> None:
+        """Objective knobs: None unless the arch uses them, else a float in range."""
         for knob, arch in OBJECTIVE_KNOBS.items():
             value = getattr(self, knob)
             if arch != self.arch:
@@ -105,11 +114,14 @@ class ModelShape:
                 )
             else:
                 object.__setattr__(self, knob, float(value))
-        if self.arch == "encoder" and not 0.0 < self.mask_fraction < 1.0:
-            raise ConfigError(
-                f"model.mask_fraction={self.mask_fraction} must lie in (0, 1); e.g. 0.15 (BERT)"
-            )
+        if self.arch == "encoder":
+            assert self.mask_fraction is not None  # set to a float by the loop above
+            if not 0.0 < self.mask_fraction < 1.0:
+                raise ConfigError(
+                    f"model.mask_fraction={self.mask_fraction} must lie in (0, 1); e.g. 0.15 (BERT)"
+                )
         if self.arch == "encoder_decoder":
+            assert self.noise_density is not None and self.mean_span is not None
             if not 0.0 < self.noise_density < 1.0:
                 raise ConfigError(
                     f"model.noise_density={self.noise_density} must lie in (0, 1); e.g. 0.15 (T5)"
@@ -122,11 +134,6 @@ class ModelShape:
                     f"leaves {self.ctx - self.n_noise} clean tokens for {self.n_spans} spans; "
                     "lower model.noise_density or raise model.ctx"
                 )
-        if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"model.n_heads={self.n_heads} does not divide model.d_model={self.d_model}; "
-                f"pick n_heads among the divisors of d_model (e.g. d_model/16 for head dim 16)"
-            )
 
     @property
     def head_dim(self) -> int:
@@ -137,16 +144,19 @@ class ModelShape:
     @property
     def n_masked(self) -> int:
         """encoder: positions per row replaced by <mask> and predicted (at least one)."""
+        assert self.mask_fraction is not None, "n_masked is defined for arch=encoder only"
         return max(1, round(self.ctx * self.mask_fraction))
 
     @property
     def n_noise(self) -> int:
         """encoder_decoder: corrupted tokens per row (T5's num_noise_tokens, at least one)."""
+        assert self.noise_density is not None, "n_noise is defined for arch=encoder_decoder only"
         return max(1, round(self.ctx * self.noise_density))
 
     @property
     def n_spans(self) -> int:
         """encoder_decoder: corrupted spans per row (T5's num_noise_spans, at least one)."""
+        assert self.mean_span is not None, "n_spans is defined for arch=encoder_decoder only"
         return max(1, round(self.n_noise / self.mean_span))
 
     @property

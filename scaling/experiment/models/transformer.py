@@ -18,6 +18,7 @@ them.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -132,13 +133,11 @@ class MLP(nn.Module):
 
     def __init__(self, shape: ModelShape):
         super().__init__()
-        self.c_fc = nn.Linear(
-            shape.d_model, shape.d_ff, bias=False
-        )  # up: d f params, 2 d f FLOPs/token
+        d, f = shape.d_model, shape.d_ff
+        assert f is not None  # ModelShape fills d_ff in on construction
+        self.c_fc = nn.Linear(d, f, bias=False)  # up: d f params, 2 d f FLOPs/token
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(
-            shape.d_ff, shape.d_model, bias=False
-        )  # down: f d params, 2 f d FLOPs/token
+        self.c_proj = nn.Linear(f, d, bias=False)  # down: f d params, 2 f d FLOPs/token
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c_proj(self.gelu(self.c_fc(x)))
@@ -272,11 +271,12 @@ class Transformer(nn.Module):
                 raise RuntimeError("blocks of one stack apply different attention masks")
             return masks[0]
 
-        first = agreed([b.attn.mask(S) for b in self.blocks])
+        first = agreed([b.attn.mask(S) for b in cast("list[Block]", list(self.blocks))])
         if self.shape.arch != "encoder_decoder":
             return {"self": first}
+        dec_blocks = cast("list[DecoderBlock]", list(self.dec_blocks))
         return {
             "encoder self": first,
-            "decoder self": agreed([b.attn.mask(T) for b in self.dec_blocks]),
-            "cross": agreed([b.cross.mask(T, S) for b in self.dec_blocks]),
+            "decoder self": agreed([b.attn.mask(T) for b in dec_blocks]),
+            "cross": agreed([b.cross.mask(T, S) for b in dec_blocks]),
         }
