@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -195,7 +195,7 @@ class RunSpec:
     config: dict  # the resolved config (train.tokens = D), saved as config.yaml; run_id hashes it
 
 
-def _fail(field_name: str, value: Any, need: str, fix: str) -> None:
+def _fail(field_name: str, value: Any, need: str, fix: str) -> NoReturn:
     raise ConfigError(f"{field_name}={value!r} {need}; {fix}")
 
 
@@ -610,7 +610,9 @@ def help_text(sweep: bool = False) -> str:
     base = compose([])
     rungs = []
     for name in base.model.get("ladder") or {}:
-        shape = resolve_shape({**OmegaConf.to_container(base.model, resolve=True), "size": name})
+        model_cfg = OmegaConf.to_container(base.model, resolve=True)
+        assert isinstance(model_cfg, dict)  # conf/model/*.yaml is a mapping
+        shape = resolve_shape({**model_cfg, "size": name})
         rungs.append(f"{name} (N={param_counts(shape).N:,})")
     lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
     lines += [

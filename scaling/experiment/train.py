@@ -162,11 +162,13 @@ def build_engine(spec: RunSpec) -> Engine:
 
 @torch.no_grad()
 def probe_metrics(
-    model: torch.nn.Module, source: Any, device: torch.device, amp: Any
+    model: Callable[..., torch.Tensor], source: Any, device: torch.device, amp: Any
 ) -> dict[str, float]:
     """The emergent-ability probe scores (scaling/experiment/probe_scores.py, docs/emergence.md) of
-    the model now."""
+    the model now (a module, or its torch.compile'd wrapper: also a module)."""
     from scaling.experiment.probe_scores import probe_scores
+
+    assert isinstance(model, torch.nn.Module)
 
     model.eval()
     with amp():
