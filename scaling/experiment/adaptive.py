@@ -23,6 +23,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -206,7 +207,8 @@ def settings_of(cfg) -> Settings | None:
     """The adaptive settings of a composed config, or None when sweep.adaptive.budgets is empty."""
     from omegaconf import OmegaConf
 
-    a = OmegaConf.to_container(cfg.sweep.adaptive, resolve=True)
+    # sweep.adaptive is the AdaptiveConfig node: a mapping of field names
+    a = cast("dict[str, Any]", OmegaConf.to_container(cfg.sweep.adaptive, resolve=True))
     if not a.get("budgets"):
         return None
     s = Settings(**a)
@@ -247,16 +249,19 @@ class _Budgets:
 
         from scaling.experiment.config import resolve_run
         from scaling.experiment.models.sizing import smallest_N
+        from scaling.experiment.sweep import override_line
 
         spec = resolve_run(cfg)  # validates the shared settings once; its N and D are not used
         self.root = Path(cfg.runs_dir) / cfg.sweep.name
-        self.model = OmegaConf.to_container(cfg.model, resolve=True)
+        model = OmegaConf.to_container(cfg.model, resolve=True)
+        assert isinstance(model, dict)  # the model node is a mapping
+        self.model = model
         self.seed = int(cfg.train.seed)
         self.lr_fit = spec.train.lr_fit
         self.tokens_per_step = spec.tokens_per_step
         self.smallest = float(smallest_N(self.model))
         self.keep = [
-            o.input_line
+            override_line(o)
             for o in OverridesParser.create().parse_overrides(argv)
             if o.key_or_group not in SET_PER_ROUND
             and not o.key_or_group.startswith("sweep.adaptive")
