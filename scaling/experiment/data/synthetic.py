@@ -301,8 +301,7 @@ class Language:
 
         Rows must start at a document start. A byte the language cannot produce gets log p = -inf
         and so does the rest of its row (the state is lost). `prior` (B, K): each row's topic
-        distribution before its first word (default uniform; one-hot = the topic is known).
-        """
+        distribution before its first word (default uniform; one-hot = the topic is known)."""
         rows = np.asarray(rows)
         B, L = rows.shape
         lex, K = self.lex, self.spec.n_topics
