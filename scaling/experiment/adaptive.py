@@ -45,8 +45,7 @@ SET_PER_ROUND = (
 
 @dataclass
 class Settings:
-    """The planner's knobs (sweep.adaptive in the config; scaling/experiment/config.py
-    AdaptiveConfig)."""
+    """The planner's knobs: sweep.adaptive in the config (AdaptiveConfig in config.py)."""
 
     budgets: list[float]
     n_sizes: int = 7

@@ -99,8 +99,7 @@ PROTOCOLS = ("chinchilla", "kaplan")
 
 @dataclass
 class AdaptiveConfig:
-    """Self-centring IsoFLOP budgets (scaling/experiment/adaptive.py); on when `budgets` is not
-    empty."""
+    """Self-centring IsoFLOP budgets (scaling/experiment/adaptive.py); on when `budgets` is set."""
 
     budgets: list[float] = field(default_factory=list)  # FLOP budgets C, run smallest first
     n_sizes: int = 7  # sizes per budget's first window

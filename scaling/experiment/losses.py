@@ -63,8 +63,7 @@ class ObjectiveBatch:
 
 
 def generator(seed: int, step: int) -> torch.Generator:
-    """The CPU generator of training step `step` of a run seeded `seed` (a pure function of
-    both)."""
+    """The CPU generator of step `step` of a run seeded `seed` (a pure function of both)."""
     state = np.random.SeedSequence([_TAG, int(seed), int(step) + 1]).generate_state(
         1, dtype=np.uint64
     )[0]
@@ -103,8 +102,7 @@ def span_layout(
 
 
 def make_batch(shape: ModelShape, rows: torch.Tensor, gen: torch.Generator) -> ObjectiveBatch:
-    """The objective of `shape.arch` on data rows (B, ctx + 1); masks drawn from `gen` on the
-    CPU."""
+    """The objective of `shape.arch` on rows (B, ctx + 1); masks drawn from `gen` on the CPU."""
     x = rows[:, :-1]
     if shape.arch == "decoder":
         return ObjectiveBatch({"idx": x}, rows[:, 1:], None)

@@ -214,8 +214,7 @@ class Language:
     def sample_with_topics(
         self, rng: np.random.Generator, n_rows: int, length: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`sample`'s rows (the same draws) and each row's hidden topic (n_rows,), for task
-        probes."""
+        """`sample`'s rows (same draws) and each row's hidden topic (n_rows,), for task probes."""
         z = rng.integers(self.spec.n_topics, size=n_rows)  # hidden topic of each document (uniform)
         words = np.empty((n_rows, 0), dtype=np.int64)
         chunk = -(-length // max(int(0.8 * self.mean_len), self.spec.min_len + 1)) + 2
@@ -237,8 +236,7 @@ class Language:
     def _extend(
         self, rng: np.random.Generator, z: np.ndarray, words: np.ndarray, n: int
     ) -> np.ndarray:
-        """Append n words to each row's document (rows: word ids so far, (B, t0)) from the
-        mixture."""
+        """Append n words from the mixture to each row's document (word ids so far, (B, t0))."""
         B, t0 = words.shape
         comp = _sample_cdf(self.weights_cdf, rng.random((B, n)))
         if t0 == 0:  # no earlier word to copy: the first word uses renormalised weights
@@ -422,8 +420,7 @@ class Corpus:
         return out
 
     def walk(self, rows: np.ndarray, full: bool = False) -> np.ndarray:
-        """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (see
-        `Language.walk`)."""
+        """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (`Language.walk`)."""
         rows = np.asarray(rows)
         kind = np.array(
             [

@@ -41,8 +41,7 @@ def stdlib_files() -> list[tuple[str, str]]:
 
 
 def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
-    """Expand files, folders (recursive, hidden entries skipped) and globs into (key, path)
-    pairs."""
+    """Expand files, folders (recursive, hidden entries skipped) and globs to (key, path)s."""
     found: dict[str, str] = {}
     for entry in paths:
         spec = os.path.expanduser(entry)

@@ -23,8 +23,8 @@ class ParamCounts:
 
     The LM head is tied to the token embedding, so it adds nothing to N and, like the
     embedding it shares, is excluded from N_nonembed (Kaplan drops the de-embedding too).
-    The special tokens (<mask>, sentinels, decoder start) are embedding rows: in N, not in
-    N_nonembed.
+    The special tokens (<mask>, sentinels, decoder start) are embedding rows: in N, not
+    in N_nonembed.
     """
 
     N: int
@@ -94,8 +94,7 @@ def _stack_flops(shape: ModelShape, T: int) -> int:
 
 
 def _cross_flops(shape: ModelShape, T: int, S: int) -> int:
-    """Matmul FLOPs of the cross-attentions of the decoder stack (T decoder, S encoder
-    positions)."""
+    """Matmul FLOPs of the decoder stack's cross-attentions (T decoder, S encoder positions)."""
     d = shape.d_model
     per_layer = (
         2 * d * d * T  # query projection of every decoder position

@@ -182,8 +182,7 @@ class ModelShape:
 
     @property
     def tgt_len(self) -> int:
-        """encoder_decoder: length of the decoder's sequence (a sentinel then the span, per
-        span)."""
+        """encoder_decoder: length of the decoder's sequence (per span: a sentinel, the span)."""
         return self.n_noise + self.n_spans if self.arch == "encoder_decoder" else 0
 
 

@@ -179,8 +179,7 @@ class DecoderBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    """The model of every `shape.arch`; logits cover all `shape.n_vocab` ids (bytes + special
-    tokens).
+    """The model of every `shape.arch`; logits cover all `shape.n_vocab` ids (bytes + specials).
 
     decoder, encoder: `model(idx)` with idx (B, T <= ctx) -> logits (B, T, n_vocab)
     encoder_decoder:  `model(idx, tgt)` with the encoder's idx (B, S <= ctx) and the decoder's
