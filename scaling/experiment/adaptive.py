@@ -7,9 +7,10 @@ smallest or largest size, adds two sizes beyond that edge at the same spacing, u
 is interior, `max_extensions` is spent, or the sizes run out (the smallest shape, or D under
 MIN_STEPS steps): the summary says which. With `seeds` > 1, the `seed_sizes` sizes nearest each
 budget's N* then train that many seeds in all (as ensembles), so the fit sees the seed spread where
-it decides N*; decisions use the first seed only, so they replay the same with or without them. Sizes come from the continuous rule
-(`model.size=N<count>`, scaling/experiment/models/sizing.py); each budget is an ordinary sweep in
-<runs_dir>/<name>/C<budget>/, so a rerun skips every finished run and replays the same decisions.
+it decides N*; decisions use the first seed only, so they replay the same with or without them.
+Sizes come from the continuous rule (`model.size=N<count>`, scaling/experiment/models/sizing.py);
+each budget is an ordinary sweep in <runs_dir>/<name>/C<budget>/, so a rerun skips every finished
+run and replays the same decisions.
 
 The planner (everything above `run`) is pure Python on (N, loss) pairs, so tests drive it with
 synthetic losses; `run` trains through `scaling.experiment.sweep`.
@@ -22,6 +23,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -43,7 +45,7 @@ SET_PER_ROUND = (
 
 @dataclass
 class Settings:
-    """The planner's knobs (sweep.adaptive in the config; scaling/experiment/config.py AdaptiveConfig)."""
+    """The planner's knobs: sweep.adaptive in the config (AdaptiveConfig in config.py)."""
 
     budgets: list[float]
     n_sizes: int = 7
@@ -204,7 +206,8 @@ def settings_of(cfg) -> Settings | None:
     """The adaptive settings of a composed config, or None when sweep.adaptive.budgets is empty."""
     from omegaconf import OmegaConf
 
-    a = OmegaConf.to_container(cfg.sweep.adaptive, resolve=True)
+    # sweep.adaptive is the AdaptiveConfig node: a mapping of field names
+    a = cast("dict[str, Any]", OmegaConf.to_container(cfg.sweep.adaptive, resolve=True))
     if not a.get("budgets"):
         return None
     s = Settings(**a)
@@ -245,16 +248,19 @@ class _Budgets:
 
         from scaling.experiment.config import resolve_run
         from scaling.experiment.models.sizing import smallest_N
+        from scaling.experiment.sweep import override_line
 
         spec = resolve_run(cfg)  # validates the shared settings once; its N and D are not used
         self.root = Path(cfg.runs_dir) / cfg.sweep.name
-        self.model = OmegaConf.to_container(cfg.model, resolve=True)
+        model = OmegaConf.to_container(cfg.model, resolve=True)
+        assert isinstance(model, dict)  # the model node is a mapping
+        self.model = model
         self.seed = int(cfg.train.seed)
         self.lr_fit = spec.train.lr_fit
         self.tokens_per_step = spec.tokens_per_step
         self.smallest = float(smallest_N(self.model))
         self.keep = [
-            o.input_line
+            override_line(o)
             for o in OverridesParser.create().parse_overrides(argv)
             if o.key_or_group not in SET_PER_ROUND
             and not o.key_or_group.startswith("sweep.adaptive")
@@ -309,8 +315,8 @@ class _Budgets:
 
 def run(argv: list[str], cfg, reports) -> int:
     """`scaling sweep` of a preset with sweep.adaptive.budgets: every budget as its own sweep of
-    sizes named N<count>, then adaptive.json and (`reports`, a scaling.experiment.sweep.Reports) the report
-    of the folder of budgets."""
+    sizes named N<count>, then adaptive.json and (`reports`, a scaling.experiment.sweep.Reports) the
+    report of the folder of budgets."""
     from scaling import progress, runs
     from scaling.experiment import sweep
 

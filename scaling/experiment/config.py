@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -84,9 +84,9 @@ class TrainConfig:
 
 @dataclass
 class ProtocolConfig:
-    """How runs become (N, D) points (conf/protocol/, docs/study.md): `chinchilla` (default) trains one
-    run per (N, D) with the cosine ending at D; `kaplan` ends the schedule at a fixed horizon past
-    every run's D, so each intermediate evaluation is an (N, D) point of one run per size."""
+    """How runs become (N, D) points (conf/protocol/, docs/study.md): `chinchilla` (default) trains
+    one run per (N, D) with the cosine ending at D; `kaplan` ends the schedule at a fixed horizon
+    past every run's D, so each intermediate evaluation is an (N, D) point of one run per size."""
 
     name: str = "chinchilla"  # chinchilla | kaplan
     horizon_tokens: float | None = (
@@ -99,7 +99,7 @@ PROTOCOLS = ("chinchilla", "kaplan")
 
 @dataclass
 class AdaptiveConfig:
-    """Self-centring IsoFLOP budgets (scaling/experiment/adaptive.py); on when `budgets` is not empty."""
+    """Self-centring IsoFLOP budgets (scaling/experiment/adaptive.py); on when `budgets` is set."""
 
     budgets: list[float] = field(default_factory=list)  # FLOP budgets C, run smallest first
     n_sizes: int = 7  # sizes per budget's first window
@@ -122,14 +122,16 @@ class SweepConfig:
         True  # after the sweep, write its report (scaling.analysis.report); false: runs.csv only
     )
     report_dir: str = ""  # where the report goes; "" = analysis/<name>
-    tasks: bool = False  # after training, the task probes (scaling/experiment/tasks.py; needs keep_checkpoint)
+    # after training, the task probes (scaling/experiment/tasks.py; needs keep_checkpoint)
+    tasks: bool = False
     adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)  # sweep=isoflop_adaptive
 
 
 @dataclass
 class ModelConfig:
-    """The model: a ladder rung (`size`) and any field that overrides it (conf/model/transformer.yaml);
-    scaling.experiment.models.resolve_shape turns it into a ModelShape."""
+    """The model: a ladder rung (`size`) and any field that overrides it
+    (conf/model/transformer.yaml); scaling.experiment.models.resolve_shape turns it into a
+    ModelShape."""
 
     arch: str = "decoder"  # decoder | encoder | encoder_decoder
     size: str | None = None  # a rung of `ladder`, N<count> (e.g. N5e4), or null
@@ -192,7 +194,7 @@ class RunSpec:
     config: dict  # the resolved config (train.tokens = D), saved as config.yaml; run_id hashes it
 
 
-def _fail(field_name: str, value: Any, need: str, fix: str) -> None:
+def _fail(field_name: str, value: Any, need: str, fix: str) -> NoReturn:
     raise ConfigError(f"{field_name}={value!r} {need}; {fix}")
 
 
@@ -446,7 +448,8 @@ def _steps(train: TrainConfig, N: int, tokens_per_step: int) -> int:
             name,
             value,
             f"gives D={wanted:.4g} tokens, less than one batch "
-            f"(train.batch_size*model.ctx = {train.batch_size}*{tokens_per_step // train.batch_size}"
+            f"(train.batch_size*model.ctx = {train.batch_size}*"
+            f"{tokens_per_step // train.batch_size}"
             f" = {tokens_per_step})",
             f"raise {name} or lower train.batch_size",
         )
@@ -581,10 +584,12 @@ def help_text(sweep: bool = False) -> str:
     lines = [
         "",
         "overrides (Hydra syntax, any number, in any order):",
-        "  group=preset      pick a preset file conf/<group>/<preset>.yaml, e.g. data=stdlib sweep=isoflop",
+        "  group=preset      pick a preset file conf/<group>/<preset>.yaml, "
+        "e.g. data=stdlib sweep=isoflop",
         "  --config-dir DIR  add your own presets DIR/<group>/<name>.yaml (a new name; start",
         "                    from a shipped one with `defaults: [quick]`)",
-        "  key=value         set one field, e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
+        "  key=value         set one field, "
+        "e.g. model.size=s4 model.n_layers=4 train.tokens=2e6 train.seed=1",
         "  runs_dir=PATH     root of the run store (default: runs/ under the current directory)",
     ]
     if sweep:
@@ -604,12 +609,15 @@ def help_text(sweep: bool = False) -> str:
     base = compose([])
     rungs = []
     for name in base.model.get("ladder") or {}:
-        shape = resolve_shape({**OmegaConf.to_container(base.model, resolve=True), "size": name})
+        model_cfg = OmegaConf.to_container(base.model, resolve=True)
+        assert isinstance(model_cfg, dict)  # conf/model/*.yaml is a mapping
+        shape = resolve_shape({**model_cfg, "size": name})
         rungs.append(f"{name} (N={param_counts(shape).N:,})")
     lines += ["", f"model sizes at ctx={base.model.ctx}: {', '.join(rungs)}"]
     lines += [
         "model: pick a rung with model.size=<name> (ladder in conf/model/transformer.yaml) or set",
-        "  model.d_model/n_layers/n_heads/ctx directly; model.attention=auto|sdpa|matmul picks the kernel.",
+        "  model.d_model/n_layers/n_heads/ctx directly; "
+        "model.attention=auto|sdpa|matmul picks the kernel.",
         "data: data=synthetic (known entropy floor), data=stdlib (Python's own library source),",
         "  data=text data.paths=[file_or_folder,...] (your text files); see conf/data/.",
     ]

@@ -4,10 +4,10 @@ as one computation (docs/performance.md, "Ensembles").
 The K models are one `StackedTransformer` (weights stacked on a leading model axis, batched
 matmuls); one AdamW step updates all of them, with each member's own learning rate and its own
 gradient-norm clipping. Each member is still a run of its own: it is claimed, resumed,
-evaluated, checkpointed and finished by scaling/experiment/train.py's code through a plain `Transformer`
-that holds one member's weights at a time, so its folder, metrics.jsonl, checkpoint.pt,
-result.json and runs.csv row are what its separate run writes. A member that diverges is
-finished as `diverged` and the others go on.
+evaluated, checkpointed and finished by scaling/experiment/train.py's code through a plain
+`Transformer` that holds one member's weights at a time, so its folder, metrics.jsonl,
+checkpoint.pt, result.json and runs.csv row are what its separate run writes. A member that diverges
+is finished as `diverged` and the others go on.
 
 `train_ensemble(cfgs)` trains a group; `plan_ensembles(specs, ...)` groups a sweep's runs.
 """
@@ -133,10 +133,15 @@ class StackedAdamW:
     def _per_member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return v.view(-1, *[1] * (like.dim() - 1))
 
+    @staticmethod
+    def _grad(p: torch.Tensor) -> torch.Tensor:
+        assert p.grad is not None, "clip_ and step need the gradients of a backward pass"
+        return p.grad
+
     @torch.no_grad()
     def clip_(self, max_norm: float) -> None:
         """Scale each member's gradients so their global 2-norm is at most `max_norm`."""
-        grads = [p.grad for p in self.params]
+        grads = [self._grad(p) for p in self.params]
         total = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (K,)
         coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
         for g in grads:
@@ -149,7 +154,7 @@ class StackedAdamW:
         bc1 = 1 - t.beta1**self.step_count
         bc2_sqrt = math.sqrt(1 - t.beta2**self.step_count)
         for p, m, v, decay in zip(self.params, self.exp_avg, self.exp_avg_sq, self.decay):
-            g, lr_k = p.grad, self._per_member(lr, p)
+            g, lr_k = self._grad(p), self._per_member(lr, p)
             if decay and t.weight_decay:
                 p.mul_(1 - lr_k * t.weight_decay)
             m.lerp_(g, 1 - t.beta1)
@@ -191,8 +196,20 @@ def member_losses(model: StackedTransformer, rows: torch.Tensor) -> torch.Tensor
 class StackedBatches(train.Batches):
     """Each member's batch of a step (its own seed), stacked (K, batch_size, ctx + 1)."""
 
+    def __init__(
+        self,
+        source: Any,
+        batch_size: int,
+        seeds: list[int],
+        device: torch.device,
+        start: int,
+        end: int,
+    ):
+        self.seeds = seeds  # set first: the base class makes the first batch right away
+        super().__init__(source, batch_size, seeds[0], device, start, end)
+
     def _make(self, step: int) -> torch.Tensor:
-        rows = torch.stack([self.source.train_batch(step, self.batch_size, s) for s in self.seed])
+        rows = torch.stack([self.source.train_batch(step, self.batch_size, s) for s in self.seeds])
         if self.device.type == "cuda":
             rows = rows.pin_memory().to(self.device, non_blocking=True)
         return rows.to(self.device)
@@ -284,7 +301,8 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     model = StackedTransformer(shape, [s.train.seed for s in specs]).to(device)
     member = Transformer(shape, seed=0).to(device)
     member_optimizer, _ = train.make_optimizer(member, t)
-    # compile as a run of K times the tokens would be (hardware.pick_compile: the work must repay it)
+    # compile as a run of K times the tokens would be
+    # (hardware.pick_compile: the work must repay it)
     as_one_run = dataclasses.replace(specs[0], D=specs[0].D * len(specs))
     compiled = pick_compile(t.compile, device, as_one_run, threads)
     losses = torch.compile(member_losses) if compiled else member_losses

@@ -30,12 +30,16 @@ _TAG = 0x0B1EC7  # keeps the objective's random stream apart from the data's
 _VAL = -1  # the "step" of the fixed validation draw
 
 FLOOR_NOTES = {
-    "encoder": "not computed: the optimum is the true p(x_i | unmasked tokens), a sum over every filling of the "
-    "row's other masked bytes; the synthetic language's hidden topic and document-wide copy cache "
-    "couple all words, so that sum has no cheap exact form",
-    "encoder_decoder": "not computed: the optimum is the true p(spans | corrupted text), a sum over the unknown "
-    "contents and lengths of all spans jointly; the synthetic language's hidden topic and "
-    "document-wide copy cache couple all words, so that sum has no cheap exact form",
+    "encoder": (
+        "not computed: the optimum is the true p(x_i | unmasked tokens), a sum over every filling "
+        "of the row's other masked bytes; the synthetic language's hidden topic and document-wide "
+        "copy cache couple all words, so that sum has no cheap exact form"
+    ),
+    "encoder_decoder": (
+        "not computed: the optimum is the true p(spans | corrupted text), a sum over the unknown "
+        "contents and lengths of all spans jointly; the synthetic language's hidden topic and "
+        "document-wide copy cache couple all words, so that sum has no cheap exact form"
+    ),
 }
 UNKNOWN_SOURCE = "the data's true distribution is unknown (real text)"
 
@@ -59,7 +63,7 @@ class ObjectiveBatch:
 
 
 def generator(seed: int, step: int) -> torch.Generator:
-    """The CPU generator of training step `step` of a run seeded `seed` (a pure function of both)."""
+    """The CPU generator of step `step` of a run seeded `seed` (a pure function of both)."""
     state = np.random.SeedSequence([_TAG, int(seed), int(step) + 1]).generate_state(
         1, dtype=np.uint64
     )[0]
@@ -84,9 +88,9 @@ def _segments(total: int, k: int, batch: int, gen: torch.Generator) -> torch.Ten
 def span_layout(
     shape: ModelShape, batch: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """T5's random_spans_noise_mask for `batch` rows of ctx tokens: (noise, span), both (batch, ctx);
-    noise marks the n_noise corrupted positions, span numbers the clean/noise segment pair each
-    position is in (clean segment i, then noise span i; the row starts clean)."""
+    """T5's random_spans_noise_mask for `batch` rows of ctx tokens: (noise, span), both (batch,
+    ctx); noise marks the n_noise corrupted positions, span numbers the clean/noise segment pair
+    each position is in (clean segment i, then noise span i; the row starts clean)."""
     T, n, k = shape.ctx, shape.n_noise, shape.n_spans
     lengths = torch.stack(
         [_segments(T - n, k, batch, gen), _segments(n, k, batch, gen)], dim=2
@@ -98,7 +102,7 @@ def span_layout(
 
 
 def make_batch(shape: ModelShape, rows: torch.Tensor, gen: torch.Generator) -> ObjectiveBatch:
-    """The objective of `shape.arch` on data rows (B, ctx + 1); masks drawn from `gen` on the CPU."""
+    """The objective of `shape.arch` on rows (B, ctx + 1); masks drawn from `gen` on the CPU."""
     x = rows[:, :-1]
     if shape.arch == "decoder":
         return ObjectiveBatch({"idx": x}, rows[:, 1:], None)

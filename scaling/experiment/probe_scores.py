@@ -61,7 +61,7 @@ def answer_scores(
     if answers.cols.size == 0 or not answers.keep.any():
         return math.nan, math.nan, {}
     lp = logp[:, answers.cols]  # (B, n_queries, answer_len)
-    ok = hit[:, answers.cols].all(-1)  # exact match: every answer token right
+    ok = np.asarray(hit[:, answers.cols].all(-1))  # exact match: every answer token right
     keep = answers.keep
     by_group = {}
     for g in np.unique(answers.group[keep]):

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import hydra
 import torch
@@ -42,7 +43,17 @@ from scaling.experiment.ensemble import member_overrides, plan_ensembles, train_
 from scaling.experiment.train import summary_line, train_run
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+    from tqdm import tqdm
+
 # ---------------------------------------------------------------- planning
+
+
+def override_line(o: Override) -> str:
+    """The command-line text of an override parsed from the command line."""
+    assert o.input_line is not None  # set for every override parsed from text
+    return o.input_line
 
 
 def grid_overrides(argv: list[str]) -> list[list[str]]:
@@ -54,9 +65,10 @@ def grid_overrides(argv: list[str]) -> list[list[str]]:
 
     parser = OverridesParser.create()
     try:
-        fixed = [o.input_line for o in parser.parse_overrides(argv) if not o.is_sweep_override()]
+        overrides = parser.parse_overrides(argv)
+        fixed = [override_line(o) for o in overrides if not o.is_sweep_override()]
         base = compose(fixed, return_hydra_config=True)
-        params = OmegaConf.to_container(base.hydra.sweeper.params) or {}
+        params = cast("dict[str, Any]", OmegaConf.to_container(base.hydra.sweeper.params) or {})
         lines = [f"{k}={v}" for k, v in params.items()] + list(argv)
         return BasicSweeper.split_arguments(parser.parse_overrides(lines), None)[0]
     except HydraException as err:
@@ -145,7 +157,7 @@ class _Progress:
     """State shared with the in-process jobs of Hydra's basic launcher (other launchers run
     jobs elsewhere: their results are read back from the run folders)."""
 
-    bar: object = None
+    bar: tqdm | None = None
     planned: dict[str, float] = field(default_factory=dict)  # run_id -> C of runs left to train
     results: list[dict] = field(default_factory=list)
 
@@ -173,7 +185,7 @@ def _job(cfg: DictConfig) -> None:
             progress.sweep_advance(_STATE.bar, _STATE.planned.pop(result["run_id"]))
 
 
-# ---------------------------------------------------------------- ensembles (scaling/experiment/ensemble.py)
+# ------------------------------------------------- ensembles (scaling/experiment/ensemble.py)
 
 PLAN_ENV = "SCALING_ENSEMBLES"  # the sweep's plan file, set in every job by hydra.job.env_set
 
@@ -211,7 +223,11 @@ def _ensemble_of(cfg: DictConfig) -> list[DictConfig] | None:
     others = plan["leaders"].get(run_id)
     if others is None:
         return None
-    return [cfg, *(OmegaConf.merge(cfg, OmegaConf.from_dotlist(o)) for o in others)]
+    # merging into a DictConfig gives a DictConfig
+    return [
+        cfg,
+        *(cast(DictConfig, OmegaConf.merge(cfg, OmegaConf.from_dotlist(o))) for o in others),
+    ]
 
 
 def launch(argv: list[str], threads: int | None = None) -> None:
@@ -279,7 +295,8 @@ def after_sweep(
     )
     if others:
         progress.say(
-            f"note: {len(others)} of them are not in this grid (other configs): {', '.join(others)}; "
+            f"note: {len(others)} of them are not in this grid (other configs): "
+            f"{', '.join(others)}; "
             f"delete their folders to drop them from runs.csv"
         )
     if report and results and reports.sweep is not None:
@@ -363,9 +380,8 @@ def _grids() -> str:
 
 def main(argv: list[str], reports: Reports = Reports()) -> int:
     """`scaling sweep` (USAGE); `reports` gets the finished sweep (scaling/workflows.py)."""
-    argv, want_help = split_help(
-        [a for a in argv if a not in ("-m", "--multirun")]
-    )  # always a multirun
+    # always a multirun
+    argv, want_help = split_help([a for a in argv if a not in ("-m", "--multirun")])
     if want_help:
         print(USAGE + _grids() + "\n" + help_text(sweep=True))
         return 0
@@ -391,7 +407,8 @@ def main(argv: list[str], reports: Reports = Reports()) -> int:
         threads = launcher_threads(launcher, len(jobs), available_cores())
         if threads is not None:
             progress.say(
-                f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)"
+                f"launcher runs in parallel: {threads} thread(s) per run "
+                f"on {available_cores()} core(s)"
             )
         plan_path, launch_argv = write_plan(jobs, sweep_paths[0]), argv
         if plan_path is not None:
@@ -441,7 +458,7 @@ def _launcher(argv: list[str]) -> DictConfig | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     fixed = [
-        o.input_line
+        override_line(o)
         for o in OverridesParser.create().parse_overrides(argv)
         if not o.is_sweep_override()
     ]
@@ -458,7 +475,7 @@ def _adaptive(argv: list[str]) -> DictConfig | None:
     except HydraException as err:
         reason = str(err).splitlines()[0]
         raise ConfigError(f"bad override: {reason} (see scaling sweep --help)") from None
-    cfg = compose([o.input_line for o in overrides if not o.is_sweep_override()])
+    cfg = compose([override_line(o) for o in overrides if not o.is_sweep_override()])
     return cfg if cfg.sweep.adaptive.budgets else None
 
 

@@ -171,9 +171,9 @@ def cloze_choice_scores(
     dec_in = torch.cat([torch.full((n, 1), start), torch.full((n, 1), s0), tgt], 1)
     target = torch.cat([torch.full((n, 1), s0), tgt, torch.zeros(n, 1, dtype=torch.long)], 1)
     target[torch.arange(n), torch.from_numpy(lens) + 1] = s1  # the span ends where <s1> begins
-    lp = _batched(lambda s, d, t: _logp_at(model(s, d), t), src, dec_in, target).double().numpy()
+    logp = _batched(lambda s, d, t: _logp_at(model(s, d), t), src, dec_in, target).double().numpy()
     cols = np.arange(width + 2)[None, :]
-    return (lp * ((cols >= 1) & (cols <= lens[:, None] + 1))).sum(1)
+    return (logp * ((cols >= 1) & (cols <= lens[:, None] + 1))).sum(1)
 
 
 def cloze_scores(model: Transformer, data: TaskData) -> dict[str, np.ndarray]:
@@ -321,6 +321,7 @@ def load_run(run_dir: Path) -> tuple[Transformer, object]:
             "train.keep_checkpoint=true (conf/sweep/architectures.yaml keeps them)"
         )
     cfg = OmegaConf.to_container(OmegaConf.load(run_dir / runs.CONFIG), resolve=True)
+    assert isinstance(cfg, dict)  # a run's config.yaml is a mapping
     shape = resolve_shape(cfg["model"])
     if shape.ctx < MIN_CTX:
         raise DataError(

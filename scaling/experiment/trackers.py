@@ -9,8 +9,11 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, cast
 
 from scaling.errors import ConfigError
+
+WandbMode = Literal["online", "offline", "disabled", "shared"]  # wandb.init's `mode`
 
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
@@ -107,7 +110,7 @@ class WandB(Tracker):
             project=project,
             name=run_name,
             dir=str(folder),
-            mode=mode,
+            mode=cast(WandbMode, mode),  # a str from the config; wandb.init rejects others
             config=_flat(config),
             reinit="create_new",
         )

@@ -1,7 +1,8 @@
 """One training run: the engine (model, optimizer, autocast, prefetched batches), the loop with
 its ~10 log-spaced evaluations, and the run's folder. The loss is the architecture's objective
-(scaling/experiment/losses.py): next-token for the decoder. The schedule is scaling/experiment/schedule.py, the
-hardware choices scaling/experiment/hardware.py, checkpoints and stop signals scaling/experiment/checkpoint.py.
+(scaling/experiment/losses.py): next-token for the decoder. The schedule is
+scaling/experiment/schedule.py, the hardware choices scaling/experiment/hardware.py, checkpoints and
+stop signals scaling/experiment/checkpoint.py.
 
 `train_run(cfg)` is the plain-Python entry (a composed config in, a result dict out);
 `scaling train` (scaling/experiment/traincli.py) composes the config from Hydra overrides first.
@@ -161,10 +162,13 @@ def build_engine(spec: RunSpec) -> Engine:
 
 @torch.no_grad()
 def probe_metrics(
-    model: torch.nn.Module, source: Any, device: torch.device, amp: Any
+    model: Callable[..., torch.Tensor], source: Any, device: torch.device, amp: Any
 ) -> dict[str, float]:
-    """The emergent-ability probe scores (scaling/experiment/probe_scores.py, docs/emergence.md) of the model now."""
+    """The emergent-ability probe scores (scaling/experiment/probe_scores.py, docs/emergence.md) of
+    the model now (a module, or its torch.compile'd wrapper: also a module)."""
     from scaling.experiment.probe_scores import probe_scores
+
+    assert isinstance(model, torch.nn.Module)
 
     model.eval()
     with amp():

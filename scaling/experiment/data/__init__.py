@@ -37,11 +37,13 @@ class DataConfig:
 class TokenSource(Protocol):
     name: str
     vocab_size: int
-    entropy_floor: float | None
 
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor: ...
+    @property
+    def entropy_floor(self) -> float | None: ...  # read-only: a float, or None when unknown
 
-    def val_batch(self) -> torch.LongTensor: ...
+    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor: ...
+
+    def val_batch(self) -> torch.Tensor: ...
 
 
 _NESTED = {"synthetic": SyntheticConfig, "probes": ProbeConfig, "tokens": TokensConfig}
@@ -76,7 +78,8 @@ def as_data_config(cfg: Any) -> DataConfig:
             cfg = obj
     if not isinstance(cfg, dict):
         raise ConfigError(
-            f"data config must be a mapping, got {type(cfg).__name__}; pass data=synthetic|stdlib|text"
+            f"data config must be a mapping, got {type(cfg).__name__}; "
+            "pass data=synthetic|stdlib|text"
         )
     cfg = dict(cfg)
     if isinstance(cfg.get("synthetic"), SyntheticConfig):
@@ -125,7 +128,8 @@ def validate(cfg: DataConfig, ctx: int) -> None:
                 raise ConfigError(f"data.synthetic.{key}={w} must be >= 0")
         if abs(sum(weights.values()) - 1.0) > 1e-9 or s.w_cache >= 1:
             raise ConfigError(
-                f"data.synthetic weights w_unigram+w_topic+w_bigram+w_cache sum to {sum(weights.values()):g}; "
+                "data.synthetic weights w_unigram+w_topic+w_bigram+w_cache sum to "
+                f"{sum(weights.values()):g}; "
                 "make them sum to 1 (with w_cache < 1)"
             )
         if not 2 <= s.min_len <= s.max_len <= 32:

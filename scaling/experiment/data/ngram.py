@@ -31,11 +31,13 @@ class NGram:
         self.bits = int(len(seen)).bit_length()
         if not 1 <= order <= 62 // self.bits:
             raise ValueError(
-                f"order must be in 1..{62 // self.bits} for {len(seen)} distinct bytes (int64 codes)"
+                f"order must be in 1..{62 // self.bits} for {len(seen)} distinct bytes "
+                "(int64 codes)"
             )
         self.order = order
         sym = self.sym[rows]
-        self.tables = []  # per context length k: (sorted pair keys, pair counts, sorted ctx, ctx totals, ctx types)
+        # per context length k: (sorted pair keys, pair counts, sorted ctx, ctx totals, ctx types)
+        self.tables = []
         for k in range(order):
             ctx, nxt = _codes(sym, k, self.bits)
             pairs, pair_n = np.unique((ctx << self.bits) | nxt, return_counts=True)

@@ -279,7 +279,8 @@ class Knowledge(_Kind):
 @dataclass(frozen=True)
 class Answers:
     """Where the answers of a batch of probe rows are: cols (n, V) prediction columns (t - 1) of
-    the answer bytes of each query slot, group (B, n) its label, keep (B, n) whether it is scored."""
+    the answer bytes of each query slot, group (B, n) its label, keep (B, n) whether it is
+    scored."""
 
     cols: np.ndarray
     group: np.ndarray
@@ -322,9 +323,9 @@ class Probes:
         rows = np.asarray(rows)
         B, L = rows.shape
         kinds = {KIND_OF_MARKER.get(int(m)) for m in rows[:, 0]}
-        if len(kinds) != 1 or None in kinds:
+        kind = kinds.pop() if len(kinds) == 1 else None
+        if kind is None:
             raise ValueError("walk needs rows that all start with the same probe marker byte")
-        kind = kinds.pop()
         ep = self._episodes(kind, rows)
         p = self.kinds[kind].probs(ep.reshape(-1, ep.shape[2])).reshape(B, -1, 256)[:, : L - 1]
         picked = np.take_along_axis(p, rows[:, 1:, None].astype(np.int64), 2)[..., 0]

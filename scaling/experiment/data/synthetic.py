@@ -157,7 +157,8 @@ def _make_spellings(spec: SyntheticConfig, rng: np.random.Generator) -> list[byt
                 out[r] = word
         todo = np.array(retry, dtype=np.int64)
     raise ConfigError(
-        f"data.synthetic: found only {spec.n_words - len(todo)} distinct spellings for n_words={spec.n_words}; "
+        f"data.synthetic: found only {spec.n_words - len(todo)} distinct spellings "
+        f"for n_words={spec.n_words}; "
         "raise max_len or letter_concentration, or lower n_words"
     )
 
@@ -213,7 +214,7 @@ class Language:
     def sample_with_topics(
         self, rng: np.random.Generator, n_rows: int, length: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`sample`'s rows (the same draws) and each row's hidden topic (n_rows,), for task probes."""
+        """`sample`'s rows (same draws) and each row's hidden topic (n_rows,), for task probes."""
         z = rng.integers(self.spec.n_topics, size=n_rows)  # hidden topic of each document (uniform)
         words = np.empty((n_rows, 0), dtype=np.int64)
         chunk = -(-length // max(int(0.8 * self.mean_len), self.spec.min_len + 1)) + 2
@@ -235,11 +236,11 @@ class Language:
     def _extend(
         self, rng: np.random.Generator, z: np.ndarray, words: np.ndarray, n: int
     ) -> np.ndarray:
-        """Append n words to each row's document (rows: word ids so far, (B, t0)) from the mixture."""
+        """Append n words from the mixture to each row's document (word ids so far, (B, t0))."""
         B, t0 = words.shape
         comp = _sample_cdf(self.weights_cdf, rng.random((B, n)))
         if t0 == 0:  # no earlier word to copy: the first word uses renormalised weights
-            comp[:, 0] = _sample_cdf(self.first_weights_cdf, rng.random(B))
+            comp[:, 0] = _sample_cdf(self.first_weights_cdf, rng.random((B,)))
         new = np.where(
             comp == 0,
             _sample_cdf(self.cum_unigram[1:], rng.random((B, n))),
@@ -293,12 +294,12 @@ class Language:
     def walk(
         self, rows: np.ndarray, full: bool = False, prior: np.ndarray | None = None
     ) -> np.ndarray:
-        """Exact log p(x[t] | x[:t]) for t >= 1 of each row (B, L-1); full=True: p over all bytes (B, L-1, 256).
+        """Exact log p(x[t] | x[:t]) for t >= 1 of each row (B, L-1); full=True: p over all bytes
+        (B, L-1, 256).
 
         Rows must start at a document start. A byte the language cannot produce gets log p = -inf
         and so does the rest of its row (the state is lost). `prior` (B, K): each row's topic
-        distribution before its first word (default uniform; one-hot = the topic is known).
-        """
+        distribution before its first word (default uniform; one-hot = the topic is known)."""
         rows = np.asarray(rows)
         B, L = rows.shape
         lex, K = self.lex, self.spec.n_topics
@@ -419,7 +420,7 @@ class Corpus:
         return out
 
     def walk(self, rows: np.ndarray, full: bool = False) -> np.ndarray:
-        """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (see `Language.walk`)."""
+        """Exact log p (B, L-1) or distributions (B, L-1, 256) of mixed rows (`Language.walk`)."""
         rows = np.asarray(rows)
         kind = np.array(
             [
@@ -467,11 +468,11 @@ class SyntheticSource:
         self.ctx, self.val_seed = ctx, val_seed
         self._val, self.entropy_floor = _validation(spec, ctx, val_tokens, val_seed)
 
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor:
+    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor:
         rng = np.random.default_rng([0x7EA, seed, step])
         return torch.from_numpy(self.corpus.sample(rng, batch_size, self.ctx + 1).astype(np.int64))
 
-    def probe_eval(self, kind: str) -> tuple[torch.LongTensor, Answers]:
+    def probe_eval(self, kind: str) -> tuple[torch.Tensor, Answers]:
         """The held-out rows (eval_rows, ctx + 1) of a probe kind and where their answers are;
         fixed by the data config (language seed, probe knobs, val_seed) like `val_batch`."""
         if self.probes is None:
@@ -479,7 +480,7 @@ class SyntheticSource:
         rows = self.probes.eval_rows(kind, self.ctx + 1, self.val_seed)
         return torch.from_numpy(rows.astype(np.int64)), self.probes.answers(kind, rows)
 
-    def val_batch(self) -> torch.LongTensor:
+    def val_batch(self) -> torch.Tensor:
         return torch.from_numpy(self._val.astype(np.int64))
 
     def true_log_probs(self, rows: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
-"""Held-out data of the task probes (scaling/experiment/tasks.py, docs/tasks.md), drawn from the synthetic
-language with exact answers: a pure function of the language and a fixed seed, so every run of
-a sweep is scored on the same items.
+"""Held-out data of the task probes (scaling/experiment/tasks.py, docs/tasks.md), drawn from the
+synthetic language with exact answers: a pure function of the language and a fixed seed, so every
+run of a sweep is scored on the same items.
 
     topic      documents and their hidden topic, with the exact topic posterior (Bayes optimum)
     cloze      a word blanked out between its left context and the next word; four candidate
@@ -113,7 +113,10 @@ def cloze_data(lang: Language, n: int, length: int) -> ClozeData:
     spell = [bytes(lang.lex.spell[i, : lang.lex.length[i] - 1]) for i in range(lang.lex.n_words)]
     ids = {w: i for i, w in enumerate(spell)}
     rng = _rng("cloze")
-    left, right, cands, exact = [], [], [], []
+    left: list[bytes] = []
+    right: list[bytes] = []
+    cands: list[list[bytes]] = []
+    exact: list[np.ndarray] = []
     while len(exact) < n:
         docs = map(_words, lang.sample(rng, 2 * n, length))
         items = [(w, len(w) - 2) for w in docs if len(w) >= 4]

@@ -1,4 +1,5 @@
-"""Real text as byte tokens: the interpreter's own standard library (`stdlib`) or user files (`text`).
+"""Real text as byte tokens: the interpreter's own standard library (`stdlib`) or user files
+(`text`).
 
 Files are split into train and validation by a hash of their relative path, so the split is
 deterministic and disjoint by file; each split is the files' bytes joined by a NUL byte.
@@ -40,7 +41,7 @@ def stdlib_files() -> list[tuple[str, str]]:
 
 
 def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
-    """Expand files, folders (recursive, hidden entries skipped) and globs into (key, path) pairs."""
+    """Expand files, folders (recursive, hidden entries skipped) and globs to (key, path)s."""
     found: dict[str, str] = {}
     for entry in paths:
         spec = os.path.expanduser(entry)
@@ -48,7 +49,8 @@ def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
             matches = sorted(m for m in glob.glob(spec, recursive=True) if os.path.isfile(m))
             if not matches:
                 raise ConfigError(
-                    f"data.paths entry {entry!r} matches no files; fix the glob or the folder it names"
+                    f"data.paths entry {entry!r} matches no files; "
+                    "fix the glob or the folder it names"
                 )
             for m in matches:
                 found.setdefault(os.path.normpath(m).replace(os.sep, "/"), m)
@@ -65,7 +67,8 @@ def collect_paths(paths: list[str]) -> list[tuple[str, str]]:
                         found.setdefault(key.replace(os.sep, "/"), path)
             if len(found) == n:
                 raise ConfigError(
-                    f"data.paths entry {entry!r} is a folder with no files; add text files or remove it"
+                    f"data.paths entry {entry!r} is a folder with no files; "
+                    "add text files or remove it"
                 )
         elif os.path.isfile(spec):
             found.setdefault(os.path.normpath(spec).replace(os.sep, "/"), spec)
@@ -144,15 +147,17 @@ class ByteSource:
         self._val_text = np.frombuffer(FILE_SEP.join(val_parts), dtype=np.uint8)
         if len(self._train) < ctx + 1:
             raise ConfigError(
-                f"data={name}: the training split has {len(self._train)} bytes, fewer than ctx+1={ctx + 1}; "
+                f"data={name}: the training split has {len(self._train)} bytes, "
+                f"fewer than ctx+1={ctx + 1}; "
                 "add text, raise data.max_bytes or lower data.val_fraction"
             )
         n_rows = -(-val_tokens // ctx)
         n_chunks = len(self._val_text) // (ctx + 1)
         if n_rows > n_chunks:
             raise ConfigError(
-                f"data.val_tokens={val_tokens} needs {n_rows} rows of {ctx + 1} bytes but the validation split of "
-                f"data={name} holds {n_chunks}; lower data.val_tokens or add text / raise data.val_fraction"
+                f"data.val_tokens={val_tokens} needs {n_rows} rows of {ctx + 1} bytes "
+                f"but the validation split of data={name} holds {n_chunks}; "
+                "lower data.val_tokens or add text / raise data.val_fraction"
             )
         chunks = np.sort(
             np.random.default_rng([0x7A1, val_seed]).choice(n_chunks, n_rows, replace=False)
@@ -163,12 +168,12 @@ class ByteSource:
     def train_tokens(self) -> int:
         return len(self._train)
 
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor:
+    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor:
         rng = np.random.default_rng([0x7EA, seed, step])
         starts = rng.integers(0, len(self._train) - self.ctx, size=batch_size)
         return torch.from_numpy(
             self._train[starts[:, None] + np.arange(self.ctx + 1)].astype(np.int64)
         )
 
-    def val_batch(self) -> torch.LongTensor:
+    def val_batch(self) -> torch.Tensor:
         return torch.from_numpy(self._val.astype(np.int64))

@@ -172,12 +172,12 @@ class TokenArraySource:
     def train_tokens(self) -> int:
         return len(self._train)
 
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.LongTensor:
+    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor:
         rng = np.random.default_rng([0x7EB, seed, step])
         starts = rng.integers(0, len(self._train) - self.ctx, size=batch_size)
         return torch.from_numpy(
             np.asarray(self._train[starts[:, None] + np.arange(self.ctx + 1)], dtype=np.int64)
         )
 
-    def val_batch(self) -> torch.LongTensor:
+    def val_batch(self) -> torch.Tensor:
         return torch.from_numpy(self._val)

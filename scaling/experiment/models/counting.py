@@ -23,7 +23,8 @@ class ParamCounts:
 
     The LM head is tied to the token embedding, so it adds nothing to N and, like the
     embedding it shares, is excluded from N_nonembed (Kaplan drops the de-embedding too).
-    The special tokens (<mask>, sentinels, decoder start) are embedding rows: in N, not in N_nonembed.
+    The special tokens (<mask>, sentinels, decoder start) are embedding rows: in N, not
+    in N_nonembed.
     """
 
     N: int
@@ -42,6 +43,7 @@ class FlopCounts:
 def _block_params(shape: ModelShape) -> int:
     """One `Block`: self-attention, MLP and two LayerNorms."""
     d, f = shape.d_model, shape.d_ff
+    assert f is not None  # ModelShape fills d_ff in on construction
     return (
         d  # ln_1 weight
         + d * 3 * d  # attention: fused query/key/value projection
@@ -79,6 +81,7 @@ def param_counts(shape: ModelShape) -> ParamCounts:
 def _stack_flops(shape: ModelShape, T: int) -> int:
     """Matmul FLOPs of one `Block` stack over a length-T sequence, per sequence."""
     d, f = shape.d_model, shape.d_ff
+    assert f is not None  # ModelShape fills d_ff in on construction
     per_token = (
         2 * d * 3 * d  # query/key/value projection
         + 2 * T * d  # scores q @ k^T: each query against T keys, summed over all heads
@@ -91,7 +94,7 @@ def _stack_flops(shape: ModelShape, T: int) -> int:
 
 
 def _cross_flops(shape: ModelShape, T: int, S: int) -> int:
-    """Matmul FLOPs of the cross-attentions of the decoder stack (T decoder, S encoder positions)."""
+    """Matmul FLOPs of the decoder stack's cross-attentions (T decoder, S encoder positions)."""
     d = shape.d_model
     per_layer = (
         2 * d * d * T  # query projection of every decoder position
@@ -129,7 +132,8 @@ def forward_flops_per_token(shape: ModelShape, seq_len: int | None = None) -> fl
         return row // shape.ctx if row % shape.ctx == 0 else row / shape.ctx
     if shape.arch == "encoder_decoder":
         raise ValueError(
-            "seq_len applies to the single-stack archs; the encoder-decoder's lengths follow its shape"
+            "seq_len applies to the single-stack archs; "
+            "the encoder-decoder's lengths follow its shape"
         )
     return _stack_flops(shape, seq_len) // seq_len + 2 * shape.d_model * shape.n_vocab
 
@@ -158,6 +162,7 @@ def chinchilla_forward_flops_per_token(shape: ModelShape) -> float:
     heads = d_model here. The encoder-decoder adds the same terms for its second stack and,
     for cross-attention, queries/output at T, keys/values at S and a T x S score matrix."""
     d, f, V, H, L = shape.d_model, shape.d_ff, shape.n_vocab, shape.n_heads, shape.n_layers
+    assert f is not None  # ModelShape fills d_ff in on construction
 
     def attention(
         T: int, S: int, kv_rows: int

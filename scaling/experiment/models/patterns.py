@@ -80,8 +80,9 @@ def attention_patterns(ctx: int = 32, **knobs) -> Plot:
             color=color,
         )
     fig.suptitle(
-        f"Attention masks the models' modules apply (Transformer.masks(), ctx={ctx}, one layer; dark: the "
-        f"query may attend to the key; encoder-decoder: {S} corrupted-text positions, {n} decoder positions)",
+        f"Attention masks the models' modules apply (Transformer.masks(), ctx={ctx}, one layer; "
+        "dark: the query may attend to the key; "
+        f"encoder-decoder: {S} corrupted-text positions, {n} decoder positions)",
         fontsize=9.5,
     )
     return Plot(

@@ -51,7 +51,8 @@ class ModelShape:
 
     d_ff defaults to 4 * d_model. Construction validates; a bad value raises ConfigError.
     The objective knobs fix sequence lengths (hence FLOPs) and the special tokens (hence N), so
-    they live here too: `mask_fraction` (encoder), `noise_density` and `mean_span` (encoder_decoder).
+    they live here too: `mask_fraction` (encoder), `noise_density` and `mean_span`
+    (encoder_decoder).
     """
 
     d_model: int  # width of the residual stream
@@ -60,9 +61,11 @@ class ModelShape:
     ctx: int  # context length: the longest sequence the position embedding covers
     vocab_size: int = 256  # byte-level tokens
     d_ff: int | None = None  # MLP hidden width; None means 4 * d_model
-    arch: str = "decoder"  # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
+    # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
+    arch: str = "decoder"
     attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only);
-    # "auto" lets the trainer choose (scaling.experiment.train.pick_attention), the model reads it as "sdpa"
+    # "auto" lets the trainer choose (scaling.experiment.train.pick_attention);
+    # the model reads it as "sdpa"
     mask_fraction: float | None = (
         0.15  # encoder: share of the ctx positions replaced by <mask> and predicted
     )
@@ -76,7 +79,8 @@ class ModelShape:
             )
         if self.attention not in ATTENTIONS:
             raise ConfigError(
-                f"model.attention={self.attention!r} is unknown; choose one of: {', '.join(ATTENTIONS)}"
+                f"model.attention={self.attention!r} is unknown; "
+                f"choose one of: {', '.join(ATTENTIONS)}"
             )
         d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
         for name, value in (
@@ -90,6 +94,15 @@ class ModelShape:
             object.__setattr__(
                 self, name, _positive_int(name, value, "set it to a whole number >= 1")
             )
+        self._check_objective()
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"model.n_heads={self.n_heads} does not divide model.d_model={self.d_model}; "
+                f"pick n_heads among the divisors of d_model (e.g. d_model/16 for head dim 16)"
+            )
+
+    def _check_objective(self) -> None:
+        """Objective knobs: None unless the arch uses them, else a float in range."""
         for knob, arch in OBJECTIVE_KNOBS.items():
             value = getattr(self, knob)
             if arch != self.arch:
@@ -101,11 +114,14 @@ class ModelShape:
                 )
             else:
                 object.__setattr__(self, knob, float(value))
-        if self.arch == "encoder" and not 0.0 < self.mask_fraction < 1.0:
-            raise ConfigError(
-                f"model.mask_fraction={self.mask_fraction} must lie in (0, 1); e.g. 0.15 (BERT)"
-            )
+        if self.arch == "encoder":
+            assert self.mask_fraction is not None  # set to a float by the loop above
+            if not 0.0 < self.mask_fraction < 1.0:
+                raise ConfigError(
+                    f"model.mask_fraction={self.mask_fraction} must lie in (0, 1); e.g. 0.15 (BERT)"
+                )
         if self.arch == "encoder_decoder":
+            assert self.noise_density is not None and self.mean_span is not None
             if not 0.0 < self.noise_density < 1.0:
                 raise ConfigError(
                     f"model.noise_density={self.noise_density} must lie in (0, 1); e.g. 0.15 (T5)"
@@ -114,14 +130,10 @@ class ModelShape:
                 raise ConfigError(f"model.mean_span={self.mean_span} must be >= 1; e.g. 3 (T5)")
             if self.ctx - self.n_noise < self.n_spans:
                 raise ConfigError(
-                    f"model.ctx={self.ctx} with noise_density={self.noise_density} leaves {self.ctx - self.n_noise} "
-                    f"clean tokens for {self.n_spans} spans; lower model.noise_density or raise model.ctx"
+                    f"model.ctx={self.ctx} with noise_density={self.noise_density} "
+                    f"leaves {self.ctx - self.n_noise} clean tokens for {self.n_spans} spans; "
+                    "lower model.noise_density or raise model.ctx"
                 )
-        if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"model.n_heads={self.n_heads} does not divide model.d_model={self.d_model}; "
-                f"pick n_heads among the divisors of d_model (e.g. d_model/16 for head dim 16)"
-            )
 
     @property
     def head_dim(self) -> int:
@@ -132,16 +144,19 @@ class ModelShape:
     @property
     def n_masked(self) -> int:
         """encoder: positions per row replaced by <mask> and predicted (at least one)."""
+        assert self.mask_fraction is not None, "n_masked is defined for arch=encoder only"
         return max(1, round(self.ctx * self.mask_fraction))
 
     @property
     def n_noise(self) -> int:
         """encoder_decoder: corrupted tokens per row (T5's num_noise_tokens, at least one)."""
+        assert self.noise_density is not None, "n_noise is defined for arch=encoder_decoder only"
         return max(1, round(self.ctx * self.noise_density))
 
     @property
     def n_spans(self) -> int:
         """encoder_decoder: corrupted spans per row (T5's num_noise_spans, at least one)."""
+        assert self.mean_span is not None, "n_spans is defined for arch=encoder_decoder only"
         return max(1, round(self.n_noise / self.mean_span))
 
     @property
@@ -167,7 +182,7 @@ class ModelShape:
 
     @property
     def tgt_len(self) -> int:
-        """encoder_decoder: length of the decoder's sequence (a sentinel then the span, per span)."""
+        """encoder_decoder: length of the decoder's sequence (per span: a sentinel, the span)."""
         return self.n_noise + self.n_spans if self.arch == "encoder_decoder" else 0
 
 
@@ -192,7 +207,8 @@ def resolve_shape(model_cfg: Any) -> ModelShape:
     unknown = sorted(set(cfg) - shape_keys - {"size", "ladder"})
     if unknown:
         raise ConfigError(
-            f"unknown model key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(shape_keys | {'size', 'ladder'}))}"
+            f"unknown model key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(shape_keys | {'size', 'ladder'}))}"
         )
     values: dict[str, Any] = {}
     size = cfg.get("size")

@@ -76,6 +76,7 @@ def shape_for_N(target: float, ladder: Mapping, base: Mapping) -> dict:
             gap = abs(math.log(N / target))
             if gap < best_gap:
                 best, best_gap = dims, gap
+    assert best is not None and smallest is not None  # the width range is never empty
     if target < smallest / 2 or best["d_model"] == MAX_D_MODEL:
         raise ConfigError(
             f"model.size=N{target:g} lies outside the shapes the rule makes "

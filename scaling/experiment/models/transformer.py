@@ -4,18 +4,21 @@ Pre-LayerNorm blocks, multi-head attention (torch's fused `scaled_dot_product_at
 explicit matmuls: same math, different speed), GELU MLP, learned position embeddings, a final
 LayerNorm and an LM head tied to the token embedding. No biases; LayerNorm has a weight only.
 Parameter counts below assume d = d_model, f = d_ff, V = vocab_size, L = n_layers, T = ctx;
-`scaling/experiment/models/counting.py` adds them up and the tests check the sum against this module.
+`scaling/experiment/models/counting.py` adds them up and the tests check the sum against this
+module.
 
 The three architectures share these blocks and size knobs (docs/architectures.md):
 `decoder` is one causal stack; `encoder` the same stack bidirectional; `encoder_decoder` a
 bidirectional stack of n_layers blocks and a causal stack of n_layers `DecoderBlock`s that also
 cross-attend to the encoder's output. Every attention module reports the boolean mask it applies
-(`mask()`; the "matmul" kernel applies exactly that tensor), and `Transformer.masks()` collects them.
+(`mask()`; the "matmul" kernel applies exactly that tensor), and `Transformer.masks()` collects
+them.
 """
 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -45,7 +48,8 @@ def attend(
     B, H, T, hd = q.shape
     S = k.size(-2)
     # additive mask: 0 where a query may attend, -inf where it may not (a later key, when causal);
-    # one fused baddbmm applies it and the 1/sqrt(hd) scale to the scores, ~4x cheaper than masked_fill
+    # one fused baddbmm applies it and the 1/sqrt(hd) scale to the scores
+    # (~4x cheaper than masked_fill)
     bias = torch.zeros(T, S, dtype=q.dtype, device=q.device)
     bias = bias.masked_fill(~attention_mask(T, S, causal, q.device), float("-inf"))
     att = torch.baddbmm(
@@ -89,7 +93,8 @@ class SelfAttention(nn.Module):
 
 class CrossAttention(nn.Module):
     """Decoder queries attend to every encoder position (T5, Vaswani et al. 2017): 4 d^2 parameters;
-    per decoder token 4 d^2 (query, output) + 4 S d (scores, sum) FLOPs, per encoder token 4 d^2 (key, value)."""
+    per decoder token 4 d^2 (query, output) + 4 S d (scores, sum) FLOPs, per encoder token 4 d^2
+    (key, value)."""
 
     def __init__(self, shape: ModelShape):
         super().__init__()
@@ -128,13 +133,11 @@ class MLP(nn.Module):
 
     def __init__(self, shape: ModelShape):
         super().__init__()
-        self.c_fc = nn.Linear(
-            shape.d_model, shape.d_ff, bias=False
-        )  # up: d f params, 2 d f FLOPs/token
+        d, f = shape.d_model, shape.d_ff
+        assert f is not None  # ModelShape fills d_ff in on construction
+        self.c_fc = nn.Linear(d, f, bias=False)  # up: d f params, 2 d f FLOPs/token
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(
-            shape.d_ff, shape.d_model, bias=False
-        )  # down: f d params, 2 f d FLOPs/token
+        self.c_proj = nn.Linear(f, d, bias=False)  # down: f d params, 2 f d FLOPs/token
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c_proj(self.gelu(self.c_fc(x)))
@@ -176,7 +179,7 @@ class DecoderBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    """The model of every `shape.arch`; logits cover all `shape.n_vocab` ids (bytes + special tokens).
+    """The model of every `shape.arch`; logits cover all `shape.n_vocab` ids (bytes + specials).
 
     decoder, encoder: `model(idx)` with idx (B, T <= ctx) -> logits (B, T, n_vocab)
     encoder_decoder:  `model(idx, tgt)` with the encoder's idx (B, S <= ctx) and the decoder's
@@ -197,7 +200,8 @@ class Transformer(nn.Module):
             self.wpe = nn.Embedding(
                 shape.ctx, d
             )  # learned position embedding (shared by both stacks): T d params
-            # the decoder-only stack is causal; the encoder's (alone or under a decoder) is bidirectional
+            # the decoder-only stack is causal;
+            # the encoder's (alone or under a decoder) is bidirectional
             self.blocks = nn.ModuleList(
                 Block(shape, causal=shape.arch == "decoder") for _ in range(shape.n_layers)
             )
@@ -266,11 +270,12 @@ class Transformer(nn.Module):
                 raise RuntimeError("blocks of one stack apply different attention masks")
             return masks[0]
 
-        first = agreed([b.attn.mask(S) for b in self.blocks])
+        first = agreed([b.attn.mask(S) for b in cast("list[Block]", list(self.blocks))])
         if self.shape.arch != "encoder_decoder":
             return {"self": first}
+        dec_blocks = cast("list[DecoderBlock]", list(self.dec_blocks))
         return {
             "encoder self": first,
-            "decoder self": agreed([b.attn.mask(T) for b in self.dec_blocks]),
-            "cross": agreed([b.cross.mask(T, S) for b in self.dec_blocks]),
+            "decoder self": agreed([b.attn.mask(T) for b in dec_blocks]),
+            "cross": agreed([b.cross.mask(T, S) for b in dec_blocks]),
         }
