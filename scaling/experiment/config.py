@@ -199,13 +199,21 @@ def _fail(field_name: str, value: Any, need: str, fix: str) -> NoReturn:
 
 
 def _check_train(t: TrainConfig) -> None:
-    def positive(name: str, value: Any, fix: str) -> None:
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            _fail(f"train.{name}", value, "must be a positive number", fix)
+    """The first bad train.* setting, as one line naming it and its fix (ConfigError)."""
+    _check_optimiser(t)
+    _check_execution(t)
+    _check_budget(t)
 
-    positive("batch_size", t.batch_size, "set train.batch_size to a whole number >= 1")
+
+def _positive(name: str, value: Any, fix: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        _fail(f"train.{name}", value, "must be a positive number", fix)
+
+
+def _check_optimiser(t: TrainConfig) -> None:
+    _positive("batch_size", t.batch_size, "set train.batch_size to a whole number >= 1")
     if t.lr != "auto":
-        positive("lr", t.lr, "set train.lr to a positive learning rate such as 3e-3, or to auto")
+        _positive("lr", t.lr, "set train.lr to a positive learning rate such as 3e-3, or to auto")
     if not 0.0 <= t.min_lr_ratio <= 1.0:
         _fail(
             "train.min_lr_ratio",
@@ -230,6 +238,9 @@ def _check_train(t: TrainConfig) -> None:
         _fail(
             "train.grad_clip", t.grad_clip, "must be >= 0", "use 0 to turn clipping off or e.g. 1.0"
         )
+
+
+def _check_execution(t: TrainConfig) -> None:
     if t.n_evals < 1:
         _fail("train.n_evals", t.n_evals, "must be >= 1", "e.g. train.n_evals=10")
     if t.checkpoint_every < 0:
@@ -254,6 +265,9 @@ def _check_train(t: TrainConfig) -> None:
         _fail("train.ensemble_max", t.ensemble_max, "must be >= 1", "e.g. train.ensemble_max=4")
     if str(t.compile).lower() not in COMPILES:
         _fail("train.compile", t.compile, "is unknown", f"choose one of: {', '.join(COMPILES)}")
+
+
+def _check_budget(t: TrainConfig) -> None:
     if (t.tokens is None) == (t.flops is None):
         _fail(
             "train.tokens",
@@ -262,9 +276,9 @@ def _check_train(t: TrainConfig) -> None:
             "set exactly one: train.tokens=<D> or train.tokens=null train.flops=<C>",
         )
     if t.tokens is not None:
-        positive("tokens", t.tokens, "set train.tokens to the number of training tokens, e.g. 2e5")
+        _positive("tokens", t.tokens, "set train.tokens to the number of training tokens, e.g. 2e5")
     if t.flops is not None:
-        positive("flops", t.flops, "set train.flops to the FLOP budget C, e.g. 1e12")
+        _positive("flops", t.flops, "set train.flops to the FLOP budget C, e.g. 1e12")
 
 
 def _check_protocol(p: dict, D: int) -> ProtocolConfig:

@@ -400,57 +400,62 @@ def main(argv: list[str], reports: Reports = Reports()) -> int:
     if done:
         progress.say(f"skipping {len(done)} finished run(s): {', '.join(s.run_id for s in done)}")
     if todo:
-        for path in sweep_paths:
-            _check_writable(path)
-        launcher = _launcher(argv)
-        jobs = plan_ensembles(todo, parallel_jobs(launcher, len(todo), available_cores()))
-        threads = launcher_threads(launcher, len(jobs), available_cores())
-        if threads is not None:
-            progress.say(
-                f"launcher runs in parallel: {threads} thread(s) per run "
-                f"on {available_cores()} core(s)"
-            )
-        plan_path, launch_argv = write_plan(jobs, sweep_paths[0]), argv
-        if plan_path is not None:
-            groups = [j for j in jobs if len(j) > 1]
-            progress.say(
-                f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
-                f"(train.ensemble=off to train each alone)"
-            )
-            launch_argv = [*argv, f"++hydra.job.env_set.{PLAN_ENV}={plan_path}"]
-        _STATE.planned = {s.run_id: float(FLOPS_PER_PARAM_TOKEN * s.counts.N * s.D) for s in todo}
-        _STATE.results = []
-        _STATE.bar = progress.sweep_bar(sum(_STATE.planned.values()), len(todo), name)
-        try:
-            launch(launch_argv, threads)
-        finally:
-            _STATE.bar.close()
-            _STATE.bar = None
+        _train(argv, todo, sweep_paths, name)
     else:
         progress.say("nothing to train")
-    options = specs[0].options
-    report, report_dir = bool(options.report), options.report_dir or None
-    for path in sweep_paths:
-        out = (
-            None
-            if not report_dir
-            else Path(report_dir)
-            if len(sweep_paths) == 1
-            else Path(report_dir) / path.name
-        )
-        after_sweep(path, {s.run_id for s in specs}, report, out, argv, reports)
-        if options.tasks:
-            tasks_out = Path(f"{out or Path('analysis') / path.name}_tasks") if report else None
-            after_sweep_tasks(path, tasks_out, reports.tasks)
+    _report(argv, specs, sweep_paths, reports)
     missing = [s.run_id for s in todo if not runs.is_finished(s.run_dir)]
-    if (
-        missing
-    ):  # a busy run is being trained by another sweep; its result lands in runs.csv when done
+    if missing:  # a busy run is being trained by another sweep; its result lands in runs.csv
         progress.say(
             f"{len(missing)} run(s) not finished here (trained by another process, or failed): "
             f"{', '.join(missing)}; rerun the same command to finish them"
         )
     return 0
+
+
+def _train(argv: list[str], todo: list[RunSpec], sweep_paths: list[Path], name: str) -> None:
+    """Launch the runs still to train, grouped into ensembles where the plan allows."""
+    for path in sweep_paths:
+        _check_writable(path)
+    launcher = _launcher(argv)
+    jobs = plan_ensembles(todo, parallel_jobs(launcher, len(todo), available_cores()))
+    threads = launcher_threads(launcher, len(jobs), available_cores())
+    if threads is not None:
+        progress.say(
+            f"launcher runs in parallel: {threads} thread(s) per run on {available_cores()} core(s)"
+        )
+    plan_path, launch_argv = write_plan(jobs, sweep_paths[0]), argv
+    if plan_path is not None:
+        groups = [j for j in jobs if len(j) > 1]
+        progress.say(
+            f"{sum(map(len, groups))} runs train in {len(groups)} ensemble(s) "
+            f"(train.ensemble=off to train each alone)"
+        )
+        launch_argv = [*argv, f"++hydra.job.env_set.{PLAN_ENV}={plan_path}"]
+    _STATE.planned = {s.run_id: float(FLOPS_PER_PARAM_TOKEN * s.counts.N * s.D) for s in todo}
+    _STATE.results = []
+    _STATE.bar = progress.sweep_bar(sum(_STATE.planned.values()), len(todo), name)
+    try:
+        launch(launch_argv, threads)
+    finally:
+        _STATE.bar.close()
+        _STATE.bar = None
+
+
+def _report(
+    argv: list[str], specs: list[RunSpec], sweep_paths: list[Path], reports: Reports
+) -> None:
+    """runs.csv of every sweep folder, then its report and task probes where the preset asks."""
+    options = specs[0].options
+    report, report_dir = bool(options.report), options.report_dir or None
+    for path in sweep_paths:
+        out = None
+        if report_dir:
+            out = Path(report_dir) if len(sweep_paths) == 1 else Path(report_dir) / path.name
+        after_sweep(path, {s.run_id for s in specs}, report, out, argv, reports)
+        if options.tasks:
+            tasks_out = Path(f"{out or Path('analysis') / path.name}_tasks") if report else None
+            after_sweep_tasks(path, tasks_out, reports.tasks)
 
 
 def _launcher(argv: list[str]) -> DictConfig | None:

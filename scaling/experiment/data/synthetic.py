@@ -338,21 +338,21 @@ class Language:
             else:
                 with np.errstate(divide="ignore"):
                     out[:, t - 1] = np.where(alive & (num > 0), np.log(num / denom), -np.inf)
-            # advance the state: a completed word updates topic posterior, history and prev
-            done = alive & is_sep & (word_here >= 0)
-            if done.any():
-                like = (
-                    self._word_prob_by_topic(np.where(done, word_here, -1), st)[done]
-                    * st["post"][done]
-                )
-                st["post"][done] = like / like.sum(1, keepdims=True)
-                st["hist"][done, st["nh"][done]] = word_here[done]
-                st["nh"][done] += 1
-                st["prev"][done] = word_here[done]
-                st["w"][done] = self.weights
+            self._finish_words(alive & is_sep & (word_here >= 0), word_here, st)
             alive &= num > 0
             node = np.where(is_sep | ~alive, 0, nxt)
         return out
+
+    def _finish_words(self, done: np.ndarray, word: np.ndarray, st: dict) -> None:
+        """Advance `walk`'s state where a word was completed: topic posterior, history and prev."""
+        if not done.any():
+            return
+        like = self._word_prob_by_topic(np.where(done, word, -1), st)[done] * st["post"][done]
+        st["post"][done] = like / like.sum(1, keepdims=True)
+        st["hist"][done, st["nh"][done]] = word[done]
+        st["nh"][done] += 1
+        st["prev"][done] = word[done]
+        st["w"][done] = self.weights
 
     def topic_log_likelihood(self, rows: np.ndarray) -> np.ndarray:
         """(B, K): exact log P(row | topic z), every byte included, for rows that start at a
