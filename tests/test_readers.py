@@ -126,7 +126,7 @@ def test_tensorboard_event_dirs_fit_like_the_flat_table(tmp_path):
     for name, _, N, evals in runs():
         folder = tmp_path / "tb" / name
         with SummaryWriter(str(folder)) as w:
-            for step, tokens, loss in evals:
+            for step, _tokens, loss in evals:
                 w.add_scalar("eval/loss", loss, step)
                 w.add_scalar("train/loss", loss + 0.05, step)
         (folder / "config.json").write_text(json.dumps({"num_parameters": N}))

@@ -50,7 +50,9 @@ def test_report_files_links_and_values(report, sweep_dir):
     assert {p.stem for p in report.glob("*.png")} == FIGS
     md = (report / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert {Path(l).stem for l in links} == FIGS and all((report / l).exists() for l in links)
+    assert {Path(link).stem for link in links} == FIGS and all(
+        (report / link).exists() for link in links
+    )
     fits = json.loads((report / "fits.json").read_text())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -209,7 +211,7 @@ def test_grouped_report_side_by_side(tmp_path):
     md = (out / "report.md").read_text()
     for name, g in fits["groups"].items():
         a, (lo, hi) = g["approach2"]["a"], g["approach2"]["ci"]["a"]
-        row = next(l for l in md.splitlines() if l.startswith(f"| {name} |"))
+        row = next(ln for ln in md.splitlines() if ln.startswith(f"| {name} |"))
         assert f"{a:.3f} [{lo:.3f}, {hi:.3f}]" in row
     assert fits["groups"]["Reproducing Kaplan et al."]["approach2"]["a"] == pytest.approx(
         0.834, abs=0.03
@@ -219,7 +221,7 @@ def test_grouped_report_side_by_side(tmp_path):
     )
     links = re.findall(r"\]\(([^)]+\.png)\)", md)
     # top level: the allocation comparison and loss against compute, each group's figures twice
-    assert len(links) == 2 + 2 * len(FIGS) and all((out / l).exists() for l in links)
+    assert len(links) == 2 + 2 * len(FIGS) and all((out / link).exists() for link in links)
     assert "loss_vs_compute.png" in links and "## Exponents per group" in md
 
 

@@ -571,7 +571,7 @@ def _forest(ax, rows: list[tuple[str, float, float, float, str, str]]) -> None:
     """a with its interval per row (label, a, lo, hi, color, marker), and the two reference values
     (inside the axis when the intervals reach them, else named in the legend)."""
     lim = data_limits([[r[1], r[2], r[3]] for r in rows], log=False, pad=0.08)
-    for i, (label, a, lo, hi, color, marker) in enumerate(rows):
+    for i, (_label, a, lo, hi, color, marker) in enumerate(rows):
         err = None
         if math.isfinite(lo) and math.isfinite(hi):
             err = [[max(a - lo, 0)], [max(hi - a, 0)]]
