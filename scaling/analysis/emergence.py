@@ -361,7 +361,7 @@ def _lines(ax, df: pd.DataFrame, axis: str, col: str, sign: float, cmap) -> None
         np.log(np.nanmax(values)) if len(values) > 1 else 1,
     )
     for k, g in sorted(groups, key=lambda kg: kg[0]):
-        g = g.groupby(axis, as_index=False)[col].mean().sort_values(axis)
+        g = g.groupby(axis, as_index=False)[[col]].mean().sort_values(axis)
         shade = (
             0.5 if not math.isfinite(k) or hi == lo else 0.15 + 0.8 * (math.log(k) - lo) / (hi - lo)
         )

@@ -10,6 +10,7 @@ reason; `all_figures` records it as skipped. Never imports torch.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -162,7 +163,7 @@ def _series(
 def _floor_lines(ax, study, floor: float | None, lim: tuple[float, float]) -> dict:
     """The known entropy floor and the fitted E (with its interval band) as horizontal lines, inside
     the data's loss limits `lim`: lines outside become legend entries, a clipped band says so."""
-    out = {"floor": floor, "E": None, "E_band": None, "E_band_clipped": False}
+    out: dict[str, Any] = {"floor": floor, "E": None, "E_band": None, "E_band_clipped": False}
     if study.approach3 is None:
         return out
     E = study.approach3.law.E
@@ -540,7 +541,7 @@ def allocation_band(study, law: str, C: np.ndarray) -> dict:
     fit = study.fits.get(law)
     alloc = fit.allocation if law in ("approach1", "approach2") else fit.law
     n, d = (np.asarray(v, float) for v in alloc.allocation(C))
-    out = {"N": n, "D": d, "N_band": None, "D_band": None}
+    out: dict[str, Any] = {"N": n, "D": d, "N_band": None, "D_band": None}
     s = study.samples.get(law)
     if not s:
         return out
@@ -767,7 +768,8 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     fitted law of a group), with bands, and a per group and approach against 0.5 and 0.73."""
     cmap = colormaps["tab10"]
     fig, (nx, dx, fx) = _figure(3, width=4.9, height=4.6)
-    lines, a_tab = {}, {}
+    lines: dict[str, dict] = {}
+    a_tab: dict[str, dict[str, tuple[float, float, float]]] = {}
     for gi, (name, s) in enumerate(studies.items()):
         color = cmap(gi % 10)
         law = (
@@ -832,7 +834,7 @@ def bootstrap(study) -> Plot:
     e = study.samples.get("approach3", {}).get("E")
     floor = entropy_floor(study)
     fig, axes = _figure(3 if e is not None else 2, width=4.6, height=4.0)
-    data = {"a": {}, "b": {}, "E": None, "floor": floor}
+    data: dict[str, Any] = {"a": {}, "b": {}, "E": None, "floor": floor}
     for ax, key in zip(axes, ("a", "b")):
         allv = np.concatenate(
             [study.samples[k][key][np.isfinite(study.samples[k][key])] for k in laws]

@@ -311,7 +311,7 @@ def approach1(
     return Approach1Fit(alloc, env.reset_index(drop=True), source, tuple(msgs))
 
 
-def _logs(df: pd.DataFrame):
+def _logs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (
         np.log(df["N"].to_numpy(float)),
         np.log(df["D"].to_numpy(float)),

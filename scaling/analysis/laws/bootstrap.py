@@ -153,8 +153,8 @@ def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kw
     kwargs: `approach2`'s method, budget_tol, drop_edge, min_points, and n_jobs (processes)."""
     rng = np.random.default_rng(seed + 2)
     tol, n_jobs = kwargs.pop("budget_tol", 0.05), kwargs.pop("n_jobs", 1)
-    columns = (df[c].to_numpy(float) for c in ("N", "D", "C", "loss"))
-    arrays = Approach2Arrays(*columns, budget_tol=tol)
+    N, D, C, loss = (df[c].to_numpy(float) for c in ("N", "D", "C", "loss"))
+    arrays = Approach2Arrays(N, D, C, loss, budget_tol=tol)
     counts = np.zeros((n_boot, len(df)))
     for i in range(n_boot):  # the draws of the frame-based refits, in their order
         idx = np.concatenate([rng.choice(g, size=len(g)) for g in arrays.groups])
@@ -174,6 +174,7 @@ def bootstrap_approach1(
     out = np.full((n_boot, 2), np.nan)
     use_curves = curves is not None and len(curves) and "run_id" in df
     if use_curves:  # every run's curve as arrays, once: a resample only picks and relabels them
+        assert curves is not None
         logged = set(curves["run_id"])
         arrays = {run[0]: run for run in curve_runs(curves)}
         run_ids = df["run_id"].to_numpy()

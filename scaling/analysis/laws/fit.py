@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -129,6 +130,9 @@ def polish_chinchilla(
     fixed_e: hold e = log E at this value and fit (a, b, alpha, beta) only; theta still has 5 entries."""
     w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
     theta0 = np.asarray(theta0, float)
+    bounds: tuple[tuple[float, float], ...]
+    fg: Callable[..., tuple[float, np.ndarray]]
+    args: tuple
     if fixed_e is None:
         bounds, fg, args = CHINCHILLA_BOUNDS, huber_fg, (log_n, log_d, log_loss, w, delta)
         x0 = theta0
@@ -438,8 +442,9 @@ def fit_chinchilla(
             )
             if best is None or fun < best[1]:
                 best = (theta, fun, status)
+    assert best is not None  # at least one start
     theta, fun, status = best
-    msgs = ()
+    msgs: tuple[str, ...] = ()
     if status is not FitStatus.CONVERGED:
         hit = (
             ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e, float(np.min(log_loss))))
@@ -578,12 +583,13 @@ def fit_kaplan(log_n, log_d, log_loss, weights=None, starts: np.ndarray | None =
             fun = float(2 * res.cost)
             if best is None or fun < best[1]:
                 best = (res, fun)
+    assert best is not None  # at least one start
     res, fun = best
     status = FitStatus.CONVERGED if res.status > 0 else FitStatus.MAX_ITER
     bounds = list(zip(*KAPLAN_BOUNDS))
     if _on_bound(res.x, bounds) or np.any(res.active_mask != 0):
         status = FitStatus.BOUND_HIT
-    msgs = ()
+    msgs: tuple[str, ...] = ()
     if status is not FitStatus.CONVERGED:
         msgs = (
             f"Kaplan fit ended with status {status.value}; its numbers are not a clean optimum",
