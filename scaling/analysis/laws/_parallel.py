@@ -1,5 +1,6 @@
 """Forked worker processes for independent pieces of work (bootstrap chunks, figures): the workers
-share the parent's arrays and figures without copying them; one process where fork is unavailable."""
+share the parent's arrays and figures without copying them; one process where fork is
+unavailable."""
 
 from __future__ import annotations
 
