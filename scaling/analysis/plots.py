@@ -144,7 +144,8 @@ def _series(
     values: np.ndarray, max_exact: int = 8, n_bins: int = 6
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Split points into series by a value: each distinct value (within 0.5%) when there are few,
-    else `n_bins` equal bins in log space. Returns (series index per point, value per series, binned)."""
+    else `n_bins` equal bins in log space. Returns (series index per point, value per series,
+    binned)."""
     logv = np.log(np.asarray(values, float))
     keys = np.round(logv / 0.005)
     uniq = np.unique(keys)
@@ -264,14 +265,18 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
         fontsize=10,
     )
     points = pd.DataFrame({"N": df["N"], "D": df["D"], "loss": df["loss"], "series": idx})
-    title = f"Loss against {x}, one curve per {by}, with the fitted Approach 3 (solid) and Kaplan (dashed) laws"
+    title = (
+        f"Loss against {x}, one curve per {by}, with the fitted Approach 3 (solid) and Kaplan "
+        "(dashed) laws"
+    )
     return Plot(
         name, title, fig, dict(points=points, series=series, binned=binned, x=x, by=by, **floor)
     )
 
 
 def loss_vs_n(study) -> Plot:
-    """Loss against N, one series per D (binned when D is continuous), fitted laws over the points."""
+    """Loss against N, one series per D (binned when D is continuous), fitted laws over the
+    points."""
     return _loss_against(study, "N", "D", "loss_vs_n")
 
 
@@ -281,7 +286,8 @@ def loss_vs_d(study) -> Plot:
 
 
 def isoflop(study) -> Plot:
-    """IsoFLOP profiles: loss against N per budget with the interpolant and minimum; N* against C."""
+    """IsoFLOP profiles: loss against N per budget with the interpolant and minimum; N* against
+    C."""
     _require(study, "approach2")
     fit = study.approach2
     cmap = colormaps["plasma"]
@@ -366,7 +372,8 @@ def isoflop(study) -> Plot:
 
 
 def approach1_envelope(study, points=None) -> Plot:
-    """Every training curve against FLOPs with the lower envelope highlighted; N_opt, D_opt along it."""
+    """Every training curve against FLOPs with the lower envelope highlighted; N_opt, D_opt along
+    it."""
     _require(study, "approach1")
     fit = study.approach1
     curves = getattr(points, "curves", None)
@@ -510,7 +517,8 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2)
     fixed = f"; {study.fixed_E_text()}" if study.fixed_E is not None else ""
     ax.set_title(
-        f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = 6ND",
+        f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = "
+        "6ND",
         fontsize=8,
     )
     fig.suptitle("Approach 3: the fitted loss surface", fontsize=10)
@@ -796,11 +804,9 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
             used = [b for b in s.approach2.budgets if b.used]
             nx.scatter([b.C for b in used], [b.n_star for b in used], s=14, color=color, zorder=3)
             dx.scatter([b.C for b in used], [b.d_star for b in used], s=14, color=color, zorder=3)
-        a_tab[name] = {}
-        for k in LAWS:
-            if s.fits.get(k) is not None:
-                lo, hi = s.ci(k, "a")
-                a_tab[name][k] = (exponents(s, k)[0], lo, hi)
+        a_tab[name] = {
+            k: (exponents(s, k)[0], *s.ci(k, "a")) for k in LAWS if s.fits.get(k) is not None
+        }
     for ax, key in ((nx, "N"), (dx, "D")):
         _loglog(ax, "C", key)
         cut = _follow_lines(
@@ -827,7 +833,8 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
 
 
 def bootstrap(study) -> Plot:
-    """The bootstrap distribution of a and b from each approach (and of E, beside the known floor)."""
+    """The bootstrap distribution of a and b from each approach (and of E, beside the known
+    floor)."""
     laws = [k for k in LAWS if study.samples.get(k) and np.isfinite(study.samples[k]["a"]).any()]
     if not laws:
         raise FitError("no bootstrap samples (run with --bootstrap N, N > 0)")
@@ -969,7 +976,8 @@ def residuals(study) -> Plot:
         bx.set_ylabel("predicted loss")
         bx.legend(fontsize=7)
         bx.set_title(
-            f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= {ex.holdout_C_min:.3g}",
+            f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= "
+            f"{ex.holdout_C_min:.3g}",
             fontsize=8,
         )
     else:
@@ -1013,7 +1021,8 @@ FIGURES = (
 
 
 def all_figures(study, points=None) -> tuple[list[Plot], dict[str, str]]:
-    """Every figure the study supports, in report order, and {name: reason} for those it does not."""
+    """Every figure the study supports, in report order, and {name: reason} for those it does
+    not."""
     makers = {
         "comparison": comparison,
         "loss_vs_n": loss_vs_n,

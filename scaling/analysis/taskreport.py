@@ -154,7 +154,8 @@ def figure(df: pd.DataFrame, path: Path) -> Path:
 
 def write_report(tables: list[Path], out: Path) -> Path:
     """tasks.md, tasks.csv (the rows reported), tasks.png and manifest.json in the folder `out`,
-    built beside it and renamed into place (scaling.analysis.report.staged_dir); returns out/tasks.md."""
+    built beside it and renamed into place (scaling.analysis.report.staged_dir); returns
+    out/tasks.md."""
     df = load(tables)
     text = [
         "# Which family suits which task",
