@@ -31,8 +31,8 @@ D_SIZES = 6e8 * 2.0 ** np.arange(7)
 
 
 def write_sweep(folder: Path, seed: int = 0, noise: float = 0.004) -> Path:
-    """A sweep folder per the run-store contract (runs.csv + <run_id>/metrics.jsonl) whose losses come
-    from TRUE with lognormal noise: a 7 x 7 grid of N and D (so IsoFLOP diagonals), 8 evaluations per run."""
+    """A sweep folder per the run-store contract (runs.csv + <run_id>/metrics.jsonl), losses from
+    TRUE with lognormal noise: a 7 x 7 grid of N and D (IsoFLOP diagonals), 8 evaluations a run."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     rows = []
@@ -430,7 +430,10 @@ def test_save_png_and_pdf(tmp_path, sweep):
 
 
 def test_plotting_never_imports_torch():
-    code = "import sys, scaling.analysis.plots, scaling.analysis.report, scaling.analysis.plotcli; print('torch' in sys.modules)"
+    code = (
+        "import sys, scaling.analysis.plots, scaling.analysis.report, scaling.analysis.plotcli; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

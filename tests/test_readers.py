@@ -1,6 +1,6 @@
-"""scaling.analysis.readers: logs written by the real libraries (transformers' TrainerState, tensorboard's
-SummaryWriter, Lightning's CSVLogger; a documented fixture for W&B's CSV export) fit through
-`scaling fit` exactly as the flat table of the same numbers does."""
+"""scaling.analysis.readers: logs written by the real libraries (transformers' TrainerState,
+tensorboard's SummaryWriter, Lightning's CSVLogger; a documented fixture for W&B's CSV export) fit
+through `scaling fit` exactly as the flat table of the same numbers does."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ TOKENS_PER_STEP = 2048
 
 
 def n_params(d: int, layers: int) -> float:
-    """GPT-style decoder, tied embeddings, d_ff = 4d: V*d + 12*L*d^2 (sizes.params_from_architecture)."""
+    """GPT-style decoder, tied embeddings, d_ff = 4d: V*d + 12*L*d^2
+    (sizes.params_from_architecture)."""
     return VOCAB * d + 12 * layers * d * d
 
 

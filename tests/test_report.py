@@ -1,5 +1,6 @@
 """`scaling plot` / `scaling report` and `write_report`: the files, their content and provenance,
-groups side by side, and bad input failing like `scaling fit` (one line, exit 2, no output folder)."""
+groups side by side, and bad input failing like `scaling fit` (one line, exit 2, no output
+folder)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def test_report_files_links_and_values(report, sweep_dir):
         study = fit_study(load_points(sweep_dir), options=FitOptions(n_boot=12, seed=4))
     assert fits["approach3"]["alpha"] == pytest.approx(study.approach3.law.alpha)
     assert fits["approach2"]["ci"]["a"] == pytest.approx(list(study.ci("approach2", "a")))
-    # the tables quote the fit: a of every approach with its interval, the verdict, the extrapolation errors
+    # the tables quote the fit: a of every approach with its interval, the verdict, the
+    # extrapolation errors
     for row in study.comparison.table:
         assert (
             f"| {P.LABEL[row.approach]} | {row.a:.3f} | [{row.a_ci[0]:.3f}, {row.a_ci[1]:.3f}] |"
@@ -92,7 +94,8 @@ def test_provenance_hashes_command_version_date(report, sweep_dir):
 
 
 def test_write_report_api_replaces_its_own_folder(report, sweep_dir):
-    """The call `scaling sweep` makes; a second report replaces the first (its own folder) in place."""
+    """The call `scaling sweep` makes; a second report replaces the first (its own folder) in
+    place."""
     before = (report / "fits.json").read_text()
     out = write_report(sweep_dir, report, FitOptions(n_boot=0), command="scaling sweep preset=toy")
     assert out == report
