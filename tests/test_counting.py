@@ -27,8 +27,7 @@ SHAPES = [
     ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=16),
     ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=16, d_ff=40, vocab_size=100),
 ]
-# the other two architectures on the same knobs (ctx 32: 5 noise tokens in 2 spans for the
-# encoder-decoder)
+# the other two architectures on the same knobs (ctx 32: 5 noise tokens in 2 spans for enc-dec)
 ARCH_SHAPES = [
     ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=32, arch="encoder"),
     ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=32, d_ff=40, vocab_size=100, arch="encoder"),

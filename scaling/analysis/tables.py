@@ -24,8 +24,7 @@ from scaling.analysis.units import unit_warnings
 from scaling.errors import DataError, FitWarning
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
-# Names tried, case-insensitively, when the default column name is absent (never for explicit
-# names).
+# Names tried, case-insensitively, when the default column name is absent (never explicit names).
 ALIASES = {
     "N": ("N", "params", "n_params", "parameters", "model_size", "Model Size"),
     "D": ("D", "tokens", "n_tokens", "data_size", "Training Tokens"),
@@ -225,8 +224,7 @@ def _numeric(table: pd.DataFrame, col: str, what: str, source: str) -> np.ndarra
     return v
 
 
-# runs.csv columns that grow in proportion to the tokens seen: rescaled for each evaluation of a
-# curve
+# runs.csv columns that grow in proportion to the tokens seen: rescaled per evaluation of a curve
 TOKEN_PROPORTIONAL = ("C", "C_6ND", "C_kaplan", "C_chinchilla")
 
 

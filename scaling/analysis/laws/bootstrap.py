@@ -55,8 +55,7 @@ def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
         counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
     with single_thread_blas():
         out, ok, vanished = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
-        # rows the batched Newton steps could not settle: L-BFGS-B (a vanished E stays not
-        # converged)
+        # rows the batched Newton steps could not settle: L-BFGS-B (a vanished E stays unconverged)
         for i in np.flatnonzero(~ok & ~vanished):
             ll = logs[2][i] if per_row_loss else logs[2]
             theta, _, status = polish_chinchilla(

@@ -49,8 +49,7 @@ class FitStatus(str, Enum):
 
 # Bounds on (a, b, e, alpha, beta) = (log A, log B, log E, alpha, beta): wide enough never to bind
 # on sensible data; a fit that ends on one says so (BOUND_HIT) rather than printing a limit as a
-# value. A, B, E >= e^-23 ~ 1e-10: a term driven to that floor has vanished (e.g. loss not falling
-# with N).
+# value. A, B, E >= e^-23 ~ 1e-10: a term driven to that floor has vanished (e.g. loss flat in N).
 CHINCHILLA_BOUNDS = ((-23.0, 60.0), (-23.0, 60.0), (-23.0, 10.0), (0.0, 5.0), (0.0, 5.0))
 # Polish tolerances: the Huber(1e-3) objective is nearly L1 and flat, default L-BFGS-B tolerances
 # stop far from the optimum (bootstrap spreads shrink tenfold); these reach the optimum to ~1e-10.
@@ -433,8 +432,7 @@ def fit_chinchilla(
     with single_thread_blas():
         if len(starts) > PRE_POLISH_STARTS:
             # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then
-            # only confirms it (a few iterations, not hundreds); starts that do not settle go as
-            # given
+            # only confirms it (a few iterations, not hundreds); unsettled starts go as given
             w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
             pre, settled, _ = polish_chinchilla_batch(
                 starts,
