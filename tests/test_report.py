@@ -60,7 +60,7 @@ def test_report_files_links_and_values(report, sweep_dir):
         study = fit_study(load_points(sweep_dir), options=FitOptions(n_boot=12, seed=4))
     assert fits["approach3"]["alpha"] == pytest.approx(study.approach3.law.alpha)
     assert fits["approach2"]["ci"]["a"] == pytest.approx(list(study.ci("approach2", "a")))
-    # the tables quote the fit: a of each approach with its interval, the verdict, extrapolation
+    # the tables quote the fit: each approach's a and interval, the verdict, extrapolation errors
     for row in study.comparison.table:
         assert (
             f"| {P.LABEL[row.approach]} | {row.a:.3f} | [{row.a_ci[0]:.3f}, {row.a_ci[1]:.3f}] |"
