@@ -19,7 +19,8 @@ from scaling.experiment.data.synthetic import Corpus, SyntheticConfig
 
 
 def _rate(source, batch: int, ctx: int, seconds: float = 2.0) -> float:
-    """Training tokens per second of `train_batch(step, batch, seed)` (predicted tokens = batch * ctx)."""
+    """Training tokens per second of `train_batch(step, batch, seed)` (predicted tokens = batch *
+    ctx)."""
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         source.train_batch(n, batch, 0)
@@ -41,14 +42,16 @@ def speed(ctx: int) -> None:
         print(f"{name:9s} build_source: {built:.2f} s (val {tuple(src.val_batch().shape)}{floor})")
         for batch in (32, 256):
             print(
-                f"{name:9s} train_batch {batch:3d} x {ctx}: {_rate(src, batch, ctx) / 1e6:6.1f} M tokens/s"
+                f"{name:9s} train_batch {batch:3d} x {ctx}: {_rate(src, batch, ctx) / 1e6:6.1f} M "
+                "tokens/s"
             )
     src = build_source(DataConfig(), ctx)
     rows = src.val_batch()
     start = time.perf_counter()
     src.true_log_probs(rows)
     print(
-        f"synthetic true_log_probs: {rows.numel() / (time.perf_counter() - start) / 1e6:.2f} M tokens/s"
+        f"synthetic true_log_probs: {rows.numel() / (time.perf_counter() - start) / 1e6:.2f} M "
+        "tokens/s"
     )
 
 

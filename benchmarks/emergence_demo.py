@@ -1,9 +1,10 @@
 """Train a small sweep that records the probe scores, then run `scaling emergence` on it.
 
-    python benchmarks/emergence_demo.py                       # the docs/emergence.md figure (~6 min, 2 cores)
+    python benchmarks/emergence_demo.py  # the docs/emergence.md figure (~6 min, 2 cores)
     python benchmarks/emergence_demo.py --sizes s1,s2 --tokens 1e5 --out /tmp/em
 
-Every run goes through `scaling.experiment.train.train_run` (finished runs are skipped), on CPU in fp32.
+Every run goes through `scaling.experiment.train.train_run` (finished runs are skipped), on CPU in
+fp32.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def main() -> None:
                 )
             )
             print(
-                f"{r['run_id']}: N={r['N']:,} D={r['D']:,} loss={r['loss']:.3f} icl={r.get('icl_acc', float('nan')):.2f} "
-                f"reasoning={r.get('reasoning_acc', float('nan')):.2f} knowledge={r.get('knowledge_acc', float('nan')):.2f} "
+                f"{r['run_id']}: N={r['N']:,} D={r['D']:,} loss={r['loss']:.3f} "
+                f"icl={r.get('icl_acc', float('nan')):.2f} "
+                f"reasoning={r.get('reasoning_acc', float('nan')):.2f} "
+                f"knowledge={r.get('knowledge_acc', float('nan')):.2f} "
                 f"induction={r['induction_acc']:.2f} ({r['wall_s']:.0f} s)",
                 flush=True,
             )

@@ -1,11 +1,11 @@
 """K models of one shape trained together (scaling/experiment/ensemble.py) against K separate runs.
 
 In one process: (1) the fp32 and bf16 matmul peak on the threads used; (2) per ladder size, one
-run's engine (`scaling.experiment.train.build_engine`, what a separate run uses) and ensembles of K = 1, 2,
-4, 8, 16 members (`scaling.experiment.ensemble.build_ensemble`), timed in interleaved blocks (single, K=1,
-K=2, ..., single, ...) on the same threads; K separate runs on those threads take K times one
-run's time, so "vs K separate" is the ensemble's aggregate tokens/s over one run's tokens/s;
-(3) the equivalence check: per-step training losses of an ensemble's members against their
+run's engine (`scaling.experiment.train.build_engine`, what a separate run uses) and ensembles of
+K = 1, 2, 4, 8, 16 members (`scaling.experiment.ensemble.build_ensemble`), timed in interleaved
+blocks (single, K=1, K=2, ..., single, ...) on the same threads; K separate runs on those threads
+take K times one run's time, so "vs K separate" is the ensemble's aggregate tokens/s over one run's
+tokens/s; (3) the equivalence check: per-step training losses of an ensemble's members against their
 separate runs, in fp32 and under bf16 autocast, beside the bf16-vs-fp32 gap of a separate run.
 
     python benchmarks/ensemble_bench.py                         # ~5-10 min on 2 shared cores

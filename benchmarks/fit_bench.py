@@ -160,7 +160,8 @@ def main() -> None:
         dt = time.perf_counter() - t
         results[method] = fit
         print(
-            f"{method:>5}: {dt:7.3f} s  objective {fit.objective:.10e}  status {fit.status.value}  {fit.law!r}"
+            f"{method:>5}: {dt:7.3f} s  objective {fit.objective:.10e}  status {fit.status.value}  "
+            f"{fit.law!r}"
         )
     t = time.perf_counter()
     theta, ok = bootstrap_chinchilla(
@@ -169,8 +170,9 @@ def main() -> None:
     dt = time.perf_counter() - t
     se = np.std(theta[ok], axis=0, ddof=1)
     print(
-        f"bootstrap {args.boot} resamples, {args.jobs} job(s): {dt:7.3f} s  converged {ok.mean():.1%}  "
-        f"SE alpha {se[3]:.4f} beta {se[4]:.4f} (Epoch, 4000 resamples: 0.0154, 0.021)"
+        f"bootstrap {args.boot} resamples, {args.jobs} job(s): {dt:7.3f} s  converged "
+        f"{ok.mean():.1%}  SE alpha {se[3]:.4f} beta {se[4]:.4f} (Epoch, 4000 resamples: 0.0154, "
+        "0.021)"
     )
     if (
         args.loop
@@ -181,7 +183,8 @@ def main() -> None:
             polish_chinchilla(x0, *logs)
         dt = time.perf_counter() - t
         print(
-            f"plain loop over {len(grid)} grid starts: {dt:.2f} s -> all 4500 ~ {dt * 4500 / len(grid):.0f} s"
+            f"plain loop over {len(grid)} grid starts: {dt:.2f} s -> all 4500 ~ "
+            f"{dt * 4500 / len(grid):.0f} s"
         )
 
 

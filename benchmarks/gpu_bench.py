@@ -4,11 +4,11 @@
     python benchmarks/gpu_bench.py --shapes 12x768,24x1024 --batch 16 --compile true
     python benchmarks/gpu_bench.py --device cpu --shapes 1x64 --ctx 64 --steps 3   # a smoke check
 
-Each shape is built by `scaling.experiment.train.build_engine` (the run's engine: autocast, SDPA, fused AdamW,
-compile) and trained on the synthetic language; after warm-up steps (and compiling), the timed
-steps are synchronised with the device. MFU = tokens/s x training matmul FLOPs per token
-(3 x forward, attention included: scaling.experiment.models.forward_flops_per_token) / peak, against both the
-bf16 matmul peak measured here and, for GPUs it knows, the datasheet's dense bf16 peak.
+Each shape is built by `scaling.experiment.train.build_engine` (the run's engine: autocast, SDPA,
+fused AdamW, compile) and trained on the synthetic language; after warm-up steps (and compiling),
+the timed steps are synchronised with the device. MFU = tokens/s x training matmul FLOPs per token
+(3 x forward, attention included: scaling.experiment.models.forward_flops_per_token) / peak, against
+both the bf16 matmul peak measured here and, for GPUs it knows, the datasheet's dense bf16 peak.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ the final loss (the issue asks for < 1 %).
 tokens/s is the median over blocks of wall-clock training tokens per second (after warm-up steps);
 tok/cpu-s divides by process CPU time instead (robust to other tenants, blind to threading);
 MFU = tokens/s x training matmul FLOPs per token (3 x forward, attention included,
-scaling.experiment.models.forward_flops_per_token) / the measured peak of the loop's precision and threads.
+scaling.experiment.models.forward_flops_per_token) / the measured peak of the loop's precision and
+threads.
 """
 
 from __future__ import annotations
@@ -284,7 +285,8 @@ def main() -> None:
     ap.add_argument(
         "--run-tokens",
         default="20N",
-        help="D of the run our trainer is configured for (20N: 20 tokens per parameter); it picks compile from it",
+        help="D of the run our trainer is configured for (20N: 20 tokens per parameter); it picks "
+        "compile from it",
     )
     ap.add_argument(
         "--override",
@@ -317,8 +319,8 @@ def main() -> None:
         for dtype in (torch.float32, torch.bfloat16):
             peaks[(dtype, threads)] = matmul_peak(dtype, threads)
         print(
-            f"matmul peak on {threads} thread(s): fp32 {peaks[(torch.float32, threads)]:.0f} GFLOP/s, "
-            f"bf16 {peaks[(torch.bfloat16, threads)]:.0f} GFLOP/s"
+            f"matmul peak on {threads} thread(s): fp32 {peaks[(torch.float32, threads)]:.0f} "
+            f"GFLOP/s, bf16 {peaks[(torch.bfloat16, threads)]:.0f} GFLOP/s"
         )
 
     rows = []
@@ -326,14 +328,14 @@ def main() -> None:
         r = measure(shape, args, overrides)
         rows.append(r)
         print(
-            f"{r['shape']}: ref {r['ref']['tok_s']:,.0f} tok/s, ours {r['ours']['tok_s']:,.0f} tok/s "
-            f"({r['ours']['what']}, setup {r['setup_s']:.1f} s)",
+            f"{r['shape']}: ref {r['ref']['tok_s']:,.0f} tok/s, ours {r['ours']['tok_s']:,.0f} "
+            f"tok/s ({r['ours']['what']}, setup {r['setup_s']:.1f} s)",
             flush=True,
         )
 
     print(
-        f"\n{BATCH} x {CTX} tokens per step, {args.steps} timed steps per loop in {args.blocks} interleaved "
-        f"blocks; tokens/s medians (min-max)\n"
+        f"\n{BATCH} x {CTX} tokens per step, {args.steps} timed steps per loop in {args.blocks} "
+        "interleaved blocks; tokens/s medians (min-max)\n"
     )
     print(
         "| n_layers, d_model | loop | threads | tokens/s (min-max) | tok/cpu-s | MFU | peak MiB | "
@@ -350,23 +352,26 @@ def main() -> None:
             mfu = x["tok_s"] * r["flops_per_token"] / (peak * 1e9)
             label = "reference fp32+sdpa" if name == "ref" else f"ours ({x['what']})"
             ratio = (
-                f"**{r['ours']['tok_s'] / r['ref']['tok_s']:.2f}x** (cpu {r['ours']['tok_cpu_s'] / r['ref']['tok_cpu_s']:.2f}x)"
+                f"**{r['ours']['tok_s'] / r['ref']['tok_s']:.2f}x** (cpu "
+                f"{r['ours']['tok_cpu_s'] / r['ref']['tok_cpu_s']:.2f}x)"
                 if name == "ours"
                 else ""
             )
             print(
-                f"| {r['shape']} | {label} | {x['threads']} | {x['tok_s']:,.0f} ({x['spread'][0]:,.0f}-"
-                f"{x['spread'][1]:,.0f}) | {x['tok_cpu_s']:,.0f} | {mfu:.0%} | {x['mem_mib']:.0f} | "
-                f"{x['loss_train']:.4f} | {x['loss_val']:.4f} | {ratio} |"
+                f"| {r['shape']} | {label} | {x['threads']} | {x['tok_s']:,.0f} "
+                f"({x['spread'][0]:,.0f}-{x['spread'][1]:,.0f}) | {x['tok_cpu_s']:,.0f} | "
+                f"{mfu:.0%} | {x['mem_mib']:.0f} | {x['loss_train']:.4f} | {x['loss_val']:.4f} | "
+                f"{ratio} |"
             )
 
     if not args.no_loss_check:
         c = loss_check(args, overrides)
         rel = abs(c["bf16"] - c["fp32"]) / c["fp32"]
         print(
-            f"\nprecision check, full run model.size={args.loss_size} train.tokens={args.loss_tokens}: "
-            f"final val loss fp32 {c['fp32']:.4f} ({c['fp32_s']:.0f} s), bf16 {c['bf16']:.4f} "
-            f"({c['bf16_s']:.0f} s): {rel:.2%} apart ({'within' if rel < 0.01 else 'NOT within'} 1%)"
+            f"\nprecision check, full run model.size={args.loss_size} "
+            f"train.tokens={args.loss_tokens}: final val loss fp32 {c['fp32']:.4f} "
+            f"({c['fp32_s']:.0f} s), bf16 {c['bf16']:.4f} ({c['bf16_s']:.0f} s): {rel:.2%} apart "
+            f"({'within' if rel < 0.01 else 'NOT within'} 1%)"
         )
     print(f"\nbenchmark wall time {time.perf_counter() - began:.0f} s")
 

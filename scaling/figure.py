@@ -28,7 +28,7 @@ class Plot:
         png = folder / f"{self.name}.png"
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=dpi)
-        # a 128-colour palette keeps every line and label and makes the file ~3x smaller (committed reports)
+        # a 128-colour palette keeps every line and label, file ~3x smaller (committed reports)
         img = (
             Image.open(buf)
             .convert("RGB")

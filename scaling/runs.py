@@ -380,13 +380,17 @@ def read_runs_csv(path: str | os.PathLike) -> list[dict]:
 def format_table(results: list[dict]) -> str:
     """A short fixed-width table of finished runs for the terminal, sorted by N then D."""
     rows = sorted(results, key=lambda r: (r.get("N") or 0, r.get("D") or 0, r.get("run_id", "")))
-    head = f"{'run_id':<34} {'N':>9} {'D':>9} {'C':>9} {'loss':>7} {'floor':>7} {'status':>8} {'wall_s':>7}"
+    head = (
+        f"{'run_id':<34} {'N':>9} {'D':>9} {'C':>9} {'loss':>7} {'floor':>7} {'status':>8} "
+        f"{'wall_s':>7}"
+    )
     lines = [head]
     for r in rows:
         loss, floor = r.get("loss"), r.get("entropy_floor")
         lines.append(
-            f"{r.get('run_id', ''):<34} {r.get('N', 0):>9,} {r.get('D', 0):>9.3g} {r.get('C', 0):>9.3g} "
-            f"{'nan' if loss is None else f'{loss:.4f}':>7} {'-' if floor is None else f'{floor:.4f}':>7} "
-            f"{r.get('status', ''):>8} {r.get('wall_s', 0):>7.1f}"
+            f"{r.get('run_id', ''):<34} {r.get('N', 0):>9,} {r.get('D', 0):>9.3g} "
+            f"{r.get('C', 0):>9.3g} {'nan' if loss is None else f'{loss:.4f}':>7} "
+            f"{'-' if floor is None else f'{floor:.4f}':>7} {r.get('status', ''):>8} "
+            f"{r.get('wall_s', 0):>7.1f}"
         )
     return "\n".join(lines)

@@ -1,11 +1,13 @@
-"""Seed noise of one IsoFLOP budget: the same runs under several seeds (init, data order), side by side.
+"""Seed noise of one IsoFLOP budget: the same runs under several seeds (init, data order), side by
+side.
 
     python scripts/seed_noise.py OUT.md SWEEP_DIR [SWEEP_DIR ...]
 
-Each SWEEP_DIR is one budget's sweep folder trained with one `train.seed` (runs.csv); the table gives
-every size's loss per seed, their mean and sample standard deviation, and per seed the budget's
-loss-minimising N* (Approach 2's Akima read-off, scaling.analysis.laws.approaches.isoflop_minimum). Written
-atomically. Called by scripts/reference_study.sh.
+Each SWEEP_DIR is one budget's sweep folder trained with one `train.seed` (runs.csv); the table
+gives every size's loss per seed, their mean and sample standard deviation, and per seed the
+budget's loss-minimising N* (Approach 2's Akima read-off,
+scaling.analysis.laws.approaches.isoflop_minimum). Written atomically. Called by
+scripts/reference_study.sh.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def main(out: str, folders: list[str]) -> None:
     table = runs.pivot_table(index=["N", "size"], columns="seed", values="loss").sort_index()
     seeds = list(table.columns)
     lines = [
-        f"# Seed noise at C = {10 ** log_c.mean():.3g} FLOPs ({len(seeds)} seeds: {', '.join(map(str, seeds))})",
+        f"# Seed noise at C = {10 ** log_c.mean():.3g} FLOPs ({len(seeds)} seeds: "
+        f"{', '.join(map(str, seeds))})",
         "",
         "| size | N | "
         + " | ".join(f"loss, seed {s}" for s in seeds)

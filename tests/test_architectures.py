@@ -52,7 +52,8 @@ def bump(x: torch.Tensor, pos: int) -> torch.Tensor:
 
 @torch.no_grad()
 def dependence(model: Transformer, inputs: dict, key: str) -> torch.Tensor:
-    """(output positions, positions of inputs[key]) bool: does output t move when input s changes?"""
+    """(output positions, positions of inputs[key]) bool: does output t move when input s
+    changes?"""
     base = model(**inputs)
     cols = []
     for s in range(inputs[key].size(1)):

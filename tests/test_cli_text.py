@@ -25,8 +25,8 @@ def test_fit_help_is_whole_with_examples_and_aliases(capsys):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
     assert (
-        "fit Kaplan's law and the three Chinchilla approaches to sweep folders or any CSV/parquet/JSONL"
-        in text
+        "fit Kaplan's law and the three Chinchilla approaches to sweep folders or any "
+        "CSV/parquet/JSONL" in text
     )
     assert (
         "examples:" in text

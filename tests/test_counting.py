@@ -27,7 +27,7 @@ SHAPES = [
     ModelShape(d_model=32, n_layers=2, n_heads=2, ctx=16),
     ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=16, d_ff=40, vocab_size=100),
 ]
-# the other two architectures on the same knobs (ctx 32: 5 noise tokens in 2 spans for the encoder-decoder)
+# the other two architectures on the same knobs (ctx 32: 5 noise tokens in 2 spans for enc-dec)
 ARCH_SHAPES = [
     ModelShape(d_model=16, n_layers=1, n_heads=1, ctx=32, arch="encoder"),
     ModelShape(d_model=24, n_layers=3, n_heads=4, ctx=32, d_ff=40, vocab_size=100, arch="encoder"),
@@ -113,7 +113,10 @@ def test_kaplan_and_chinchilla_differ_from_the_measurement_by_their_documented_t
 
 
 def test_counting_does_not_import_torch():
-    code = "import sys, scaling.experiment.models.counting, scaling.experiment.models; assert 'torch' not in sys.modules"
+    code = (
+        "import sys, scaling.experiment.models.counting, scaling.experiment.models; "
+        "assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -70,7 +70,8 @@ TINY = SyntheticConfig(seed=3, n_words=40, max_len=5, n_topics=3, topic_words=6,
 
 
 def _brute_force_next(lang: Language, row: bytes) -> np.ndarray:
-    """p(next byte | row) by enumerating the lexicon and topics directly (no trie, no prefix sums)."""
+    """p(next byte | row) by enumerating the lexicon and topics directly (no trie, no prefix
+    sums)."""
     words = [bytes(lang.lex.spell[i, : lang.lex.length[i] - 1]) for i in range(lang.lex.n_words)]
     *done, prefix = row.split(b" ")
     ids = [words.index(w) for w in done]
@@ -158,7 +159,7 @@ def test_more_capacity_and_more_data_keep_paying_and_stay_above_the_floor(source
     assert loss[5, 400_000] < loss[2, 400_000] - 0.5  # more capacity helps at fixed data
     assert abs(loss[2, 400_000] - loss[2, 40_000]) < 0.05  # a small model saturates early
     assert min(loss.values()) > source.entropy_floor + 0.2
-    # an exact predictor that knows only the lexicon and unigram (and the probe rules) stays above E*
+    # an exact predictor knowing only the lexicon and unigram (and the probe rules) stays above E*
     unigram_only = dataclasses.replace(
         SyntheticConfig(), w_unigram=1.0, w_topic=0.0, w_bigram=0.0, w_cache=0.0
     )

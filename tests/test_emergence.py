@@ -50,7 +50,7 @@ def _table(acc_of_logp, logp_of_n):
 
 
 def test_exact_match_over_many_tokens_looks_emergent_while_log_p_grows_smoothly():
-    # the mirage: a 10-token answer is right with p^10, so a smooth per-token log p gives a sharp accuracy
+    # the mirage: a 10-token answer is right with p^10: a smooth per-token log p, a sharp accuracy
     df = _table(lambda lp: math.exp(10 * lp), lambda i: -1.0 + 0.19 * i)
     e = analyse(df)["icl"]
     assert e["acc"]["N"]["score"] > 0.5 and e["cont"]["N"]["score"] < 0.3
@@ -137,7 +137,7 @@ def test_a_real_sweep_gives_the_emergence_figures_and_statement(tiny_sweep, tmp_
     for run_id in table["run_id"]:
         metrics = runs.read_metrics(tiny_sweep / run_id)
         assert len(metrics) == 3 and all(PROBE_KEYS <= set(m) for m in metrics)
-        # the runs learned the answer format: far above a uniform byte (-5.55), better than at the start
+        # the runs learned the answer format: far above a uniform byte (-5.55), better than at start
         for kind in ("icl", "reasoning", "knowledge"):
             assert metrics[-1][f"{kind}_logp"] > -math.log(256) + 1.0
             assert metrics[-1][f"{kind}_logp"] > metrics[0][f"{kind}_logp"]
@@ -182,7 +182,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
 
 
 def test_a_score_that_is_nan_in_every_run_is_left_out(tmp_path):
-    """A probe longer than the context scores NaN everywhere: the others are still analysed and drawn."""
+    """A probe longer than the context scores NaN everywhere: the others are still analysed and
+    drawn."""
     sweep = tmp_path / "short_ctx"
     sweep.mkdir()
     n = [1e4, 3e4, 1e5]

@@ -117,7 +117,7 @@ def test_kaplan_bootstrap_reaches_the_scipy_optimum():
     for p, w in zip(samples, resample_counts(len(df), 30, 1)):
         ref = fit_kaplan(*logs, weights=w, starts=p0[None, :]).law
         q = np.array([ref.alpha_N, ref.alpha_D, np.log(ref.N_c), np.log(ref.D_c)])
-        cost = lambda x: np.sum(_kaplan_residuals(x, *logs, np.sqrt(w)) ** 2)  # noqa: E731
+        cost = lambda x, w=w: np.sum(_kaplan_residuals(x, *logs, np.sqrt(w)) ** 2)  # noqa: E731
         assert cost(p) <= cost(q) * (1 + 1e-12)
         assert p[1] / (p[0] + p[1]) == pytest.approx(q[1] / (q[0] + q[1]), abs=1e-6)
     assert ok.all()

@@ -1,4 +1,5 @@
-"""`scaling fit`: readable output, --json schema, --group walk on Porian's data, bad input exits 2."""
+"""`scaling fit`: readable output, --json schema, --group walk on Porian's data, bad input exits
+2."""
 
 from __future__ import annotations
 

@@ -59,9 +59,9 @@ def test_fixed_E_recovers_the_law(method):
 
 @pytest.mark.parametrize("seed", [22, 21])
 def test_free_fit_stops_at_E_bound_where_fixed_E_finds_the_exponents(seed):
-    # Small exponents and 0.5% noise: E trades off against A/N^alpha and the free fit drives it to ~0
-    # with alpha far too low. Seed 22 stops exactly on the lower bound e^-23 ~ 1e-10; seed 21
-    # at E ~ 7e-10, short of it, which counts as the bound too (E < 1e-6 of the lowest loss).
+    # Small exponents and 0.5% noise: E trades off against A/N^alpha and the free fit drives it to
+    # ~0 with alpha far too low. Seed 22 stops exactly on the lower bound e^-23 ~ 1e-10; seed 21 at
+    # E ~ 7e-10, short of it, which counts as the bound too (E < 1e-6 of the lowest loss).
     law = ChinchillaLaw(E=0.7, A=4.0, B=30.0, alpha=0.1, beta=0.2)
     df = grid_points(law, 6, noise=0.005, seed=seed)
     with warnings.catch_warnings():

@@ -1,4 +1,5 @@
-"""Approaches 1 and 2: Porian's published IsoFLOP exponents, budget grouping, edge warnings, envelopes."""
+"""Approaches 1 and 2: Porian's published IsoFLOP exponents, budget grouping, edge warnings,
+envelopes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bootstrap: the golden SE of alpha on the Epoch data, reproducibility, intervals cover the truth."""
+"""Bootstrap: the golden SE of alpha on the Epoch data, reproducibility, intervals cover the
+truth."""
 
 from __future__ import annotations
 

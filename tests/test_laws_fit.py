@@ -1,4 +1,5 @@
-"""Approach 3 and Kaplan fitters: Epoch golden values, fast vs grid, known-law recovery, statuses."""
+"""Approach 3 and Kaplan fitters: Epoch golden values, fast vs grid, known-law recovery,
+statuses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Typed laws: the closed-form allocation is the true minimum at fixed C, elasticities are derivatives."""
+"""Typed laws: the closed-form allocation is the true minimum at fixed C, elasticities are
+derivatives."""
 
 from __future__ import annotations
 

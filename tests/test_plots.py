@@ -31,8 +31,8 @@ D_SIZES = 6e8 * 2.0 ** np.arange(7)
 
 
 def write_sweep(folder: Path, seed: int = 0, noise: float = 0.004) -> Path:
-    """A sweep folder per the run-store contract (runs.csv + <run_id>/metrics.jsonl) whose losses come
-    from TRUE with lognormal noise: a 7 x 7 grid of N and D (so IsoFLOP diagonals), 8 evaluations per run."""
+    """A sweep folder per the run-store contract (runs.csv + <run_id>/metrics.jsonl), losses from
+    TRUE with lognormal noise: a 7 x 7 grid of N and D (IsoFLOP diagonals), 8 evaluations a run."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     rows = []
@@ -43,15 +43,15 @@ def write_sweep(folder: Path, seed: int = 0, noise: float = 0.004) -> Path:
             loss = TRUE.predict(n, tokens) * np.exp(noise * rng.standard_normal(tokens.size))
             (folder / run_id).mkdir()
             with open(folder / run_id / "metrics.jsonl", "w") as fh:
-                for k, (t, l) in enumerate(zip(tokens, loss)):
+                for k, (t, lv) in enumerate(zip(tokens, loss)):
                     fh.write(
                         json.dumps(
                             {
                                 "step": k + 1,
                                 "tokens": t,
                                 "flops": 6 * n * t,
-                                "loss_train": l * 1.01,
-                                "loss_val": l,
+                                "loss_train": lv * 1.01,
+                                "loss_val": lv,
                                 "lr": 1e-3,
                                 "wall_s": k,
                             }
@@ -141,7 +141,9 @@ def _same(a, b) -> bool:
 
 def _hlines(ax) -> list[float]:
     return [
-        float(l.get_ydata()[0]) for l in ax.lines if len(set(np.asarray(l.get_ydata(), float))) == 1
+        float(line.get_ydata()[0])
+        for line in ax.lines
+        if len(set(np.asarray(line.get_ydata(), float))) == 1
     ]
 
 
@@ -160,7 +162,7 @@ def test_loss_figures_draw_the_points_and_the_fitted_laws(source, which):
         args = (s["x"], s["value"]) if x == "N" else (s["value"], s["x"])
         np.testing.assert_allclose(s["approach3"], study.approach3.law.predict(*args))
         np.testing.assert_allclose(s["kaplan"], study.kaplan.law.predict(*args))
-        assert any(_same(l.get_ydata(), s["approach3"]) for l in ax.lines)
+        assert any(_same(line.get_ydata(), s["approach3"]) for line in ax.lines)
     assert ax.get_xscale() == "log" and "loss" in ax.get_ylabel() and ax.get_legend() is not None
     assert "L(N, D) = " in ax.get_title()
     if (
@@ -197,7 +199,8 @@ def test_isoflop_profiles_minima_and_fit(source):
         np.testing.assert_allclose(d["N"], b.N)
         assert _has_row(drawn, (b.n_star, b.loss_star))  # the minimum marker
         assert any(
-            _same(l.get_xdata(), b.curve_n) and _same(l.get_ydata(), b.curve_loss) for l in ax.lines
+            _same(line.get_xdata(), b.curve_n) and _same(line.get_ydata(), b.curve_loss)
+            for line in ax.lines
         )
     used = [b for b in fit.budgets if b.used]
     right = _offsets(bx)
@@ -216,7 +219,8 @@ def test_approach1_curves_and_envelope(source, request):
     ax = plot.figure.axes[0]
     env = study.approach1.envelope
     assert any(
-        _same(l.get_xdata(), env["C"]) and _same(l.get_ydata(), env["loss"]) for l in ax.lines
+        _same(line.get_xdata(), env["C"]) and _same(line.get_ydata(), env["loss"])
+        for line in ax.lines
     )
     np.testing.assert_allclose(
         plot.data["fit_N"], study.approach1.allocation.n_opt(plot.data["fit_C"])
@@ -227,8 +231,8 @@ def test_approach1_curves_and_envelope(source, request):
         assert len(curves) == 49  # every ok run, not the diverged one
         one = next(c for c in curves if c["run_id"] == "n3_d4")
         rows = [
-            json.loads(l)
-            for l in (request.getfixturevalue("sweep_dir") / "n3_d4" / "metrics.jsonl")
+            json.loads(row)
+            for row in (request.getfixturevalue("sweep_dir") / "n3_d4" / "metrics.jsonl")
             .read_text()
             .splitlines()
         ]
@@ -264,8 +268,8 @@ def test_approach3_contours_surface_frontier_and_budgets(source):
     ax = plot.figure.axes[0]
     for C in d["iso_C"]:  # dotted lines of constant C = 6ND
         assert any(
-            np.allclose(np.asarray(l.get_xdata()) * np.asarray(l.get_ydata()) * 6, C)
-            for l in ax.lines
+            np.allclose(np.asarray(line.get_xdata()) * np.asarray(line.get_ydata()) * 6, C)
+            for line in ax.lines
         )
     assert _offsets(ax).shape[0] == len(points.frame)
 
@@ -340,7 +344,7 @@ def test_bootstrap_histograms_are_the_samples(source):
     assert len(ax.patches) == len(plot.data["a"])  # one step histogram per approach
     assert len(plot.figure.axes) == 3 and plot.data["E"] is not None
     if name == "sweep":
-        assert any(np.isclose(l.get_xdata()[0], TRUE.E) for l in plot.figure.axes[2].lines)
+        assert any(np.isclose(line.get_xdata()[0], TRUE.E) for line in plot.figure.axes[2].lines)
         lo, hi = np.percentile(plot.data["E"], [0, 100])
         assert lo - 0.05 < TRUE.E < hi + 0.05
 
@@ -351,7 +355,7 @@ def test_residuals_and_extrapolation(source):
     axes = plot.figure.axes
     for ax, key in zip(axes[:3], ("N", "D", "C")):
         drawn = _offsets(ax)
-        for law, r in study.residuals.items():
+        for _law, r in study.residuals.items():
             assert _has_row(drawn, (points.frame[key].iloc[5], r[5]))
     np.testing.assert_allclose(
         study.residuals["approach3"],
@@ -388,8 +392,8 @@ def test_group_comparison_one_colour_per_group():
         assert plot.data["a"][name]["approach2"][0] == pytest.approx(studies[name].approach2.a)
     nx = plot.figure.axes[0]
     colours = {
-        tuple(l.get_color()) if not isinstance(l.get_color(), str) else l.get_color()
-        for l in nx.lines
+        tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+        for line in nx.lines
     }
     assert len(colours) == 2
     a = {k: v["approach2"][0] for k, v in plot.data["a"].items()}
@@ -426,7 +430,10 @@ def test_save_png_and_pdf(tmp_path, sweep):
 
 
 def test_plotting_never_imports_torch():
-    code = "import sys, scaling.analysis.plots, scaling.analysis.report, scaling.analysis.plotcli; print('torch' in sys.modules)"
+    code = (
+        "import sys, scaling.analysis.plots, scaling.analysis.report, scaling.analysis.plotcli; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

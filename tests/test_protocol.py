@@ -42,7 +42,8 @@ def cfg(root, *extra):
 
 @pytest.fixture(scope="module")
 def kaplan_sweep(tmp_path_factory):
-    """Three Kaplan runs in one sweep folder: d_model 16 at D = 30 and 60 steps, d_model 32 at 30."""
+    """Three Kaplan runs in one sweep folder: d_model 16 at D = 30 and 60 steps, d_model 32 at
+    30."""
     root = tmp_path_factory.mktemp("runs")
     configs = [
         cfg(root, *KAPLAN, "train.tokens=3840"),
@@ -79,7 +80,7 @@ def test_chinchilla_cosine_ends_exactly_at_D(tmp_path):
         t = spec.train
         assert schedule_steps(spec) == spec.steps
         assert lr_at(spec.steps, schedule_steps(spec), t) == pytest.approx(t.lr * t.min_lr_ratio)
-    # the schedule follows D: at step 29 the 30-step run is nearly at its floor, the 60-step one is not
+    # the schedule follows D: at step 29 the 30-step run is nearly at its floor, the 60-step not
     assert lr_at(29, schedule_steps(specs[0]), specs[0].train) < lr_at(
         29, schedule_steps(specs[1]), specs[1].train
     )

@@ -1,6 +1,6 @@
-"""scaling.analysis.readers: logs written by the real libraries (transformers' TrainerState, tensorboard's
-SummaryWriter, Lightning's CSVLogger; a documented fixture for W&B's CSV export) fit through
-`scaling fit` exactly as the flat table of the same numbers does."""
+"""scaling.analysis.readers: logs written by the real libraries (transformers' TrainerState,
+tensorboard's SummaryWriter, Lightning's CSVLogger; a documented fixture for W&B's CSV export) fit
+through `scaling fit` exactly as the flat table of the same numbers does."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ TOKENS_PER_STEP = 2048
 
 
 def n_params(d: int, layers: int) -> float:
-    """GPT-style decoder, tied embeddings, d_ff = 4d: V*d + 12*L*d^2 (sizes.params_from_architecture)."""
+    """GPT-style decoder, tied embeddings, d_ff = 4d: V*d + 12*L*d^2
+    (sizes.params_from_architecture)."""
     return VOCAB * d + 12 * layers * d * d
 
 
@@ -126,7 +127,7 @@ def test_tensorboard_event_dirs_fit_like_the_flat_table(tmp_path):
     for name, _, N, evals in runs():
         folder = tmp_path / "tb" / name
         with SummaryWriter(str(folder)) as w:
-            for step, tokens, loss in evals:
+            for step, _tokens, loss in evals:
                 w.add_scalar("eval/loss", loss, step)
                 w.add_scalar("train/loss", loss + 0.05, step)
         (folder / "config.json").write_text(json.dumps({"num_parameters": N}))

@@ -1,5 +1,6 @@
 """`scaling plot` / `scaling report` and `write_report`: the files, their content and provenance,
-groups side by side, and bad input failing like `scaling fit` (one line, exit 2, no output folder)."""
+groups side by side, and bad input failing like `scaling fit` (one line, exit 2, no output
+folder)."""
 
 from __future__ import annotations
 
@@ -50,14 +51,16 @@ def test_report_files_links_and_values(report, sweep_dir):
     assert {p.stem for p in report.glob("*.png")} == FIGS
     md = (report / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert {Path(l).stem for l in links} == FIGS and all((report / l).exists() for l in links)
+    assert {Path(link).stem for link in links} == FIGS and all(
+        (report / link).exists() for link in links
+    )
     fits = json.loads((report / "fits.json").read_text())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = fit_study(load_points(sweep_dir), options=FitOptions(n_boot=12, seed=4))
     assert fits["approach3"]["alpha"] == pytest.approx(study.approach3.law.alpha)
     assert fits["approach2"]["ci"]["a"] == pytest.approx(list(study.ci("approach2", "a")))
-    # the tables quote the fit: a of every approach with its interval, the verdict, the extrapolation errors
+    # the tables quote the fit: each approach's a and interval, the verdict, extrapolation errors
     for row in study.comparison.table:
         assert (
             f"| {P.LABEL[row.approach]} | {row.a:.3f} | [{row.a_ci[0]:.3f}, {row.a_ci[1]:.3f}] |"
@@ -90,7 +93,8 @@ def test_provenance_hashes_command_version_date(report, sweep_dir):
 
 
 def test_write_report_api_replaces_its_own_folder(report, sweep_dir):
-    """The call `scaling sweep` makes; a second report replaces the first (its own folder) in place."""
+    """The call `scaling sweep` makes; a second report replaces the first (its own folder) in
+    place."""
     before = (report / "fits.json").read_text()
     out = write_report(sweep_dir, report, FitOptions(n_boot=0), command="scaling sweep preset=toy")
     assert out == report
@@ -209,7 +213,7 @@ def test_grouped_report_side_by_side(tmp_path):
     md = (out / "report.md").read_text()
     for name, g in fits["groups"].items():
         a, (lo, hi) = g["approach2"]["a"], g["approach2"]["ci"]["a"]
-        row = next(l for l in md.splitlines() if l.startswith(f"| {name} |"))
+        row = next(ln for ln in md.splitlines() if ln.startswith(f"| {name} |"))
         assert f"{a:.3f} [{lo:.3f}, {hi:.3f}]" in row
     assert fits["groups"]["Reproducing Kaplan et al."]["approach2"]["a"] == pytest.approx(
         0.834, abs=0.03
@@ -219,7 +223,7 @@ def test_grouped_report_side_by_side(tmp_path):
     )
     links = re.findall(r"\]\(([^)]+\.png)\)", md)
     # top level: the allocation comparison and loss against compute, each group's figures twice
-    assert len(links) == 2 + 2 * len(FIGS) and all((out / l).exists() for l in links)
+    assert len(links) == 2 + 2 * len(FIGS) and all((out / link).exists() for link in links)
     assert "loss_vs_compute.png" in links and "## Exponents per group" in md
 
 

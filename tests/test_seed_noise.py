@@ -51,7 +51,7 @@ def test_table_spread_and_minima(tmp_path):
     ]  # s1 under seed 0 and seed 1
     assert [float(s1[3]), float(s1[4])] == [round(v, 4) for v in exact]
     assert float(s1[6]) == round(float(np.std(exact, ddof=1)), 4)
-    # each seed's N* sits at its own profile's minimum (s2 and s3), so the spread is about their ratio
+    # each seed's N* sits at its own profile's minimum (s2 and s3): the spread is about their ratio
     stars = dict(re.findall(r"seed (\d) ([\d,]+)", text.split("N* (")[1]))
     assert float(stars["0"].replace(",", "")) == pytest.approx(4e4, rel=0.1)
     assert float(stars["1"].replace(",", "")) == pytest.approx(1.6e5, rel=0.1)

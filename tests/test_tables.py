@@ -1,4 +1,5 @@
-"""scaling.analysis.tables: column mapping, derivation, validation messages, sweep folders and curves."""
+"""scaling.analysis.tables: column mapping, derivation, validation messages, sweep folders and
+curves."""
 
 from __future__ import annotations
 

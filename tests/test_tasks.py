@@ -1,6 +1,6 @@
-"""Task probes (scaling/experiment/tasks.py, scaling/experiment/data/tasks.py): each scorer is right where the answer
-is known: the exact distribution scores 100% (or the Bayes optimum), a uniform guesser scores
-chance, a model that reads the answer from its input scores ~100%."""
+"""Task probes (scaling/experiment/tasks.py, scaling/experiment/data/tasks.py): each scorer is right
+where the answer is known: the exact distribution scores 100% (or the Bayes optimum), a uniform
+guesser scores chance, a model that reads the answer from its input scores ~100%."""
 
 from __future__ import annotations
 

@@ -185,7 +185,7 @@ def test_auto_attention_and_precision_pick_the_fast_pair_per_device(monkeypatch)
     assert hardware.pick_attention("auto", "bf16", cuda) == "sdpa"
     assert hardware.pick_attention("sdpa", "bf16", cpu) == "sdpa"
     for native in (True, False):
-        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)
         attention = hardware.pick_attention("auto", "auto", cpu)
         assert (attention, hardware.pick_dtype("auto", cpu, attention)) == (
             ("matmul", torch.bfloat16) if native else ("sdpa", torch.float32)

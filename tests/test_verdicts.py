@@ -1,5 +1,6 @@
 """Verdicts say only what a's interval supports (three states, 'equal' only inside a stated band,
-no verdict without a clean fit and an interval), and intervals say when they are weak (flags, BCa)."""
+no verdict without a clean fit and an interval), and intervals say when they are weak (flags,
+BCa)."""
 
 from __future__ import annotations
 

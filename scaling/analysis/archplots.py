@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter
 from scaling.analysis.laws.groups import ordered
 from scaling.analysis.plots import Plot
 
-# ------------------------------------------------------------------------------ loss against compute
+# ----------------------------------------------------------------------- loss against compute
 
 
 def loss_vs_compute(studies: dict) -> Plot:
@@ -80,7 +80,8 @@ def loss_vs_compute(studies: dict) -> Plot:
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(
-        "Loss against compute per group (each objective in its own units: compare slopes, not levels)",
+        "Loss against compute per group (each objective in its own units: compare slopes, not "
+        "levels)",
         fontsize=9,
     )
     return Plot(

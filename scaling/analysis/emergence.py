@@ -162,7 +162,8 @@ def jump(x: np.ndarray, y: np.ndarray, min_rise: float) -> Jump:
 
 
 def _groups(df: pd.DataFrame, by: str, along: str) -> list[tuple[float, pd.DataFrame]]:
-    """Runs grouped by `by` (rounded to 3 significant digits), largest first, with >= 2 distinct `along`."""
+    """Runs grouped by `by` (rounded to 3 significant digits), largest first, with >= 2 distinct
+    `along`."""
     key = df[by].map(lambda v: float(f"{v:.3g}"))
     out = [(k, g) for k, g in df.groupby(key) if g[along].nunique() >= 2]
     return sorted(out, key=lambda kg: -kg[0])
@@ -268,13 +269,14 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
         if c_grows:
             return (
                 "below-threshold",
-                f"**{ab.label}**: accuracy stays near {level:.2f} (no rise of "
-                f"{MIN_RISE_ACC:g} along N) while the log-probability already grows {c_shape}: the ability is "
+                f"**{ab.label}**: accuracy stays near {level:.2f} (no rise of {MIN_RISE_ACC:g} "
+                f"along N) while the log-probability already grows {c_shape}: the ability is "
                 "building up below the exact-match threshold.",
             )
         return (
             "flat",
-            f"**{ab.label}**: neither accuracy (near {level:.2f}) nor log-probability grows along N.",
+            f"**{ab.label}**: neither accuracy (near {level:.2f}) nor log-probability grows along "
+            "N.",
         )
     a_txt = (
         f"accuracy {a['lo']:.2f} -> {a['hi']:.2f}, {_pct(a['score'])} of the rise in one step "
@@ -284,9 +286,9 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
         if c_grows and not c_abrupt:
             return (
                 "emergent-acc-smooth-cont",
-                f"**{ab.label}** looks emergent under accuracy ({a_txt}), but its "
-                f"log-probability grows {c_shape}: the jump is a property of the exact-match metric "
-                "(Schaeffer et al. 2023).",
+                f"**{ab.label}** looks emergent under accuracy ({a_txt}), but its log-probability "
+                f"grows {c_shape}: the jump is a property of the exact-match metric (Schaeffer et "
+                "al. 2023).",
             )
         if c_abrupt:
             return (
@@ -301,7 +303,8 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
         )
     return (
         "gradual",
-        f"**{ab.label}** grows gradually under accuracy ({a_txt}); log-probability grows {c_shape or 'little'}.",
+        f"**{ab.label}** grows gradually under accuracy ({a_txt}); log-probability grows "
+        f"{c_shape or 'little'}.",
     )
 
 
@@ -361,7 +364,7 @@ def _lines(ax, df: pd.DataFrame, axis: str, col: str, sign: float, cmap) -> None
         np.log(np.nanmax(values)) if len(values) > 1 else 1,
     )
     for k, g in sorted(groups, key=lambda kg: kg[0]):
-        g = g.groupby(axis, as_index=False)[col].mean().sort_values(axis)
+        g = g.groupby(axis, as_index=False)[[col]].mean().sort_values(axis)
         shade = (
             0.5 if not math.isfinite(k) or hi == lo else 0.15 + 0.8 * (math.log(k) - lo) / (hi - lo)
         )
@@ -372,7 +375,8 @@ def _lines(ax, df: pd.DataFrame, axis: str, col: str, sign: float, cmap) -> None
 
 
 def _c_panel(ax, df: pd.DataFrame, curves: pd.DataFrame, col: str, sign: float, cmap) -> None:
-    """Every run's training curve against FLOPs (thin), its final point, and the frontier (black)."""
+    """Every run's training curve against FLOPs (thin), its final point, and the frontier
+    (black)."""
     ns = sorted(df["N"].unique())
     shade = {n: 0.15 + 0.8 * i / max(len(ns) - 1, 1) for i, n in enumerate(ns)}
     if len(curves) and col in curves:
@@ -456,9 +460,10 @@ def markdown(result: dict, threshold: float) -> str:
     lines = [
         "# Emergent abilities",
         "",
-        f"Abruptness = the largest increase between neighbouring points / the whole rise (1 = all at once; "
-        f"a curve 'jumps' at >= {threshold:g}; with n points an even rise scores 1/(n-1)). Along N the curve is "
-        "the largest token budget with several sizes, along D the largest size, along C the compute frontier.",
+        "Abruptness = the largest increase between neighbouring points / the whole rise (1 = all "
+        f"at once; a curve 'jumps' at >= {threshold:g}; with n points an even rise scores "
+        "1/(n-1)). Along N the curve is the largest token budget with several sizes, along D the "
+        "largest size, along C the compute frontier.",
         "",
         "## Statement",
         "",

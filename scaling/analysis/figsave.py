@@ -11,5 +11,6 @@ from scaling.analysis.laws._parallel import run_forked
 
 
 def save_all(jobs: list[tuple], n_jobs: int | None = None) -> list[list[Path]]:
-    """Save every (plot, folder, pdf) of `jobs` (`scaling.analysis.plots.Plot.save`); the paths written."""
+    """Save every (plot, folder, pdf) of `jobs` (`scaling.analysis.plots.Plot.save`); the paths
+    written."""
     return run_forked([partial(plot.save, folder, pdf=pdf) for plot, folder, pdf in jobs], n_jobs)

@@ -12,7 +12,8 @@ from scaling.errors import ConfigError
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The inputs, column, filter and fitting options shared by `scaling fit`, `plot` and `report`."""
+    """The inputs, column, filter and fitting options shared by `scaling fit`, `plot` and
+    `report`."""
     p.add_argument(
         "paths",
         nargs="+",
@@ -79,7 +80,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     f.add_argument(
         "--curve-points",
         action="store_true",
-        help="every evaluation of every run is a point (D = tokens so far), as Kaplan's protocol reads runs",
+        help="every evaluation of every run is a point (D = tokens so far), as Kaplan's protocol "
+        "reads runs",
     )
     m = p.add_argument_group("fitting")
     m.add_argument(
@@ -92,14 +94,15 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--fix-E",
         dest="fix_E",
         metavar="floor|VALUE",
-        help="Approach 3: hold E fixed instead of fitting it: 'floor' = the points' entropy_floor column "
-        "(the synthetic language's known entropy, per group), or a number below every loss",
+        help="Approach 3: hold E fixed instead of fitting it: 'floor' = the points' entropy_floor "
+        "column (the synthetic language's known entropy, per group), or a number below every loss",
     )
     m.add_argument(
         "--approach2",
         choices=("akima", "local", "full"),
         default="akima",
-        help="IsoFLOP minimum: Akima interpolation (default), local 5-point parabola, or one parabola",
+        help="IsoFLOP minimum: Akima interpolation (default), local 5-point parabola, or one "
+        "parabola",
     )
     m.add_argument(
         "--budget-tol",
@@ -142,7 +145,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="C",
-        help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the data)",
+        help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the "
+        "data)",
     )
     return p
 
@@ -328,7 +332,8 @@ def render_groups(studies: dict) -> str:
 
 
 def write_json_atomic(path: str | Path, payload: dict) -> None:
-    """`--json FILE`, written atomically by the run store's writer; an unwritable path is one line."""
+    """`--json FILE`, written atomically by the run store's writer; an unwritable path is one
+    line."""
     from scaling.runs import atomic_write_json
 
     try:

@@ -1,5 +1,6 @@
 """`scaling plot` (the figures) and `scaling report` (figures + report.md + fits.json) for sweep
-folders or any table; same inputs, column and fitting options as `scaling fit` (see docs/report.md)."""
+folders or any table; same inputs, column and fitting options as `scaling fit` (see
+docs/report.md)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     o.add_argument(
         "--out",
         metavar="DIR",
-        help="output folder, replaced atomically (must be new, empty, or written by scaling plot/report; "
-        "default: analysis/<name of the first PATH>, where `scaling sweep` writes its report)",
+        help="output folder, replaced atomically (must be new, empty, or written by scaling "
+        "plot/report; default: analysis/<name of the first PATH>, where `scaling sweep` writes its "
+        "report)",
     )
     o.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     return p

@@ -10,6 +10,7 @@ reason; `all_figures` records it as skipped. Never imports torch.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,7 +144,8 @@ def _series(
     values: np.ndarray, max_exact: int = 8, n_bins: int = 6
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Split points into series by a value: each distinct value (within 0.5%) when there are few,
-    else `n_bins` equal bins in log space. Returns (series index per point, value per series, binned)."""
+    else `n_bins` equal bins in log space. Returns (series index per point, value per series,
+    binned)."""
     logv = np.log(np.asarray(values, float))
     keys = np.round(logv / 0.005)
     uniq = np.unique(keys)
@@ -162,7 +164,7 @@ def _series(
 def _floor_lines(ax, study, floor: float | None, lim: tuple[float, float]) -> dict:
     """The known entropy floor and the fitted E (with its interval band) as horizontal lines, inside
     the data's loss limits `lim`: lines outside become legend entries, a clipped band says so."""
-    out = {"floor": floor, "E": None, "E_band": None, "E_band_clipped": False}
+    out: dict[str, Any] = {"floor": floor, "E": None, "E_band": None, "E_band_clipped": False}
     if study.approach3 is None:
         return out
     E = study.approach3.law.E
@@ -263,14 +265,18 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
         fontsize=10,
     )
     points = pd.DataFrame({"N": df["N"], "D": df["D"], "loss": df["loss"], "series": idx})
-    title = f"Loss against {x}, one curve per {by}, with the fitted Approach 3 (solid) and Kaplan (dashed) laws"
+    title = (
+        f"Loss against {x}, one curve per {by}, with the fitted Approach 3 (solid) and Kaplan "
+        "(dashed) laws"
+    )
     return Plot(
         name, title, fig, dict(points=points, series=series, binned=binned, x=x, by=by, **floor)
     )
 
 
 def loss_vs_n(study) -> Plot:
-    """Loss against N, one series per D (binned when D is continuous), fitted laws over the points."""
+    """Loss against N, one series per D (binned when D is continuous), fitted laws over the
+    points."""
     return _loss_against(study, "N", "D", "loss_vs_n")
 
 
@@ -280,7 +286,8 @@ def loss_vs_d(study) -> Plot:
 
 
 def isoflop(study) -> Plot:
-    """IsoFLOP profiles: loss against N per budget with the interpolant and minimum; N* against C."""
+    """IsoFLOP profiles: loss against N per budget with the interpolant and minimum; N* against
+    C."""
     _require(study, "approach2")
     fit = study.approach2
     cmap = colormaps["plasma"]
@@ -365,7 +372,8 @@ def isoflop(study) -> Plot:
 
 
 def approach1_envelope(study, points=None) -> Plot:
-    """Every training curve against FLOPs with the lower envelope highlighted; N_opt, D_opt along it."""
+    """Every training curve against FLOPs with the lower envelope highlighted; N_opt, D_opt along
+    it."""
     _require(study, "approach1")
     fit = study.approach1
     curves = getattr(points, "curves", None)
@@ -509,7 +517,8 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2)
     fixed = f"; {study.fixed_E_text()}" if study.fixed_E is not None else ""
     ax.set_title(
-        f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = 6ND",
+        f"{_formula(law)}\niso-loss contours ({loss_units(study)}){fixed}; dotted: constant C = "
+        "6ND",
         fontsize=8,
     )
     fig.suptitle("Approach 3: the fitted loss surface", fontsize=10)
@@ -540,7 +549,7 @@ def allocation_band(study, law: str, C: np.ndarray) -> dict:
     fit = study.fits.get(law)
     alloc = fit.allocation if law in ("approach1", "approach2") else fit.law
     n, d = (np.asarray(v, float) for v in alloc.allocation(C))
-    out = {"N": n, "D": d, "N_band": None, "D_band": None}
+    out: dict[str, Any] = {"N": n, "D": d, "N_band": None, "D_band": None}
     s = study.samples.get(law)
     if not s:
         return out
@@ -571,7 +580,7 @@ def _forest(ax, rows: list[tuple[str, float, float, float, str, str]]) -> None:
     """a with its interval per row (label, a, lo, hi, color, marker), and the two reference values
     (inside the axis when the intervals reach them, else named in the legend)."""
     lim = data_limits([[r[1], r[2], r[3]] for r in rows], log=False, pad=0.08)
-    for i, (label, a, lo, hi, color, marker) in enumerate(rows):
+    for i, (_label, a, lo, hi, color, marker) in enumerate(rows):
         err = None
         if math.isfinite(lo) and math.isfinite(hi):
             err = [[max(a - lo, 0)], [max(hi - a, 0)]]
@@ -767,7 +776,8 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
     fitted law of a group), with bands, and a per group and approach against 0.5 and 0.73."""
     cmap = colormaps["tab10"]
     fig, (nx, dx, fx) = _figure(3, width=4.9, height=4.6)
-    lines, a_tab = {}, {}
+    lines: dict[str, dict] = {}
+    a_tab: dict[str, dict[str, tuple[float, float, float]]] = {}
     for gi, (name, s) in enumerate(studies.items()):
         color = cmap(gi % 10)
         law = (
@@ -794,11 +804,9 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
             used = [b for b in s.approach2.budgets if b.used]
             nx.scatter([b.C for b in used], [b.n_star for b in used], s=14, color=color, zorder=3)
             dx.scatter([b.C for b in used], [b.d_star for b in used], s=14, color=color, zorder=3)
-        a_tab[name] = {}
-        for k in LAWS:
-            if s.fits.get(k) is not None:
-                lo, hi = s.ci(k, "a")
-                a_tab[name][k] = (exponents(s, k)[0], lo, hi)
+        a_tab[name] = {
+            k: (exponents(s, k)[0], *s.ci(k, "a")) for k in LAWS if s.fits.get(k) is not None
+        }
     for ax, key in ((nx, "N"), (dx, "D")):
         _loglog(ax, "C", key)
         cut = _follow_lines(
@@ -825,14 +833,15 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
 
 
 def bootstrap(study) -> Plot:
-    """The bootstrap distribution of a and b from each approach (and of E, beside the known floor)."""
+    """The bootstrap distribution of a and b from each approach (and of E, beside the known
+    floor)."""
     laws = [k for k in LAWS if study.samples.get(k) and np.isfinite(study.samples[k]["a"]).any()]
     if not laws:
         raise FitError("no bootstrap samples (run with --bootstrap N, N > 0)")
     e = study.samples.get("approach3", {}).get("E")
     floor = entropy_floor(study)
     fig, axes = _figure(3 if e is not None else 2, width=4.6, height=4.0)
-    data = {"a": {}, "b": {}, "E": None, "floor": floor}
+    data: dict[str, Any] = {"a": {}, "b": {}, "E": None, "floor": floor}
     for ax, key in zip(axes, ("a", "b")):
         allv = np.concatenate(
             [study.samples[k][key][np.isfinite(study.samples[k][key])] for k in laws]
@@ -967,7 +976,8 @@ def residuals(study) -> Plot:
         bx.set_ylabel("predicted loss")
         bx.legend(fontsize=7)
         bx.set_title(
-            f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= {ex.holdout_C_min:.3g}",
+            f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= "
+            f"{ex.holdout_C_min:.3g}",
             fontsize=8,
         )
     else:
@@ -1011,7 +1021,8 @@ FIGURES = (
 
 
 def all_figures(study, points=None) -> tuple[list[Plot], dict[str, str]]:
-    """Every figure the study supports, in report order, and {name: reason} for those it does not."""
+    """Every figure the study supports, in report order, and {name: reason} for those it does
+    not."""
     makers = {
         "comparison": comparison,
         "loss_vs_n": loss_vs_n,

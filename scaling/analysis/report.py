@@ -53,7 +53,8 @@ def check_replaceable(out: Path) -> None:
 
 
 def _check_writable(out: Path) -> None:
-    """ConfigError unless a folder can be made beside `out` (probed in its nearest existing parent)."""
+    """ConfigError unless a folder can be made beside `out` (probed in its nearest existing
+    parent)."""
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -67,7 +68,8 @@ def _check_writable(out: Path) -> None:
 
 @contextmanager
 def staged_dir(out: str | Path):
-    """Yield a temp folder beside `out`; on success it replaces `out` by rename, on failure it is removed."""
+    """Yield a temp folder beside `out`; on success it replaces `out` by rename, on failure it is
+    removed."""
     out = Path(out)
     check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -424,11 +426,11 @@ def write_report(
     """Fit every law to the input, draw every figure, write report.md, fits.json and the figures
     into `out_dir` (replaced atomically); returns `out_dir`.
 
-    paths_or_points: a `Points`, or one or more sweep folders / tables read with `load_points(**load)`
-    (load: n, d, c, loss, group, query, drop_top_loss). With a `group` column every group is fitted
-    separately and compared side by side, each group's figures in its own subfolder.
-    E.g. after a sweep: `write_report(Path("runs") / sweep, Path("analysis") / sweep, FitOptions(),
-    command="scaling sweep ...")`.
+    paths_or_points: a `Points`, or one or more sweep folders / tables read with
+    `load_points(**load)` (load: n, d, c, loss, group, query, drop_top_loss). With a `group` column
+    every group is fitted separately and compared side by side, each group's figures in its own
+    subfolder. E.g. after a sweep: `write_report(Path("runs") / sweep, Path("analysis") / sweep,
+    FitOptions(), command="scaling sweep ...")`.
     """
     from scaling.analysis.pipeline import analyse, draw
 
@@ -457,8 +459,9 @@ def write_report(
 
 
 def _emergence_section(paths, folder: Path) -> str:
-    """The emergence analysis (scaling.analysis.emergence) of sweep folders whose runs carry probe scores,
-    written into `folder/emergence/`; its statement as a report.md section, or "" for other data."""
+    """The emergence analysis (scaling.analysis.emergence) of sweep folders whose runs carry probe
+    scores, written into `folder/emergence/`; its statement as a report.md section, or "" for other
+    data."""
     from scaling.analysis import emergence
 
     if not paths:
@@ -482,7 +485,8 @@ def _emergence_section(paths, folder: Path) -> str:
     lines += [f"- {e['statement']}" for e in result["abilities"].values()]
     lines += [
         "",
-        "Per-ability figures and the abruptness table: [emergence/emergence.md](emergence/emergence.md).",
+        "Per-ability figures and the abruptness table: "
+        "[emergence/emergence.md](emergence/emergence.md).",
         "",
     ]
     return "\n".join(lines)

@@ -52,7 +52,7 @@ def recorded_argv(command: str) -> list[str]:
 def with_out(argv: list[str], out: Path) -> list[str]:
     """argv with its --out replaced by (or extended with) `out`."""
     res, skip = [], False
-    for i, w in enumerate(argv):
+    for _i, w in enumerate(argv):
         if skip:
             skip = False
             continue

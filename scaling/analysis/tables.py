@@ -24,7 +24,7 @@ from scaling.analysis.units import unit_warnings
 from scaling.errors import DataError, FitWarning
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
-# Names tried, case-insensitively, when the default column name is absent (never for explicit names).
+# Names tried, case-insensitively, when the default column name is absent (never explicit names).
 ALIASES = {
     "N": ("N", "params", "n_params", "parameters", "model_size", "Model Size"),
     "D": ("D", "tokens", "n_tokens", "data_size", "Training Tokens"),
@@ -45,8 +45,9 @@ TABLE_SUFFIXES = {
 
 @dataclass
 class Points:
-    """The canonical points frame (N, D, C, loss [+ group, run_id, entropy_floor]) and, for our sweep
-    folders, the training curves (run_id, N, D_run, tokens, flops, loss) used by Approach 1."""
+    """The canonical points frame (N, D, C, loss [+ group, run_id, entropy_floor]) and, for our
+    sweep folders, the training curves (run_id, N, D_run, tokens, flops, loss) used by Approach
+    1."""
 
     frame: pd.DataFrame
     curves: pd.DataFrame | None = None
@@ -185,7 +186,8 @@ def read_table(
 
 
 def _resolve(table: pd.DataFrame, key: str, name: str | None) -> str | None:
-    """The source column for canonical `key`: the given name, or an alias when the default is absent."""
+    """The source column for canonical `key`: the given name, or an alias when the default is
+    absent."""
     if name is None:
         return None
     if name in table.columns:
@@ -204,7 +206,8 @@ def _numeric(table: pd.DataFrame, col: str, what: str, source: str) -> np.ndarra
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
-            f"{source}: column {col!r} ({what}) is not numeric, e.g. {table[col].iloc[i]!r} in row {i + 1}"
+            f"{source}: column {col!r} ({what}) is not numeric, e.g. {table[col].iloc[i]!r} in row "
+            f"{i + 1}"
         )
     v = values.to_numpy(dtype=float)
     for test, word in (
@@ -215,20 +218,21 @@ def _numeric(table: pd.DataFrame, col: str, what: str, source: str) -> np.ndarra
         if test.any():
             i = int(np.flatnonzero(test)[0])
             raise DataError(
-                f"{source}: column {col!r} ({what}) has {int(test.sum())} {word} value(s), first in row "
-                f"{i + 1} ({v[i]}); filter them (--query) or fix the table"
+                f"{source}: column {col!r} ({what}) has {int(test.sum())} {word} value(s), first "
+                f"in row {i + 1} ({v[i]}); filter them (--query) or fix the table"
             )
     return v
 
 
-# runs.csv columns that grow in proportion to the tokens seen: rescaled for each evaluation of a curve
+# runs.csv columns that grow in proportion to the tokens seen: rescaled per evaluation of a curve
 TOKEN_PROPORTIONAL = ("C", "C_6ND", "C_kaplan", "C_chinchilla")
 
 
 def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) -> pd.DataFrame:
-    """Every evaluation of every run as a row of its own (Kaplan's protocol, docs/study.md): the run's
-    columns (N, N_nonembed, ...) with D = the tokens seen at that evaluation, the FLOP columns scaled
-    to them (C = 6 N D) and loss = the validation loss there; `D_run` keeps the run's own D."""
+    """Every evaluation of every run as a row of its own (Kaplan's protocol, docs/study.md): the
+    run's columns (N, N_nonembed, ...) with D = the tokens seen at that evaluation, the FLOP columns
+    scaled to them (C = 6 N D) and loss = the validation loss there; `D_run` keeps the run's own
+    D."""
     if curves is None or "run_id" not in table or not {"tokens", "loss_val"} <= set(curves):
         raise DataError(
             f"{source}: curve points need sweep folders whose runs have metrics.jsonl "
@@ -249,7 +253,8 @@ def curve_rows(table: pd.DataFrame, curves: pd.DataFrame | None, source: str) ->
     rows = rows.drop(columns=["tokens"])
     if rows.empty:
         raise DataError(
-            f"{source}: no run has evaluations in its metrics.jsonl; nothing to turn into curve points"
+            f"{source}: no run has evaluations in its metrics.jsonl; nothing to turn into curve "
+            "points"
         )
     return rows.sort_values(["run_id", "D"], kind="stable").reset_index(drop=True)
 
@@ -317,9 +322,9 @@ def load_points(
     largest loss (per group), e.g. 5 for the Chinchilla data. curves_as_points: every evaluation in
     each run's metrics.jsonl becomes a point (D = tokens at that evaluation, C = 6ND; see
     `curve_rows`), as Kaplan's protocol reads its runs; the query then sees those rows.
-    Logs (`scaling.analysis.readers`): log_format forces a reader; tokens_per_step x step gives D where no
-    token count is logged; a numeric `n` is the N of every run whose config does not say it.
-    best_over: hyperparameter columns swept at each (N, D); only the lowest loss is kept.
+    Logs (`scaling.analysis.readers`): log_format forces a reader; tokens_per_step x step gives D
+    where no token count is logged; a numeric `n` is the N of every run whose config does not say
+    it. best_over: hyperparameter columns swept at each (N, D); only the lowest loss is kept.
     mean_over: columns (e.g. "seed") whose rows at one (N, D, C[, group]) are replicates of one
     point: their mean loss is the point, their spread kept for the bootstrap (`Points.replicates`).
     Sweep folders average over `seed` automatically when it varies at a point; `()` turns that off.
@@ -437,7 +442,8 @@ def _columns(table: pd.DataFrame, asked: dict[str, str], source: str) -> dict[st
     missing = [k for k in ("N", "D", "C") if cols[k] is None]
     if len(missing) > 1:
         raise DataError(
-            f"{source}: need two of N, D, C but columns {', '.join(repr(asked[k]) for k in missing)} "
+            f"{source}: need two of N, D, C but columns "
+            f"{', '.join(repr(asked[k]) for k in missing)} "
             f"(--{'/--'.join(k.lower() for k in missing)}) are missing; found columns: {found}"
         )
     return cols
@@ -546,8 +552,9 @@ def mean_replicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray]
 def _canonical_curves(
     raw: pd.DataFrame, frame: pd.DataFrame, sink: list[str]
 ) -> pd.DataFrame | None:
-    """Curves as (run_id, N, D_run, tokens, flops, loss), with N and the FLOP accounting of the chosen
-    columns: flops = C_run * tokens / D_run, so `--n N_nonembed --c C_kaplan` carries into Approach 1."""
+    """Curves as (run_id, N, D_run, tokens, flops, loss), with N and the FLOP accounting of the
+    chosen columns: flops = C_run * tokens / D_run, so `--n N_nonembed --c C_kaplan` carries into
+    Approach 1."""
     if "run_id" not in frame or "tokens" not in raw:
         return None
     lcol = "loss_val" if "loss_val" in raw else ("loss" if "loss" in raw else None)

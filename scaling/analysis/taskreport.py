@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,12 +78,12 @@ def winner(part: pd.DataFrame, key: str) -> tuple[str | None, str]:
 def at_equal_c(df: pd.DataFrame, key: str) -> tuple[str | None, float]:
     """The family scoring best (interpolated in log C) at the largest C all families reach."""
     c = min(part["C"].max() for _, part in df.groupby("arch"))
-    scores = {}
+    scores: dict[Any, float] = {}  # by the arch column's values
     for fam, p in df.groupby("arch"):
         p = p.sort_values("C")
         if p["C"].min() <= c:
             scores[fam] = float(np.interp(math.log(c), np.log(p["C"]), p[key]))
-    best = max(scores, key=scores.get) if len(scores) > 1 else None
+    best = max(scores, key=lambda f: scores[f]) if len(scores) > 1 else None
     if best is not None and sum(v == scores[best] for v in scores.values()) > 1:
         best = None  # tied
     return best, c
@@ -153,7 +154,8 @@ def figure(df: pd.DataFrame, path: Path) -> Path:
 
 def write_report(tables: list[Path], out: Path) -> Path:
     """tasks.md, tasks.csv (the rows reported), tasks.png and manifest.json in the folder `out`,
-    built beside it and renamed into place (scaling.analysis.report.staged_dir); returns out/tasks.md."""
+    built beside it and renamed into place (scaling.analysis.report.staged_dir); returns
+    out/tasks.md."""
     df = load(tables)
     text = [
         "# Which family suits which task",

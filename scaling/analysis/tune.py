@@ -2,8 +2,8 @@
 power laws lr*(N) (and B*(C) where the batch was swept), the file that stores them, and the rule
 `train.lr=auto` applies (docs/tuning.md).
 
-Pure numpy (no torch, no plotting), behind `scaling tune` (scaling/analysis/tunecli.py); the file it writes
-and the rules that read it are scaling/tuned.py.
+Pure numpy (no torch, no plotting), behind `scaling tune` (scaling/analysis/tunecli.py); the file it
+writes and the rules that read it are scaling/tuned.py.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ def tune_runs(rows: list[dict], *, n_boot: int = 1000, level: float = 0.95, seed
     for (N, batch), rs in sorted(groups.items()):
         try:
             minima[(N, batch)] = tune.find_lr_minimum(
-                [r["lr"] for r in rs],
-                [r["loss"] for r in rs],
+                np.asarray([r["lr"] for r in rs], dtype=float),
+                np.asarray([r["loss"] for r in rs], dtype=float),
                 n_boot=n_boot,
                 level=level,
                 seed=seed,

@@ -1,5 +1,6 @@
 """Keep OpenBLAS single-threaded while fitting: tiny 5-parameter L-BFGS-B problems otherwise spend
-~5 ms per iteration in BLAS thread hand-offs (measured: 1.4 s versus 0.02 s for one polish on 2 cores).
+~5 ms per iteration in BLAS thread hand-offs (measured: 1.4 s versus 0.02 s for one polish on 2
+cores).
 
 A small stand-in for threadpoolctl (not a dependency): finds the OpenBLAS copies numpy and scipy
 loaded (from /proc/self/maps on Linux) and calls their set_num_threads; a no-op where it cannot.

@@ -1,11 +1,12 @@
 """Forked worker processes for independent pieces of work (bootstrap chunks, figures): the workers
-share the parent's arrays and figures without copying them; one process where fork is unavailable."""
+share the parent's arrays and figures without copying them; one process where fork is
+unavailable."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 _TASKS: list = []  # zero-argument callables of the call in progress; forked workers inherit them
 
@@ -27,7 +28,7 @@ def _run(i: int):
     return _TASKS[i]()
 
 
-def run_forked(tasks: list[Callable], n_jobs: int | None = None) -> list:
+def run_forked(tasks: Sequence[Callable], n_jobs: int | None = None) -> list:
     """Every task's result, in order, from up to n_jobs forked processes (default: every
     available core); in this process where fork is unavailable or one process would do. Results
     must pickle."""

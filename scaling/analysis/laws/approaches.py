@@ -135,7 +135,8 @@ def approach2(
     drop_edge: bool = True,
     min_points: int = 3,
 ) -> Approach2Fit:
-    """IsoFLOP analysis of a points frame: per budget the loss-minimising N*, then N*, D* ~ C^a, C^b."""
+    """IsoFLOP analysis of a points frame: per budget the loss-minimising N*, then N*, D* ~ C^a,
+    C^b."""
     labels = budget_labels(df["C"].to_numpy(), budget_tol)
     logn_all, logd_all = np.log(df["N"].to_numpy(float)), np.log(df["D"].to_numpy(float))
     logc_all, loss_all = np.log(df["C"].to_numpy(float)), df["loss"].to_numpy(float)
@@ -162,8 +163,9 @@ def approach2(
         C = float(np.exp(logc_all[m].mean()))
         if edge:
             msgs.append(
-                f"Approach 2: at C = {C:.3g} the lowest loss is at the {'smallest' if i == 0 else 'largest'} "
-                f"sampled size (N = {np.exp(x[i]):.3g}); N* there is only bounded from one side"
+                f"Approach 2: at C = {C:.3g} the lowest loss is at the "
+                f"{'smallest' if i == 0 else 'largest'} sampled size (N = {np.exp(x[i]):.3g}); N* "
+                "there is only bounded from one side"
             )
         d_star = float(np.exp(np.interp(xs, x, logd)))
         profiles.append(
@@ -215,7 +217,8 @@ class Approach1Fit(_AllocationExponents):
 
 
 def _envelope_from_points(df: pd.DataFrame) -> pd.DataFrame:
-    """Pareto front: per (numerically) equal C the lowest loss, kept when it beats every smaller C."""
+    """Pareto front: per (numerically) equal C the lowest loss, kept when it beats every smaller
+    C."""
     s = df.assign(_b=budget_labels(df["C"].to_numpy(), 1e-6)).sort_values(
         ["_b", "loss"], kind="stable"
     )
@@ -247,7 +250,8 @@ def curve_runs(curves: pd.DataFrame) -> list[CurveRun]:
 
 
 def _envelope_from_curves(runs: list[CurveRun], n_grid: int) -> pd.DataFrame:
-    """At each of n_grid log-spaced C values, the run with the lowest (log-log interpolated) loss."""
+    """At each of n_grid log-spaced C values, the run with the lowest (log-log interpolated)
+    loss."""
     if not runs:
         return pd.DataFrame(columns=["C", "N", "D", "loss", "run_id"])
     lo = min(lx[0] for _, _, lx, _ in runs)
@@ -292,15 +296,15 @@ def approach1(
             env = inner  # the smallest/largest model winning only bounds N_opt from one side
         else:
             msgs.append(
-                "Approach 1: the envelope is held by the smallest or largest model almost everywhere; "
-                "N_opt(C) is poorly constrained (sample a wider range of sizes)"
+                "Approach 1: the envelope is held by the smallest or largest model almost "
+                "everywhere; N_opt(C) is poorly constrained (sample a wider range of sizes)"
             )
     else:
         env, source = _envelope_from_points(df), "final points"
     if len(env) < 2 or env["N"].nunique() < 2:
         raise FitError(
-            f"Approach 1 needs an envelope through at least 2 model sizes; found {env['N'].nunique()} "
-            f"({source})"
+            "Approach 1 needs an envelope through at least 2 model sizes; found "
+            f"{env['N'].nunique()} ({source})"
         )
     alloc = Allocation(
         PowerLaw.fit(env["C"], env["N"], "C", "N_opt"),
@@ -311,7 +315,7 @@ def approach1(
     return Approach1Fit(alloc, env.reset_index(drop=True), source, tuple(msgs))
 
 
-def _logs(df: pd.DataFrame):
+def _logs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (
         np.log(df["N"].to_numpy(float)),
         np.log(df["D"].to_numpy(float)),

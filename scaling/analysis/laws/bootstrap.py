@@ -55,7 +55,7 @@ def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
         counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
     with single_thread_blas():
         out, ok, vanished = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
-        # rows the batched Newton steps could not settle: L-BFGS-B (a vanished E stays not converged)
+        # rows the batched Newton steps could not settle: L-BFGS-B (a vanished E stays unconverged)
         for i in np.flatnonzero(~ok & ~vanished):
             ll = logs[2][i] if per_row_loss else logs[2]
             theta, _, status = polish_chinchilla(
@@ -110,10 +110,10 @@ def bootstrap_chinchilla(
     fix_E: float | None = None,
     replicates: list[np.ndarray] | None = None,
 ):
-    """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta), converged mask).
-    fix_E: E held at this value in every refit (e = log fix_E in every sample). replicates: each
-    point's replicate losses (e.g. seeds; df's loss is their mean): every resample then also
-    resamples them within each point, on top of the same resampled points."""
+    """Approach 3 refits on n_boot resamples: (theta samples (n_boot, 5) as (a, b, e, alpha, beta),
+    converged mask). fix_E: E held at this value in every refit (e = log fix_E in every sample).
+    replicates: each point's replicate losses (e.g. seeds; df's loss is their mean): every resample
+    then also resamples them within each point, on top of the same resampled points."""
     counts = resample_counts(len(df), n_boot, seed)
     theta0 = np.array(theta0, float)
     kwargs = {}
@@ -142,7 +142,8 @@ def replicate_means(replicates: list[np.ndarray], n_boot: int, seed: int) -> np.
 def bootstrap_kaplan(
     df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1
 ):
-    """Kaplan refits: (samples (n_boot, 4) as (alpha_N, alpha_D, ln N_c, ln D_c), converged mask)."""
+    """Kaplan refits: (samples (n_boot, 4) as (alpha_N, alpha_D, ln N_c, ln D_c), converged
+    mask)."""
     counts = resample_counts(len(df), n_boot, seed + 1)
     p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
     return _run_chunks(_kaplan_chunk, p0, _logs(df), counts, n_jobs)
@@ -153,8 +154,8 @@ def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kw
     kwargs: `approach2`'s method, budget_tol, drop_edge, min_points, and n_jobs (processes)."""
     rng = np.random.default_rng(seed + 2)
     tol, n_jobs = kwargs.pop("budget_tol", 0.05), kwargs.pop("n_jobs", 1)
-    columns = (df[c].to_numpy(float) for c in ("N", "D", "C", "loss"))
-    arrays = Approach2Arrays(*columns, budget_tol=tol)
+    N, D, C, loss = (df[c].to_numpy(float) for c in ("N", "D", "C", "loss"))
+    arrays = Approach2Arrays(N, D, C, loss, budget_tol=tol)
     counts = np.zeros((n_boot, len(df)))
     for i in range(n_boot):  # the draws of the frame-based refits, in their order
         idx = np.concatenate([rng.choice(g, size=len(g)) for g in arrays.groups])
@@ -174,6 +175,7 @@ def bootstrap_approach1(
     out = np.full((n_boot, 2), np.nan)
     use_curves = curves is not None and len(curves) and "run_id" in df
     if use_curves:  # every run's curve as arrays, once: a resample only picks and relabels them
+        assert curves is not None
         logged = set(curves["run_id"])
         arrays = {run[0]: run for run in curve_runs(curves)}
         run_ids = df["run_id"].to_numpy()

@@ -53,7 +53,8 @@ class Comparison:
 
 
 def holdout_mask(df: pd.DataFrame, budget_tol: float = 0.05, frac: float = 0.2) -> np.ndarray:
-    """The points to hold out: the largest budget when there are >= 3 budgets, else the top `frac` by C."""
+    """The points to hold out: the largest budget when there are >= 3 budgets, else the top `frac`
+    by C."""
     labels = budget_labels(df["C"].to_numpy(), budget_tol)
     if np.unique(labels).size >= 3 and np.unique(labels).size < len(df):
         return labels == labels.max()

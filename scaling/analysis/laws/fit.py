@@ -17,13 +17,15 @@ e = log E is held and only (a, b, alpha, beta) are fitted; the linear part per e
 A, B >= 0 of (L - E) (target 1 - E/L), the grid's e column is set to the fixed value, and a bound
 on e can no longer be hit. Parameter vectors keep all five entries, e included, everywhere.
 
-All polishing runs with OpenBLAS limited to one thread (see `_blas.py`): 70x faster on small problems.
+All polishing runs with OpenBLAS limited to one thread (see `_blas.py`): 70x faster on small
+problems.
 """
 
 from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -37,19 +39,20 @@ from scaling.errors import FitError, FitWarning
 
 
 class FitStatus(str, Enum):
-    """How an optimiser stopped; anything but CONVERGED is printed as a warning next to the numbers."""
+    """How an optimiser stopped; anything but CONVERGED is printed as a warning next to the
+    numbers."""
 
     CONVERGED = "converged"
     MAX_ITER = "max-iter"
     BOUND_HIT = "bound-hit"
 
 
-# Bounds on (a, b, e, alpha, beta) = (log A, log B, log E, alpha, beta): wide enough never to bind on
-# sensible data; a fit that ends on one says so (BOUND_HIT) rather than printing a limit as a value.
-# A, B, E >= e^-23 ~ 1e-10: a term driven to that floor has vanished (e.g. loss not falling with N).
+# Bounds on (a, b, e, alpha, beta) = (log A, log B, log E, alpha, beta): wide enough never to bind
+# on sensible data; a fit that ends on one says so (BOUND_HIT) rather than printing a limit as a
+# value. A, B, E >= e^-23 ~ 1e-10: a term driven to that floor has vanished (e.g. loss flat in N).
 CHINCHILLA_BOUNDS = ((-23.0, 60.0), (-23.0, 60.0), (-23.0, 10.0), (0.0, 5.0), (0.0, 5.0))
-# Polish tolerances: the Huber(1e-3) objective is nearly L1 and flat, default L-BFGS-B tolerances stop
-# far from the optimum (bootstrap spreads shrink tenfold); these reach the optimum to ~1e-10.
+# Polish tolerances: the Huber(1e-3) objective is nearly L1 and flat, default L-BFGS-B tolerances
+# stop far from the optimum (bootstrap spreads shrink tenfold); these reach the optimum to ~1e-10.
 LBFGS_OPTIONS = dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-12, maxcor=20)
 
 
@@ -63,7 +66,8 @@ def hoffmann_grid() -> np.ndarray:
 
 @dataclass(frozen=True)
 class ChinchillaFit:
-    """One Approach 3 fit: the law, its objective (sum of Huber on log residuals) and how it ended."""
+    """One Approach 3 fit: the law, its objective (sum of Huber on log residuals) and how it
+    ended."""
 
     law: ChinchillaLaw
     objective: float
@@ -95,8 +99,8 @@ E_VANISHED = 1e-6  # a fitted E below this share of the lowest loss is zero in a
 
 def bound_hits(theta, fixed_e: float | None = None, min_log_loss: float | None = None) -> list[int]:
     """Indices of theta (a, b, e, alpha, beta) on a bound; a fixed e is never counted. Given the
-    lowest log loss, a fitted E that has vanished (< E_VANISHED of that loss) counts as on its bound:
-    the optimiser often stops at E ~ 1e-9, short of the bound, with the same meaning."""
+    lowest log loss, a fitted E that has vanished (< E_VANISHED of that loss) counts as on its
+    bound: the optimiser often stops at E ~ 1e-9, short of the bound, with the same meaning."""
     idx = np.arange(5) if fixed_e is None else FIXED_E_FREE
     theta = np.asarray(theta, float)
     hits = [int(idx[i]) for i in _on_bound(theta[idx], [CHINCHILLA_BOUNDS[j] for j in idx])]
@@ -126,9 +130,13 @@ def polish_chinchilla(
     fixed_e: float | None = None,
 ):
     """L-BFGS-B from theta0 on the Huber objective; returns (theta, objective, FitStatus).
-    fixed_e: hold e = log E at this value and fit (a, b, alpha, beta) only; theta still has 5 entries."""
+    fixed_e: hold e = log E at this value and fit (a, b, alpha, beta) only; theta still has 5
+    entries."""
     w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
     theta0 = np.asarray(theta0, float)
+    bounds: tuple[tuple[float, float], ...]
+    fg: Callable[..., tuple[float, np.ndarray]]
+    args: tuple
     if fixed_e is None:
         bounds, fg, args = CHINCHILLA_BOUNDS, huber_fg, (log_n, log_d, log_loss, w, delta)
         x0 = theta0
@@ -306,8 +314,9 @@ def _nonneg_lsq(G: np.ndarray, r: np.ndarray, tt: float) -> tuple[np.ndarray, np
 def varpro_starts(
     log_n, log_d, log_loss, n_grid: int = 64, n_best: int = 4, fixed_e: float | None = None
 ) -> np.ndarray:
-    """Global search over (alpha, beta): exact nonnegative (E, A, B) per pair, ranked by Huber objective.
-    With e = log E fixed the linear part is A, B >= 0 fitted to (L - E)/L (relative error as before)."""
+    """Global search over (alpha, beta): exact nonnegative (E, A, B) per pair, ranked by Huber
+    objective. With e = log E fixed the linear part is A, B >= 0 fitted to (L - E)/L (relative error
+    as before)."""
     L = np.exp(log_loss)
     exps = np.linspace(0.02, 2.5, n_grid)
     X = np.exp(-exps[:, None] * log_n) / L  # (n_grid, n): columns of the design divided by L
@@ -365,13 +374,15 @@ def varpro_starts(
 
 
 def check_fixed_E(fix_E: float, min_loss: float, where: str = " in the fit") -> None:
-    """FitError unless 0 < fix_E < min_loss (the law needs E below every loss); `where` names the data."""
+    """FitError unless 0 < fix_E < min_loss (the law needs E below every loss); `where` names the
+    data."""
     if not (np.isfinite(fix_E) and fix_E > 0):
         raise FitError(f"a fixed E must be a positive number; got {fix_E}")
     if not fix_E < min_loss:
         raise FitError(
             f"fixed E = {fix_E:.6g} is not strictly below the lowest loss{where} ({min_loss:.6g}); "
-            "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a smaller E"
+            "L = E + A/N^alpha + B/D^beta needs E < every loss: check the loss column or fix a "
+            "smaller E"
         )
 
 
@@ -388,14 +399,15 @@ def fit_chinchilla(
     starts: np.ndarray | None = None,
     fix_E: float | None = None,
 ) -> ChinchillaFit:
-    """Approach 3 fit of log L ~ LSE(a - alpha log N, b - beta log D, e) by `method` 'grid' or 'fast';
-    fix_E: hold E at this known value (0 < fix_E < every loss) and fit A, B, alpha, beta only."""
+    """Approach 3 fit of log L ~ LSE(a - alpha log N, b - beta log D, e) by `method` 'grid' or
+    'fast'; fix_E: hold E at this known value (0 < fix_E < every loss) and fit A, B, alpha, beta
+    only."""
     log_n, log_d, log_loss = (np.asarray(v, float) for v in (log_n, log_d, log_loss))
     n_par = 5 if fix_E is None else 4
     if len(log_n) < n_par + 1:
         raise FitError(
-            f"Approach 3 has {n_par} parameters{' (E fixed)' if fix_E is not None else ''} and needs at "
-            f"least {n_par + 1} points; got {len(log_n)}"
+            f"Approach 3 has {n_par} parameters{' (E fixed)' if fix_E is not None else ''} and "
+            f"needs at least {n_par + 1} points; got {len(log_n)}"
         )
     fixed_e = None
     if fix_E is not None:
@@ -420,7 +432,7 @@ def fit_chinchilla(
     with single_thread_blas():
         if len(starts) > PRE_POLISH_STARTS:
             # every start taken close to its optimum by batched Newton steps first: L-BFGS-B then
-            # only confirms it (a few iterations, not hundreds); starts that do not settle go as given
+            # only confirms it (a few iterations, not hundreds); unsettled starts go as given
             w = np.ones_like(log_n) if weights is None else np.asarray(weights, float)
             pre, settled, _ = polish_chinchilla_batch(
                 starts,
@@ -438,15 +450,17 @@ def fit_chinchilla(
             )
             if best is None or fun < best[1]:
                 best = (theta, fun, status)
+    assert best is not None  # at least one start
     theta, fun, status = best
-    msgs = ()
+    msgs: tuple[str, ...] = ()
     if status is not FitStatus.CONVERGED:
         hit = (
             ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e, float(np.min(log_loss))))
             or "iteration limit"
         )
         msgs = (
-            f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a clean optimum",
+            f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a "
+            "clean optimum",
         )
         warnings.warn(msgs[0], FitWarning, stacklevel=2)
     law = ChinchillaLaw.from_theta(theta)
@@ -543,7 +557,8 @@ def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int 
 
 
 def kaplan_starts(log_n, log_d, log_loss) -> np.ndarray:
-    """Starts on a small exponent grid, with N_c, D_c chosen so each term alone matches the median loss."""
+    """Starts on a small exponent grid, with N_c, D_c chosen so each term alone matches the median
+    loss."""
     mn, md, ml = np.median(log_n), np.median(log_d), np.median(log_loss)
     return np.array(
         [[an, ad, mn + ml / an, md + ml / ad] for an in (0.05, 0.1, 0.3) for ad in (0.05, 0.1, 0.3)]
@@ -551,7 +566,8 @@ def kaplan_starts(log_n, log_d, log_loss) -> np.ndarray:
 
 
 def fit_kaplan(log_n, log_d, log_loss, weights=None, starts: np.ndarray | None = None) -> KaplanFit:
-    """Kaplan's L(N, D) fitted to log loss by least squares (trust-region, bounded), best of its starts."""
+    """Kaplan's L(N, D) fitted to log loss by least squares (trust-region, bounded), best of its
+    starts."""
     log_n, log_d, log_loss = (np.asarray(v, float) for v in (log_n, log_d, log_loss))
     if len(log_n) < 5:
         raise FitError(
@@ -578,12 +594,13 @@ def fit_kaplan(log_n, log_d, log_loss, weights=None, starts: np.ndarray | None =
             fun = float(2 * res.cost)
             if best is None or fun < best[1]:
                 best = (res, fun)
+    assert best is not None  # at least one start
     res, fun = best
     status = FitStatus.CONVERGED if res.status > 0 else FitStatus.MAX_ITER
     bounds = list(zip(*KAPLAN_BOUNDS))
     if _on_bound(res.x, bounds) or np.any(res.active_mask != 0):
         status = FitStatus.BOUND_HIT
-    msgs = ()
+    msgs: tuple[str, ...] = ()
     if status is not FitStatus.CONVERGED:
         msgs = (
             f"Kaplan fit ended with status {status.value}; its numbers are not a clean optimum",

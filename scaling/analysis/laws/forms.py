@@ -53,7 +53,8 @@ class ChinchillaLaw:
 
     @classmethod
     def from_theta(cls, theta) -> ChinchillaLaw:
-        """From the log-space vector (a, b, e, alpha, beta) with A, B, E = exp(a), exp(b), exp(e)."""
+        """From the log-space vector (a, b, e, alpha, beta) with A, B, E = exp(a), exp(b),
+        exp(e)."""
         a, b, e, alpha, beta = (float(v) for v in theta)
         return cls(
             E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=alpha, beta=beta
@@ -92,7 +93,8 @@ class ChinchillaLaw:
         return self.predict(*self.allocation(C))
 
     def elasticities(self, N, D):
-        """(d log L / d log N, d log L / d log D): both negative; the larger magnitude matters more there."""
+        """(d log L / d log N, d log L / d log D): both negative; the larger magnitude matters more
+        there."""
         L = self.predict(N, D)
         return -self.alpha * self.A / np.asarray(
             N, float
@@ -100,8 +102,8 @@ class ChinchillaLaw:
 
     def __repr__(self) -> str:
         return (
-            f"L(N, D) = {self.E:.4g} + {self.A:.4g}/N^{self.alpha:.3f} + {self.B:.4g}/D^{self.beta:.3f}"
-            f"   [N_opt ~ C^{self.a:.3f}, D_opt ~ C^{self.b:.3f}]"
+            f"L(N, D) = {self.E:.4g} + {self.A:.4g}/N^{self.alpha:.3f} + "
+            f"{self.B:.4g}/D^{self.beta:.3f}   [N_opt ~ C^{self.a:.3f}, D_opt ~ C^{self.b:.3f}]"
         )
 
 
@@ -109,9 +111,9 @@ class ChinchillaLaw:
 class KaplanLaw:
     """L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020, eq. 1.5).
 
-    Its limits are L(N) = (N_c/N)^alpha_N (D -> inf) and L(D) = (D_c/D)^alpha_D (N -> inf); minimising
-    over N at fixed C = 6ND gives N_opt ~ C^(alpha_D/(alpha_N+alpha_D)) and L(C) ~ C^-alpha_C on the
-    frontier with alpha_C = alpha_N alpha_D / (alpha_N + alpha_D).
+    Its limits are L(N) = (N_c/N)^alpha_N (D -> inf) and L(D) = (D_c/D)^alpha_D (N -> inf);
+    minimising over N at fixed C = 6ND gives N_opt ~ C^(alpha_D/(alpha_N+alpha_D)) and L(C) ~
+    C^-alpha_C on the frontier with alpha_C = alpha_N alpha_D / (alpha_N + alpha_D).
     """
 
     alpha_N: float
@@ -166,8 +168,9 @@ class KaplanLaw:
 
     def __repr__(self) -> str:
         return (
-            f"L(N, D) = [({self.N_c:.4g}/N)^({self.alpha_N:.3f}/{self.alpha_D:.3f}) + {self.D_c:.4g}/D]^{self.alpha_D:.3f}"
-            f"   [N_opt ~ C^{self.a:.3f}, D_opt ~ C^{self.b:.3f}, L(C) ~ C^-{self.alpha_C:.3f}]"
+            f"L(N, D) = [({self.N_c:.4g}/N)^({self.alpha_N:.3f}/{self.alpha_D:.3f}) + "
+            f"{self.D_c:.4g}/D]^{self.alpha_D:.3f}   [N_opt ~ C^{self.a:.3f}, D_opt ~ "
+            f"C^{self.b:.3f}, L(C) ~ C^-{self.alpha_C:.3f}]"
         )
 
 

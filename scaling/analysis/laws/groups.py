@@ -57,8 +57,8 @@ def comparison_statements(studies: dict) -> list[str]:
         have = [n for n in names if n not in missing]
         lead = (
             (
-                f"{MEANING[q]}: no {pct}% interval for {', '.join(missing)} (its Approach 3 fit has none: not "
-                "fitted, stopped at a bound, or no bootstrap)"
+                f"{MEANING[q]}: no {pct}% interval for {', '.join(missing)} (its Approach 3 fit "
+                "has none: not fitted, stopped at a bound, or no bootstrap)"
             )
             if missing
             else f"{MEANING[q]}:"
@@ -74,8 +74,8 @@ def comparison_statements(studies: dict) -> list[str]:
         ]
         if not apart:
             out.append(
-                f"{lead}{';' if missing else ''}{among} the {pct}% intervals of {', '.join(have)} overlap, so "
-                "these runs show no difference beyond the intervals."
+                f"{lead}{';' if missing else ''}{among} the {pct}% intervals of {', '.join(have)} "
+                "overlap, so these runs show no difference beyond the intervals."
             )
             continue
         pairs = "; ".join(
@@ -84,7 +84,8 @@ def comparison_statements(studies: dict) -> list[str]:
         same = [f"{x} and {y}" for x, y in combinations(have, 2) if (x, y) not in apart]
         tail = f" ({', '.join(same)} overlap)" if same else ""
         out.append(
-            f"{lead}{';' if missing else ''}{among} differs beyond the {pct}% intervals: {pairs}{tail}."
+            f"{lead}{';' if missing else ''}{among} differs beyond the {pct}% intervals: "
+            f"{pairs}{tail}."
         )
     return out
 
@@ -108,8 +109,8 @@ def comparison_markdown(studies: dict) -> list[str]:
         )
     lines += [
         "",
-        "Do they differ? (two groups differ when their intervals do not overlap; losses of different "
-        "objectives are in different units, so compare exponents, not E, A, B.)",
+        "Do they differ? (two groups differ when their intervals do not overlap; losses of "
+        "different objectives are in different units, so compare exponents, not E, A, B.)",
         "",
     ]
     lines += [f"- {s}" for s in comparison_statements(studies)]

@@ -115,12 +115,12 @@ def jackknife_chinchilla(
     from scaling.analysis.laws.fit import polish_chinchilla
     from scaling.analysis.laws.forms import ChinchillaLaw
 
-    logs = [np.log(df[c].to_numpy(float)) for c in ("N", "D", "loss")]
+    log_n, log_d, log_loss = (np.log(df[c].to_numpy(float)) for c in ("N", "D", "loss"))
     theta = np.array(theta, float)
     fixed_e = None if fix_E is None else float(np.log(fix_E))
     laws = []
     for _, w in _leave_one_out(len(df)):
-        th, _, _ = polish_chinchilla(theta, *logs, weights=w, fixed_e=fixed_e)
+        th, _, _ = polish_chinchilla(theta, log_n, log_d, log_loss, weights=w, fixed_e=fixed_e)
         laws.append(ChinchillaLaw.from_theta(th))
     names = ("E", "A", "B", "alpha", "beta", "a", "b")
     return {n: np.array([getattr(law, n) for law in laws]) for n in names}
@@ -130,7 +130,7 @@ def jackknife_kaplan(df: pd.DataFrame, law) -> dict[str, np.ndarray]:
     """Kaplan's law refitted without each point in turn, started from the full-data fit."""
     from scaling.analysis.laws.fit import fit_kaplan
 
-    logs = [np.log(df[c].to_numpy(float)) for c in ("N", "D", "loss")]
+    log_n, log_d, log_loss = (np.log(df[c].to_numpy(float)) for c in ("N", "D", "loss"))
     p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
     names = ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")
     out = {n: np.full(len(df), np.nan) for n in names}
@@ -138,7 +138,7 @@ def jackknife_kaplan(df: pd.DataFrame, law) -> dict[str, np.ndarray]:
         warnings.simplefilter("ignore", FitWarning)
         for i, w in _leave_one_out(len(df)):
             try:
-                fit = fit_kaplan(*logs, weights=w, starts=p0[None, :]).law
+                fit = fit_kaplan(log_n, log_d, log_loss, weights=w, starts=p0[None, :]).law
             except FitError:
                 continue
             for n in names:

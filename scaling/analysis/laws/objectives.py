@@ -14,7 +14,8 @@ HUBER_DELTA = 1e-3  # Hoffmann et al.'s delta on log residuals
 
 
 def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
-    """Huber loss: r^2/2 inside |r| <= delta, delta*(|r| - delta/2) outside (scipy.special.huber)."""
+    """Huber loss: r^2/2 inside |r| <= delta, delta*(|r| - delta/2) outside
+    (scipy.special.huber)."""
     ar = np.abs(r)
     return np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
 
@@ -44,7 +45,8 @@ def huber_objective(theta, log_n, log_d, log_loss, weights=None, delta: float = 
 
 
 def huber_fg(theta: np.ndarray, log_n, log_d, log_loss, weights, delta: float = HUBER_DELTA):
-    """Fast single-vector objective and gradient (the inner loop of every polish and bootstrap fit)."""
+    """Fast single-vector objective and gradient (the inner loop of every polish and bootstrap
+    fit)."""
     a, b, e, alpha, beta = theta
     t1 = a - alpha * log_n
     t2 = b - beta * log_d

@@ -1,7 +1,8 @@
 """The law plug-in interface and its registry: every estimator (Kaplan's law, Approaches 1-3, the
-data-constrained law, any later one) is a `Law` subclass in a `scaling/analysis/laws/law_*.py` module, found
-here by name. The study, the CLI table, the JSON, the figures and the report iterate over `laws()`
-and ask each law for its part, so adding a law touches one new module plus its tests."""
+data-constrained law, any later one) is a `Law` subclass in a `scaling/analysis/laws/law_*.py`
+module, found here by name. The study, the CLI table, the JSON, the figures and the report iterate
+over `laws()` and ask each law for its part, so adding a law touches one new module plus its
+tests."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ class Draws:
 
 class Law:
     """One estimator. `fit` returns its result (with a `FitStatus` `.status` and `.law` or
-    `.allocation`) or raises FitError (the study records the reason as skipped); every other hook has a default
-    that contributes nothing, so a law implements only what it has.
+    `.allocation`) or raises FitError (the study records the reason as skipped); every other hook
+    has a default that contributes nothing, so a law implements only what it has.
 
     `order` places the law in the study (fit, JSON, CLI and report sections); `table_order` in the
     allocation table, the flags and the predictions (laws with `allocates` only)."""
@@ -122,8 +123,8 @@ class Law:
         return []
 
     def figures(self, study: StudyFit, points: Any) -> list[Any]:
-        """Figures of its own (`scaling.analysis.plots.Plot`), drawn after the study's shared ones; a
-        figure it cannot draw raises FitError and is listed as not drawn."""
+        """Figures of its own (`scaling.analysis.plots.Plot`), drawn after the study's shared ones;
+        a figure it cannot draw raises FitError and is listed as not drawn."""
         return []
 
 

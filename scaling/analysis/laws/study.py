@@ -1,5 +1,5 @@
-"""`fit_study`: every registered law (`scaling.analysis.laws.registry`) on one points frame, with bootstrap
-intervals and the comparison; the single entry point for the CLI, plots and reports.
+"""`fit_study`: every registered law (`scaling.analysis.laws.registry`) on one points frame, with
+bootstrap intervals and the comparison; the single entry point for the CLI, plots and reports.
 `StudyFit.to_json()` is the stable schema."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from scaling.runs import json_safe
 class FitOptions:
     """Knobs of a study; every field maps to one `scaling fit` flag."""
 
-    method: str = "fast"  # Approach 3: "fast" (variable projection + polish) or "grid" (Hoffmann's 4500 starts)
+    # Approach 3: "fast" (variable projection + polish) or "grid" (Hoffmann's 4500 starts)
+    method: str = "fast"
     n_boot: int = 200  # bootstrap resamples (0: no intervals)
     seed: int = 0
     level: float = 0.95  # interval level
@@ -38,12 +39,13 @@ class FitOptions:
     n_jobs: int | None = None  # processes for the bootstraps (None: every available core)
     predict_C: tuple[float, ...] = ()  # budgets for predictions; default: the largest C in the data
     extrapolate: bool = True
-    # Approach 3's E held fixed: None (fitted), a positive number, or "floor" (the points' entropy_floor
-    # column: the known entropy of our synthetic language; one value per fitted group)
+    # Approach 3's E held fixed: None (fitted), a positive number, or "floor" (the points'
+    # entropy_floor column: the known entropy of our synthetic language; one value per fitted group)
     fix_E: float | str | None = None
 
 
-FLOOR_REL_TOL = 1e-6  # entropy_floor values of one fit may differ by this much (relative) and still be one floor
+# entropy_floor values of one fit may differ by this much (relative) and still be one floor
+FLOOR_REL_TOL = 1e-6
 
 
 def known_floor(df: pd.DataFrame, where: str = "") -> float:
@@ -74,8 +76,9 @@ def known_floor(df: pd.DataFrame, where: str = "") -> float:
 
 
 def resolve_fix_E(spec: float | str | None, df: pd.DataFrame) -> tuple[float, str] | None:
-    """(E, source) to hold fixed in this frame's Approach 3, source 'entropy_floor' or 'value'; None for
-    a free E. One-line errors when the floor is unknown or varies, or E is not below every loss."""
+    """(E, source) to hold fixed in this frame's Approach 3, source 'entropy_floor' or 'value'; None
+    for a free E. One-line errors when the floor is unknown or varies, or E is not below every
+    loss."""
     if spec is None:
         return None
     where = f" in group {df['group'].iloc[0]!r}" if "group" in df and len(df) else ""
@@ -126,7 +129,8 @@ class StudyFit:
         if self.fixed_E is None:
             return ""
         value, source = self.fixed_E
-        return f"E fixed at {value:.4f} = {'entropy_floor' if source == 'entropy_floor' else 'given value'}"
+        what = "entropy_floor" if source == "entropy_floor" else "given value"
+        return f"E fixed at {value:.4f} = {what}"
 
     def approach3_label(self) -> str:
         """'Approach 3', or e.g. 'Approach 3 (E fixed at 0.6970 = entropy_floor)'."""
@@ -275,8 +279,8 @@ def _attempt(study: StudyFit, key: str, func: Callable[[], Any]) -> Any:
 def fit_study(
     points, curves: pd.DataFrame | None = None, options: FitOptions | None = None
 ) -> StudyFit:
-    """Fit every registered law to `points` (a `scaling.analysis.tables.Points` or a frame with N, D, C,
-    loss).
+    """Fit every registered law to `points` (a `scaling.analysis.tables.Points` or a frame with N,
+    D, C, loss).
 
     A law that cannot be fitted on this data (too few budgets, points, ...) is recorded in `skipped`
     with its reason; FitError is raised only when the data support no law at all.

@@ -245,7 +245,8 @@ def log_files(path: Path) -> list[Path]:
         if (cfg := sizes.config_file(_config_folders(log, fmt))) is not None:
             out.append(cfg)
         if fmt == "hf" and log.is_dir():
-            out.append(hf.state_file(log))
+            if (state := hf.state_file(log)) is not None:  # always, for a folder found as an hf log
+                out.append(state)
         elif fmt == "tensorboard" and log.is_dir():
             out += sorted(log.glob(tensorboard.PATTERN))
         elif fmt == "lightning" and log.is_dir():

@@ -43,7 +43,11 @@ def is_log(path: Path) -> bool:
 
 def read(path: Path) -> pd.DataFrame:
     """One row per `log_history` entry (training logs, evaluations, the final summary), by step."""
-    path = state_file(path) if path.is_dir() else path
+    if path.is_dir():
+        found = state_file(path)
+        if found is None:
+            raise DataError(f"{path}: no {STATE} in the folder or its checkpoint-<step>/ folders")
+        path = found
     try:
         state = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
