@@ -23,9 +23,8 @@ from scaling.analysis.laws.objectives import huber_objective
 from scaling.analysis.tables import load_points
 from scaling.errors import FitError, FitWarning
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+REF = Path(__file__).resolve().parent / "data" / "reference"  # copies of ../shared/reference
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "reference"
-needs_ref = pytest.mark.skipif(not REF.exists(), reason=f"reference data not found at {REF}")
 
 
 def _epoch():
@@ -77,7 +76,6 @@ def _quiet():
         yield
 
 
-@needs_ref
 @pytest.mark.parametrize("which", ["porian", "isoflop"])
 def test_approach2_bootstrap_equals_frame_refits(which):
     df = _porian() if which == "porian" else load_points(RUNS / "isoflop").frame
@@ -86,7 +84,6 @@ def test_approach2_bootstrap_equals_frame_refits(which):
     np.testing.assert_allclose(new, ref, rtol=0, atol=1e-9)
 
 
-@needs_ref
 def test_approach2_bootstrap_on_epoch_differs_only_at_exact_ties():
     """Epoch's extracted losses repeat exactly; where two sizes of a budget tie for the lowest mean
     loss, the last bit of the per-size mean (pandas' sum order against ours) picks the minimum."""
@@ -96,7 +93,6 @@ def test_approach2_bootstrap_on_epoch_differs_only_at_exact_ties():
     assert same.mean() >= 0.95 and np.isfinite(new).all()
 
 
-@needs_ref
 @pytest.mark.parametrize("which", ["epoch", "isoflop"])
 def test_approach1_points_bootstrap_equals_frame_refits(which):
     df = _epoch() if which == "epoch" else load_points(RUNS / "isoflop").frame
@@ -104,7 +100,6 @@ def test_approach1_points_bootstrap_equals_frame_refits(which):
     np.testing.assert_allclose(new, ref, rtol=1e-9, atol=1e-12)
 
 
-@needs_ref
 def test_kaplan_bootstrap_reaches_the_scipy_optimum():
     """Every refit is at least as good as scipy's (objective within 1e-12) and a agrees to 1e-6:
     the old finite-difference Jacobian stopped ~1e-7 short in a."""
@@ -123,7 +118,6 @@ def test_kaplan_bootstrap_reaches_the_scipy_optimum():
     assert ok.all()
 
 
-@needs_ref
 def test_chinchilla_bootstrap_reaches_the_lbfgsb_optimum():
     """Each Newton refit's Huber objective is at most L-BFGS-B's (to rounding); most agree in a to
     1e-6, the rest are where L-BFGS-B stopped short (a strictly lower objective)."""
@@ -141,7 +135,6 @@ def test_chinchilla_bootstrap_reaches_the_lbfgsb_optimum():
     assert ok.all() and all(close)
 
 
-@needs_ref
 def test_samples_do_not_depend_on_the_number_of_processes():
     df = _porian()
     fit3, fitk = approach3(df), kaplan(df)
