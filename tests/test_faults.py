@@ -44,6 +44,9 @@ def _cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # SIGINT as a terminal gives it, also when the tests run as a background job (which
+        # starts with SIGINT ignored, and a run respects an ignored signal)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         **popen,
     )
 

@@ -27,16 +27,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
-from scaling.experiment import checkpoint, losses, trackers, train
+from scaling.experiment import checkpoint, hardware, losses, trackers, train
 from scaling.experiment.config import RunSpec, resolve_run, token_source
-from scaling.experiment.hardware import (
-    autocast,
-    pick_attention,
-    pick_compile,
-    pick_device,
-    pick_dtype,
-    pick_threads,
-)
 from scaling.experiment.models import Transformer
 from scaling.experiment.models.stacked import StackedTransformer
 from scaling.experiment.schedule import eval_steps, lr_at, schedule_steps
@@ -234,7 +226,7 @@ class EnsembleEngine:
     losses: Callable[[StackedTransformer, torch.Tensor], torch.Tensor] = member_losses
 
     def amp(self):
-        return autocast(self.device, self.dtype)
+        return hardware.autocast(self.device, self.dtype)
 
     def step(self, rows: torch.Tensor, lr: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """One optimiser step of every member on its rows (K, B, ctx + 1) at its lr; returns the
@@ -292,11 +284,11 @@ class EnsembleEngine:
 def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     """The engine of members `specs` (one shape; sets torch's thread count as a side effect)."""
     t = specs[0].train
-    threads = pick_threads(t.threads)
+    threads = hardware.pick_threads(t.threads)
     torch.set_num_threads(threads)
-    device = pick_device(t.device)
-    attention = pick_attention(specs[0].shape.attention, t.precision, device)
-    dtype = pick_dtype(t.precision, device, attention)
+    device = hardware.pick_device(t.device)
+    attention = hardware.pick_attention(specs[0].shape.attention, t.precision, device)
+    dtype = hardware.pick_dtype(t.precision, device, attention)
     shape = dataclasses.replace(specs[0].shape, attention=attention)
     model = StackedTransformer(shape, [s.train.seed for s in specs]).to(device)
     member = Transformer(shape, seed=0).to(device)
@@ -304,7 +296,7 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     # compile as a run of K times the tokens would be
     # (hardware.pick_compile: the work must repay it)
     as_one_run = dataclasses.replace(specs[0], D=specs[0].D * len(specs))
-    compiled = pick_compile(t.compile, device, as_one_run, threads)
+    compiled = hardware.pick_compile(t.compile, device, as_one_run, threads)
     losses = torch.compile(member_losses) if compiled else member_losses
     optimizer = StackedAdamW(list(model.parameters()), t)
     return EnsembleEngine(

@@ -205,9 +205,7 @@ def run_result(
         N_nonembed=spec.counts.N_nonembed,
         D=spec.D,
         C=flops.C_6ND,
-        C_6ND=flops.C_6ND,
-        C_kaplan=flops.C_kaplan,
-        C_chinchilla=flops.C_chinchilla,
+        **dataclasses.asdict(flops),  # C_6ND, C_kaplan, C_chinchilla
         loss=loss,
         loss_train=loss_train,
         entropy_floor=floor,
@@ -215,12 +213,7 @@ def run_result(
         status=status,
         wall_s=wall_s,
         tokens_per_s=spec.D / wall_s if wall_s > 0 else None,
-        d_model=shape.d_model,
-        n_layers=shape.n_layers,
-        n_heads=shape.n_heads,
-        ctx=shape.ctx,
-        d_ff=shape.d_ff,
-        vocab_size=shape.vocab_size,
+        **{k: getattr(shape, k) for k in SHAPE_COLUMNS},
         steps=spec.steps,
         batch_size=spec.train.batch_size,
         lr=spec.train.lr,
@@ -425,6 +418,9 @@ def metrics_row(
         wall_s=wall_s,
     )
     return row.to_dict(scores)
+
+
+SHAPE_COLUMNS = ("d_model", "n_layers", "n_heads", "ctx", "d_ff", "vocab_size")  # in runs.csv
 
 
 def finish_run(

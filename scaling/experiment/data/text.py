@@ -15,9 +15,9 @@ import os
 import sysconfig
 
 import numpy as np
-import torch
 
 from scaling.errors import ConfigError
+from scaling.experiment.data.windows import FiniteCorpus
 
 FILE_SEP = b"\x00"  # marks the boundary between two files in a split
 _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
@@ -110,8 +110,10 @@ def _read(files: list[tuple[str, str]], budget: int) -> tuple[list[bytes], list[
     return parts, keys
 
 
-class ByteSource:
+class ByteSource(FiniteCorpus):
     """Bytes of real files as tokens; `entropy_floor` is None (unknown for real text)."""
+
+    TRAIN_KEY = 0x7EA  # the training rows' random stream
 
     vocab_size = 256
     entropy_floor = None
@@ -163,17 +165,3 @@ class ByteSource:
             np.random.default_rng([0x7A1, val_seed]).choice(n_chunks, n_rows, replace=False)
         )
         self._val = self._val_text[chunks[:, None] * (ctx + 1) + np.arange(ctx + 1)]
-
-    @property
-    def train_tokens(self) -> int:
-        return len(self._train)
-
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor:
-        rng = np.random.default_rng([0x7EA, seed, step])
-        starts = rng.integers(0, len(self._train) - self.ctx, size=batch_size)
-        return torch.from_numpy(
-            self._train[starts[:, None] + np.arange(self.ctx + 1)].astype(np.int64)
-        )
-
-    def val_batch(self) -> torch.Tensor:
-        return torch.from_numpy(self._val.astype(np.int64))

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from scaling.errors import ConfigError
+from scaling.experiment.data.windows import FiniteCorpus
 
 DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 VAL_SPLITS = ("validation", "val", "valid", "test")
@@ -117,9 +117,11 @@ def _dataset(cfg: TokensConfig, folder: Path, val_fraction: float) -> tuple[np.n
     return train[:cut], train[cut:]
 
 
-class TokenArraySource:
+class TokenArraySource(FiniteCorpus):
     """Token ids as training rows (random windows, a pure function of seed and step) and fixed
     validation rows (non-overlapping windows chosen by the val seed); `entropy_floor` is None."""
+
+    TRAIN_KEY = 0x7EB  # the training rows' random stream
 
     entropy_floor = None
 
@@ -167,17 +169,3 @@ class TokenArraySource:
         self._val = np.asarray(
             val[chunks[:, None] * (ctx + 1) + np.arange(ctx + 1)], dtype=np.int64
         )
-
-    @property
-    def train_tokens(self) -> int:
-        return len(self._train)
-
-    def train_batch(self, step: int, batch_size: int, seed: int) -> torch.Tensor:
-        rng = np.random.default_rng([0x7EB, seed, step])
-        starts = rng.integers(0, len(self._train) - self.ctx, size=batch_size)
-        return torch.from_numpy(
-            np.asarray(self._train[starts[:, None] + np.arange(self.ctx + 1)], dtype=np.int64)
-        )
-
-    def val_batch(self) -> torch.Tensor:
-        return torch.from_numpy(self._val)
