@@ -305,22 +305,62 @@ def isoflop(study) -> Plot:
     fig, (ax, bx) = _figure(2, width=5.6)
     Cs = np.array([b.C for b in fit.budgets])
     norm = LogNorm(Cs.min(), Cs.max() * 1.0001)
-    budgets = [_draw_profile(ax, b, cmap(0.85 * norm(b.C))) for b in fit.budgets]
+    spread = _seed_spread(study.points)
+    budgets = [_draw_profile(ax, b, cmap(0.85 * norm(b.C)), spread) for b in fit.budgets]
     _label_profiles(fig, ax, study, cmap, norm)
     cgrid = _nstar_panel(bx, study, Cs)
     fig.suptitle("IsoFLOP profiles and the compute-optimal model size", fontsize=10)
+    title = (
+        "IsoFLOP profiles per budget with their minima, and N* against C with the Approach 2 fit"
+    )
+    if any("loss_sd" in b for b in budgets):
+        title += " (bars: +-1 sample sd of the loss over each point's seeds)"
     return Plot(
         "isoflop",
-        "IsoFLOP profiles per budget with their minima, and N* against C with the Approach 2 fit",
+        title,
         fig,
         dict(budgets=budgets, fit_C=cgrid, fit_N=fit.allocation.n_opt(cgrid)),
     )
 
 
-def _draw_profile(ax, b, color) -> dict:
-    """One budget's points, interpolant and minimum (white when the minimum sits at an edge and
-    was left out); the arrays drawn."""
+def _seed_spread(df: pd.DataFrame) -> pd.DataFrame:
+    """N, loss and the sample sd of the loss of the points that average several seeds
+    (`tables.mean_over`); empty when none does."""
+    if "loss_sd" not in df:
+        return pd.DataFrame(columns=["N", "loss", "loss_sd"])
+    return df.loc[df["loss_sd"].notna() & (df["n_rep"] > 1), ["N", "loss", "loss_sd"]]
+
+
+def _spread_at(spread: pd.DataFrame, N: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """The seed sd of each (N, loss) point, matched to the points frame within 1e-9 relative (a
+    budget's sizes may differ in the last bits); NaN where a point has one seed."""
+    n, v, sd = (spread[k].to_numpy(float) for k in ("N", "loss", "loss_sd"))
+    out = np.full(len(N), np.nan)
+    for i, (x, y) in enumerate(zip(N, loss)):
+        hit = np.flatnonzero(
+            np.isclose(n, x, rtol=1e-9, atol=0) & np.isclose(v, y, rtol=1e-9, atol=0)
+        )
+        if hit.size:
+            out[i] = sd[hit[0]]
+    return out
+
+
+def _draw_profile(ax, b, color, spread: pd.DataFrame) -> dict:
+    """One budget's points (with +-1 sd bars where they average several seeds), interpolant and
+    minimum (white when the minimum sits at an edge and was left out); the arrays drawn."""
     ax.scatter(b.N, b.loss, s=14, color=color, zorder=3)
+    sd = _spread_at(spread, b.N, b.loss)
+    if np.isfinite(sd).any():
+        ax.errorbar(
+            b.N,
+            b.loss,
+            yerr=np.nan_to_num(sd),
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            capsize=2,
+            zorder=2,
+        )
     ax.plot(b.curve_n, b.curve_loss, color=color, lw=1)
     ax.scatter(
         [b.n_star],
@@ -332,7 +372,7 @@ def _draw_profile(ax, b, color) -> dict:
         lw=0.6,
         facecolor=color if b.used else "white",
     )
-    return dict(
+    drawn = dict(
         C=b.C,
         N=b.N,
         loss=b.loss,
@@ -342,6 +382,9 @@ def _draw_profile(ax, b, color) -> dict:
         loss_star=b.loss_star,
         used=b.used,
     )
+    if np.isfinite(sd).any():
+        drawn["loss_sd"] = sd  # NaN where a point has one seed
+    return drawn
 
 
 def _label_profiles(fig, ax, study, cmap, norm) -> None:
