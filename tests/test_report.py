@@ -270,3 +270,43 @@ def test_report_adds_emergence_section_when_runs_carry_probe_scores(tmp_path, re
     ]
     assert analysis["acc"]["N"]["x1"] == pytest.approx(sizes[-1])
     assert "emergence/emergence.png" in json.loads((out / "manifest.json").read_text())["files"]
+
+
+def _seeded_table(path: Path, seeds: int) -> Path:
+    """A tiny IsoFLOP table from TRUE: 3 budgets x 5 sizes about each optimum, `seeds` seeds a
+    point (lognormal noise per seed)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for C in (1e18, 4e18, 1.6e19):
+        n_opt = float(TRUE.allocation(C)[0])
+        for n in n_opt * 2.0 ** np.arange(-2, 3):
+            d = C / (6 * n)
+            for seed in range(seeds):
+                loss = TRUE.predict(n, d) * np.exp(0.01 * rng.standard_normal())
+                rows.append(dict(N=n, D=d, C=C, loss=loss, seed=seed))
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("seeds", [3, 1])
+def test_seed_spread_in_isoflop_figure_and_report_only_with_replicates(tmp_path, seeds):
+    """Points averaging 3 seeds: the IsoFLOP figure draws each point's +-1 sd and says so, the
+    report says how much of Approach 3's interval of a is seed noise. One seed: neither."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        points = load_points(_seeded_table(tmp_path / "seeds.csv", seeds), mean_over="seed")
+        study = fit_study(points, options=FitOptions(n_boot=8, seed=1))
+        plot = P.isoflop(study)
+        out = write_report(points, tmp_path / "report", FitOptions(n_boot=8, seed=1))
+    md = (out / "report.md").read_text()
+    spread = [b.get("loss_sd") for b in plot.data["budgets"]]
+    if seeds == 1:
+        assert all(sd is None for sd in spread) and "bars" not in plot.title
+        assert "Seed noise" not in md
+        return
+    for b, sd in zip(plot.data["budgets"], spread):
+        assert sd is not None and len(sd) == len(b["N"]) and np.all(np.isfinite(sd) & (sd > 0))
+    assert "+-1 sample sd" in plot.title and plot.title in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("**Seed noise.**"))
+    sn = study.seed_noise
+    assert f"{sn['seed_share']:.0%} of the width is seed noise" in line and "3 seeds each" in line

@@ -22,49 +22,66 @@ from scaling.analysis.plots import Plot
 def loss_vs_compute(studies: dict) -> Plot:
     """Every run's final loss against C, one colour per group, with that group's Approach 3
     compute frontier L(N_opt(C), D_opt(C)) and its known floor (dotted) where there is one."""
-    from scaling.analysis.plots import data_limits, entropy_floor, ref_line
+    from scaling.analysis.plots import data_limits, ref_line
 
     fig = Figure(figsize=(7.2, 5.0), layout="constrained")
     ax = fig.subplots()
     cmap = colormaps["tab10"]
-    drawn: dict[str, dict] = {}
-    floors = []
-    for gi, name in enumerate(ordered(studies)):
-        s, color = studies[name], cmap(gi % 10)
-        df = s.points
-        ax.scatter(df["C"], df["loss"], s=16, color=color, alpha=0.8, label=f"{name}: runs")
-        entry = {"C": df["C"].to_numpy(float), "loss": df["loss"].to_numpy(float)}
-        if s.approach3 is not None:
-            C = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()), 100)
-            frontier = s.approach3.law.loss_at_budget(C)
-            ax.plot(
-                C,
-                frontier,
-                color=color,
-                lw=1.6,
-                label=f"{name}: Approach 3 frontier (a={s.approach3.law.a:.2f})",
-            )
-            entry.update(frontier_C=C, frontier=frontier)
-        floor = entropy_floor(s)
-        if floor is not None:
-            floors.append((floor, color, name))
-            entry["floor"] = floor
-        drawn[name] = entry
+    drawn = {
+        name: _draw_group(ax, studies[name], name, cmap(gi % 10))
+        for gi, name in enumerate(ordered(studies))
+    }
     lim = data_limits(
         [v for e in drawn.values() for k, v in e.items() if k in ("loss", "frontier")], log=True
     )
-    for floor, color, name in floors:  # a floor far below the losses is named, not drawn
-        ref_line(
-            ax,
-            "h",
-            floor,
-            lim,
-            color=color,
-            ls=":",
-            lw=1.2,
-            label=f"{name}: known floor E* = {floor:.3f}",
-        )
+    for gi, name in enumerate(ordered(studies)):  # a floor far below the losses is named, not drawn
+        if "floor" in drawn[name]:
+            ref_line(
+                ax,
+                "h",
+                drawn[name]["floor"],
+                lim,
+                color=cmap(gi % 10),
+                ls=":",
+                lw=1.2,
+                label=f"{name}: known floor E* = {drawn[name]['floor']:.3f}",
+            )
     ax.set_ylim(*lim)
+    _loss_compute_axes(ax, studies)
+    return Plot(
+        "loss_vs_compute",
+        "Loss against compute, every group on one figure, with its Approach 3 frontier",
+        fig,
+        dict(groups=drawn),
+    )
+
+
+def _draw_group(ax, s, name: str, color) -> dict:
+    """One group's runs and its Approach 3 frontier; the arrays drawn and its known floor."""
+    from scaling.analysis.plots import entropy_floor
+
+    df = s.points
+    ax.scatter(df["C"], df["loss"], s=16, color=color, alpha=0.8, label=f"{name}: runs")
+    entry = {"C": df["C"].to_numpy(float), "loss": df["loss"].to_numpy(float)}
+    if s.approach3 is not None:
+        C = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()), 100)
+        frontier = s.approach3.law.loss_at_budget(C)
+        ax.plot(
+            C,
+            frontier,
+            color=color,
+            lw=1.6,
+            label=f"{name}: Approach 3 frontier (a={s.approach3.law.a:.2f})",
+        )
+        entry.update(frontier_C=C, frontier=frontier)
+    floor = entropy_floor(s)
+    if floor is not None:
+        entry["floor"] = floor
+    return entry
+
+
+def _loss_compute_axes(ax, studies: dict) -> None:
+    """Log axes with plain-number loss ticks, labels (units: nats for our runs), legend, title."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (
@@ -83,12 +100,6 @@ def loss_vs_compute(studies: dict) -> Plot:
         "Loss against compute per group (each objective in its own units: compare slopes, not "
         "levels)",
         fontsize=9,
-    )
-    return Plot(
-        "loss_vs_compute",
-        "Loss against compute, every group on one figure, with its Approach 3 frontier",
-        fig,
-        dict(groups=drawn),
     )
 
 

@@ -232,25 +232,9 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
             f"**{ab.label}**: only {c['n']} distinct size(s) along N; judging abruptness needs at "
             "least 3 (add model sizes to the sweep)."
         )
-    c_txt = (
-        f"its {ab.cont_label.split(' (')[0]} changes by {c['rise']:.2f} nats along N"
-        if c["rise"] is not None and math.isfinite(c["rise"])
-        else "its continuous metric is undefined"
-    )
-    c_abrupt = c["score"] is not None and c["score"] >= threshold
-    c_grows = c["score"] is not None
-    c_shape = (
-        f"in one jump ({_pct(c['score'])} of the rise between N={c['x0']:.3g} and {c['x1']:.3g})"
-        if c_abrupt
-        else f"smoothly (largest step {_pct(c['score'])} of the rise over {c['n']} sizes)"
-        if c_grows
-        else ""
-    )
+    c_abrupt, c_grows, c_shape = _continuous_shape(c, threshold)
     if ab.acc is None:
-        if not c_grows:
-            return "flat", f"**{ab.label}**: no growth with N ({c_txt})."
-        verdict = "abrupt" if c_abrupt else "gradual"
-        return verdict, f"**{ab.label}** (continuous only): grows {c_shape}."
+        return _continuous_only_verdict(ab, c, c_abrupt, c_grows, c_shape)
     a = e["acc"]["N"]
     chance = e.get("chance")
     if (
@@ -265,19 +249,59 @@ def _verdict(ab: Ability, e: dict, threshold: float) -> tuple[str, str]:
             + (f"; its log-probability grows {c_shape}." if c_grows else "."),
         )
     if a["score"] is None:
-        level = a["hi"] if a["hi"] is not None else float("nan")
-        if c_grows:
-            return (
-                "below-threshold",
-                f"**{ab.label}**: accuracy stays near {level:.2f} (no rise of {MIN_RISE_ACC:g} "
-                f"along N) while the log-probability already grows {c_shape}: the ability is "
-                "building up below the exact-match threshold.",
-            )
-        return (
-            "flat",
-            f"**{ab.label}**: neither accuracy (near {level:.2f}) nor log-probability grows along "
-            "N.",
+        return _no_accuracy_rise_verdict(ab, a, c_grows, c_shape)
+    return _accuracy_rise_verdict(ab, a, threshold, c_abrupt, c_grows, c_shape)
+
+
+def _continuous_shape(c: dict, threshold: float) -> tuple[bool, bool, str]:
+    """Whether the continuous metric jumps, whether it grows at all, and how it grows in words."""
+    c_abrupt = c["score"] is not None and c["score"] >= threshold
+    c_grows = c["score"] is not None
+    c_shape = (
+        f"in one jump ({_pct(c['score'])} of the rise between N={c['x0']:.3g} and {c['x1']:.3g})"
+        if c_abrupt
+        else f"smoothly (largest step {_pct(c['score'])} of the rise over {c['n']} sizes)"
+        if c_grows
+        else ""
+    )
+    return c_abrupt, c_grows, c_shape
+
+
+def _continuous_only_verdict(
+    ab: Ability, c: dict, c_abrupt: bool, c_grows: bool, c_shape: str
+) -> tuple[str, str]:
+    """Verdict of an ability without an accuracy column: flat, abrupt or gradual."""
+    if not c_grows:
+        c_txt = (
+            f"its {ab.cont_label.split(' (')[0]} changes by {c['rise']:.2f} nats along N"
+            if c["rise"] is not None and math.isfinite(c["rise"])
+            else "its continuous metric is undefined"
         )
+        return "flat", f"**{ab.label}**: no growth with N ({c_txt})."
+    verdict = "abrupt" if c_abrupt else "gradual"
+    return verdict, f"**{ab.label}** (continuous only): grows {c_shape}."
+
+
+def _no_accuracy_rise_verdict(ab: Ability, a: dict, c_grows: bool, c_shape: str) -> tuple[str, str]:
+    """Verdict where accuracy does not rise along N: below-threshold or flat."""
+    level = a["hi"] if a["hi"] is not None else float("nan")
+    if c_grows:
+        return (
+            "below-threshold",
+            f"**{ab.label}**: accuracy stays near {level:.2f} (no rise of {MIN_RISE_ACC:g} "
+            f"along N) while the log-probability already grows {c_shape}: the ability is "
+            "building up below the exact-match threshold.",
+        )
+    return (
+        "flat",
+        f"**{ab.label}**: neither accuracy (near {level:.2f}) nor log-probability grows along N.",
+    )
+
+
+def _accuracy_rise_verdict(
+    ab: Ability, a: dict, threshold: float, c_abrupt: bool, c_grows: bool, c_shape: str
+) -> tuple[str, str]:
+    """Verdict where accuracy rises along N: emergent (under one or both metrics) or gradual."""
     a_txt = (
         f"accuracy {a['lo']:.2f} -> {a['hi']:.2f}, {_pct(a['score'])} of the rise in one step "
         f"(N={a['x0']:.3g} -> {a['x1']:.3g})"

@@ -19,6 +19,17 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         nargs="+",
         help="sweep folders (runs/<sweep>), runs/ itself, or .csv/.parquet/.jsonl tables",
     )
+    _add_column_arguments(p)
+    _add_log_arguments(p)
+    _add_filter_arguments(p)
+    m = p.add_argument_group("fitting")
+    _add_method_arguments(m)
+    _add_bootstrap_arguments(m)
+    return p
+
+
+def _add_column_arguments(p: argparse.ArgumentParser) -> None:
+    """The "columns" group: which columns hold N, D, C, loss, U_D, the group and the replicates."""
     g = p.add_argument_group("columns")
     g.add_argument(
         "--n",
@@ -47,6 +58,10 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "replicates: fit their mean as one point, resample them within it in the "
         "bootstrap (sweep folders: seed, when it varies; 'none' turns that off)",
     )
+
+
+def _add_log_arguments(p: argparse.ArgumentParser) -> None:
+    """The group for other tools' logs: the log format and the tokens per step."""
     lg = p.add_argument_group("other tools' logs (docs/fit.md)")
     lg.add_argument(
         "--format",
@@ -60,6 +75,10 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="T",
         help="D = T x step (batch size x context), where the log has no token count",
     )
+
+
+def _add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    """The "filters" group: query, top-loss drop, best-over and curve points."""
     f = p.add_argument_group("filters")
     f.add_argument(
         "--query", help="pandas query on the raw table first, e.g. \"source_file == 'summary_df'\""
@@ -83,7 +102,10 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="every evaluation of every run is a point (D = tokens so far), as Kaplan's protocol "
         "reads runs",
     )
-    m = p.add_argument_group("fitting")
+
+
+def _add_method_arguments(m: argparse._ArgumentGroup) -> None:
+    """Fitting options of the laws themselves: Approach 3 method and E, Approach 2 budgets."""
     m.add_argument(
         "--method",
         choices=("fast", "grid"),
@@ -115,6 +137,10 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="keep budgets whose minimum is at an edge size in Approach 2",
     )
+
+
+def _add_bootstrap_arguments(m: argparse._ArgumentGroup) -> None:
+    """Fitting options of the intervals and predictions: bootstrap, level, CI, jobs, budgets."""
     m.add_argument(
         "--bootstrap",
         type=int,
@@ -148,7 +174,6 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="predict N_opt, D_opt, loss at this budget (repeatable; default: largest C in the "
         "data)",
     )
-    return p
 
 
 def load_kwargs(args: argparse.Namespace) -> dict:

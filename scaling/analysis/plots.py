@@ -218,36 +218,55 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
     cmap = colormaps["viridis"]
     series = []
     for i, v in enumerate(reps):
-        m = idx == i
         color = cmap(i / max(len(reps) - 1, 1))
         label = f"{by} {'≈ ' if binned else '= '}{v:.3g}"
-        ax.scatter(df.loc[m, x], df.loc[m, "loss"], s=16, color=color, label=label, zorder=3)
-        if "loss_sd" in df:  # points averaged over seeds: their spread (sample sd)
-            ax.errorbar(
-                df.loc[m, x],
-                df.loc[m, "loss"],
-                yerr=df.loc[m, "loss_sd"].fillna(0.0),
-                fmt="none",
-                ecolor=color,
-                elinewidth=0.8,
-                capsize=2,
-                zorder=2,
-            )
-        grid = _span(df.loc[m, x], pad=0.1)  # the fitted law over this series' own range
-        entry = {"value": float(v), "n_points": int(m.sum()), "x": grid}
-        args = (grid, np.full_like(grid, v)) if x == "N" else (np.full_like(grid, v), grid)
-        for law, ls in (("approach3", "-"), ("kaplan", "--")):
-            fit = study.fits.get(law)
-            if fit is not None:
-                entry[law] = fit.law.predict(*args)
-                ax.plot(grid, entry[law], ls=ls, color=color, lw=1.1)
-        series.append(entry)
+        series.append(_draw_series(ax, study, x, idx == i, float(v), color, label))
     curves = [e[k] for e in series for k in ("approach3", "kaplan") if k in e]
     lim = data_limits([df["loss"]] + curves, log=True)
     floor = _floor_lines(ax, study, entropy_floor(study), lim)
     _loglog(ax, x, "loss")
     ax.set_ylim(*lim)
     ax.set_ylabel(loss_axis(study))
+    _label_loss_against(fig, ax, study, x, by, binned)
+    points = pd.DataFrame({"N": df["N"], "D": df["D"], "loss": df["loss"], "series": idx})
+    title = (
+        f"Loss against {x}, one curve per {by}, with the fitted Approach 3 (solid) and Kaplan "
+        "(dashed) laws"
+    )
+    return Plot(
+        name, title, fig, dict(points=points, series=series, binned=binned, x=x, by=by, **floor)
+    )
+
+
+def _draw_series(ax, study, x: str, m: np.ndarray, v: float, color, label: str) -> dict:
+    """One series of `_loss_against`: its points (with their seed spread) and the fitted laws over
+    the series' own range at its value `v`."""
+    df = study.points
+    ax.scatter(df.loc[m, x], df.loc[m, "loss"], s=16, color=color, label=label, zorder=3)
+    if "loss_sd" in df:  # points averaged over seeds: their spread (sample sd)
+        ax.errorbar(
+            df.loc[m, x],
+            df.loc[m, "loss"],
+            yerr=df.loc[m, "loss_sd"].fillna(0.0),
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            capsize=2,
+            zorder=2,
+        )
+    grid = _span(df.loc[m, x], pad=0.1)
+    entry = {"value": v, "n_points": int(m.sum()), "x": grid}
+    args = (grid, np.full_like(grid, v)) if x == "N" else (np.full_like(grid, v), grid)
+    for law, ls in (("approach3", "-"), ("kaplan", "--")):
+        fit = study.fits.get(law)
+        if fit is not None:
+            entry[law] = fit.law.predict(*args)
+            ax.plot(grid, entry[law], ls=ls, color=color, lw=1.1)
+    return entry
+
+
+def _label_loss_against(fig, ax, study, x: str, by: str, binned: bool) -> None:
+    """The legend (with one grey entry per fitted law), the laws' formulas and the suptitle."""
     handles, labels = ax.get_legend_handles_labels()
     for law, ls in (("approach3", "-"), ("kaplan", "--")):
         if study.fits.get(law) is not None:
@@ -263,14 +282,6 @@ def _loss_against(study, x: str, by: str, name: str) -> Plot:
     fig.suptitle(
         f"Loss against {x}, one curve per {by}" + (" (binned in log space)" if binned else ""),
         fontsize=10,
-    )
-    points = pd.DataFrame({"N": df["N"], "D": df["D"], "loss": df["loss"], "series": idx})
-    title = (
-        f"Loss against {x}, one curve per {by}, with the fitted Approach 3 (solid) and Kaplan "
-        "(dashed) laws"
-    )
-    return Plot(
-        name, title, fig, dict(points=points, series=series, binned=binned, x=x, by=by, **floor)
     )
 
 
@@ -294,33 +305,90 @@ def isoflop(study) -> Plot:
     fig, (ax, bx) = _figure(2, width=5.6)
     Cs = np.array([b.C for b in fit.budgets])
     norm = LogNorm(Cs.min(), Cs.max() * 1.0001)
-    budgets = []
-    for b in fit.budgets:
-        color = cmap(0.85 * norm(b.C))
-        ax.scatter(b.N, b.loss, s=14, color=color, zorder=3)
-        ax.plot(b.curve_n, b.curve_loss, color=color, lw=1)
-        ax.scatter(
-            [b.n_star],
-            [b.loss_star],
-            marker="*",
-            s=110,
-            zorder=4,
-            edgecolor="black",
-            lw=0.6,
-            facecolor=color if b.used else "white",
+    spread = _seed_spread(study.points)
+    budgets = [_draw_profile(ax, b, cmap(0.85 * norm(b.C)), spread) for b in fit.budgets]
+    _label_profiles(fig, ax, study, cmap, norm)
+    cgrid = _nstar_panel(bx, study, Cs)
+    fig.suptitle("IsoFLOP profiles and the compute-optimal model size", fontsize=10)
+    title = (
+        "IsoFLOP profiles per budget with their minima, and N* against C with the Approach 2 fit"
+    )
+    if any("loss_sd" in b for b in budgets):
+        title += " (bars: +-1 sample sd of the loss over each point's seeds)"
+    return Plot(
+        "isoflop",
+        title,
+        fig,
+        dict(budgets=budgets, fit_C=cgrid, fit_N=fit.allocation.n_opt(cgrid)),
+    )
+
+
+def _seed_spread(df: pd.DataFrame) -> pd.DataFrame:
+    """N, loss and the sample sd of the loss of the points that average several seeds
+    (`tables.mean_over`); empty when none does."""
+    if "loss_sd" not in df:
+        return pd.DataFrame(columns=["N", "loss", "loss_sd"])
+    return df.loc[df["loss_sd"].notna() & (df["n_rep"] > 1), ["N", "loss", "loss_sd"]]
+
+
+def _spread_at(spread: pd.DataFrame, N: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """The seed sd of each (N, loss) point, matched to the points frame within 1e-9 relative (a
+    budget's sizes may differ in the last bits); NaN where a point has one seed."""
+    n, v, sd = (spread[k].to_numpy(float) for k in ("N", "loss", "loss_sd"))
+    out = np.full(len(N), np.nan)
+    for i, (x, y) in enumerate(zip(N, loss)):
+        hit = np.flatnonzero(
+            np.isclose(n, x, rtol=1e-9, atol=0) & np.isclose(v, y, rtol=1e-9, atol=0)
         )
-        budgets.append(
-            dict(
-                C=b.C,
-                N=b.N,
-                loss=b.loss,
-                curve_n=b.curve_n,
-                curve_loss=b.curve_loss,
-                n_star=b.n_star,
-                loss_star=b.loss_star,
-                used=b.used,
-            )
+        if hit.size:
+            out[i] = sd[hit[0]]
+    return out
+
+
+def _draw_profile(ax, b, color, spread: pd.DataFrame) -> dict:
+    """One budget's points (with +-1 sd bars where they average several seeds), interpolant and
+    minimum (white when the minimum sits at an edge and was left out); the arrays drawn."""
+    ax.scatter(b.N, b.loss, s=14, color=color, zorder=3)
+    sd = _spread_at(spread, b.N, b.loss)
+    if np.isfinite(sd).any():
+        ax.errorbar(
+            b.N,
+            b.loss,
+            yerr=np.nan_to_num(sd),
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            capsize=2,
+            zorder=2,
         )
+    ax.plot(b.curve_n, b.curve_loss, color=color, lw=1)
+    ax.scatter(
+        [b.n_star],
+        [b.loss_star],
+        marker="*",
+        s=110,
+        zorder=4,
+        edgecolor="black",
+        lw=0.6,
+        facecolor=color if b.used else "white",
+    )
+    drawn = dict(
+        C=b.C,
+        N=b.N,
+        loss=b.loss,
+        curve_n=b.curve_n,
+        curve_loss=b.curve_loss,
+        n_star=b.n_star,
+        loss_star=b.loss_star,
+        used=b.used,
+    )
+    if np.isfinite(sd).any():
+        drawn["loss_sd"] = sd  # NaN where a point has one seed
+    return drawn
+
+
+def _label_profiles(fig, ax, study, cmap, norm) -> None:
+    """Axes, budget colour bar, minima legend and title of the IsoFLOP profiles panel."""
     _loglog(ax, "N", "loss")
     ax.set_ylabel(loss_axis(study))
     sm = ScalarMappable(norm=norm, cmap=ListedColormap(cmap(np.linspace(0, 0.85, 256))))
@@ -333,7 +401,13 @@ def isoflop(study) -> Plot:
         ["minimum (used in the fit)", "edge minimum (left out)"],
         fontsize=8,
     )
-    ax.set_title(f"IsoFLOP profiles ({fit.method} interpolation)", fontsize=9)
+    ax.set_title(f"IsoFLOP profiles ({study.approach2.method} interpolation)", fontsize=9)
+
+
+def _nstar_panel(bx, study, Cs: np.ndarray) -> np.ndarray:
+    """N* per budget (open stars: edge minima left out) with the Approach 2 power law; its C
+    grid."""
+    fit = study.approach2
     used = np.array([b.used for b in fit.budgets])
     nstar = np.array([b.n_star for b in fit.budgets])
     bx.scatter(
@@ -362,13 +436,7 @@ def isoflop(study) -> Plot:
     bx.set_ylabel("N* (loss-minimising parameters)")
     bx.legend(fontsize=8)
     bx.set_title("Approach 2: N* against C", fontsize=9)
-    fig.suptitle("IsoFLOP profiles and the compute-optimal model size", fontsize=10)
-    return Plot(
-        "isoflop",
-        "IsoFLOP profiles per budget with their minima, and N* against C with the Approach 2 fit",
-        fig,
-        dict(budgets=budgets, fit_C=cgrid, fit_N=fit.allocation.n_opt(cgrid)),
-    )
+    return cgrid
 
 
 def approach1_envelope(study, points=None) -> Plot:
@@ -376,50 +444,22 @@ def approach1_envelope(study, points=None) -> Plot:
     it."""
     _require(study, "approach1")
     fit = study.approach1
-    curves = getattr(points, "curves", None)
-    cmap = colormaps["viridis"]
     df = study.points
     norm = LogNorm(df["N"].min(), df["N"].max() * 1.0001)
     fig, (ax, bx) = _figure(2, width=5.6)
-    drawn = []
-    if fit.source == "curves" and curves is not None and len(curves):
-        for rid, g in curves.groupby("run_id", sort=False):
-            g = g.sort_values("flops")
-            ax.plot(
-                g["flops"], g["loss"], color=cmap(0.9 * norm(g["N"].iloc[0])), lw=0.8, alpha=0.8
-            )
-            drawn.append(
-                dict(
-                    run_id=rid,
-                    N=float(g["N"].iloc[0]),
-                    flops=g["flops"].to_numpy(float),
-                    loss=g["loss"].to_numpy(float),
-                )
-            )
-        what = f"{len(drawn)} training curves"
-    else:
-        ax.scatter(df["C"], df["loss"], s=12, c=[cmap(0.9 * norm(n)) for n in df["N"]])
-        what = f"{len(df)} final points (no training curves in the input)"
+    drawn, what = _training_curves(ax, study, getattr(points, "curves", None), norm)
     env = fit.envelope
     ax.plot(
         env["C"], env["loss"], color="red", lw=2.6, alpha=0.75, label="lower envelope", zorder=4
     )
     _loglog(ax, "C", "loss")
     ax.set_ylabel(loss_axis(study))
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="N (parameters)")
+    fig.colorbar(
+        ScalarMappable(norm=norm, cmap=colormaps["viridis"]), ax=ax, label="N (parameters)"
+    )
     ax.legend(fontsize=8)
     ax.set_title(f"Loss against FLOPs: {what}", fontsize=9)
-    cgrid = _span(env["C"], pad=0.3)
-    bx.scatter(env["C"], env["N"], s=10, color=COLOR["approach1"], label="N on the envelope")
-    bx.scatter(env["C"], env["D"], s=10, color="tab:purple", label="D on the envelope")
-    for key, color in (("a", COLOR["approach1"]), ("b", "tab:purple")):
-        lo, hi = study.ci("approach1", key)
-        law = fit.allocation.n_opt if key == "a" else fit.allocation.d_opt
-        bx.plot(cgrid, law(cgrid), color=color, label=f"{_formula(law)}{_ci_text(lo, hi)}")
-    _loglog(bx, "C", "N")
-    bx.set_ylabel("N_opt (parameters), D_opt (tokens)")
-    bx.legend(fontsize=7.5)
-    bx.set_title("Approach 1: allocation along the envelope", fontsize=9)
+    cgrid = _envelope_allocation(bx, study)
     fig.suptitle("Approach 1: the lower envelope of loss against compute", fontsize=10)
     return Plot(
         "approach1",
@@ -434,6 +474,47 @@ def approach1_envelope(study, points=None) -> Plot:
             fit_D=fit.allocation.d_opt(cgrid),
         ),
     )
+
+
+def _training_curves(ax, study, curves, norm) -> tuple[list[dict], str]:
+    """Each run's loss against FLOPs coloured by N (its final points when the envelope was not
+    built from curves); the curves drawn and what the panel shows."""
+    cmap = colormaps["viridis"]
+    df = study.points
+    if study.approach1.source != "curves" or curves is None or not len(curves):
+        ax.scatter(df["C"], df["loss"], s=12, c=[cmap(0.9 * norm(n)) for n in df["N"]])
+        return [], f"{len(df)} final points (no training curves in the input)"
+    drawn = []
+    for rid, g in curves.groupby("run_id", sort=False):
+        g = g.sort_values("flops")
+        ax.plot(g["flops"], g["loss"], color=cmap(0.9 * norm(g["N"].iloc[0])), lw=0.8, alpha=0.8)
+        drawn.append(
+            dict(
+                run_id=rid,
+                N=float(g["N"].iloc[0]),
+                flops=g["flops"].to_numpy(float),
+                loss=g["loss"].to_numpy(float),
+            )
+        )
+    return drawn, f"{len(drawn)} training curves"
+
+
+def _envelope_allocation(bx, study) -> np.ndarray:
+    """N and D on the envelope with the fitted N_opt, D_opt power laws; their C grid."""
+    fit = study.approach1
+    env = fit.envelope
+    cgrid = _span(env["C"], pad=0.3)
+    bx.scatter(env["C"], env["N"], s=10, color=COLOR["approach1"], label="N on the envelope")
+    bx.scatter(env["C"], env["D"], s=10, color="tab:purple", label="D on the envelope")
+    for key, color in (("a", COLOR["approach1"]), ("b", "tab:purple")):
+        lo, hi = study.ci("approach1", key)
+        law = fit.allocation.n_opt if key == "a" else fit.allocation.d_opt
+        bx.plot(cgrid, law(cgrid), color=color, label=f"{_formula(law)}{_ci_text(lo, hi)}")
+    _loglog(bx, "C", "N")
+    bx.set_ylabel("N_opt (parameters), D_opt (tokens)")
+    bx.legend(fontsize=7.5)
+    bx.set_title("Approach 1: allocation along the envelope", fontsize=9)
+    return cgrid
 
 
 def _in_box(v, grid, margin: float) -> np.ndarray:
@@ -463,53 +544,12 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
     df = study.points
     n = _span(df["N"], pad=0.5)
     d = _span(df["D"], pad=0.5)
-    NN, DD = np.meshgrid(n, d)
-    L = law.predict(NN, DD)
     fig, (ax,) = _figure(width=6.6, height=5.6)
-    levels = np.unique(np.round(np.quantile(L, np.linspace(0.02, 0.98, 14)), 3))
-    cs = ax.contour(
-        NN,
-        DD,
-        L,
-        levels=levels,
-        colors=colormaps["viridis"](np.linspace(0, 0.8, len(levels))),
-        linewidths=0.9,
-    )
-    labels = _inside(ax.clabel(cs, fontsize=6.5, fmt="%.3g", inline=False), n, d)
+    L, levels, labels = _iso_loss_contours(ax, law, n, d)
     ax.scatter(df["N"], df["D"], s=8, color="black", alpha=0.6, label="measured runs", zorder=3)
-    k = FLOPS_PER_PARAM_TOKEN
-    cgrid = np.logspace(np.log10(k * n[0] * d[0]), np.log10(k * n[-1] * d[-1]), 300)
-    fn, fd = law.allocation(cgrid)
-    ax.plot(
-        fn,
-        fd,
-        color=COLOR["approach3"],
-        lw=2.2,
-        label=f"compute-optimal frontier (A3), D ~ N^{law.b / law.a:.2f}",
-    )
-    frontier = {"C": cgrid, "N": fn, "D": fd}
-    if study.kaplan is not None:
-        kn, kd = study.kaplan.law.allocation(cgrid)
-        ax.plot(kn, kd, color=COLOR["kaplan"], lw=1.6, ls="--", label="Kaplan law's frontier")
-        frontier["kaplan_N"], frontier["kaplan_D"] = kn, kd
+    frontier = _frontiers(ax, study, n, d)
     iso_c = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()), n_iso)
-    for C in iso_c:
-        ax.plot(n, C / (k * n), color="grey", ls=":", lw=0.9)
-        ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (k * n), d, 0.08))
-        if ok.size:  # the label near the bottom row, only where it sits well inside the axes
-            j = int(ok[np.argmin(np.abs(np.log(C / (k * n[ok])) - np.log(d[len(d) // 6])))])
-            labels.append(
-                ax.text(
-                    n[j],
-                    C / (k * n[j]),
-                    f"C={C:.0e}",
-                    fontsize=6.5,
-                    color="dimgrey",
-                    rotation=-35,
-                    ha="right",
-                    va="bottom",
-                )
-            )
+    labels += _constant_c_lines(ax, iso_c, n, d)
     ax.set_xlim(n[0], n[-1])
     ax.set_ylim(d[0], d[-1])
     _loglog(ax, "N", "D")
@@ -537,6 +577,71 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
             labels=[(lab.get_text(), *lab.get_position()) for lab in labels],
         ),
     )
+
+
+def _iso_loss_contours(
+    ax, law, n: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Contours of the law's loss over the (n, d) grid at 14 quantile levels, labelled only well
+    inside the axes; the loss grid, the levels and the labels kept."""
+    NN, DD = np.meshgrid(n, d)
+    L = law.predict(NN, DD)
+    levels = np.unique(np.round(np.quantile(L, np.linspace(0.02, 0.98, 14)), 3))
+    cs = ax.contour(
+        NN,
+        DD,
+        L,
+        levels=levels,
+        colors=colormaps["viridis"](np.linspace(0, 0.8, len(levels))),
+        linewidths=0.9,
+    )
+    return L, levels, _inside(ax.clabel(cs, fontsize=6.5, fmt="%.3g", inline=False), n, d)
+
+
+def _frontiers(ax, study, n: np.ndarray, d: np.ndarray) -> dict:
+    """The compute-optimal frontier of Approach 3 (and of the Kaplan law) across the (n, d) box."""
+    law = study.approach3.law
+    k = FLOPS_PER_PARAM_TOKEN
+    cgrid = np.logspace(np.log10(k * n[0] * d[0]), np.log10(k * n[-1] * d[-1]), 300)
+    fn, fd = law.allocation(cgrid)
+    ax.plot(
+        fn,
+        fd,
+        color=COLOR["approach3"],
+        lw=2.2,
+        label=f"compute-optimal frontier (A3), D ~ N^{law.b / law.a:.2f}",
+    )
+    frontier = {"C": cgrid, "N": fn, "D": fd}
+    if study.kaplan is not None:
+        kn, kd = study.kaplan.law.allocation(cgrid)
+        ax.plot(kn, kd, color=COLOR["kaplan"], lw=1.6, ls="--", label="Kaplan law's frontier")
+        frontier["kaplan_N"], frontier["kaplan_D"] = kn, kd
+    return frontier
+
+
+def _constant_c_lines(ax, iso_c: np.ndarray, n: np.ndarray, d: np.ndarray) -> list:
+    """Dotted lines of constant C = 6ND, each labelled near the bottom row where the label sits
+    well inside the axes; the labels."""
+    k = FLOPS_PER_PARAM_TOKEN
+    labels = []
+    for C in iso_c:
+        ax.plot(n, C / (k * n), color="grey", ls=":", lw=0.9)
+        ok = np.flatnonzero(_in_box(n, n, 0.12) & _in_box(C / (k * n), d, 0.08))
+        if ok.size:
+            j = int(ok[np.argmin(np.abs(np.log(C / (k * n[ok])) - np.log(d[len(d) // 6])))])
+            labels.append(
+                ax.text(
+                    n[j],
+                    C / (k * n[j]),
+                    f"C={C:.0e}",
+                    fontsize=6.5,
+                    color="dimgrey",
+                    rotation=-35,
+                    ha="right",
+                    va="bottom",
+                )
+            )
+    return labels
 
 
 def allocation_band(study, law: str, C: np.ndarray) -> dict:
@@ -626,76 +731,17 @@ def comparison(study) -> Plot:
     df = study.points
     cgrid = np.logspace(np.log10(df["C"].min()), np.log10(df["C"].max()) + 2, 200)
     fig, (nx, dx, fx) = _figure(3, width=4.7, height=4.4)
-    lines = {}
-    for law in laws:
-        res = allocation_band(study, law, cgrid)
-        lines[law] = res
-        for ax, key in ((nx, "N"), (dx, "D")):
-            exp = exponents(study, law)[0 if key == "N" else 1]
-            status = study.fits[law].status.value
-            flag = "" if status == "converged" else f" ({status}: not a clean optimum)"
-            flag += " (E fixed)" if law == "approach3" and study.fixed_E is not None else ""
-            ax.plot(
-                cgrid,
-                res[key],
-                color=COLOR[law],
-                ls="--" if law == "kaplan" else "-",
-                label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}",
-            )
-            if res[f"{key}_band"] is not None:
-                ax.fill_between(cgrid, *res[f"{key}_band"], color=COLOR[law], alpha=0.15, lw=0)
-    measured = None
-    if study.approach2 is not None:
-        used = [b for b in study.approach2.budgets if b.used]
-        measured = pd.DataFrame(
-            {"C": [b.C for b in used], "N": [b.n_star for b in used], "D": [b.d_star for b in used]}
-        )
-        nx.scatter(
-            measured["C"],
-            measured["N"],
-            marker="*",
-            s=60,
-            color="black",
-            zorder=4,
-            label="IsoFLOP minima",
-        )
-        dx.scatter(
-            measured["C"],
-            measured["D"],
-            marker="*",
-            s=60,
-            color="black",
-            zorder=4,
-            label="IsoFLOP minima",
-        )
+    lines = {law: _allocation_lines(nx, dx, study, law, cgrid) for law in laws}
+    measured = _isoflop_minima(nx, dx, study)
     clipped = {}
     for ax, key in ((nx, "N"), (dx, "D")):
-        ax.axvline(df["C"].max(), color="grey", lw=0.8, ls=":")
-        ax.text(
-            df["C"].max(),
-            0.02,
-            " largest C measured",
-            fontsize=6.5,
-            color="grey",
-            transform=ax.get_xaxis_transform(),
-        )
-        _loglog(ax, "C", key)
         drawn = [lines[k][key] for k in laws] + ([measured[key]] if measured is not None else [])
-        clipped[key] = _follow_lines(ax, drawn, [lines[k][f"{key}_band"] for k in laws])
-        ax.set_ylabel(
-            f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
-            + ("; bands clipped at the axis" if clipped[key] else "")
-        )
-        ax.legend(fontsize=6.5, loc="upper left")
+        bands = [lines[k][f"{key}_band"] for k in laws]
+        clipped[key] = _allocation_axes(ax, key, df["C"].max(), drawn, bands)
     nx.set_title("compute-optimal model size", fontsize=9)
     dx.set_title("compute-optimal training tokens", fontsize=9)
-    rows, a_tab = [], {}
-    for law in laws:
-        a = exponents(study, law)[0]
-        lo, hi = study.ci(law, "a")
-        a_tab[law] = (a, lo, hi)
-        rows.append((SHORT[law] if law != "kaplan" else "Kaplan", a, lo, hi, COLOR[law], "o"))
-    _forest(fx, rows)
+    a_tab = {law: (exponents(study, law)[0], *study.ci(law, "a")) for law in laws}
+    _forest(fx, [(_short(law), *a_tab[law], COLOR[law], "o") for law in laws])
     pct = int(round(100 * study.options.level))
     fx.set_title(f"allocation exponent a ({pct}% bootstrap interval)", fontsize=9)
     fig.suptitle(
@@ -710,6 +756,75 @@ def comparison(study) -> Plot:
         fig,
         dict(C=cgrid, lines=lines, a=a_tab, measured=measured, bands_clipped=clipped),
     )
+
+
+def _short(law: str) -> str:
+    """A law's short name on the exponent forest ('Kaplan' for the Kaplan law)."""
+    return SHORT[law] if law != "kaplan" else "Kaplan"
+
+
+def _allocation_lines(nx, dx, study, law: str, cgrid: np.ndarray) -> dict:
+    """One law's N_opt and D_opt against C (dashed for Kaplan), with their bootstrap bands, and the
+    arrays drawn (`allocation_band`)."""
+    res = allocation_band(study, law, cgrid)
+    for ax, key in ((nx, "N"), (dx, "D")):
+        exp = exponents(study, law)[0 if key == "N" else 1]
+        status = study.fits[law].status.value
+        flag = "" if status == "converged" else f" ({status}: not a clean optimum)"
+        flag += " (E fixed)" if law == "approach3" and study.fixed_E is not None else ""
+        ax.plot(
+            cgrid,
+            res[key],
+            color=COLOR[law],
+            ls="--" if law == "kaplan" else "-",
+            label=f"{LABEL[law]}: ~C^{exp:.3f}{flag}",
+        )
+        if res[f"{key}_band"] is not None:
+            ax.fill_between(cgrid, *res[f"{key}_band"], color=COLOR[law], alpha=0.15, lw=0)
+    return res
+
+
+def _isoflop_minima(nx, dx, study) -> pd.DataFrame | None:
+    """The IsoFLOP minima used by Approach 2 as black stars on both panels (None without it)."""
+    if study.approach2 is None:
+        return None
+    used = [b for b in study.approach2.budgets if b.used]
+    measured = pd.DataFrame(
+        {"C": [b.C for b in used], "N": [b.n_star for b in used], "D": [b.d_star for b in used]}
+    )
+    for ax, key in ((nx, "N"), (dx, "D")):
+        ax.scatter(
+            measured["C"],
+            measured[key],
+            marker="*",
+            s=60,
+            color="black",
+            zorder=4,
+            label="IsoFLOP minima",
+        )
+    return measured
+
+
+def _allocation_axes(ax, key: str, c_max: float, drawn: list, bands: list) -> bool:
+    """Mark the largest C measured, set log axes whose y limits follow the `drawn` lines, label
+    them; whether a band was clipped."""
+    ax.axvline(c_max, color="grey", lw=0.8, ls=":")
+    ax.text(
+        c_max,
+        0.02,
+        " largest C measured",
+        fontsize=6.5,
+        color="grey",
+        transform=ax.get_xaxis_transform(),
+    )
+    _loglog(ax, "C", key)
+    clipped = _follow_lines(ax, drawn, bands)
+    ax.set_ylabel(
+        f"{key}_opt ({'parameters' if key == 'N' else 'tokens'})"
+        + ("; bands clipped at the axis" if clipped else "")
+    )
+    ax.legend(fontsize=6.5, loc="upper left")
+    return clipped
 
 
 def _group_forest(fx, a_tab: dict, approach: str) -> None:
@@ -843,69 +958,9 @@ def bootstrap(study) -> Plot:
     fig, axes = _figure(3 if e is not None else 2, width=4.6, height=4.0)
     data: dict[str, Any] = {"a": {}, "b": {}, "E": None, "floor": floor}
     for ax, key in zip(axes, ("a", "b")):
-        allv = np.concatenate(
-            [study.samples[k][key][np.isfinite(study.samples[k][key])] for k in laws]
-        )
-        nb = int(np.clip(2 * np.sqrt(allv.size / len(laws)), 8, 40))  # fewer bins for few resamples
-        bins = np.linspace(allv.min(), allv.max(), nb + 1) if np.ptp(allv) > 0 else nb
-        for law in laws:
-            v = study.samples[law][key]
-            v = v[np.isfinite(v)]
-            data[key][law] = v
-            est = exponents(study, law)[0 if key == "a" else 1]
-            ax.hist(
-                v,
-                bins=bins,
-                histtype="step",
-                lw=1.4,
-                color=COLOR[law],
-                density=True,
-                label=f"{SHORT[law]}: {est:.3f} (n={v.size})",
-            )
-            ax.axvline(est, color=COLOR[law], lw=0.8, alpha=0.7)
-        ref_line(
-            ax,
-            "v",
-            CHINCHILLA_A,
-            data_limits([allv], log=False),
-            color="black",
-            ls="--",
-            lw=1,
-            label="0.5 (Chinchilla)",
-        )
-        ax.set_xlabel(f"{key} in {'N' if key == 'a' else 'D'}_opt ~ C^{key}")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7)
-        ax.set_title(f"bootstrap distribution of {key}", fontsize=9)
+        data[key] = _exponent_histograms(ax, study, laws, key)
     if e is not None:
-        ax = axes[2]
-        v = e[np.isfinite(e)]
-        data["E"] = v
-        if v.size:  # an Approach 3 fit stopped at a bound leaves no finite resample of E
-            ax.hist(
-                v,
-                bins=int(np.clip(2 * np.sqrt(v.size), 8, 40)),
-                histtype="stepfilled",
-                color=COLOR["approach3"],
-                alpha=0.5,
-                density=True,
-                label=f"fitted E = {study.approach3.law.E:.3f}",
-            )
-        if floor is not None:
-            ref_line(
-                ax,
-                "v",
-                floor,
-                data_limits([v, [study.approach3.law.E]], log=False),
-                color="black",
-                ls="-.",
-                lw=1.4,
-                label=f"entropy floor {floor:.3f} (known)",
-            )
-        ax.set_xlabel(f"E (irreducible loss, {loss_units(study)})")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7)
-        ax.set_title("Approach 3: bootstrap distribution of E", fontsize=9)
+        data["E"] = _e_histogram(axes[2], study, e, floor)
     fig.suptitle(
         f"Bootstrap ({study.options.n_boot} resamples, seed {study.options.seed})", fontsize=10
     )
@@ -918,6 +973,77 @@ def bootstrap(study) -> Plot:
     )
 
 
+def _exponent_histograms(ax, study, laws: list[str], key: str) -> dict[str, np.ndarray]:
+    """The resamples of exponent `key` ('a' or 'b') per law as step histograms on shared bins, each
+    with its estimate, against Chinchilla's 0.5; the finite resamples per law."""
+    allv = np.concatenate([study.samples[k][key][np.isfinite(study.samples[k][key])] for k in laws])
+    nb = int(np.clip(2 * np.sqrt(allv.size / len(laws)), 8, 40))  # fewer bins for few resamples
+    bins = np.linspace(allv.min(), allv.max(), nb + 1) if np.ptp(allv) > 0 else nb
+    drawn = {}
+    for law in laws:
+        v = study.samples[law][key]
+        v = v[np.isfinite(v)]
+        drawn[law] = v
+        est = exponents(study, law)[0 if key == "a" else 1]
+        ax.hist(
+            v,
+            bins=bins,
+            histtype="step",
+            lw=1.4,
+            color=COLOR[law],
+            density=True,
+            label=f"{SHORT[law]}: {est:.3f} (n={v.size})",
+        )
+        ax.axvline(est, color=COLOR[law], lw=0.8, alpha=0.7)
+    ref_line(
+        ax,
+        "v",
+        CHINCHILLA_A,
+        data_limits([allv], log=False),
+        color="black",
+        ls="--",
+        lw=1,
+        label="0.5 (Chinchilla)",
+    )
+    ax.set_xlabel(f"{key} in {'N' if key == 'a' else 'D'}_opt ~ C^{key}")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    ax.set_title(f"bootstrap distribution of {key}", fontsize=9)
+    return drawn
+
+
+def _e_histogram(ax, study, e: np.ndarray, floor: float | None) -> np.ndarray:
+    """Approach 3's resamples of E as a filled histogram beside the known floor; the finite
+    ones."""
+    v = e[np.isfinite(e)]
+    if v.size:  # an Approach 3 fit stopped at a bound leaves no finite resample of E
+        ax.hist(
+            v,
+            bins=int(np.clip(2 * np.sqrt(v.size), 8, 40)),
+            histtype="stepfilled",
+            color=COLOR["approach3"],
+            alpha=0.5,
+            density=True,
+            label=f"fitted E = {study.approach3.law.E:.3f}",
+        )
+    if floor is not None:
+        ref_line(
+            ax,
+            "v",
+            floor,
+            data_limits([v, [study.approach3.law.E]], log=False),
+            color="black",
+            ls="-.",
+            lw=1.4,
+            label=f"entropy floor {floor:.3f} (known)",
+        )
+    ax.set_xlabel(f"E (irreducible loss, {loss_units(study)})")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    ax.set_title("Approach 3: bootstrap distribution of E", fontsize=9)
+    return v
+
+
 def residuals(study) -> Plot:
     """Log residuals of Approach 3 and Kaplan against N, D and C, and the extrapolation check."""
     if not study.residuals:
@@ -925,71 +1051,16 @@ def residuals(study) -> Plot:
     df = study.points
     fig, axes = _figure(4, width=3.7, height=3.8)
     for ax, key in zip(axes[:3], ("N", "D", "C")):
-        for law, r in study.residuals.items():
-            ax.scatter(
-                df[key],
-                r,
-                s=7,
-                alpha=0.6,
-                color=COLOR[law],
-                marker="o" if law == "approach3" else "x",
-                label=f"{SHORT[law]} (rms {np.sqrt(np.mean(r**2)):.4f})",
-            )
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel(AXIS[key])
-        ax.grid(True, alpha=0.3)
+        _residual_panel(ax, study, key)
     axes[0].set_ylabel("log(predicted / measured loss)")
     axes[0].legend(fontsize=7)
     ex = study.comparison.extrapolation
-    bx = axes[3]
     preds = None
     if ex is not None and any(k in ex.predictions for k in ("approach3", "kaplan")):
         preds = ex.predictions
-        for law in ("approach3", "kaplan"):
-            if law in preds:
-                bx.scatter(
-                    preds["loss"],
-                    preds[law],
-                    s=16,
-                    color=COLOR[law],
-                    marker="o" if law == "approach3" else "x",
-                    label=f"{SHORT[law]}: mean |error| {ex.errors[law]:.2%}",
-                )
-        lim = np.array(
-            [
-                min(
-                    preds["loss"].min(),
-                    *(preds[k].min() for k in ("approach3", "kaplan") if k in preds),
-                ),
-                max(
-                    preds["loss"].max(),
-                    *(preds[k].max() for k in ("approach3", "kaplan") if k in preds),
-                ),
-            ]
-        )
-        lim = lim * np.array([0.98, 1.02])
-        bx.plot(lim, lim, color="black", lw=0.8, label="predicted = measured")
-        bx.set_xlim(*lim)
-        bx.set_ylim(*lim)
-        bx.set_xlabel("measured loss (held out)")
-        bx.set_ylabel("predicted loss")
-        bx.legend(fontsize=7)
-        bx.set_title(
-            f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= "
-            f"{ex.holdout_C_min:.3g}",
-            fontsize=8,
-        )
+        _extrapolation_panel(axes[3], ex)
     else:
-        bx.text(
-            0.5,
-            0.5,
-            "no extrapolation check\n(too few points or budgets)",
-            ha="center",
-            va="center",
-            transform=bx.transAxes,
-        )
-        bx.set_axis_off()
+        _no_extrapolation(axes[3])
     fig.suptitle(
         "Residuals of the fitted laws, and their extrapolation to the largest budget", fontsize=10
     )
@@ -1006,6 +1077,69 @@ def residuals(study) -> Plot:
             extrapolation=preds,
         ),
     )
+
+
+def _residual_panel(ax, study, key: str) -> None:
+    """Each law's log residuals against one of N, D, C (with its rms in the label)."""
+    for law, r in study.residuals.items():
+        ax.scatter(
+            study.points[key],
+            r,
+            s=7,
+            alpha=0.6,
+            color=COLOR[law],
+            marker="o" if law == "approach3" else "x",
+            label=f"{SHORT[law]} (rms {np.sqrt(np.mean(r**2)):.4f})",
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS[key])
+    ax.grid(True, alpha=0.3)
+
+
+def _extrapolation_panel(bx, ex) -> None:
+    """Predicted against measured held-out loss per law, on square limits around the identity."""
+    preds = ex.predictions
+    laws = [k for k in ("approach3", "kaplan") if k in preds]
+    for law in laws:
+        bx.scatter(
+            preds["loss"],
+            preds[law],
+            s=16,
+            color=COLOR[law],
+            marker="o" if law == "approach3" else "x",
+            label=f"{SHORT[law]}: mean |error| {ex.errors[law]:.2%}",
+        )
+    lim = np.array(
+        [
+            min(preds["loss"].min(), *(preds[k].min() for k in laws)),
+            max(preds["loss"].max(), *(preds[k].max() for k in laws)),
+        ]
+    )
+    lim = lim * np.array([0.98, 1.02])
+    bx.plot(lim, lim, color="black", lw=0.8, label="predicted = measured")
+    bx.set_xlim(*lim)
+    bx.set_ylim(*lim)
+    bx.set_xlabel("measured loss (held out)")
+    bx.set_ylabel("predicted loss")
+    bx.legend(fontsize=7)
+    bx.set_title(
+        f"refit on {ex.n_train} points, tested on {ex.n_holdout}\nwith C >= {ex.holdout_C_min:.3g}",
+        fontsize=8,
+    )
+
+
+def _no_extrapolation(bx) -> None:
+    """The extrapolation panel when there is no check: a note, no axes."""
+    bx.text(
+        0.5,
+        0.5,
+        "no extrapolation check\n(too few points or budgets)",
+        ha="center",
+        va="center",
+        transform=bx.transAxes,
+    )
+    bx.set_axis_off()
 
 
 FIGURES = (

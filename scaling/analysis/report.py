@@ -267,6 +267,7 @@ def _allocation(study, h: str, pct: int) -> list[str]:
             for r in study.comparison.table
         ],
     )
+    lines += _seed_noise(study)
     for name, why in study.skipped.items():
         lines.append(f"\n{_label(name)} was skipped: {why}")
     if not study.predictions:
@@ -290,6 +291,23 @@ def _allocation(study, h: str, pct: int) -> list[str]:
         )
     head = ["law", "C (FLOPs)", "N_opt", "D_opt", "tokens per parameter", "loss"]
     return lines + _table(head, rows)
+
+
+def _seed_noise(study) -> list[str]:
+    """How much of Approach 3's interval of a is seed noise, when the points average several seeds
+    (as `scaling fit` prints it); nothing otherwise."""
+    sn = study.seed_noise
+    if sn is None:
+        return []
+    lo, hi = sn["replicates_per_point"]
+    seeds = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    return [
+        "",
+        f"**Seed noise.** Approach 3's a has the interval {interval_of(sn['a_ci'])} with the "
+        f"replicates resampled within each point and {interval_of(sn['a_ci_points_only'])} with "
+        f"the points only: {sn['seed_share']:.0%} of the width is seed noise ({sn['points']} "
+        f"points, {seeds} seeds each).",
+    ]
 
 
 def _elasticities(study, h: str) -> list[str]:

@@ -330,21 +330,13 @@ def load_points(
     Sweep folders average over `seed` automatically when it varies at a point; `()` turns that off.
     unique: the column of unique training tokens U_D (repeated data), kept as `U_D`.
     """
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not paths:
-        raise DataError("no input given; pass a sweep folder or a CSV/parquet/JSONL table")
-    paths = expand(paths)
+    paths = _input_paths(paths)
     source = ", ".join(str(p) for p in paths)
     logs, n = log_options(n, d, loss, log_format, tokens_per_step)
     sink: list[str] = []
     table, curves = _read_all(paths, sink, logs, source)
-    if (
-        curves_as_points
-    ):  # the points are the curves: Approach 1 then works from them, not from curves
-        table, curves = (
-            curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source),
-            [],
-        )
+    if curves_as_points:
+        table, curves = _curves_as_points(table, curves, source)
     if query:
         table = _query(table, query)
     cols = _columns(table, {"N": n, "D": d, "C": c, "loss": loss}, source)
@@ -352,6 +344,22 @@ def load_points(
     notes = _log_notes(table)
     if best_over or mean_over:
         frame, notes = _best_over(frame, table, best_over, mean_over, source, notes)
+    frame, keep = _drop_top_losses(frame, drop_top_loss, min_points, source)
+    columns = _column_sources(frame, cols, sink)
+    curve_frame = (
+        _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
+    )
+    over, how = (
+        ((), "") if best_over else _replicate_columns(mean_over, table, frame, curves, source, keep)
+    )
+    return _points(frame, curve_frame, columns, sink, notes, over, how)
+
+
+def _drop_top_losses(
+    frame: pd.DataFrame, drop_top_loss: int, min_points: int, source: str
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The frame without its `drop_top_loss` highest losses, and the rows kept (None: all);
+    DataError when fewer than `min_points` remain."""
     keep = _below_top_losses(frame, drop_top_loss) if drop_top_loss else None
     if keep is not None:
         frame = frame[keep].reset_index(drop=True)
@@ -359,15 +367,49 @@ def load_points(
         raise DataError(
             f"{source}: only {len(frame)} usable point(s); a fit needs at least {min_points}"
         )
+    return frame, keep
+
+
+def _column_sources(
+    frame: pd.DataFrame, cols: dict[str, str | None], sink: list[str]
+) -> dict[str, str]:
+    """Source column per canonical name ("derived" where computed); warns of unlikely units."""
     columns = {k: v if v is not None else "derived (C = 6ND)" for k, v in cols.items()}
     for msg in unit_warnings(frame, {k for k in ("N", "D", "C") if cols[k] is not None}):
         _warn(msg, sink)
-    curve_frame = (
-        _canonical_curves(pd.concat(curves, ignore_index=True), frame, sink) if curves else None
+    return columns
+
+
+def _input_paths(paths) -> list[Path]:
+    """`paths` (one path or several) expanded to the files and sweep folders to read."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise DataError("no input given; pass a sweep folder or a CSV/parquet/JSONL table")
+    return expand(paths)
+
+
+def _curves_as_points(
+    table: pd.DataFrame, curves: list[pd.DataFrame], source: str
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Every evaluation of every run as a point; no curves are left (Approach 1 then works from
+    the points, not from curves)."""
+    return (
+        curve_rows(table, pd.concat(curves, ignore_index=True) if curves else None, source),
+        [],
     )
-    over, how = (
-        ((), "") if best_over else _replicate_columns(mean_over, table, frame, curves, source, keep)
-    )
+
+
+def _points(
+    frame: pd.DataFrame,
+    curve_frame: pd.DataFrame | None,
+    columns: dict[str, str],
+    sink: list[str],
+    notes: list[str],
+    over: tuple[str, ...],
+    how: str,
+) -> Points:
+    """`Points`, with the replicates at each point (rows differing in the `over` columns) averaged
+    into one row (`mean_replicates`) and the averaging described in columns["mean_over"]."""
     if not over:
         return Points(frame, curve_frame, columns, sink, notes)
     frame, reps = mean_replicates(frame)

@@ -145,56 +145,16 @@ def approach2(
         m = labels == lab
         if np.unique(logn_all[m]).size < min_points:
             continue
-        # average repeated sizes (seeds) so the interpolant is a function of N
-        # (sizes within 1% count as one: read-off or rounded N would make the interpolant wild)
-        frame = pd.DataFrame(
-            {
-                "k": np.round(logn_all[m] / 0.01),
-                "x": logn_all[m],
-                "d": logd_all[m],
-                "y": loss_all[m],
-            }
-        )
-        frame = frame.groupby("k", as_index=False).mean()
-        x, logd, y = frame["x"].to_numpy(), frame["d"].to_numpy(), frame["y"].to_numpy()
-        xs, ls, cx, cy, par = isoflop_minimum(x, y, method)
-        i = int(np.argmin(y))
-        edge = i == 0 or i == len(x) - 1
-        C = float(np.exp(logc_all[m].mean()))
-        if edge:
-            msgs.append(
-                f"Approach 2: at C = {C:.3g} the lowest loss is at the "
-                f"{'smallest' if i == 0 else 'largest'} sampled size (N = {np.exp(x[i]):.3g}); N* "
-                "there is only bounded from one side"
-            )
-        d_star = float(np.exp(np.interp(xs, x, logd)))
-        profiles.append(
-            dict(
-                C=C,
-                N=np.exp(x),
-                loss=y,
-                n_star=float(np.exp(xs)),
-                d_star=d_star,
-                loss_star=ls,
-                edge=edge,
-                curve_n=np.exp(cx),
-                curve_loss=cy,
-                parabola=par,
-            )
-        )
+        profile, msg = _budget_profile(logn_all[m], logd_all[m], logc_all[m], loss_all[m], method)
+        profiles.append(profile)
+        if msg:
+            msgs.append(msg)
     if len(profiles) < 2:
         raise FitError(
             f"Approach 2 needs at least 2 compute budgets with >= {min_points} model sizes each; "
             f"found {len(profiles)} (budgets group C values within {budget_tol} decades)"
         )
-    interior = [p for p in profiles if not p["edge"]]
-    use_interior = drop_edge and len(interior) >= 2
-    if drop_edge and not use_interior and any(p["edge"] for p in profiles):
-        msgs.append(
-            "Approach 2: fewer than 2 budgets have an interior minimum; edge budgets were kept"
-        )
-    for p in profiles:
-        p["used"] = (not p["edge"]) if use_interior else True
+    msgs += _mark_used(profiles, drop_edge)
     used = [p for p in profiles if p["used"]]
     Cs = [p["C"] for p in used]
     alloc = Allocation(
@@ -204,6 +164,55 @@ def approach2(
     for msg in msgs:
         warnings.warn(msg, FitWarning, stacklevel=2)
     return Approach2Fit(alloc, tuple(BudgetProfile(**p) for p in profiles), method, tuple(msgs))
+
+
+def _budget_profile(
+    log_n: np.ndarray, log_d: np.ndarray, log_c: np.ndarray, loss: np.ndarray, method: str
+) -> tuple[dict, str | None]:
+    """One budget's `BudgetProfile` fields (all but `used`) from its points' logs and losses, and
+    the warning when its minimum is at an edge size (None otherwise)."""
+    # average repeated sizes (seeds) so the interpolant is a function of N
+    # (sizes within 1% count as one: read-off or rounded N would make the interpolant wild)
+    frame = pd.DataFrame({"k": np.round(log_n / 0.01), "x": log_n, "d": log_d, "y": loss})
+    frame = frame.groupby("k", as_index=False).mean()
+    x, logd, y = frame["x"].to_numpy(), frame["d"].to_numpy(), frame["y"].to_numpy()
+    xs, ls, cx, cy, par = isoflop_minimum(x, y, method)
+    i = int(np.argmin(y))
+    edge = i == 0 or i == len(x) - 1
+    C = float(np.exp(log_c.mean()))
+    msg = None
+    if edge:
+        msg = (
+            f"Approach 2: at C = {C:.3g} the lowest loss is at the "
+            f"{'smallest' if i == 0 else 'largest'} sampled size (N = {np.exp(x[i]):.3g}); N* "
+            "there is only bounded from one side"
+        )
+    d_star = float(np.exp(np.interp(xs, x, logd)))
+    profile = dict(
+        C=C,
+        N=np.exp(x),
+        loss=y,
+        n_star=float(np.exp(xs)),
+        d_star=d_star,
+        loss_star=ls,
+        edge=edge,
+        curve_n=np.exp(cx),
+        curve_loss=cy,
+        parabola=par,
+    )
+    return profile, msg
+
+
+def _mark_used(profiles: list[dict], drop_edge: bool) -> list[str]:
+    """Set each profile's `used` (edge budgets are left out when drop_edge and 2 interior ones
+    remain); the warning when edge budgets had to be kept."""
+    interior = [p for p in profiles if not p["edge"]]
+    use_interior = drop_edge and len(interior) >= 2
+    for p in profiles:
+        p["used"] = (not p["edge"]) if use_interior else True
+    if drop_edge and not use_interior and any(p["edge"] for p in profiles):
+        return ["Approach 2: fewer than 2 budgets have an interior minimum; edge budgets were kept"]
+    return []
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ CHINCHILLA_BOUNDS = ((-23.0, 60.0), (-23.0, 60.0), (-23.0, 10.0), (0.0, 5.0), (0
 # Polish tolerances: the Huber(1e-3) objective is nearly L1 and flat, default L-BFGS-B tolerances
 # stop far from the optimum (bootstrap spreads shrink tenfold); these reach the optimum to ~1e-10.
 LBFGS_OPTIONS = dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-12, maxcor=20)
+# CHINCHILLA_BOUNDS as arrays of the lower and the upper limits
+_LOWER, _UPPER = (np.array([b[i] for b in CHINCHILLA_BOUNDS]) for i in (0, 1))
 
 
 def hoffmann_grid() -> np.ndarray:
@@ -239,10 +241,7 @@ def polish_chinchilla_batch(
     R = len(weights)
     w = np.asarray(weights, float)
     free = np.arange(5) if fixed_e is None else FIXED_E_FREE
-    lo, hi = (np.array([b[i] for b in CHINCHILLA_BOUNDS]) for i in (0, 1))
-    theta = np.broadcast_to(np.clip(np.asarray(theta0, float), lo, hi), (R, 5)).copy()
-    if fixed_e is not None:
-        theta[:, 2] = fixed_e
+    theta = _start_rows(theta0, R, fixed_e)
     dt, dtdt = _term_jacobian(log_n, log_d, free)
     log_loss = np.asarray(log_loss, float)
     min_log_loss = np.broadcast_to(np.min(log_loss, axis=-1), (R,))
@@ -256,20 +255,13 @@ def polish_chinchilla_batch(
             break
         ww = w[rows]
         step = _damped_newton_step(r[rows], prob[rows], ww, dt, dtdt, lam[rows], delta)
-        with np.errstate(all="ignore"):
-            trial = theta[rows].copy()
-            trial[:, free] += step
-            inside = np.all((trial >= lo) & (trial <= hi), axis=1)
-            r_new, p_new = _lse_residuals(
-                trial, log_loss[rows] if log_loss.ndim == 2 else log_loss, log_n, log_d
-            )
-            f_new = _huber_sum(r_new, ww, delta)
-        better = inside & np.isfinite(f_new) & (f_new <= f[rows])
+        ll = log_loss[rows] if log_loss.ndim == 2 else log_loss
+        trial, r_new, p_new, f_new, better = _trial_step(
+            theta[rows], step, free, ll, log_n, log_d, ww, f[rows], delta
+        )
         # stop as L-BFGS-B would (LBFGS_OPTIONS): the step or the decrease is negligible, or no
         # descent is left even along the damped (almost gradient) direction
-        size = 1.0 + np.linalg.norm(theta[rows][:, free], axis=1)
-        small = np.linalg.norm(step, axis=1) <= 1e-11 * size
-        flat = f[rows] - f_new <= 1e-15 * np.maximum(f[rows], 1.0)
+        negligible = _negligible_progress(step, theta[rows][:, free], f[rows], f_new)
         ok = rows[better]
         theta[ok], f[ok] = trial[better], f_new[better]
         r[ok], prob[ok] = r_new[better], p_new[better]
@@ -279,11 +271,52 @@ def polish_chinchilla_batch(
         # rejected; a row that stalls on a bound is caught by `bound_hits` below)
         if fixed_e is None:
             vanished[rows] = theta[rows, 2] < min_log_loss[rows] + np.log(E_VANISHED)
-        settled[rows] = ((better & (small | flat)) | stalled) & ~vanished[rows]
+        settled[rows] = ((better & negligible) | stalled) & ~vanished[rows]
         active[rows[settled[rows] | vanished[rows]]] = False
     for i in np.flatnonzero(settled):
         settled[i] = not bound_hits(theta[i], fixed_e, float(min_log_loss[i]))
     return theta, settled, vanished
+
+
+def _start_rows(theta0, n_rows: int, fixed_e: float | None) -> np.ndarray:
+    """theta0 (5,) or (R, 5) clipped to the bounds as n_rows rows, e set to fixed_e if given."""
+    theta = np.broadcast_to(np.clip(np.asarray(theta0, float), _LOWER, _UPPER), (n_rows, 5)).copy()
+    if fixed_e is not None:
+        theta[:, 2] = fixed_e
+    return theta
+
+
+def _trial_step(
+    theta: np.ndarray,
+    step: np.ndarray,
+    free: np.ndarray,
+    log_loss: np.ndarray,
+    log_n: np.ndarray,
+    log_d: np.ndarray,
+    ww: np.ndarray,
+    f: np.ndarray,
+    delta: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows theta moved by step over the free parameters: (trial theta, log residuals, term
+    weights, Huber objective, better mask: inside the bounds with a finite objective <= f)."""
+    with np.errstate(all="ignore"):
+        trial = theta.copy()
+        trial[:, free] += step
+        inside = np.all((trial >= _LOWER) & (trial <= _UPPER), axis=1)
+        r, prob = _lse_residuals(trial, log_loss, log_n, log_d)
+        f_new = _huber_sum(r, ww, delta)
+    return trial, r, prob, f_new, inside & np.isfinite(f_new) & (f_new <= f)
+
+
+def _negligible_progress(
+    step: np.ndarray, theta_free: np.ndarray, f: np.ndarray, f_new: np.ndarray
+) -> np.ndarray:
+    """Per row, whether the step (relative to theta) or the decrease of the objective is too small
+    to go on, by L-BFGS-B's tolerances (LBFGS_OPTIONS)."""
+    size = 1.0 + np.linalg.norm(theta_free, axis=1)
+    small = np.linalg.norm(step, axis=1) <= 1e-11 * size
+    flat = f - f_new <= 1e-15 * np.maximum(f, 1.0)
+    return small | flat
 
 
 def _nonneg_lsq(G: np.ndarray, r: np.ndarray, tt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -322,39 +355,7 @@ def varpro_starts(
     X = np.exp(-exps[:, None] * log_n) / L  # (n_grid, n): columns of the design divided by L
     Y = np.exp(-exps[:, None] * log_d) / L
     shape = (n_grid, n_grid)
-    # Gram matrix entries and right-hand sides for every (alpha, beta) pair, shape (n_grid, n_grid)
-    sxx = np.broadcast_to(np.einsum("an,an->a", X, X)[:, None], shape)
-    syy = np.broadcast_to(np.einsum("bn,bn->b", Y, Y)[None, :], shape)
-    sxy = X @ Y.T
-    if fixed_e is None:  # columns (1/L, X, Y), target 1: coefficients (E, A, B)
-        one = 1.0 / L
-        s11 = np.full(shape, one @ one)
-        s1x = np.broadcast_to((X @ one)[:, None], shape)
-        s1y = np.broadcast_to((Y @ one)[None, :], shape)
-        G = np.stack(
-            [
-                np.stack([s11, s1x, s1y], -1),
-                np.stack([s1x, sxx, sxy], -1),
-                np.stack([s1y, sxy, syy], -1),
-            ],
-            -2,
-        )
-        r = np.stack(
-            [
-                np.full_like(s11, one.sum()),
-                np.broadcast_to(X.sum(1)[:, None], shape),
-                np.broadcast_to(Y.sum(1)[None, :], shape),
-            ],
-            -1,
-        )
-        tt = float(len(L))
-    else:  # columns (X, Y), target 1 - E/L: coefficients (A, B)
-        t = 1.0 - np.exp(fixed_e) / L
-        G = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
-        r = np.stack(
-            [np.broadcast_to((X @ t)[:, None], shape), np.broadcast_to((Y @ t)[None, :], shape)], -1
-        )
-        tt = float(t @ t)
+    G, r, tt = _varpro_normal_equations(X, Y, L, fixed_e)
     best_ssr, best_coef = _nonneg_lsq(G, r, tt)
     # candidates: the 200 best pairs by least squares, re-ranked by the true Huber objective
     flat = np.argsort(best_ssr, axis=None)[:200]
@@ -362,15 +363,64 @@ def varpro_starts(
     coef = np.maximum(
         best_coef[ia, ib], np.exp(CHINCHILLA_BOUNDS[0][0])
     )  # a zero sits on the bound
+    theta = _theta_from_linear(coef, exps[ia], exps[ib], fixed_e)
+    obj = huber_objective(theta, log_n, log_d, log_loss)
+    return theta[np.argsort(obj)[:n_best]]
+
+
+def _varpro_normal_equations(
+    X: np.ndarray, Y: np.ndarray, L: np.ndarray, fixed_e: float | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Normal equations (G, r, target'target) of the linear part for every (alpha, beta) pair:
+    columns (1/L, X, Y) with target 1, or with e fixed (X, Y) with target 1 - E/L."""
+    shape = (len(X), len(Y))
+    # Gram matrix entries and right-hand sides for every (alpha, beta) pair, shape (n_grid, n_grid)
+    sxx = np.broadcast_to(np.einsum("an,an->a", X, X)[:, None], shape)
+    syy = np.broadcast_to(np.einsum("bn,bn->b", Y, Y)[None, :], shape)
+    sxy = X @ Y.T
+    if fixed_e is not None:  # columns (X, Y), target 1 - E/L: coefficients (A, B)
+        t = 1.0 - np.exp(fixed_e) / L
+        G = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
+        r = np.stack(
+            [np.broadcast_to((X @ t)[:, None], shape), np.broadcast_to((Y @ t)[None, :], shape)], -1
+        )
+        return G, r, float(t @ t)
+    # columns (1/L, X, Y), target 1: coefficients (E, A, B)
+    one = 1.0 / L
+    s11 = np.full(shape, one @ one)
+    s1x = np.broadcast_to((X @ one)[:, None], shape)
+    s1y = np.broadcast_to((Y @ one)[None, :], shape)
+    G = np.stack(
+        [
+            np.stack([s11, s1x, s1y], -1),
+            np.stack([s1x, sxx, sxy], -1),
+            np.stack([s1y, sxy, syy], -1),
+        ],
+        -2,
+    )
+    r = np.stack(
+        [
+            np.full_like(s11, one.sum()),
+            np.broadcast_to(X.sum(1)[:, None], shape),
+            np.broadcast_to(Y.sum(1)[None, :], shape),
+        ],
+        -1,
+    )
+    return G, r, float(len(L))
+
+
+def _theta_from_linear(
+    coef: np.ndarray, alpha: np.ndarray, beta: np.ndarray, fixed_e: float | None
+) -> np.ndarray:
+    """Rows (a, b, e, alpha, beta) from the linear coefficients: (E, A, B), or (A, B) with e
+    fixed."""
     if fixed_e is None:  # coef = (E, A, B)
         log_e = np.log(coef[:, 0])
         log_a, log_b = np.log(coef[:, 1]), np.log(coef[:, 2])
     else:  # coef = (A, B)
         log_e = np.full(len(coef), float(fixed_e))
         log_a, log_b = np.log(coef[:, 0]), np.log(coef[:, 1])
-    theta = np.column_stack([log_a, log_b, log_e, exps[ia], exps[ib]])
-    obj = huber_objective(theta, log_n, log_d, log_loss)
-    return theta[np.argsort(obj)[:n_best]]
+    return np.column_stack([log_a, log_b, log_e, alpha, beta])
 
 
 def check_fixed_E(fix_E: float, min_loss: float, where: str = " in the fit") -> None:
@@ -403,31 +453,56 @@ def fit_chinchilla(
     'fast'; fix_E: hold E at this known value (0 < fix_E < every loss) and fit A, B, alpha, beta
     only."""
     log_n, log_d, log_loss = (np.asarray(v, float) for v in (log_n, log_d, log_loss))
-    n_par = 5 if fix_E is None else 4
-    if len(log_n) < n_par + 1:
-        raise FitError(
-            f"Approach 3 has {n_par} parameters{' (E fixed)' if fix_E is not None else ''} and "
-            f"needs at least {n_par + 1} points; got {len(log_n)}"
-        )
+    _check_enough_points(len(log_n), fix_E)
     fixed_e = None
     if fix_E is not None:
         fix_E = float(fix_E)
         check_fixed_E(fix_E, float(np.exp(log_loss.min())))
         fixed_e = float(np.log(fix_E))
     if starts is None:
-        if method == "grid":
-            grid = hoffmann_grid()
-            if (
-                fixed_e is not None
-            ):  # the e column collapses to the fixed value: 900 distinct starts
-                grid[:, 2] = fixed_e
-                grid = np.unique(grid, axis=0)
-            obj = huber_objective(grid, log_n, log_d, log_loss, weights)
-            starts = grid[np.argsort(obj)[:n_polish]]
-        elif method == "fast":
-            starts = varpro_starts(log_n, log_d, log_loss, fixed_e=fixed_e)
-        else:
-            raise FitError(f"unknown Approach 3 method {method!r}; choose 'fast' or 'grid'")
+        starts = _chinchilla_starts(method, log_n, log_d, log_loss, weights, n_polish, fixed_e)
+    theta, fun, status = _best_polished(starts, log_n, log_d, log_loss, weights, fixed_e)
+    msgs: tuple[str, ...] = ()
+    if status is not FitStatus.CONVERGED:
+        msgs = (_status_message(status, theta, fixed_e, log_loss),)
+        warnings.warn(msgs[0], FitWarning, stacklevel=2)
+    law = ChinchillaLaw.from_theta(theta)
+    if fix_E is not None:
+        law = replace(law, E=fix_E)  # exactly the value given, not exp(log(E))
+    return ChinchillaFit(law, fun, status, method, len(starts), msgs, fix_E)
+
+
+def _check_enough_points(n_points: int, fix_E: float | None) -> None:
+    """FitError unless there is at least one point more than Approach 3 has parameters."""
+    n_par = 5 if fix_E is None else 4
+    if n_points < n_par + 1:
+        raise FitError(
+            f"Approach 3 has {n_par} parameters{' (E fixed)' if fix_E is not None else ''} and "
+            f"needs at least {n_par + 1} points; got {n_points}"
+        )
+
+
+def _chinchilla_starts(
+    method: str, log_n, log_d, log_loss, weights, n_polish: int, fixed_e: float | None
+) -> np.ndarray:
+    """Starts to polish: the `n_polish` best of Hoffmann's grid ('grid') or the varpro search
+    ('fast')."""
+    if method == "grid":
+        grid = hoffmann_grid()
+        if fixed_e is not None:  # the e column collapses to the fixed value: 900 distinct starts
+            grid[:, 2] = fixed_e
+            grid = np.unique(grid, axis=0)
+        obj = huber_objective(grid, log_n, log_d, log_loss, weights)
+        return grid[np.argsort(obj)[:n_polish]]
+    if method == "fast":
+        return varpro_starts(log_n, log_d, log_loss, fixed_e=fixed_e)
+    raise FitError(f"unknown Approach 3 method {method!r}; choose 'fast' or 'grid'")
+
+
+def _best_polished(
+    starts: np.ndarray, log_n, log_d, log_loss, weights, fixed_e: float | None
+) -> tuple[np.ndarray, float, FitStatus]:
+    """Every start polished by L-BFGS-B: (theta, objective, FitStatus) of the lowest objective."""
     best = None
     with single_thread_blas():
         if len(starts) > PRE_POLISH_STARTS:
@@ -451,22 +526,19 @@ def fit_chinchilla(
             if best is None or fun < best[1]:
                 best = (theta, fun, status)
     assert best is not None  # at least one start
-    theta, fun, status = best
-    msgs: tuple[str, ...] = ()
-    if status is not FitStatus.CONVERGED:
-        hit = (
-            ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e, float(np.min(log_loss))))
-            or "iteration limit"
-        )
-        msgs = (
-            f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a "
-            "clean optimum",
-        )
-        warnings.warn(msgs[0], FitWarning, stacklevel=2)
-    law = ChinchillaLaw.from_theta(theta)
-    if fix_E is not None:
-        law = replace(law, E=fix_E)  # exactly the value given, not exp(log(E))
-    return ChinchillaFit(law, fun, status, method, len(starts), msgs, fix_E)
+    return best
+
+
+def _status_message(status: FitStatus, theta, fixed_e: float | None, log_loss) -> str:
+    """The warning for a fit that did not converge cleanly: its status and the bounds it hit."""
+    hit = (
+        ", ".join(THETA_NAMES[i] for i in bound_hits(theta, fixed_e, float(np.min(log_loss))))
+        or "iteration limit"
+    )
+    return (
+        f"Approach 3 fit ended with status {status.value} ({hit}); its numbers are not a "
+        "clean optimum"
+    )
 
 
 # ---- Kaplan joint law -------------------------------------------------------------------------
