@@ -12,15 +12,7 @@
 # Resumable: a sweep skips its finished runs and resumes a cut one from its checkpoint, so an
 # interrupted study continues where it stopped. Any further arguments are Hydra overrides passed to
 # every sweep (e.g. train.device=cuda).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
-RUNS=${RUNS:-runs/reference}
-OUT=${OUT:-analysis/reference}
-JOBS=${JOBS:-2}
-SCALING=${SCALING:-scaling}
+source "$(dirname "$0")/study_env.sh"   # strict mode, repo root, --smoke, RUNS, OUT, JOBS, SCALING
 BOOT=${BOOT:-200}                          # bootstrap resamples of every report
 if (( SMOKE )); then RUNS=${RUNS%/}-smoke; OUT=$RUNS/analysis; BOOT=20; fi   # all under the ignored runs/
 

@@ -8,15 +8,7 @@
 #   scripts/tuned_study.sh --smoke         # tiny shapes and budgets into runs/reference-smoke/
 #
 # Further arguments are Hydra overrides for every sweep (e.g. train.device=cuda).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
-RUNS=${RUNS:-runs/reference}
-OUT=${OUT:-analysis/reference}
-JOBS=${JOBS:-2}
-SCALING=${SCALING:-scaling}
+source "$(dirname "$0")/study_env.sh"   # strict mode, repo root, --smoke, RUNS, OUT, JOBS, SCALING
 DATA=${DATA:-synthetic stdlib}
 BUDGETS=${BUDGETS:-[1.0e+11,2.0e+11,5.0e+11,1.0e+12,2.0e+12,5.0e+12,1.0e+13]}  # two decades of C
 SEEDS=${SEEDS:-3}   # seeds in all at the 3 sizes nearest each budget's N*

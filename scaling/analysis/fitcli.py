@@ -178,21 +178,21 @@ def _add_bootstrap_arguments(m: argparse._ArgumentGroup) -> None:
 
 def load_kwargs(args: argparse.Namespace) -> dict:
     """`load_points` keyword arguments from parsed common options."""
-    return dict(
-        n=args.n,
-        d=args.d,
-        c=args.c,
-        loss=args.loss,
-        group=args.group,
-        drop_top_loss=args.drop_top_loss,
-        query=args.query,
-        curves_as_points=args.curve_points,
-        log_format=args.log_format,
-        tokens_per_step=args.tokens_per_step,
-        best_over=_columns(args.best_over),
-        mean_over=() if args.mean_over == "none" else args.mean_over,
-        unique=args.unique,
-    )
+    return {
+        "n": args.n,
+        "d": args.d,
+        "c": args.c,
+        "loss": args.loss,
+        "group": args.group,
+        "drop_top_loss": args.drop_top_loss,
+        "query": args.query,
+        "curves_as_points": args.curve_points,
+        "log_format": args.log_format,
+        "tokens_per_step": args.tokens_per_step,
+        "best_over": _columns(args.best_over),
+        "mean_over": () if args.mean_over == "none" else args.mean_over,
+        "unique": args.unique,
+    }
 
 
 def _columns(text: str | None) -> tuple[str, ...] | None:

@@ -372,16 +372,16 @@ def _draw_profile(ax, b, color, spread: pd.DataFrame) -> dict:
         lw=0.6,
         facecolor=color if b.used else "white",
     )
-    drawn = dict(
-        C=b.C,
-        N=b.N,
-        loss=b.loss,
-        curve_n=b.curve_n,
-        curve_loss=b.curve_loss,
-        n_star=b.n_star,
-        loss_star=b.loss_star,
-        used=b.used,
-    )
+    drawn = {
+        "C": b.C,
+        "N": b.N,
+        "loss": b.loss,
+        "curve_n": b.curve_n,
+        "curve_loss": b.curve_loss,
+        "n_star": b.n_star,
+        "loss_star": b.loss_star,
+        "used": b.used,
+    }
     if np.isfinite(sd).any():
         drawn["loss_sd"] = sd  # NaN where a point has one seed
     return drawn
@@ -567,15 +567,15 @@ def approach3_contours(study, n_iso: int = 5) -> Plot:
         "The fitted Approach 3 surface as iso-loss contours over (N, D), with the "
         "compute-optimal frontier and lines of constant C",
         fig,
-        dict(
-            N=n,
-            D=d,
-            loss=L,
-            levels=levels,
-            frontier=frontier,
-            iso_C=iso_c,
-            labels=[(lab.get_text(), *lab.get_position()) for lab in labels],
-        ),
+        {
+            "N": n,
+            "D": d,
+            "loss": L,
+            "levels": levels,
+            "frontier": frontier,
+            "iso_C": iso_c,
+            "labels": [(lab.get_text(), *lab.get_position()) for lab in labels],
+        },
     )
 
 

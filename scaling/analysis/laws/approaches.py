@@ -27,7 +27,7 @@ from scaling.analysis.laws.fit import (
     fit_chinchilla,
     fit_kaplan,
 )
-from scaling.analysis.laws.forms import Allocation, PowerLaw
+from scaling.analysis.laws.forms import Allocation, Exponents, PowerLaw
 from scaling.errors import FitError, FitWarning
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
@@ -45,18 +45,13 @@ def budget_labels(C, tol: float = 0.05) -> np.ndarray:
     return labels
 
 
-class _AllocationExponents:
+class _AllocationExponents(Exponents):
     """`a` and `b` of a fit whose result is an `allocation` (N_opt ~ C^a, D_opt ~ C^b)."""
 
     allocation: Allocation
 
-    @property
-    def a(self) -> float:
-        return self.allocation.a
-
-    @property
-    def b(self) -> float:
-        return self.allocation.b
+    def exponents(self) -> tuple[float, float]:
+        return self.allocation.exponents()
 
     @property
     def status(self) -> FitStatus:

@@ -41,8 +41,41 @@ class PowerLaw:
         return f"{self.y_name}({self.x_name}) = {_g(self.coef)} * {self.x_name}^{self.exponent:.3f}"
 
 
+class Exponents:
+    """`a` in N_opt ~ C^a and `b` in D_opt ~ C^b of a law or allocation, from its `exponents()`."""
+
+    def exponents(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    @property
+    def a(self) -> float:
+        return self.exponents()[0]
+
+    @property
+    def b(self) -> float:
+        return self.exponents()[1]
+
+
+class LossLaw(Exponents):
+    """A law of the loss L(N, D) with its compute-optimal allocation (N_opt(C), D_opt(C))."""
+
+    def predict(self, N, D):
+        raise NotImplementedError
+
+    def allocation(self, C):
+        raise NotImplementedError
+
+    def tokens_per_param(self, C):
+        n, d = self.allocation(C)
+        return d / n
+
+    def loss_at_budget(self, C):
+        """L on the compute frontier (at the optimal allocation)."""
+        return self.predict(*self.allocation(C))
+
+
 @dataclass(frozen=True)
-class ChinchillaLaw:
+class ChinchillaLaw(LossLaw):
     """L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, Approach 3)."""
 
     E: float
@@ -68,29 +101,16 @@ class ChinchillaLaw:
         N, D = np.asarray(N, float), np.asarray(D, float)
         return self.E + self.A / N**self.alpha + self.B / D**self.beta
 
-    @property
-    def a(self) -> float:
-        """N_opt ~ C^a with a = beta / (alpha + beta)."""
-        return self.beta / (self.alpha + self.beta)
-
-    @property
-    def b(self) -> float:
-        """D_opt ~ C^b with b = alpha / (alpha + beta) = 1 - a."""
-        return self.alpha / (self.alpha + self.beta)
+    def exponents(self) -> tuple[float, float]:
+        """a = beta / (alpha + beta) and b = alpha / (alpha + beta) = 1 - a."""
+        total = self.alpha + self.beta
+        return self.beta / total, self.alpha / total
 
     def allocation(self, C):
         """(N_opt, D_opt) minimising L at fixed C = 6ND: N_opt = G (C/6)^a, D_opt = (C/6)^b / G."""
         g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
         x = np.asarray(C, float) / FLOPS_PER_PARAM_TOKEN
         return g * x**self.a, x**self.b / g
-
-    def tokens_per_param(self, C):
-        n, d = self.allocation(C)
-        return d / n
-
-    def loss_at_budget(self, C):
-        """L on the compute frontier (at the optimal allocation)."""
-        return self.predict(*self.allocation(C))
 
     def elasticities(self, N, D):
         """(d log L / d log N, d log L / d log D): both negative; the larger magnitude matters more
@@ -108,7 +128,7 @@ class ChinchillaLaw:
 
 
 @dataclass(frozen=True)
-class KaplanLaw:
+class KaplanLaw(LossLaw):
     """L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020, eq. 1.5).
 
     Its limits are L(N) = (N_c/N)^alpha_N (D -> inf) and L(D) = (D_c/D)^alpha_D (N -> inf);
@@ -133,13 +153,9 @@ class KaplanLaw:
         """L(D): the model-unlimited limit."""
         return (self.D_c / np.asarray(D, float)) ** self.alpha_D
 
-    @property
-    def a(self) -> float:
-        return self.alpha_D / (self.alpha_N + self.alpha_D)
-
-    @property
-    def b(self) -> float:
-        return self.alpha_N / (self.alpha_N + self.alpha_D)
+    def exponents(self) -> tuple[float, float]:
+        total = self.alpha_N + self.alpha_D
+        return self.alpha_D / total, self.alpha_N / total
 
     @property
     def alpha_C(self) -> float:
@@ -151,14 +167,6 @@ class KaplanLaw:
         C = np.asarray(C, float)
         n = (r * self.N_c**r * C / (FLOPS_PER_PARAM_TOKEN * self.D_c)) ** (1.0 / (1.0 + r))
         return n, C / (FLOPS_PER_PARAM_TOKEN * n)
-
-    def tokens_per_param(self, C):
-        n, d = self.allocation(C)
-        return d / n
-
-    def loss_at_budget(self, C):
-        """L(C) on the compute frontier."""
-        return self.predict(*self.allocation(C))
 
     def elasticities(self, N, D):
         r = self.alpha_N / self.alpha_D
@@ -175,19 +183,14 @@ class KaplanLaw:
 
 
 @dataclass(frozen=True)
-class Allocation:
+class Allocation(Exponents):
     """Compute-optimal allocation measured directly (Approaches 1 and 2): N_opt(C) and D_opt(C)."""
 
     n_opt: PowerLaw
     d_opt: PowerLaw
 
-    @property
-    def a(self) -> float:
-        return self.n_opt.exponent
-
-    @property
-    def b(self) -> float:
-        return self.d_opt.exponent
+    def exponents(self) -> tuple[float, float]:
+        return self.n_opt.exponent, self.d_opt.exponent
 
     def allocation(self, C):
         return self.n_opt(C), self.d_opt(C)

@@ -70,11 +70,9 @@ class DataConstrainedLaw:
         return 1.0 + self.R_D_star
 
     def __repr__(self) -> str:
-        return (
-            f"L = {self.base.E:.4g} + {self.base.A:.4g}/N'^{self.base.alpha:.3f} + "
-            f"{self.base.B:.4g}/D'^{self.base.beta:.3f}; R*_D = {self.R_D_star:.3f}, "
-            f"R*_N = {self.R_N_star:.3f}"
-        )
+        b = self.base
+        law = f"L = {b.E:.4g} + {b.A:.4g}/N'^{b.alpha:.3f} + {b.B:.4g}/D'^{b.beta:.3f}"
+        return f"{law}; R*_D = {self.R_D_star:.3f}, R*_N = {self.R_N_star:.3f}"
 
 
 @dataclass(frozen=True)
