@@ -40,4 +40,4 @@ step 2_counting "$RUNS/kaplan" --curve-points --query "D >= $KAPLAN_MIN_D"
 step 3_schedule "$RUNS/walk/lr3e-3"
 step 4_tuned_lr "${adaptive[@]}" --query "seed == 0"
 step 5_warmup_beta2 "$RUNS/walk/tuned_warmup_beta2"
-python3 scripts/walk_table.py "$OUT"
+"${PYTHON:-python3}" scripts/walk_table.py "$OUT"   # PYTHON: one with matplotlib (the venv)

@@ -53,7 +53,11 @@ def main(out: Path) -> None:
             cells.append(text)
             if a is not None:
                 x = i + (j - 1.5) * 0.15
-                err = [[a - ci[0]], [ci[1] - a]] if ci and None not in ci else None
+                err = (
+                    [[max(0.0, a - ci[0])], [max(0.0, ci[1] - a)]]
+                    if ci and None not in ci
+                    else None
+                )
                 ax.errorbar(
                     x,
                     a,
