@@ -17,6 +17,7 @@ from test_plots import REF, TRUE, write_sweep
 
 from scaling.analysis import plots as P
 from scaling.analysis.laws import FitOptions, fit_study
+from scaling.analysis.laws.text import seed_share_text
 from scaling.analysis.report import write_report
 from scaling.analysis.tables import load_points
 from scaling.cli import main
@@ -309,4 +310,10 @@ def test_seed_spread_in_isoflop_figure_and_report_only_with_replicates(tmp_path,
     assert "+-1 sample sd" in plot.title and plot.title in md
     line = next(ln for ln in md.splitlines() if ln.startswith("**Seed noise.**"))
     sn = study.seed_noise
-    assert f"{sn['seed_share']:.0%} of the width is seed noise" in line and "3 seeds each" in line
+    assert seed_share_text(sn["seed_share"]) in line and "3 seeds each" in line
+
+
+def test_a_seed_share_at_or_below_zero_is_said_as_none():
+    assert seed_share_text(0.25) == "25% of the width is seed noise"
+    for share in (0.0, -0.004, -0.86):
+        assert seed_share_text(share).startswith("none of the width is seed noise")

@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from scaling.analysis.laws.text import ci_text, fmt
+from scaling.analysis.laws.text import ci_text, fmt, seed_share_text
 from scaling.errors import ConfigError
 
 
@@ -333,7 +333,7 @@ def _comparison_lines(study) -> list[str]:
         lines.append(
             f"seed noise: Approach 3 a {ci_text(sn['a_ci'])} with replicates resampled "
             f"within each point, {ci_text(sn['a_ci_points_only'])} with points only: "
-            f"{sn['seed_share']:.0%} of the width is seed noise"
+            + seed_share_text(sn["seed_share"])
         )
     lines += ["", "verdict: " + study.comparison.verdict]
     return lines + [f"warning: {w}" for w in study.warnings]

@@ -23,7 +23,7 @@ from scaling import __version__
 from scaling.analysis.laws.groups import comparison_markdown
 from scaling.analysis.laws.study import FitOptions
 from scaling.analysis.laws.text import interval as _interval
-from scaling.analysis.laws.text import interval_of
+from scaling.analysis.laws.text import interval_of, seed_share_text
 from scaling.analysis.laws.text import md_table as _table
 from scaling.analysis.laws.text import num as _num
 from scaling.analysis.tables import Points
@@ -305,7 +305,7 @@ def _seed_noise(study) -> list[str]:
         "",
         f"**Seed noise.** Approach 3's a has the interval {interval_of(sn['a_ci'])} with the "
         f"replicates resampled within each point and {interval_of(sn['a_ci_points_only'])} with "
-        f"the points only: {sn['seed_share']:.0%} of the width is seed noise ({sn['points']} "
+        f"the points only: {seed_share_text(sn['seed_share'])} ({sn['points']} "
         f"points, {seeds} seeds each).",
     ]
 

@@ -43,3 +43,11 @@ def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"] + [
         "| " + " | ".join(r) + " |" for r in rows
     ]
+
+
+def seed_share_text(share: float) -> str:
+    """How much of an interval's width its seeds add, in words; a share at or below zero (the
+    interval with the seeds resampled came out no wider) is said as none."""
+    if share <= 0:
+        return "none of the width is seed noise (resampling the seeds did not widen it)"
+    return f"{share:.0%} of the width is seed noise"
