@@ -54,6 +54,13 @@ def test_grid_preset_is_a_full_product(tmp_path):
     assert len(specs) == len(Ns) * len(Ds) and len(Ns) >= 4 and len(Ds) >= 3
 
 
+def test_a_preset_without_a_grid_is_one_run_and_takes_command_line_axes(tmp_path):
+    assert grid_overrides(["sweep=single"]) == [["sweep=single"]]
+    specs = plan(["sweep=single", f"runs_dir={tmp_path}", *TINY, "train.seed=0,1"])
+    assert sorted(s.train.seed for s in specs) == [0, 1]
+    assert {s.run_dir.parent.name for s in specs} == {"single"}
+
+
 def test_command_line_axes_add_to_or_replace_the_preset():
     jobs = grid_overrides(["model.size=s1,s2", "train.seed=0,1"])
     assert len(jobs) == 2 * 4 * 2  # size replaced (2), the preset's tokens kept (4), seed added (2)

@@ -68,7 +68,8 @@ def grid_overrides(argv: list[str]) -> list[list[str]]:
         overrides = parser.parse_overrides(argv)
         fixed = [override_line(o) for o in overrides if not o.is_sweep_override()]
         base = compose(fixed, return_hydra_config=True)
-        params = cast("dict[str, Any]", OmegaConf.to_container(base.hydra.sweeper.params) or {})
+        node = OmegaConf.select(base, "hydra.sweeper.params")  # None: a preset without a grid
+        params = cast("dict[str, Any]", OmegaConf.to_container(node) if node else {})
         lines = [f"{k}={v}" for k, v in params.items()] + list(argv)
         return BasicSweeper.split_arguments(parser.parse_overrides(lines), None)[0]
     except HydraException as err:
