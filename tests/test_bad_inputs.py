@@ -8,16 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from tiny import TINY_MODEL
 
 from scaling.cli import main as cli_main
 
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "train.tokens=1280",
     "data.val_tokens=256",
     "train.precision=fp32",

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tiny import TINY_MODEL
 
 from scaling import runs
 from scaling.cli import main as cli_main
@@ -28,12 +29,7 @@ from scaling.cli import main as cli_main
 pytestmark = pytest.mark.cluster
 
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "data.val_tokens=256",
     "train.precision=fp32",
     "train.compile=false",

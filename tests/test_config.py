@@ -4,18 +4,14 @@ line naming the field and the fix, a non-zero exit and nothing written under run
 from __future__ import annotations
 
 import pytest
+from tiny import TINY_MODEL
 
 from scaling.cli import main as cli_main
 from scaling.errors import ConfigError
 from scaling.experiment.config import compose, resolve_run
 
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "train.tokens=2048",
     "data.val_tokens=256",
     "train.threads=1",

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from tiny import TINY_MODEL
 
 from scaling import runs
 from scaling.cli import main as cli_main
@@ -19,12 +20,7 @@ from scaling.experiment.sweep import available_cores
 from scaling.experiment.train import train_run
 
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "data.val_tokens=256",
     "train.precision=fp32",
     "train.compile=false",

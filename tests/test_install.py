@@ -12,6 +12,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from tiny import TINY_MODEL
 
 from scaling.cli import main as cli_main
 from scaling.errors import ConfigError
@@ -19,12 +20,7 @@ from scaling.experiment.config import compose, config_dir_override
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "train.tokens=2048",
     "data.val_tokens=256",
     "train.threads=1",

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tiny import TINY_MODEL
 
 from scaling import runs
 from scaling.cli import main as cli_main
@@ -15,12 +16,7 @@ from scaling.errors import ConfigError
 from scaling.experiment.sweep import grid_overrides, plan
 
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "data.val_tokens=256",
     "train.threads=1",
     "train.precision=fp32",

@@ -4,6 +4,7 @@ read back through that tracker's own reader; runs/ is unchanged and stays the so
 from __future__ import annotations
 
 import pytest
+from tiny import TINY_MODEL
 
 from scaling import runs
 from scaling.errors import ConfigError
@@ -11,12 +12,7 @@ from scaling.experiment.config import compose
 from scaling.experiment.train import train_run
 
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "train.tokens=2048",
     "data.val_tokens=256",
     "train.threads=1",

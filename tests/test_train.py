@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from tiny import TINY_MODEL
 
 from scaling import runs
 from scaling.cli import main as cli_main
@@ -16,12 +17,7 @@ from scaling.experiment.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 1-layer d_model=16 model: well under a second per run
 TINY = [
-    "model.size=null",
-    "model.d_model=16",
-    "model.n_layers=1",
-    "model.n_heads=1",
-    "model.ctx=16",
-    "train.batch_size=8",
+    *TINY_MODEL,
     "train.tokens=3840",
     "data.val_tokens=256",
     "train.threads=1",
