@@ -223,16 +223,20 @@ SLURM_CASES = [  # every kill point for preemption and for a kill; the two signa
 
 def _release_when_requeued(name: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     """SLURM holds a requeued job for about two minutes (Reason=BeginTime) before it may start
-    again; `scontrol update StartTime=now`, as an admin would, ends that wait: tests stay short."""
+    again; `scontrol update StartTime=now`, as an admin would, ends that wait: tests stay short.
+    The update is repeated while the job stays pending (SLURM may set the hold just after it)."""
     deadline = time.monotonic() + timeout
+    released = False
     while proc.poll() is None and time.monotonic() < deadline:
         pending = [job for job, state in _squeue(name) if state == "PENDING"]
         if pending:
             subprocess.run(
                 ["scontrol", "update", f"JobId={pending[0]}", "StartTime=now"], capture_output=True
             )
-            return
-        time.sleep(0.1)
+            released = True
+        elif released:
+            return  # running again (or done)
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("stop, point", SLURM_CASES)
