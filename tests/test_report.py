@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import re
 import warnings
 from pathlib import Path
@@ -271,6 +272,27 @@ def test_report_adds_emergence_section_when_runs_carry_probe_scores(tmp_path, re
     ]
     assert analysis["acc"]["N"]["x1"] == pytest.approx(sizes[-1])
     assert "emergence/emergence.png" in json.loads((out / "manifest.json").read_text())["files"]
+
+
+def test_a_failed_fit_figure_stops_the_emergence_child_and_writes_nothing(tmp_path, monkeypatch):
+    """The emergence section is drawn by a forked child while the fit runs: a failure on the fit's
+    side leaves no output folder, no temporary folder and no child process behind."""
+    sweep = write_sweep(tmp_path / "runs" / "probed", seed=5)
+    table = pd.read_csv(sweep / "runs.csv")
+    table["knowledge_acc"] = 0.02
+    table["knowledge_logp"] = -3.0 + np.log(table["N"]) / 5
+    table.to_csv(sweep / "runs.csv", index=False)
+
+    def boom(self, folder, pdf=False, dpi=DPI):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(P.Plot, "save", boom)
+    out = tmp_path / "analysis" / "probed"
+    out.parent.mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        write_report(sweep, out, FitOptions(n_boot=0))
+    assert list(out.parent.iterdir()) == []
+    assert multiprocessing.active_children() == []
 
 
 def _seeded_table(path: Path, seeds: int) -> Path:

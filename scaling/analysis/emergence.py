@@ -403,17 +403,15 @@ def _c_panel(ax, df: pd.DataFrame, curves: pd.DataFrame, col: str, sign: float, 
     (black)."""
     ns = sorted(df["N"].unique())
     shade = {n: 0.15 + 0.8 * i / max(len(ns) - 1, 1) for i, n in enumerate(ns)}
-    if len(curves) and col in curves:
+    if len(curves) and col in curves:  # one collection: a Line2D per run cost more than its drawing
+        from matplotlib.collections import LineCollection
+
+        segments, colours = [], []
         for _, c in curves.groupby("run_id"):
             c = c.sort_values("flops")
-            ax.plot(
-                c["flops"],
-                sign * c[col],
-                "-",
-                color=cmap(shade.get(c["N"].iloc[0], 0.5)),
-                lw=0.6,
-                alpha=0.6,
-            )
+            segments.append(np.column_stack([c["flops"], sign * c[col]]))
+            colours.append(cmap(shade.get(c["N"].iloc[0], 0.5)))
+        ax.add_collection(LineCollection(segments, colors=colours, linewidths=0.6, alpha=0.6))
     ax.scatter(df["C"], sign * df[col], c=[cmap(shade[n]) for n in df["N"]], s=12, zorder=3)
     x, y = _frontier(df.assign(_y=sign * df[col]), "_y")
     if len(x):
@@ -515,9 +513,12 @@ def markdown(result: dict, threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict:
+def report(
+    paths: list[str], out: str | Path, threshold: float = ABRUPT, n_jobs: int | None = None
+) -> dict:
     """Analyse the sweeps at `paths` and write figures, emergence.json and emergence.md to `out`;
-    returns the analysis (also for `scaling report`). DataError if no run carries probe scores."""
+    returns the analysis (also for `scaling report`). DataError if no run carries probe scores.
+    n_jobs: processes drawing the figures (default every core)."""
     df, curves = load(paths)
     abs_ = abilities(list(df.columns))
     if not abs_:
@@ -536,7 +537,7 @@ def report(paths: list[str], out: str | Path, threshold: float = ABRUPT) -> dict
     for ab in abs_:
         path = out / f"emergence_{ab.name}.png"
         tasks.append(partial(figure, df, curves, ab, result[ab.name], path))
-    files = run_forked(tasks)
+    files = run_forked(tasks, n_jobs)
     runs.atomic_write_json(
         out / "emergence.json", {"threshold": threshold, "runs": len(df), "abilities": result}
     )

@@ -51,6 +51,15 @@ class Figures:
             p.figure.clear()
 
 
+def input_paths(paths_or_points: Any) -> list | None:
+    """The sweep folders / tables an analysis reads (a list), or None for a `Points`."""
+    if isinstance(paths_or_points, Points):
+        return None
+    if isinstance(paths_or_points, (str, Path)):
+        return [paths_or_points]
+    return list(paths_or_points)
+
+
 def analyse(
     paths_or_points: Any, load: dict | None = None, options: FitOptions | None = None
 ) -> Analysis:
@@ -58,15 +67,8 @@ def analyse(
     group; FitWarnings are kept in each study's warnings rather than printed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        if isinstance(paths_or_points, Points):
-            points, paths = paths_or_points, None
-        else:
-            paths = (
-                [paths_or_points]
-                if isinstance(paths_or_points, (str, Path))
-                else list(paths_or_points)
-            )
-            points = load_points(paths, **(load or {}))
+        paths = input_paths(paths_or_points)
+        points = paths_or_points if paths is None else load_points(paths, **(load or {}))
         parts = points.groups()
         studies = {name: fit_study(p, options=options) for name, p in parts.items()}
     return Analysis(points, parts, studies, paths)

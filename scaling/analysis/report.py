@@ -14,9 +14,10 @@ import platform
 import shutil
 import tempfile
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from scaling import __version__
@@ -89,21 +90,24 @@ def staged_dir(out: str | Path):
         raise
 
 
-def write_figures(plots, folder: Path, pdf: bool = False) -> list[str]:
-    """Save each plot into folder; the file names relative to folder."""
+def write_figures(plots, folder: Path, pdf: bool = False, n_jobs: int | None = None) -> list[str]:
+    """Save each plot into folder (n_jobs processes, default every core); the file names relative
+    to folder."""
     from scaling.analysis.figsave import save_all
 
     folder.mkdir(parents=True, exist_ok=True)
-    return [f.name for paths in save_all([(p, folder, pdf) for p in plots]) for f in paths]
+    return [f.name for paths in save_all([(p, folder, pdf) for p in plots], n_jobs) for f in paths]
 
 
-def write_all_figures(figures, folder: Path, pdf: bool = False) -> list[str]:
+def write_all_figures(
+    figures, folder: Path, pdf: bool = False, n_jobs: int | None = None
+) -> list[str]:
     """Write a `pipeline.Figures`: the side-by-side ones into folder, each group's into its
     subfolder; the file names relative to folder."""
-    files = write_figures(figures.top, folder, pdf)
+    files = write_figures(figures.top, folder, pdf, n_jobs)
     for plots, _, prefix in figures.groups.values():
         sub = folder / prefix if prefix else folder
-        files += [prefix + f for f in write_figures(plots, sub, pdf)]
+        files += [prefix + f for f in write_figures(plots, sub, pdf, n_jobs)]
     return files
 
 
@@ -450,24 +454,32 @@ def write_report(
     subfolder. E.g. after a sweep: `write_report(Path("runs") / sweep, Path("analysis") / sweep,
     FitOptions(), command="scaling sweep ...")`.
     """
-    from scaling.analysis.pipeline import analyse, draw
+    from scaling.analysis.laws._parallel import Forked
+    from scaling.analysis.pipeline import analyse, draw, input_paths
 
     options = options or FitOptions()
     load = dict(load or {})
     out = Path(out_dir)
     check_replaceable(out)  # fail before any work
-    analysis = analyse(paths_or_points, load, options)
-    figures = draw(analysis)
-    paths = analysis.paths
-    prov = provenance(paths, command, options, analysis.points, load)
-    if title is None:
-        title = ", ".join(Path(p).name for p in paths) if paths else "in-memory points"
-    md = render_markdown(analysis.studies, figures.groups, prov, title, analysis.grouped)
-    fits = analysis.to_json()
-    fits["provenance"] = prov
-    with staged_dir(out) as tmp:
-        files = write_all_figures(figures, tmp, pdf)
-        md += _emergence_section(paths, tmp)
+    paths = input_paths(paths_or_points)
+    with staged_dir(out) as tmp, ExitStack() as stack:
+        # the emergence section needs no fit: a forked child draws it while this process fits and
+        # draws the fit's figures, one core each (more processes cost more CPU than they saved)
+        emergence = None
+        if _has_probes(paths):
+            section = partial(_emergence_section, paths, tmp / "emergence")
+            emergence = stack.enter_context(Forked(section))
+        analysis = analyse(paths_or_points, load, options)
+        figures = draw(analysis)
+        prov = provenance(paths, command, options, analysis.points, load)
+        if title is None:
+            title = ", ".join(Path(p).name for p in paths) if paths else "in-memory points"
+        md = render_markdown(analysis.studies, figures.groups, prov, title, analysis.grouped)
+        fits = analysis.to_json()
+        fits["provenance"] = prov
+        files = write_all_figures(figures, tmp, pdf, n_jobs=1 if emergence else None)
+        if emergence:
+            md += emergence.result()
         (tmp / "report.md").write_text(md)
         (tmp / "fits.json").write_text(json.dumps(json_safe(fits), indent=2) + "\n")
         files += [f"emergence/{f.name}" for f in sorted((tmp / "emergence").glob("*"))]
@@ -476,23 +488,29 @@ def write_report(
     return out
 
 
-def _emergence_section(paths, folder: Path) -> str:
-    """The emergence analysis (scaling.analysis.emergence) of sweep folders whose runs carry probe
-    scores, written into `folder/emergence/`; its statement as a report.md section, or "" for other
-    data."""
+def _has_probes(paths) -> bool:
+    """Whether the inputs are sweep folders whose runs carry probe scores (an emergence section)."""
     from scaling.analysis import emergence
 
     if not paths:
-        return ""
-    with warnings.catch_warnings():  # runs left out were already said in the fit's warnings
+        return False
+    with warnings.catch_warnings():  # runs left out are said in the fit's warnings
         warnings.simplefilter("ignore", FitWarning)
         try:
             df, _ = emergence.load([str(p) for p in paths])
         except DataError:
-            return ""  # not sweep folders (a plain table), or too few ok runs: no probes to analyse
-        if not emergence.abilities(list(df.columns)):
-            return ""
-        result = emergence.report([str(p) for p in paths], folder / "emergence")
+            return False  # not sweep folders (a plain table), or too few ok runs
+    return bool(emergence.abilities(list(df.columns)))
+
+
+def _emergence_section(paths, folder: Path) -> str:
+    """The emergence analysis (scaling.analysis.emergence) of sweep folders whose runs carry probe
+    scores, figures drawn in this process into `folder`; its statement as a report.md section."""
+    from scaling.analysis import emergence
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        result = emergence.report([str(p) for p in paths], folder, n_jobs=1)
     lines = [
         "",
         "## Emergent abilities",

@@ -42,3 +42,51 @@ def run_forked(tasks: Sequence[Callable], n_jobs: int | None = None) -> list:
             return pool.map(_run, range(len(tasks)), chunksize=1)
     finally:
         _TASKS = []
+
+
+class Forked:
+    """`fn()` run in a forked child process while this one goes on (in `result()` itself where
+    fork is unavailable): `result()` waits for its return value or raises its exception, `cancel()`
+    stops it. Use as a context manager so an error in the parent never leaves the child behind."""
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+        self._proc = None
+        if "fork" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("fork")
+            self._recv, send = ctx.Pipe(duplex=False)
+            self._proc = ctx.Process(target=self._child, args=(send,))
+            self._proc.start()
+            send.close()
+
+    def _child(self, send) -> None:
+        try:
+            send.send((True, self._fn()))
+        except BaseException as e:  # handed to the parent, which raises it
+            send.send((False, e))
+
+    def result(self):
+        if self._proc is None:
+            return self._fn()
+        try:
+            ok, value = self._recv.recv()
+        except EOFError:
+            raise RuntimeError(f"a forked worker died (exit code {self._proc.exitcode})") from None
+        finally:
+            self._proc.join()
+            self._proc = None
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.join()
+            self._proc = None
+
+    def __enter__(self) -> Forked:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cancel()

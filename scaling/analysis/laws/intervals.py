@@ -5,7 +5,7 @@ BCa (Efron 1987) needs the bias correction z0 (from the resamples) and the accel
 jackknife: one leave-one-out refit per point, or per run for training curves). scipy's
 `scipy.stats.bootstrap(method="BCa")` computes it only by resampling the data itself through a
 statistic; it has no public entry that takes resamples a fit has already produced, so the standard
-formula is written out here on top of `scipy.stats.norm`.
+formula is written out here on top of the normal cdf (`scipy.special.ndtr`, `ndtri`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri  # the standard normal's cdf and its inverse
 
 from scaling.analysis.laws.bootstrap import interval as percentile  # the percentile interval
 from scaling.errors import ConfigError, FitError, FitWarning
@@ -45,9 +45,9 @@ def bca(samples, estimate: float, jack, level: float = 0.95) -> tuple[float, flo
     below = (np.sum(s < estimate) + 0.5 * np.sum(s == estimate)) / s.size
     if not 0 < below < 1:
         return float("nan"), float("nan")
-    z0 = norm.ppf(below)
-    z = norm.ppf([(1 - level) / 2, (1 + level) / 2])
-    q = norm.cdf(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+    z0 = ndtri(below)
+    z = ndtri(np.array([(1 - level) / 2, (1 + level) / 2]))
+    q = ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z)))
     lo, hi = np.percentile(s, 100 * q)
     return float(lo), float(hi)
 
