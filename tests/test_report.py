@@ -17,7 +17,7 @@ import pytest
 from test_plots import REF, TRUE, write_sweep
 
 from scaling.analysis import plots as P
-from scaling.analysis.laws import FitOptions, fit_study
+from scaling.analysis.laws import FitOptions, fit_study, registry
 from scaling.analysis.laws.text import seed_share_text
 from scaling.analysis.report import write_report
 from scaling.analysis.tables import load_points
@@ -331,8 +331,9 @@ def test_seed_spread_in_isoflop_figure_and_report_only_with_replicates(tmp_path,
         assert sd is not None and len(sd) == len(b["N"]) and np.all(np.isfinite(sd) & (sd > 0))
     assert "+-1 sample sd" in plot.title and plot.title in md
     line = next(ln for ln in md.splitlines() if ln.startswith("**Seed noise.**"))
-    sn = study.seed_noise
-    assert seed_share_text(sn["seed_share"]) in line and "3 seeds each" in line
+    assert set(study.seed_noise) == {"approach2", "approach3", "kaplan"} and "3 seeds each" in line
+    for key, sn in study.seed_noise.items():
+        assert f"{registry.get(key).label}: " in line and seed_share_text(sn["seed_share"]) in line
 
 
 def test_a_seed_share_at_or_below_zero_is_said_as_none():

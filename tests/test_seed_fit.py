@@ -58,19 +58,23 @@ def _study(seed_sd: float, tmp_path):
     return fit_study(pts, options=FitOptions(n_boot=150, extrapolate=False))
 
 
-def test_seed_resampling_widens_the_interval_only_when_seeds_disagree(tmp_path):
+@pytest.mark.parametrize("law", ["approach3", "approach2", "kaplan"])
+def test_seed_resampling_widens_the_interval_only_when_seeds_disagree(tmp_path, law):
     agree, disagree = _study(0.0, tmp_path), _study(0.03, tmp_path)
     for s in (agree, disagree):
-        assert s.n_points == 35 and s.seed_noise is not None
-    lo, hi = agree.seed_noise["a_ci"]
-    lo0, hi0 = agree.seed_noise["a_ci_points_only"]
+        assert s.n_points == 35 and set(s.seed_noise) == {"approach2", "approach3", "kaplan"}
+    lo, hi = agree.seed_noise[law]["a_ci"]
+    lo0, hi0 = agree.seed_noise[law]["a_ci_points_only"]
     assert (lo, hi) == pytest.approx((lo0, hi0), abs=1e-6)
-    assert abs(agree.seed_noise["seed_share"]) < 1e-3
-    lo, hi = disagree.seed_noise["a_ci"]
-    lo0, hi0 = disagree.seed_noise["a_ci_points_only"]
-    assert hi - lo > 1.2 * (hi0 - lo0) and disagree.seed_noise["seed_share"] > 0.15
-    assert disagree.ci("approach3", "a") == pytest.approx((lo, hi))  # the reported one: seeds in
-    assert lo < TRUTH.a < hi
+    assert abs(agree.seed_noise[law]["seed_share"]) < 1e-3
+    lo, hi = disagree.seed_noise[law]["a_ci"]
+    lo0, hi0 = disagree.seed_noise[law]["a_ci_points_only"]
+    assert disagree.ci(law, "a") == pytest.approx((lo, hi))  # the reported one: seeds in
+    if law == "kaplan":  # not the planted form: its misfit, not the seeds, sets most of the width
+        assert hi - lo > 1.05 * (hi0 - lo0) and disagree.seed_noise[law]["seed_share"] > 0.05
+    else:
+        assert hi - lo > 1.2 * (hi0 - lo0) and disagree.seed_noise[law]["seed_share"] > 0.15
+        assert lo < TRUTH.a < hi
 
 
 def test_loss_figure_draws_the_seed_spread(tmp_path):

@@ -328,11 +328,10 @@ def _comparison_lines(study) -> list[str]:
         )
     for k, f in [(law.key, f) for law in registry.flag_order() for f in study.flags(law.key)]:
         lines.append(f"flag {k}: {f}")
-    sn = study.seed_noise
-    if sn is not None:
+    for key, sn in study.seed_noise.items():
         lines.append(
-            f"seed noise: Approach 3 a {ci_text(sn['a_ci'])} with replicates resampled "
-            f"within each point, {ci_text(sn['a_ci_points_only'])} with points only: "
+            f"seed noise: {registry.get(key).label} a {ci_text(sn['a_ci'])} with replicates "
+            f"resampled within each point, {ci_text(sn['a_ci_points_only'])} with points only: "
             + seed_share_text(sn["seed_share"])
         )
     lines += ["", "verdict: " + study.comparison.verdict]

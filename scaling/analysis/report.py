@@ -298,19 +298,27 @@ def _allocation(study, h: str, pct: int) -> list[str]:
 
 
 def _seed_noise(study) -> list[str]:
-    """How much of Approach 3's interval of a is seed noise, when the points average several seeds
+    """How much of each law's interval of a is seed noise, when the points average several seeds
     (as `scaling fit` prints it); nothing otherwise."""
-    sn = study.seed_noise
-    if sn is None:
+    from scaling.analysis.laws import registry
+
+    if not study.seed_noise:
         return []
+    parts = []
+    for key, sn in study.seed_noise.items():
+        parts.append(
+            f"{registry.get(key).label}: {interval_of(sn['a_ci'])} against "
+            f"{interval_of(sn['a_ci_points_only'])}, {seed_share_text(sn['seed_share'])}"
+        )
+    sn = next(iter(study.seed_noise.values()))
     lo, hi = sn["replicates_per_point"]
     seeds = f"{lo}" if lo == hi else f"{lo} to {hi}"
     return [
         "",
-        f"**Seed noise.** Approach 3's a has the interval {interval_of(sn['a_ci'])} with the "
-        f"replicates resampled within each point and {interval_of(sn['a_ci_points_only'])} with "
-        f"the points only: {seed_share_text(sn['seed_share'])} ({sn['points']} "
-        f"points, {seeds} seeds each).",
+        f"**Seed noise.** The interval of a with the replicates resampled within each point "
+        f"against the points only ({sn['points']} points, {seeds} seeds each): "
+        + "; ".join(parts)
+        + ".",
     ]
 
 

@@ -65,13 +65,17 @@ def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
     return out, ok
 
 
-def _kaplan_chunk(p0, logs, counts):
+def _kaplan_chunk(p0, logs, counts, per_row_loss=False):
+    if per_row_loss:  # rows are [counts | log loss of the resample]: replicates resampled per point
+        n = len(logs[0])
+        counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
     with single_thread_blas():
         out, ok = kaplan_batch(p0, *logs, counts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         for i in np.flatnonzero(~ok):  # rows the batched solver could not settle: one by one
-            f = fit_kaplan(*logs, weights=counts[i], starts=p0[None, :])
+            ll = logs[2][i] if per_row_loss else logs[2]
+            f = fit_kaplan(logs[0], logs[1], ll, weights=counts[i], starts=p0[None, :])
             law = f.law
             out[i] = (law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c))
             ok[i] = f.ok
@@ -140,18 +144,34 @@ def replicate_means(replicates: list[np.ndarray], n_boot: int, seed: int) -> np.
 
 
 def bootstrap_kaplan(
-    df: pd.DataFrame, law, n_boot: int = 1000, seed: int = 0, n_jobs: int | None = 1
+    df: pd.DataFrame,
+    law,
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_jobs: int | None = 1,
+    replicates: list[np.ndarray] | None = None,
 ):
     """Kaplan refits: (samples (n_boot, 4) as (alpha_N, alpha_D, ln N_c, ln D_c), converged
-    mask)."""
+    mask). replicates: as `bootstrap_chinchilla`'s (resampled within each point as well)."""
     counts = resample_counts(len(df), n_boot, seed + 1)
     p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
-    return _run_chunks(_kaplan_chunk, p0, _logs(df), counts, n_jobs)
+    chunk = _kaplan_chunk
+    if replicates is not None:
+        counts = np.hstack([counts, np.log(replicate_means(replicates, n_boot, seed + 4))])
+        chunk = partial(_kaplan_chunk, per_row_loss=True)
+    return _run_chunks(chunk, p0, _logs(df), counts, n_jobs)
 
 
-def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kwargs) -> np.ndarray:
+def bootstrap_approach2(
+    df: pd.DataFrame,
+    n_boot: int = 200,
+    seed: int = 0,
+    replicates: list[np.ndarray] | None = None,
+    **kwargs,
+) -> np.ndarray:
     """(n_boot, 2) samples of (a, b), resampling points within each budget; NaN where a refit fails.
-    kwargs: `approach2`'s method, budget_tol, drop_edge, min_points, and n_jobs (processes)."""
+    replicates: as `bootstrap_chinchilla`'s (resampled within each point as well). kwargs:
+    `approach2`'s method, budget_tol, drop_edge, min_points, and n_jobs (processes)."""
     rng = np.random.default_rng(seed + 2)
     tol, n_jobs = kwargs.pop("budget_tol", 0.05), kwargs.pop("n_jobs", 1)
     N, D, C, loss = (df[c].to_numpy(float) for c in ("N", "D", "C", "loss"))
@@ -160,11 +180,15 @@ def bootstrap_approach2(df: pd.DataFrame, n_boot: int = 200, seed: int = 0, **kw
     for i in range(n_boot):  # the draws of the frame-based refits, in their order
         idx = np.concatenate([rng.choice(g, size=len(g)) for g in arrays.groups])
         counts[i] = np.bincount(idx, minlength=len(df))
+    if replicates is not None:  # rows: [counts | loss of the resample]
+        counts = np.hstack([counts, replicate_means(replicates, n_boot, seed + 4)])
     return _run_chunks(partial(_approach2_chunk, **kwargs), arrays, None, counts, n_jobs)[0]
 
 
 def _approach2_chunk(arrays: Approach2Arrays, _, counts, **kwargs):
-    return arrays.fit(counts, **kwargs), None
+    n = len(arrays.loss)
+    loss = counts[:, n:] if counts.shape[1] > n else None
+    return arrays.fit(counts[:, :n], loss=loss, **kwargs), None
 
 
 def bootstrap_approach1(

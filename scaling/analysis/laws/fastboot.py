@@ -116,10 +116,15 @@ class Approach2Arrays:
         return sub
 
     def fit(
-        self, counts: np.ndarray, method: str = "akima", drop_edge: bool = True, min_points: int = 3
+        self,
+        counts: np.ndarray,
+        method: str = "akima",
+        drop_edge: bool = True,
+        min_points: int = 3,
+        loss: np.ndarray | None = None,
     ) -> np.ndarray:
         """(R, 2) samples (a, b) of `approach2` on each row of counts (R, n points); NaN where it
-        fails."""
+        fails. loss: each row's point losses (R, n) where they differ by row (resampled seeds)."""
         R = len(counts)
         # per profile: row, ln C, ln N*, ln D*, edge
         cols: list[list[np.ndarray]] = [[], [], [], [], []]
@@ -134,7 +139,8 @@ class Approach2Arrays:
                 )
                 if len(rows):
                     logc = np.einsum("rn,n->r", w, self.logc[g]) / w.sum(1)
-                    for c, v in zip(cols, (rows, logc, *self._minima(w, b, method))):
+                    row_loss = None if loss is None else loss[rows][:, g]
+                    for c, v in zip(cols, (rows, logc, *self._minima(w, b, method, row_loss))):
                         c.append(v)
         if not cols[0]:
             return np.full((R, 2), np.nan)
@@ -159,15 +165,14 @@ class Approach2Arrays:
         out[have.sum(1) < 2] = np.nan
         return out
 
-    def _minima(self, w: np.ndarray, b: int, method: str):
+    def _minima(self, w: np.ndarray, b: int, method: str, loss: np.ndarray | None = None):
         """ln N*, ln D* and the edge flag of every profile (row of weights w over budget b's
-        points)."""
+        points; loss: the rows' own point losses, else the frame's)."""
         g = self.groups[b]
         cnt = _sum_by(w, self.key_of[b])
+        values = (self.logn[g], self.logd[g], self.loss[g] if loss is None else loss)
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = [
-                _sum_by(w * v[g], self.key_of[b]) / cnt for v in (self.logn, self.logd, self.loss)
-            ]
+            means = [_sum_by(w * v, self.key_of[b]) / cnt for v in values]
         present = cnt > 0
         n_keys = present.sum(1)
         nstar, dstar, edge = np.empty(len(w)), np.empty(len(w)), np.empty(len(w), bool)

@@ -581,32 +581,34 @@ def _solve_rows(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int = 200):
     """Kaplan refits for many weight vectors at once (the bootstrap), from p0: Levenberg-Marquardt
-    on all rows together (4 x 4 normal equations per row). Returns (params (R, 4), settled mask);
-    a row that stops near a bound or does not settle is left to `fit_kaplan` by the caller."""
+    on all rows together (4 x 4 normal equations per row); log_loss is one vector or one per row.
+    Returns (params (R, 4), settled mask); a row that stops near a bound or does not settle is
+    left to `fit_kaplan` by the caller."""
     R = len(weights)
     sw = np.sqrt(np.asarray(weights, float))
+    ll = np.broadcast_to(log_loss, sw.shape)  # one loss vector, or one per row
     p = np.tile(np.asarray(p0, float), (R, 1))
     lam = np.full(R, 1e-3)
     active = np.ones(R, bool)
     settled = np.zeros(R, bool)
 
-    def cost_of(p, w):
+    def cost_of(p, w, ll):
         an, ad, lnc, ldc = (p[:, i, None] for i in range(4))
         pred = ad * np.logaddexp((an / ad) * (lnc - log_n), ldc - log_d)
-        return (((pred - log_loss) * w) ** 2).sum(1)
+        return (((pred - ll) * w) ** 2).sum(1)
 
-    cost = cost_of(p, sw)
+    cost = cost_of(p, sw, ll)
     lo, hi = KAPLAN_BOUNDS
     for _ in range(max_iter):
         rows = np.flatnonzero(active)
         if not len(rows):
             break
-        pr, w = p[rows], sw[rows]
+        pr, w, lr = p[rows], sw[rows], ll[rows]
         an, ad, lnc, ldc = (pr[:, i, None] for i in range(4))
         u, v = (an / ad) * (lnc - log_n), ldc - log_d
         lse = np.logaddexp(u, v)
         pu, pv = np.exp(u - lse), np.exp(v - lse)
-        r = (ad * lse - log_loss) * w
+        r = (ad * lse - lr) * w
         J = np.stack([pu * (lnc - log_n), lse - pu * u, an * pu, ad * pv], -1) * w[..., None]
         g = np.einsum("rnk,rn->rk", J, r)
         H = np.einsum("rnk,rnl->rkl", J, J)
@@ -614,7 +616,7 @@ def kaplan_batch(p0, log_n, log_d, log_loss, weights: np.ndarray, max_iter: int 
         with np.errstate(all="ignore"):
             step = -_solve_rows(H + lam[rows, None, None] * d[:, :, None] * np.eye(4), g)
             trial = pr + step
-            new_cost = cost_of(trial, w)
+            new_cost = cost_of(trial, w, lr)
         better = np.isfinite(new_cost) & (new_cost <= cost[rows])
         # scipy's xtol and ftol tests at the tolerances of `fit_kaplan` (1e-12)
         small = np.linalg.norm(step, axis=1) <= 1e-12 * (1e-12 + np.linalg.norm(pr, axis=1))

@@ -62,6 +62,7 @@ class IsoFLOP(_Allocation):
         "Approach 2",
     )
     order, table_order, group_b = 30, 2, True
+    resamples_replicates = True
 
     def fit(self, ctx: FitContext) -> Any:
         opt = ctx.options
@@ -74,6 +75,7 @@ class IsoFLOP(_Allocation):
                 ctx.df,
                 opt.n_boot,
                 opt.seed,
+                replicates=ctx.replicates,
                 method=opt.approach2_method,
                 budget_tol=opt.budget_tol,
                 drop_edge=opt.drop_edge,

@@ -28,6 +28,7 @@ def formula(law: Any) -> str:
 class Chinchilla(Law):
     key, label, short, color = "approach3", "Approach 3 (L(N, D) fit)", "A3", "tab:blue"
     order, table_order, group_b, marker = 10, 3, True, "s"
+    resamples_replicates = True
 
     def fit(self, ctx: FitContext) -> Any:
         return approach3(ctx.df, ctx.options.method, fix_E=ctx.fix_E)
@@ -48,9 +49,6 @@ class Chinchilla(Law):
             fix_E=ctx.fix_E,
             replicates=ctx.replicates,
         )
-        seed_noise = None
-        if ctx.replicates is not None:
-            seed_noise = _seed_noise(ctx, fit.law.theta, th[ok])
         laws = [ChinchillaLaw.from_theta(t) for t in th[ok]]
         # a fixed E has no bootstrap distribution: no "E" samples (consumers use the fixed value)
         kept = NAMES[1:] if ctx.fix_E is not None else NAMES
@@ -58,7 +56,6 @@ class Chinchilla(Law):
             {n: np.array([getattr(law, n) for law in laws]) for n in kept},
             int(ok.sum()),
             len(ok),
-            seed_noise=seed_noise,
         )
         if (~ok).sum() > 0.05 * len(ok):
             draws.notes.append(
@@ -243,27 +240,6 @@ LOG_SCALE = ("E", "A", "B", "N_c", "D_c")  # their standard errors are of ln(val
 
 def _se_key(name: str) -> str:
     return f"ln_{name}" if name in LOG_SCALE else name
-
-
-def _seed_noise(ctx: FitContext, theta0: np.ndarray, theta_seeds: np.ndarray) -> dict:
-    """Approach 3's interval of a with replicates resampled within points (theta_seeds) against the
-    same resampled points without them: how much of the interval is seed noise."""
-    opt, df = ctx.options, ctx.df
-    th, ok = bootstrap_chinchilla(df, theta0, opt.n_boot, opt.seed, opt.n_jobs, fix_E=ctx.fix_E)
-
-    def a(t: np.ndarray) -> np.ndarray:
-        return t[:, 4] / (t[:, 3] + t[:, 4])  # beta / (alpha + beta)
-
-    with_seeds, points_only = interval(a(theta_seeds), opt.level), interval(a(th[ok]), opt.level)
-    w1, w0 = with_seeds[1] - with_seeds[0], points_only[1] - points_only[0]
-    return {
-        "law": "approach3",
-        "a_ci": list(with_seeds),
-        "a_ci_points_only": list(points_only),
-        "seed_share": (1 - w0 / w1) if w1 > 0 else 0.0,
-        "points": len(df),
-        "replicates_per_point": [int(df["n_rep"].min()), int(df["n_rep"].max())],
-    }
 
 
 register(Chinchilla())

@@ -27,6 +27,7 @@ NAMES = ("alpha_N", "alpha_D", "N_c", "D_c", "a", "b")
 class Kaplan(Law):
     key, label, short, color = "kaplan", "Kaplan law", "Kaplan", "tab:red"
     order, table_order, marker = 20, 4, "D"
+    resamples_replicates = True
 
     def fit(self, ctx: FitContext) -> Any:
         return kaplan(ctx.df)
@@ -38,7 +39,9 @@ class Kaplan(Law):
 
     def bootstrap(self, ctx: FitContext, fit: Any) -> Draws:
         opt = ctx.options
-        ps, ok = bootstrap_kaplan(ctx.df, fit.law, opt.n_boot, opt.seed, opt.n_jobs)
+        ps, ok = bootstrap_kaplan(
+            ctx.df, fit.law, opt.n_boot, opt.seed, opt.n_jobs, replicates=ctx.replicates
+        )
         laws = [KaplanLaw(p[0], p[1], float(np.exp(p[2])), float(np.exp(p[3]))) for p in ps[ok]]
         return Draws(
             {n: np.array([getattr(law, n) for law in laws]) for n in NAMES}, int(ok.sum()), len(ok)

@@ -32,13 +32,12 @@ class FitContext:
 @dataclass
 class Draws:
     """A law's bootstrap: parameter -> resampled values, and how many refits of how many were used.
-    `notes` become the study's warnings; `seed_noise` is Approach 3's replicate share."""
+    `notes` become the study's warnings."""
 
     samples: dict[str, np.ndarray]
     used: int
     total: int
     notes: list[str] = field(default_factory=list)
-    seed_noise: dict | None = None
 
 
 class Law:
@@ -58,6 +57,8 @@ class Law:
     table_order: int = 100
     allocates: bool = True  # gives N_opt ~ C^a, D_opt ~ C^b (a row of the comparison table)
     group_b: bool = False  # its b gets a column in the side-by-side table of groups
+    # its bootstrap resamples `FitContext.replicates` within each point (the seed-noise share)
+    resamples_replicates: bool = False
 
     def applies(self, df: pd.DataFrame) -> bool:
         """Whether this law is tried at all on these points (False: not even listed as skipped)."""

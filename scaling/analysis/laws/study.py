@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import pandas as pd
 
 from scaling.analysis.laws import intervals as iv
 from scaling.analysis.laws import registry
+from scaling.analysis.laws.bootstrap import interval
 from scaling.analysis.laws.compare import AllocationRow, Comparison, extrapolation_check, verdict
 from scaling.analysis.laws.fit import check_fixed_E
 from scaling.analysis.laws.law_chinchilla import LOG_SCALE
@@ -115,9 +116,10 @@ class StudyFit:
     # law -> (refits used, resamples drawn); law -> parameter -> leave-one-out values (BCa only)
     resamples: dict[str, tuple[int, int]] = field(default_factory=dict)
     jackknife: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    # points averaged over replicates (seeds): Approach 3's interval of a with the replicates
-    # resampled within each point (the reported one), with points only, and the share of seed noise
-    seed_noise: dict | None = None
+    # points averaged over replicates (seeds): per law whose bootstrap resamples them, its interval
+    # of a with the replicates resampled within each point (the reported one), with the points
+    # only, and the share of the width that is seed noise
+    seed_noise: dict[str, dict] = field(default_factory=dict)
 
     approach1 = property(lambda self: self.fits.get("approach1"))
     approach2 = property(lambda self: self.fits.get("approach2"))
@@ -227,7 +229,7 @@ def _to_json(s: StudyFit) -> dict:
         "ci": s.options.ci,
         "resamples_used": {k: list(v) for k, v in s.resamples.items()},
     }
-    if s.seed_noise is not None:
+    if s.seed_noise:
         out["bootstrap"]["seed_noise"] = s.seed_noise
     out["warnings"] = list(s.warnings)
     return json_safe(out)
@@ -324,13 +326,30 @@ def _bootstrap(study: StudyFit, ctx: FitContext) -> None:
             continue
         study.samples[key], study.resamples[key] = draws.samples, (draws.used, draws.total)
         study.warnings.extend(draws.notes)
-        if draws.seed_noise is not None:
-            study.seed_noise = draws.seed_noise
+        if ctx.replicates is not None and registry.get(key).resamples_replicates:
+            study.seed_noise[key] = _seed_noise(ctx, key, fit, draws.samples["a"])
     if ctx.options.ci == "bca":
         for key, fit in study.fits.items():
             jack = registry.get(key).jackknife(ctx, fit)
             if jack is not None:
                 study.jackknife[key] = jack
+
+
+def _seed_noise(ctx: FitContext, key: str, fit: Any, a_seeds: np.ndarray) -> dict:
+    """A law's interval of a with the replicates resampled within each point (a_seeds) against
+    the same resampled points without them: how much of the interval is seed noise."""
+    alone = registry.get(key).bootstrap(replace(ctx, replicates=None), fit)
+    assert alone is not None
+    level = ctx.options.level
+    with_seeds, points_only = interval(a_seeds, level), interval(alone.samples["a"], level)
+    w1, w0 = with_seeds[1] - with_seeds[0], points_only[1] - points_only[0]
+    return {
+        "a_ci": list(with_seeds),
+        "a_ci_points_only": list(points_only),
+        "seed_share": (1 - w0 / w1) if w1 > 0 else 0.0,
+        "points": len(ctx.df),
+        "replicates_per_point": [int(ctx.df["n_rep"].min()), int(ctx.df["n_rep"].max())],
+    }
 
 
 def _predictions(study: StudyFit) -> list[dict]:
