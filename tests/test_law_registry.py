@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.analysis import plots  # imported before the toy law is registered
 from scaling.analysis.fitcli import render
 from scaling.analysis.laws import registry
 from scaling.analysis.laws.fit import FitStatus
@@ -104,3 +105,8 @@ def test_a_law_the_data_cannot_support_is_skipped_with_its_reason(toy_law):
     assert study.skipped["mean_loss"] == "needs 10 points"
     assert study.to_json()["mean_loss"] == {"status": "skipped", "reason": "needs 10 points"}
     assert "mean_loss   skipped: needs 10 points" in render("", study)
+
+
+def test_figures_know_a_law_registered_after_their_import(toy_law):
+    assert plots.LABEL["mean_loss"] == "Mean loss" and plots.SHORT["mean_loss"] == "ML"
+    assert "mean_loss" in plots.COLOR and plots.LABEL.get("no_such_law") is None

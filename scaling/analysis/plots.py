@@ -10,6 +10,7 @@ reason; `all_figures` records it as skipped. Never imports torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,32 @@ from scaling.errors import DataError, FitError
 from scaling.figure import Plot
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
 
-LAWS = tuple(law.key for law in registry.allocating())  # the laws drawn on allocation figures
-LABEL = {law.key: law.label for law in registry.laws()}
-SHORT = {law.key: law.short for law in registry.laws()}
-COLOR = {law.key: law.color for law in registry.laws()}
+
+class _LawAttr(Mapping[str, str]):
+    """law key -> one attribute of the registered law, read when a figure is drawn (so a law
+    registered after this module's import has its entry)."""
+
+    def __init__(self, attr: str):
+        self.attr = attr
+
+    def __getitem__(self, key: str) -> str:
+        return getattr(registry.get(key), self.attr)
+
+    def __iter__(self) -> Iterator[str]:
+        return (law.key for law in registry.laws())
+
+    def __len__(self) -> int:
+        return len(registry.laws())
+
+
+LABEL, SHORT, COLOR = _LawAttr("label"), _LawAttr("short"), _LawAttr("color")
+
+
+def _laws() -> list[str]:
+    """The laws drawn on allocation figures, in the allocation table's order."""
+    return [law.key for law in registry.allocating()]
+
+
 AXIS = {
     "N": "N (parameters)",
     "D": "D (training tokens)",
@@ -725,7 +748,7 @@ def _follow_lines(ax, curves, bands) -> bool:
 def comparison(study) -> Plot:
     """Compute-optimal N and D against C from every approach and Kaplan's law, side by side with
     bootstrap bands, and a with its interval per approach: the Kaplan-versus-Chinchilla answer."""
-    laws = [k for k in LAWS if study.fits.get(k) is not None]
+    laws = [k for k in _laws() if study.fits.get(k) is not None]
     if not laws:
         raise FitError("no law was fitted")
     df = study.points
@@ -833,7 +856,7 @@ def _group_forest(fx, a_tab: dict, approach: str) -> None:
     cmap = colormaps["tab10"]
     markers = {law.key: law.marker for law in registry.laws()}
     names = list(a_tab)
-    offs = {k: (i - 1.5) * 0.16 for i, k in enumerate(LAWS)}
+    offs = {k: (i - 1.5) * 0.16 for i, k in enumerate(_laws())}
     for gi, name in enumerate(names):
         for k, (a, lo, hi) in a_tab[name].items():
             err = (
@@ -873,10 +896,10 @@ def _group_forest(fx, a_tab: dict, approach: str) -> None:
                 color="grey",
                 mfc="grey" if k == approach else "white",
             )
-            for k in LAWS
+            for k in _laws()
         ]
         + [Line2D([], [], color="black", ls="--"), Line2D([], [], color="grey", ls=":")],
-        [SHORT[k] for k in LAWS] + ["0.5 Chinchilla", "0.73 Kaplan 2020"],
+        [SHORT[k] for k in _laws()] + ["0.5 Chinchilla", "0.73 Kaplan 2020"],
         fontsize=6.5,
         loc="upper left",
         bbox_to_anchor=(1.0, 1.0),
@@ -898,7 +921,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
         law = (
             approach
             if s.fits.get(approach) is not None
-            else next((k for k in LAWS if s.fits.get(k)), None)
+            else next((k for k in _laws() if s.fits.get(k)), None)
         )
         if law is None:
             continue
@@ -920,7 +943,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
             nx.scatter([b.C for b in used], [b.n_star for b in used], s=14, color=color, zorder=3)
             dx.scatter([b.C for b in used], [b.d_star for b in used], s=14, color=color, zorder=3)
         a_tab[name] = {
-            k: (exponents(s, k)[0], *s.ci(k, "a")) for k in LAWS if s.fits.get(k) is not None
+            k: (exponents(s, k)[0], *s.ci(k, "a")) for k in _laws() if s.fits.get(k) is not None
         }
     for ax, key in ((nx, "N"), (dx, "D")):
         _loglog(ax, "C", key)
@@ -950,7 +973,7 @@ def group_comparison(studies: dict, approach: str = "approach2") -> Plot:
 def bootstrap(study) -> Plot:
     """The bootstrap distribution of a and b from each approach (and of E, beside the known
     floor)."""
-    laws = [k for k in LAWS if study.samples.get(k) and np.isfinite(study.samples[k]["a"]).any()]
+    laws = [k for k in _laws() if study.samples.get(k) and np.isfinite(study.samples[k]["a"]).any()]
     if not laws:
         raise FitError("no bootstrap samples (run with --bootstrap N, N > 0)")
     e = study.samples.get("approach3", {}).get("E")
