@@ -85,7 +85,7 @@ def _kaplan_chunk(p0, logs, counts, per_row_loss=False):
 MIN_PARALLEL = 100  # resamples below which one process is faster than starting others
 
 
-def _run_chunks(func, start, logs, counts, n_jobs: int | None):
+def run_chunks(func, start, logs, counts, n_jobs: int | None):
     """func(start, logs, rows of counts) -> (samples, ok) over contiguous chunks of the resamples,
     in forked processes; every row's result depends on that row alone, so the samples do not
     depend on n_jobs. The chunk functions keep BLAS to one thread (no oversubscription)."""
@@ -127,7 +127,7 @@ def bootstrap_chinchilla(
     if replicates is not None:
         counts = np.hstack([counts, np.log(replicate_means(replicates, n_boot, seed + 4))])
         kwargs["per_row_loss"] = True
-    return _run_chunks(partial(_chinchilla_chunk, **kwargs), theta0, _logs(df), counts, n_jobs)
+    return run_chunks(partial(_chinchilla_chunk, **kwargs), theta0, _logs(df), counts, n_jobs)
 
 
 def replicate_means(replicates: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
@@ -159,7 +159,7 @@ def bootstrap_kaplan(
     if replicates is not None:
         counts = np.hstack([counts, np.log(replicate_means(replicates, n_boot, seed + 4))])
         chunk = partial(_kaplan_chunk, per_row_loss=True)
-    return _run_chunks(chunk, p0, _logs(df), counts, n_jobs)
+    return run_chunks(chunk, p0, _logs(df), counts, n_jobs)
 
 
 def bootstrap_approach2(
@@ -182,7 +182,7 @@ def bootstrap_approach2(
         counts[i] = np.bincount(idx, minlength=len(df))
     if replicates is not None:  # rows: [counts | loss of the resample]
         counts = np.hstack([counts, replicate_means(replicates, n_boot, seed + 4)])
-    return _run_chunks(partial(_approach2_chunk, **kwargs), arrays, None, counts, n_jobs)[0]
+    return run_chunks(partial(_approach2_chunk, **kwargs), arrays, None, counts, n_jobs)[0]
 
 
 def _approach2_chunk(arrays: Approach2Arrays, _, counts, **kwargs):

@@ -14,13 +14,14 @@ R*_N with the base law held at its full-data fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from scaling.analysis.laws.bootstrap import resample_counts
+from scaling.analysis.laws.bootstrap import resample_counts, run_chunks
 from scaling.analysis.laws.fit import LBFGS_OPTIONS, FitStatus, fit_chinchilla
 from scaling.analysis.laws.forms import ChinchillaLaw
 from scaling.analysis.laws.objectives import huber
@@ -182,7 +183,8 @@ class DataConstrained(Law):
         )
         counts = resample_counts(len(df), ctx.options.n_boot, ctx.options.seed + 5)
         start = [(law.R_D_star, law.R_N_star)]
-        draws = np.array([_fit_constants(law.base, cols, w, start)[0] for w in counts])
+        chunk = partial(_constants_chunk, start=start)
+        draws, _ = run_chunks(chunk, law.base, cols, counts, ctx.options.n_jobs)
         return Draws({n: draws[:, i] for i, n in enumerate(NAMES)}, len(draws), len(draws))
 
     def extrapolate(self, ctx: FitContext, train: pd.DataFrame, preds: pd.DataFrame) -> float:
@@ -297,6 +299,11 @@ def loss_vs_epochs(study: Any) -> Any:
         fig,
         {**data, "stops_paying": law.stops_paying},
     )
+
+
+def _constants_chunk(base, cols, counts, start):
+    """R*_D, R*_N refitted on each row of counts (one chunk of the bootstrap, in one process)."""
+    return np.array([_fit_constants(base, cols, w, start)[0] for w in counts]), None
 
 
 register(DataConstrained())
