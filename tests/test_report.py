@@ -289,10 +289,11 @@ def test_a_failed_fit_figure_stops_the_emergence_child_and_writes_nothing(tmp_pa
     monkeypatch.setattr(P.Plot, "save", boom)
     out = tmp_path / "analysis" / "probed"
     out.parent.mkdir()
+    before = {p.pid for p in multiprocessing.active_children()}  # other tests' pools may live on
     with pytest.raises(OSError, match="disk full"):
         write_report(sweep, out, FitOptions(n_boot=0))
     assert list(out.parent.iterdir()) == []
-    assert multiprocessing.active_children() == []
+    assert {p.pid for p in multiprocessing.active_children()} <= before
 
 
 def _seeded_table(path: Path, seeds: int) -> Path:
