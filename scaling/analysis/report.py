@@ -470,12 +470,14 @@ def write_report(
     out = Path(out_dir)
     check_replaceable(out)  # fail before any work
     paths = input_paths(paths_or_points)
-    with staged_dir(out) as tmp, ExitStack() as stack:
-        # the emergence section needs no fit: a forked child draws it while this process fits and
-        # draws the fit's figures, one core each (more processes cost more CPU than they saved)
+    with ExitStack() as stack:
+        # the emergence section needs no fit: a forked child draws it into a scratch folder while
+        # this process fits and draws the fit's figures, one core each (more processes cost more
+        # CPU than they saved); nothing reaches `out`'s folder before the fit succeeded
         emergence = None
         if _has_probes(paths):
-            section = partial(_emergence_section, paths, tmp / "emergence")
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scaling-")))
+            section = partial(_emergence_section, paths, scratch / "emergence")
             emergence = stack.enter_context(Forked(section))
         analysis = analyse(paths_or_points, load, options)
         figures = draw(analysis)
@@ -485,13 +487,15 @@ def write_report(
         md = render_markdown(analysis.studies, figures.groups, prov, title, analysis.grouped)
         fits = analysis.to_json()
         fits["provenance"] = prov
-        files = write_all_figures(figures, tmp, pdf, n_jobs=1 if emergence else None)
-        if emergence:
-            md += emergence.result()
-        (tmp / "report.md").write_text(md)
-        (tmp / "fits.json").write_text(json.dumps(json_safe(fits), indent=2) + "\n")
-        files += [f"emergence/{f.name}" for f in sorted((tmp / "emergence").glob("*"))]
-        write_manifest(tmp, "report", files + ["report.md", "fits.json"], prov)
+        with staged_dir(out) as tmp:
+            files = write_all_figures(figures, tmp, pdf, n_jobs=1 if emergence else None)
+            if emergence:
+                md += emergence.result()
+                shutil.move(scratch / "emergence", tmp / "emergence")
+            (tmp / "report.md").write_text(md)
+            (tmp / "fits.json").write_text(json.dumps(json_safe(fits), indent=2) + "\n")
+            files += [f"emergence/{f.name}" for f in sorted((tmp / "emergence").glob("*"))]
+            write_manifest(tmp, "report", files + ["report.md", "fits.json"], prov)
     figures.clear()
     return out
 
