@@ -8,7 +8,7 @@ import pytest
 
 from scaling import runs
 from scaling.experiment.config import compose, resolve_run
-from scaling.experiment.ensemble import plan_ensembles, train_ensemble
+from scaling.experiment.ensemble import AUTO_MAX_PARAMS, plan_ensembles, train_ensemble
 from scaling.experiment.train import train_run
 
 # 30 steps of 8 rows x 16 tokens on a 2-layer d_model=16 model: about a second per run
@@ -101,7 +101,7 @@ def test_finished_and_claimed_members_are_left_alone(tmp_path):
 
 
 def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
-    specs = [resolve_run(cfg(tmp_path, *m)) for m in MEMBERS]
+    specs = [resolve_run(cfg(tmp_path, *m, "train.ensemble_max=3")) for m in MEMBERS]
     other = resolve_run(cfg(tmp_path, "model.n_layers=1", "model.n_heads=1"))
     encoder = resolve_run(cfg(tmp_path, "model.arch=encoder"))
     jobs = plan_ensembles([specs[0], other, specs[1], encoder, specs[2]])
@@ -110,12 +110,11 @@ def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
         [other.run_id],
         [encoder.run_id],
     ]
-    capped = plan_ensembles(
-        [resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2")) for m in MEMBERS]
-    )
+    capped = plan_ensembles([resolve_run(cfg(tmp_path, *m)) for m in MEMBERS])  # default: 2
     big = [
-        resolve_run(cfg(tmp_path, "model.d_model=128", f"train.seed={seed}")) for seed in (0, 1)
-    ]  # N = 0.43M: auto finds it too large to gain
+        resolve_run(cfg(tmp_path, "model.d_model=64", f"train.seed={seed}")) for seed in (0, 1)
+    ]  # N > AUTO_MAX_PARAMS: auto finds it too large to gain
+    assert all(s.counts.N > AUTO_MAX_PARAMS for s in big)
     assert [len(j) for j in plan_ensembles(big)] == [1, 1]
     assert [len(j) for j in capped] == [2, 1]
     off = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble=off")) for m in MEMBERS])
@@ -126,6 +125,7 @@ SWEEP = [
     "sweep.name=seeds",
     "model.d_model=16,32",
     "train.seed=0,1,2",
+    "train.ensemble_max=3",
     "sweep.report=false",
     "train.checkpoint_every=0",
 ]
@@ -174,6 +174,7 @@ def test_a_seed_sweep_stopped_by_sigterm_resumes_every_member_exactly(tmp_path, 
         *[a for a in TINY if a != "sweep=single"],
         "sweep.name=seeds",
         "train.seed=0,1,2",
+        "train.ensemble_max=3",
         "sweep.report=false",
         "train.checkpoint_every=0",
         "train.tokens=7680",

@@ -186,3 +186,12 @@ def test_auto_attention_and_precision_pick_the_fast_pair_per_device(monkeypatch)
         assert (attention, hardware.pick_dtype("auto", cpu, attention)) == (
             ("matmul", torch.bfloat16) if native else ("sdpa", torch.float32)
         )
+        # a narrow model stays in fp32 (with SDPA) on a CPU, where its casts cost more than bf16
+        # saves; from CPU_BF16_MIN_D_MODEL on it takes what the CPU offers
+        for d_model, wide in ((16, False), (32, False), (48, True), (64, True)):
+            attention = hardware.pick_attention("auto", "auto", cpu, d_model)
+            bf16 = native and wide
+            assert (attention, hardware.pick_dtype("auto", cpu, attention, d_model)) == (
+                ("matmul", torch.bfloat16) if bf16 else ("sdpa", torch.float32)
+            )
+        assert hardware.pick_dtype("bf16", cpu, "matmul", 16) == torch.bfloat16  # asked for

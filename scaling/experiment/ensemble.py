@@ -51,7 +51,9 @@ def ensemble_key(spec: RunSpec) -> str | None:
     return json.dumps(config, sort_keys=True)
 
 
-AUTO_MAX_PARAMS = 300_000  # auto: the largest N grouped (s4; s6 was no faster: docs/performance.md)
+# auto: the largest N grouped (s2h; at s3 and s4 ensembles ran at 0.80-1.04x of separate runs on
+# a quiet 2-core CPU: docs/performance.md)
+AUTO_MAX_PARAMS = 60_000
 MEMORY_SHARE = 0.5  # an ensemble may use this share of the memory available to its job
 
 
@@ -287,8 +289,9 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     threads = hardware.pick_threads(t.threads)
     torch.set_num_threads(threads)
     device = hardware.pick_device(t.device)
-    attention = hardware.pick_attention(specs[0].shape.attention, t.precision, device)
-    dtype = hardware.pick_dtype(t.precision, device, attention)
+    d_model = specs[0].shape.d_model
+    attention = hardware.pick_attention(specs[0].shape.attention, t.precision, device, d_model)
+    dtype = hardware.pick_dtype(t.precision, device, attention, d_model)
     shape = dataclasses.replace(specs[0].shape, attention=attention)
     model = StackedTransformer(shape, [s.train.seed for s in specs]).to(device)
     member = Transformer(shape, seed=0).to(device)

@@ -144,8 +144,9 @@ def build_engine(spec: RunSpec) -> Engine:
     threads = pick_threads(t.threads)
     torch.set_num_threads(threads)
     device = pick_device(t.device)
-    attention = pick_attention(spec.shape.attention, t.precision, device)
-    dtype = pick_dtype(t.precision, device, attention)
+    d_model = spec.shape.d_model
+    attention = pick_attention(spec.shape.attention, t.precision, device, d_model)
+    dtype = pick_dtype(t.precision, device, attention, d_model)
     shape = (
         spec.shape
         if attention == spec.shape.attention
