@@ -65,3 +65,21 @@ def test_law_that_cannot_fit_is_skipped_with_reason():
     assert s.approach2 is None and "budgets" in s.skipped["approach2"]
     j = s.to_json()
     assert j["approach2"]["status"] == "skipped" and j["approach2"]["a"] is None
+
+
+def test_approach1_reads_curves_by_default_and_final_points_when_asked(tmp_path):
+    """`--approach1 final` builds the envelope from each run's final point only (for runs whose
+    schedule ends at their own D); the default reads every logged evaluation."""
+    from test_plots import write_sweep
+
+    from scaling.analysis.tables import load_points
+    from scaling.errors import ConfigError
+
+    points = load_points(write_sweep(tmp_path / "toy", seed=3))
+    curves = fit_study(points, options=FitOptions(n_boot=0)).approach1
+    final = fit_study(points, options=FitOptions(n_boot=0, approach1_points="final")).approach1
+    assert curves.source == "curves" and final.source == "final points"
+    assert final.envelope["D"].isin(points.frame["D"]).all()  # final D of some run, never midway
+    assert not curves.envelope["D"].isin(points.frame["D"]).all()
+    with pytest.raises(ConfigError, match="--approach1"):
+        fit_study(points, options=FitOptions(n_boot=0, approach1_points="last"))

@@ -127,6 +127,13 @@ def _add_method_arguments(m: argparse._ArgumentGroup) -> None:
         "parabola",
     )
     m.add_argument(
+        "--approach1",
+        choices=("curves", "final"),
+        default="curves",
+        help="Approach 1's envelope: every logged evaluation of every run (default) or each "
+        "run's final point (for runs whose schedule ends at their own D)",
+    )
+    m.add_argument(
         "--budget-tol",
         type=float,
         default=0.05,
@@ -212,6 +219,7 @@ def fit_options(args: argparse.Namespace):
         seed=args.seed,
         level=args.level,
         approach2_method=args.approach2,
+        approach1_points=args.approach1,
         budget_tol=args.budget_tol,
         drop_edge=not args.keep_edge,
         n_jobs=args.jobs,

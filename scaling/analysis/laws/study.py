@@ -35,6 +35,9 @@ class FitOptions:
     level: float = 0.95  # interval level
     ci: str = "percentile"  # parameters' and exponents' intervals: "percentile" | "bca" (jackknife)
     approach2_method: str = "akima"  # "akima" | "local" | "full"
+    # Approach 1's envelope: "curves" (every evaluation of every run, where logged) or "final"
+    # (each run's final point: the choice when each run's schedule ends at its own D)
+    approach1_points: str = "curves"
     budget_tol: float = 0.05  # decades of C grouped into one IsoFLOP budget
     drop_edge: bool = True  # leave budgets whose minimum sits on a sampled edge out of Approach 2
     n_jobs: int | None = None  # processes for the bootstraps (None: every available core)
@@ -44,6 +47,8 @@ class FitOptions:
     # entropy_floor column: the known entropy of our synthetic language; one value per fitted group)
     fix_E: float | str | None = None
 
+
+APPROACH1_POINTS = ("curves", "final")
 
 # entropy_floor values of one fit may differ by this much (relative) and still be one floor
 FLOOR_REL_TOL = 1e-6
@@ -260,6 +265,13 @@ def _context(
         df, msgs = points, []
     df = df.reset_index(drop=True)
     _check(df)
+    if opt.approach1_points not in APPROACH1_POINTS:
+        raise ConfigError(
+            f"--approach1 {opt.approach1_points!r} is unknown; choose one of "
+            + ", ".join(APPROACH1_POINTS)
+        )
+    if opt.approach1_points == "final":
+        curves = None
     fixed = resolve_fix_E(opt.fix_E, df)
     return FitContext(df, curves, opt, None if fixed is None else fixed[0], replicates), msgs, fixed
 
