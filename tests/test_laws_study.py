@@ -73,9 +73,10 @@ def test_approach1_reads_curves_by_default_and_final_points_when_asked(tmp_path)
     from test_plots import write_sweep
 
     from scaling.analysis.tables import load_points
-    from scaling.errors import ConfigError
+    from scaling.errors import ConfigError, FitWarning
 
-    points = load_points(write_sweep(tmp_path / "toy", seed=3))
+    with pytest.warns(FitWarning, match="diverged"):  # the toy sweep holds one diverged run
+        points = load_points(write_sweep(tmp_path / "toy", seed=3))
     curves = fit_study(points, options=FitOptions(n_boot=0)).approach1
     final = fit_study(points, options=FitOptions(n_boot=0, approach1_points="final")).approach1
     assert curves.source == "curves" and final.source == "final points"
