@@ -49,33 +49,56 @@ def interval(samples, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _chinchilla_chunk(theta0, logs, counts, fixed_e=None, per_row_loss=False):
-    if per_row_loss:  # rows are [counts | log loss of the resample]: replicates resampled per point
-        n = len(logs[0])
-        counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
+def _with_replicates(counts, replicates, n_boot: int, seed: int, log: bool) -> np.ndarray:
+    """Rows [counts | each point's replicates resampled within it, their mean loss (its log where
+    the fit works in log loss)], or counts alone without replicates; `_split_rows` undoes it."""
+    if replicates is None:
+        return counts
+    means = replicate_means(replicates, n_boot, seed + 4)
+    return np.hstack([counts, np.log(means) if log else means])
+
+
+def _split_rows(counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(counts, each row's own point losses or None) of rows built by `_with_replicates`."""
+    return counts[:, :n], (counts[:, n:] if counts.shape[1] > n else None)
+
+
+def _chinchilla_chunk(theta0, logs, counts, fixed_e=None):
+    counts, row_ll = _split_rows(counts, len(logs[0]))
+    ll = logs[2] if row_ll is None else row_ll
     with single_thread_blas():
-        out, ok, vanished = polish_chinchilla_batch(theta0, *logs, counts, fixed_e=fixed_e)
+        out, ok, vanished = polish_chinchilla_batch(
+            theta0, logs[0], logs[1], ll, counts, fixed_e=fixed_e
+        )
         # rows the batched Newton steps could not settle: L-BFGS-B (a vanished E stays unconverged)
         for i in np.flatnonzero(~ok & ~vanished):
-            ll = logs[2][i] if per_row_loss else logs[2]
             theta, _, status = polish_chinchilla(
-                theta0, logs[0], logs[1], ll, weights=counts[i], fixed_e=fixed_e
+                theta0,
+                logs[0],
+                logs[1],
+                ll if row_ll is None else ll[i],
+                weights=counts[i],
+                fixed_e=fixed_e,
             )
             out[i], ok[i] = theta, status is FitStatus.CONVERGED
     return out, ok
 
 
-def _kaplan_chunk(p0, logs, counts, per_row_loss=False):
-    if per_row_loss:  # rows are [counts | log loss of the resample]: replicates resampled per point
-        n = len(logs[0])
-        counts, logs = counts[:, :n], (logs[0], logs[1], counts[:, n:])
+def _kaplan_chunk(p0, logs, counts):
+    counts, row_ll = _split_rows(counts, len(logs[0]))
+    ll = logs[2] if row_ll is None else row_ll
     with single_thread_blas():
-        out, ok = kaplan_batch(p0, *logs, counts)
+        out, ok = kaplan_batch(p0, logs[0], logs[1], ll, counts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         for i in np.flatnonzero(~ok):  # rows the batched solver could not settle: one by one
-            ll = logs[2][i] if per_row_loss else logs[2]
-            f = fit_kaplan(logs[0], logs[1], ll, weights=counts[i], starts=p0[None, :])
+            f = fit_kaplan(
+                logs[0],
+                logs[1],
+                ll if row_ll is None else ll[i],
+                weights=counts[i],
+                starts=p0[None, :],
+            )
             law = f.law
             out[i] = (law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c))
             ok[i] = f.ok
@@ -124,9 +147,7 @@ def bootstrap_chinchilla(
     if fix_E is not None:
         theta0[2] = np.log(fix_E)
         kwargs["fixed_e"] = float(theta0[2])
-    if replicates is not None:
-        counts = np.hstack([counts, np.log(replicate_means(replicates, n_boot, seed + 4))])
-        kwargs["per_row_loss"] = True
+    counts = _with_replicates(counts, replicates, n_boot, seed, log=True)
     return run_chunks(partial(_chinchilla_chunk, **kwargs), theta0, _logs(df), counts, n_jobs)
 
 
@@ -155,11 +176,8 @@ def bootstrap_kaplan(
     mask). replicates: as `bootstrap_chinchilla`'s (resampled within each point as well)."""
     counts = resample_counts(len(df), n_boot, seed + 1)
     p0 = np.array([law.alpha_N, law.alpha_D, np.log(law.N_c), np.log(law.D_c)])
-    chunk = _kaplan_chunk
-    if replicates is not None:
-        counts = np.hstack([counts, np.log(replicate_means(replicates, n_boot, seed + 4))])
-        chunk = partial(_kaplan_chunk, per_row_loss=True)
-    return run_chunks(chunk, p0, _logs(df), counts, n_jobs)
+    counts = _with_replicates(counts, replicates, n_boot, seed, log=True)
+    return run_chunks(_kaplan_chunk, p0, _logs(df), counts, n_jobs)
 
 
 def bootstrap_approach2(
@@ -180,15 +198,13 @@ def bootstrap_approach2(
     for i in range(n_boot):  # the draws of the frame-based refits, in their order
         idx = np.concatenate([rng.choice(g, size=len(g)) for g in arrays.groups])
         counts[i] = np.bincount(idx, minlength=len(df))
-    if replicates is not None:  # rows: [counts | loss of the resample]
-        counts = np.hstack([counts, replicate_means(replicates, n_boot, seed + 4)])
+    counts = _with_replicates(counts, replicates, n_boot, seed, log=False)
     return run_chunks(partial(_approach2_chunk, **kwargs), arrays, None, counts, n_jobs)[0]
 
 
 def _approach2_chunk(arrays: Approach2Arrays, _, counts, **kwargs):
-    n = len(arrays.loss)
-    loss = counts[:, n:] if counts.shape[1] > n else None
-    return arrays.fit(counts[:, :n], loss=loss, **kwargs), None
+    counts, loss = _split_rows(counts, len(arrays.loss))
+    return arrays.fit(counts, loss=loss, **kwargs), None
 
 
 def bootstrap_approach1(
