@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -168,6 +171,46 @@ def test_scaling_train_cli_trains_then_skips(tmp_path, capsys):
     assert cli_main(argv) == 0
     assert "already finished, skipped" in capsys.readouterr().out
     assert len(runs.load_results(tmp_path / "single")) == 1
+
+
+MMAP_PROBE = """
+import ctypes, sys, torch
+from scaling.experiment.config import compose, resolve_run
+from scaling.experiment.train import build_engine  # build_engine on a CPU keeps freed memory
+
+class MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h)
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "engine":
+    overrides = ["runs_dir=" + sys.argv[2], "train.threads=1", *sys.argv[3:]]
+    build_engine(resolve_run(compose(overrides)))
+before = libc.mallinfo2().hblkhd  # bytes in mmap'd blocks
+t = torch.ones(30 << 18)  # 30 MiB: an activation of a large step
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="glibc's mallopt",
+)
+def test_a_cpu_engine_keeps_freed_memory_instead_of_faulting_it_in_every_step(tmp_path):
+    """After build_engine on a CPU, a 30 MiB tensor comes from the heap, whose freed pages the
+    process keeps; in a plain process glibc maps it afresh (the control: the probe measures
+    something), and a mapping is handed back to the OS when freed, to be faulted in again."""
+
+    def mapped(*argv):
+        out = subprocess.run(
+            [sys.executable, "-c", MMAP_PROBE, *argv], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout.split()[-1])
+
+    assert mapped("plain") >= 30 << 20
+    assert mapped("engine", str(tmp_path), *TINY_MODEL) == 0
 
 
 def test_auto_attention_and_precision_pick_the_fast_pair_per_device(monkeypatch):

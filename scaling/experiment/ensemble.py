@@ -289,6 +289,8 @@ def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     threads = hardware.pick_threads(t.threads)
     torch.set_num_threads(threads)
     device = hardware.pick_device(t.device)
+    if device.type == "cpu":
+        hardware.keep_freed_memory()  # no page faults on every step's activations
     d_model = specs[0].shape.d_model
     attention = hardware.pick_attention(specs[0].shape.attention, t.precision, device, d_model)
     dtype = hardware.pick_dtype(t.precision, device, attention, d_model)

@@ -27,6 +27,7 @@ from scaling.experiment import checkpoint, losses, trackers
 from scaling.experiment.config import RunSpec, TrainConfig, resolve_run, token_source
 from scaling.experiment.hardware import (
     autocast,
+    keep_freed_memory,
     pick_attention,
     pick_compile,
     pick_device,
@@ -144,6 +145,8 @@ def build_engine(spec: RunSpec) -> Engine:
     threads = pick_threads(t.threads)
     torch.set_num_threads(threads)
     device = pick_device(t.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on every step's activations
     d_model = spec.shape.d_model
     attention = pick_attention(spec.shape.attention, t.precision, device, d_model)
     dtype = pick_dtype(t.precision, device, attention, d_model)
