@@ -47,7 +47,8 @@ TABLE_SUFFIXES = {
 class Points:
     """The canonical points frame (N, D, C, loss [+ group, run_id, entropy_floor]) and, for our
     sweep folders, the training curves (run_id, N, D_run, tokens, flops, loss) used by Approach
-    1."""
+    1; where replicates were averaged into points, the curves' point_id is the run_id their point
+    kept."""
 
     frame: pd.DataFrame
     curves: pd.DataFrame | None = None
@@ -72,7 +73,8 @@ class Points:
             f = self.frame[self.frame["group"] == name].reset_index(drop=True)
             c = None
             if self.curves is not None and "run_id" in f:
-                c = self.curves[self.curves["run_id"].isin(set(f["run_id"]))].reset_index(drop=True)
+                key = "point_id" if "point_id" in self.curves else "run_id"
+                c = self.curves[self.curves[key].isin(set(f["run_id"]))].reset_index(drop=True)
             reps = (
                 None
                 if self.replicates is None
@@ -412,6 +414,8 @@ def _points(
     into one row (`mean_replicates`) and the averaging described in columns["mean_over"]."""
     if not over:
         return Points(frame, curve_frame, columns, sink, notes)
+    if curve_frame is not None and "run_id" in frame:
+        curve_frame = curve_frame.assign(point_id=_point_ids(frame, curve_frame["run_id"]))
     frame, reps = mean_replicates(frame)
     n_rep = frame["n_rep"]
     columns["mean_over"] = (
@@ -574,6 +578,16 @@ def _replicate_columns(mean_over, table, frame, curves, source, keep):
         if (per_point > 1).any():
             return ("seed",), "automatic: seeds vary at a point"
     return (), ""
+
+
+def _point_ids(frame: pd.DataFrame, run_ids: pd.Series) -> np.ndarray:
+    """For each of `run_ids` (rows of `frame`), the run_id of its point's first row: the id the
+    averaged point keeps (`mean_replicates`), so curves find their point."""
+    keys = [k for k in POINT_KEYS if k in frame]
+    codes = frame.groupby(keys, sort=False).ngroup().to_numpy()
+    first = frame["run_id"].astype(str).to_numpy()[np.unique(codes, return_index=True)[1]]
+    point_of = dict(zip(frame["run_id"].astype(str), first[codes], strict=True))
+    return run_ids.astype(str).map(point_of).to_numpy()
 
 
 def mean_replicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray]]:

@@ -253,6 +253,33 @@ def curve_runs(curves: pd.DataFrame) -> list[CurveRun]:
     return runs
 
 
+def point_curves(curves: pd.DataFrame) -> dict[str, list[CurveRun]]:
+    """Each point's replicate curves (`curve_runs`), keyed by the run_id its point kept: the
+    curves' point_id column where seeds were averaged into points, else every run a point."""
+    runs = curve_runs(curves)
+    if "point_id" not in curves:
+        return {run[0]: [run] for run in runs}
+    ids = curves.drop_duplicates("run_id")
+    point_of = dict(zip(ids["run_id"], ids["point_id"], strict=True))
+    out: dict[str, list[CurveRun]] = {}
+    for run in runs:
+        out.setdefault(point_of[run[0]], []).append(run)
+    return out
+
+
+def mean_curve(point_id: str, runs: list[CurveRun]) -> CurveRun:
+    """One point's curve from its replicate runs: their mean loss (as the point's final loss is
+    their mean) at the most densely logged run's flops, over the range every run covers
+    (log-log interpolation; replicates of one point log the same steps, so it is exact there)."""
+    if len(runs) == 1:
+        return (point_id, *runs[0][1:])
+    ref = max(runs, key=lambda r: len(r[2]))[2]
+    lo, hi = max(r[2][0] for r in runs), min(r[2][-1] for r in runs)
+    lx = ref[(ref >= lo) & (ref <= hi)]
+    loss = np.mean([np.exp(np.interp(lx, r[2], r[3])) for r in runs], axis=0)
+    return (point_id, runs[0][1], lx, np.log(loss))
+
+
 def _envelope_from_curves(runs: list[CurveRun], n_grid: int) -> pd.DataFrame:
     """At each of n_grid log-spaced C values, the run with the lowest (log-log interpolated)
     loss."""
@@ -287,12 +314,17 @@ def approach1(
     df: pd.DataFrame, curves: pd.DataFrame | list[CurveRun] | None = None, n_grid: int = 200
 ) -> Approach1Fit:
     """Approach 1 from training curves (Hoffmann's envelope) or, lacking curves, from final points.
-    `curves`: metrics rows (run_id, flops, loss, N), or their `curve_runs` arrays."""
+    `curves`: metrics rows (run_id, flops, loss, N [, point_id]), each point's replicate runs
+    averaged into one curve (`mean_curve`), or such curves as `CurveRun` arrays."""
     msgs = []
     if curves is not None and (
         isinstance(curves, list) or len(curves)
     ):  # arrays: even an empty list is curves
-        runs = curve_runs(curves) if isinstance(curves, pd.DataFrame) else curves
+        runs = (
+            [mean_curve(p, reps) for p, reps in point_curves(curves).items()]
+            if isinstance(curves, pd.DataFrame)
+            else curves
+        )
         env, source = _envelope_from_curves(runs, n_grid), "curves"
         sizes = np.sort(df["N"].unique())
         inner = env[(env["N"] > sizes[0]) & (env["N"] < sizes[-1])] if len(sizes) > 2 else env

@@ -19,7 +19,7 @@ import pandas as pd
 
 from scaling.analysis.laws._blas import single_thread_blas
 from scaling.analysis.laws._parallel import resolve_jobs, run_forked
-from scaling.analysis.laws.approaches import approach1, curve_runs
+from scaling.analysis.laws.approaches import approach1, mean_curve, point_curves
 from scaling.analysis.laws.fastboot import Approach2Arrays, envelope_slopes
 from scaling.analysis.laws.fit import (
     FitStatus,
@@ -208,34 +208,50 @@ def _approach2_chunk(arrays: Approach2Arrays, _, counts, **kwargs):
 
 
 def bootstrap_approach1(
-    df: pd.DataFrame, curves: pd.DataFrame | None = None, n_boot: int = 200, seed: int = 0
+    df: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    replicates: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """(n_boot, 2) samples of (a, b): resampling points, or whole runs when curves are given."""
+    """(n_boot, 2) samples of (a, b): resampling points, or whole points' curves when curves are
+    given; with `replicates` (seeds averaged into points) each drawn point's seeds are resampled
+    within it too (its curve, or its final loss, is the mean of the drawn seeds')."""
     rng = np.random.default_rng(seed + 3)
+    rng_seeds = np.random.default_rng(seed + 5)  # apart, so the points drawn do not depend on it
     out = np.full((n_boot, 2), np.nan)
     use_curves = curves is not None and len(curves) and "run_id" in df
-    if use_curves:  # every run's curve as arrays, once: a resample only picks and relabels them
+    if use_curves:  # every point's curves as arrays, once: a resample only picks and relabels them
         assert curves is not None
-        logged = set(curves["run_id"])
-        arrays = {run[0]: run for run in curve_runs(curves)}
+        by_point = point_curves(curves)
+        means = {p: mean_curve(p, reps) for p, reps in by_point.items()}
         run_ids = df["run_id"].to_numpy()
     C, N, D, loss = (df[c].to_numpy(float) for c in ("C", "N", "D", "loss"))
+    point_loss = None if replicates is None else replicate_means(replicates, n_boot, seed + 4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         for i in range(n_boot):
             idx = rng.integers(0, len(df), len(df))
-            if use_curves and logged.intersection(run_ids[idx]):
-                # a run drawn k times enters as k runs of its own (relabelled copies)
-                cv = [
-                    (f"{rid}#{k}", *arrays[rid][1:])
-                    for k, rid in enumerate(run_ids[idx])
-                    if rid in arrays
-                ]
+            if use_curves and means.keys() & set(run_ids[idx]):
+                # a point drawn k times enters as k runs of its own (relabelled copies)
+                cv = []
+                for k, rid in enumerate(run_ids[idx]):
+                    reps = by_point.get(rid, [])
+                    if replicates is not None and len(reps) > 1:
+                        curve = mean_curve(
+                            rid, [reps[j] for j in rng_seeds.integers(0, len(reps), len(reps))]
+                        )
+                    elif reps:
+                        curve = means[rid]
+                    else:
+                        continue
+                    cv.append((f"{rid}#{k}", *curve[1:]))
                 try:
                     f = approach1(df.iloc[idx], cv)
                     out[i] = f.a, f.b
                 except FitError:
                     pass
             else:
-                out[i] = envelope_slopes(C[idx], N[idx], D[idx], loss[idx])
+                lo = loss if point_loss is None else point_loss[i]
+                out[i] = envelope_slopes(C[idx], N[idx], D[idx], lo[idx])
     return out

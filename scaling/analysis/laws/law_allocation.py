@@ -140,6 +140,7 @@ class Envelope(_Allocation):
         "Approach 1",
     )
     order, table_order, marker = 40, 1, "^"
+    resamples_replicates = True
 
     def fit(self, ctx: FitContext) -> Any:
         return approach1(ctx.df, ctx.curves)
@@ -147,7 +148,7 @@ class Envelope(_Allocation):
     def bootstrap(self, ctx: FitContext, fit: Any) -> Draws:
         n_boot = ctx.options.n_boot
         n = min(n_boot, 200) if ctx.curves is not None else n_boot
-        return _draws(bootstrap_approach1(ctx.df, ctx.curves, n, ctx.options.seed))
+        return _draws(bootstrap_approach1(ctx.df, ctx.curves, n, ctx.options.seed, ctx.replicates))
 
     def jackknife(self, ctx: FitContext, fit: Any) -> dict[str, np.ndarray]:
         df, curves = ctx.df, ctx.curves
@@ -156,7 +157,8 @@ class Envelope(_Allocation):
         def refit(sub: pd.DataFrame) -> Any:
             if not use_curves or curves is None:
                 return approach1(sub, None)
-            return approach1(sub, curves[curves["run_id"].isin(sub["run_id"])])
+            key = "point_id" if "point_id" in curves else "run_id"  # a point's every seed
+            return approach1(sub, curves[curves[key].isin(sub["run_id"])])
 
         return iv.jackknife_allocation(df, refit)
 
