@@ -110,13 +110,16 @@ def test_plan_groups_runs_differing_only_in_seed_or_lr(tmp_path):
         [other.run_id],
         [encoder.run_id],
     ]
-    capped = plan_ensembles([resolve_run(cfg(tmp_path, *m)) for m in MEMBERS])  # default: 2
+    capped = plan_ensembles(
+        [resolve_run(cfg(tmp_path, *m, "train.ensemble_max=2")) for m in MEMBERS]
+    )
+    default = plan_ensembles([resolve_run(cfg(tmp_path, *m)) for m in MEMBERS])  # cap 4
     big = [
         resolve_run(cfg(tmp_path, "model.d_model=64", f"train.seed={seed}")) for seed in (0, 1)
     ]  # N > AUTO_MAX_PARAMS: auto finds it too large to gain
     assert all(s.counts.N > AUTO_MAX_PARAMS for s in big)
     assert [len(j) for j in plan_ensembles(big)] == [1, 1]
-    assert [len(j) for j in capped] == [2, 1]
+    assert [len(j) for j in capped] == [2, 1] and [len(j) for j in default] == [3]
     off = plan_ensembles([resolve_run(cfg(tmp_path, *m, "train.ensemble=off")) for m in MEMBERS])
     assert [len(j) for j in off] == [1, 1, 1]
 

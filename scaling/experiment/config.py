@@ -76,7 +76,7 @@ class TrainConfig:
     compile: str = "auto"  # torch.compile: auto (CUDA, runs of >= 1000 steps) | true | false
     threads: int = 0  # torch.set_num_threads; 0 keeps torch's default
     ensemble: str = "auto"  # sweeps: runs differing only in seed/lr train together | off
-    ensemble_max: int = 2  # most runs in one ensemble (memory caps it further)
+    ensemble_max: int = 4  # most runs in one ensemble (memory caps it further)
     lr_fit: str = ""  # lr=auto: the `scaling tune` file to read; "" or no such file: the rule
     lr_rule_coef: float = 3.34e-3  # lr=auto without a tuned file: lr = coef * (N / 1e5)^exponent
     lr_rule_exponent: float = -0.684  # (the fit of runs/reference/lr, docs/tuning.md)
