@@ -4,11 +4,13 @@ loss, a killed sweep restarted, two concurrent sweeps on one folder, crash-cut m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from tiny import TINY_MODEL
@@ -58,6 +60,16 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 60.0) -> None:
             proc.kill()
             raise AssertionError("timed out waiting")
         time.sleep(0.02)
+
+
+def _with_env(text: str) -> list[int]:
+    """Pids of the live processes whose environment holds `text` (orphans included)."""
+    pids = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if text.encode() in env.read_bytes():
+                pids.append(int(env.parent.name))
+    return pids
 
 
 def _rows(folder) -> list[dict]:
@@ -131,6 +143,34 @@ def test_sigterm_and_sigint_save_a_checkpoint_then_exit(tmp_path, sig, rc, slow_
     assert not (folder / runs.LOCK).exists()  # the claim was released on the way out
     resumed = train_run(compose(argv))
     assert 0 < resumed["resumed_from_step"] < 60 and resumed["loss"] == whole["loss"]
+
+
+def test_a_joblib_sweep_stopped_by_sigterm_to_its_own_pid_checkpoints_every_run(
+    tmp_path, slow_steps
+):
+    """SIGTERM sent to the sweep process alone reaches the runs its joblib workers train: each
+    saves a checkpoint and stops, no worker is left behind, the sweep exits 143, and the rerun
+    ends every run at exactly the loss of an uninterrupted sweep."""
+    grid = ["sweep.name=cut", "model.d_model=16,32", "train.tokens=7680", "sweep.report=false"]
+    argv = [*TINY, *grid, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    folder = tmp_path / "cut"
+    proc = _cli("sweep", f"runs_dir={tmp_path}", *argv, env=slow_steps(0.05), cwd=tmp_path)
+    _wait_for(lambda: len(list(folder.glob(f"*/{runs.METRICS}"))) == 2, proc, timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "sweep stopped by SIGTERM" in out and out.count("checkpoint saved at step") == 2
+    assert len(list(folder.glob(f"*/{runs.CHECKPOINT}"))) == 2 and not runs.load_results(folder)
+    assert not _with_env(f"scaling-sweep-stop-{proc.pid}")  # none of its workers trains on
+    whole = tmp_path / "whole"
+    for root in (tmp_path, whole):
+        done = _cli("sweep", f"runs_dir={root}", *argv, cwd=tmp_path)
+        assert done.wait(timeout=120) == 0, done.stdout.read()
+    resumed = {r["run_id"]: r for r in _rows(folder)}
+    assert all(0 < int(r["resumed_from_step"]) < 60 for r in resumed.values())
+    assert {r["run_id"]: r["loss"] for r in _rows(whole / "cut")} == {
+        k: r["loss"] for k, r in resumed.items()
+    }
 
 
 def test_a_killed_sweep_restarted_ends_with_every_run_once(tmp_path, capsys, slow_steps):

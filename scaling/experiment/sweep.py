@@ -10,10 +10,12 @@ from the run folders, whichever processes or machines trained them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling import progress, runs
 from scaling.errors import ConfigError, ScalingError
+from scaling.experiment import worker_stop
 from scaling.experiment.config import (
     CONF_DIR,
     RunSpec,
@@ -174,9 +177,16 @@ def _job(cfg: DictConfig) -> None:
     if device != cfg.train.device:
         cfg.train.device = device
     group = _ensemble_of(cfg)
-    if group == []:
-        return  # a member of an ensemble that another job trains
-    for result in train_ensemble(group) if group else [train_run(cfg)]:
+    if group == [] or worker_stop.stopped():
+        return  # a member of an ensemble that another job trains, or the sweep was stopped
+    try:
+        results = train_ensemble(group) if group else [train_run(cfg)]
+    except SystemExit:
+        if not worker_stop.in_worker():
+            raise
+        return  # stopped by the forwarded SIGTERM, checkpoint saved; ending the worker would
+        # make the launcher kill the other workers before they saved theirs
+    for result in results:
         _STATE.results.append(result)
         if result["status"] == "skipped":
             progress.say(f"{result['run_id']}: finished meanwhile by another sweep, skipped")
@@ -231,12 +241,14 @@ def _ensemble_of(cfg: DictConfig) -> list[DictConfig] | None:
     ]
 
 
-def launch(argv: list[str], threads: int | None = None) -> None:
+def launch(argv: list[str], threads: int | None = None, workers: bool = False) -> None:
     """Run Hydra's multirun (the preset's launcher and sweeper) over the grid of `argv`.
 
     `threads` (from `launcher_threads`) becomes OMP_NUM_THREADS and MKL_NUM_THREADS of the
     launched workers, unless the user set them: with train.threads=0 a run takes torch's default,
     which is that number (capped by the cores idle when it starts); an explicit train.threads wins.
+    `workers`: the launcher trains in local worker processes (joblib), which a SIGTERM to this
+    process reaches only through `worker_stop`.
     """
     env = {"HYDRA_FULL_ERROR": "1"}  # let exceptions reach our CLI instead of Hydra's printer
     if threads is not None:
@@ -245,8 +257,18 @@ def launch(argv: list[str], threads: int | None = None) -> None:
     sys.argv = ["scaling-sweep", *argv, "--multirun"]
     os.environ.update(env)
     register_configs()
+    stopper: contextlib.AbstractContextManager[list[int]] = (
+        worker_stop.stop_workers_on_sigterm() if workers else contextlib.nullcontext([])
+    )
     try:
-        _job()
+        with stopper as came:
+            _job()
+        if came:
+            progress.say(
+                f"sweep stopped by {signal.Signals(came[0]).name}; its runs saved their "
+                "checkpoints (rerun the same command to resume)"
+            )
+            raise SystemExit(128 + came[0])
     finally:
         sys.argv = saved_argv
         for key, value in saved_env.items():
@@ -436,8 +458,9 @@ def _train(argv: list[str], todo: list[RunSpec], sweep_paths: list[Path], name: 
     _STATE.planned = {s.run_id: float(FLOPS_PER_PARAM_TOKEN * s.counts.N * s.D) for s in todo}
     _STATE.results = []
     _STATE.bar = progress.sweep_bar(sum(_STATE.planned.values()), len(todo), name)
+    workers = launcher is not None and str(launcher.get("_target_", "")).endswith("JoblibLauncher")
     try:
-        launch(launch_argv, threads)
+        launch(launch_argv, threads, workers)
     finally:
         _STATE.bar.close()
         _STATE.bar = None
