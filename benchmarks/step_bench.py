@@ -12,7 +12,7 @@ on one thread, batch 16, ctx 128:
 (3) torch.compile: the first step's time with an empty inductor cache (cold) and with the cache
     the cold child left (warm), and the compiled step's ms against eager.
 
-    python benchmarks/step_bench.py                      # ~3 min on 2 cores
+    python benchmarks/step_bench.py                      # ~5 min on 2 cores
     python benchmarks/step_bench.py --sizes s1 s3 --pairs 5 --no-compile
 """
 
@@ -65,12 +65,12 @@ ORDER = (
 def child(size: str, mode: str, steps: int) -> dict:
     """One engine in this process; `mode`: "profile", "kept" / "default" (allocator), "eager" /
     "compiled" (torch.compile, cache as the environment sets it)."""
-    from scaling.experiment import train
+    from scaling.experiment import hardware, train
     from scaling.experiment.config import compose, resolve_run, token_source
     from scaling.experiment.schedule import lr_at
 
     if mode == "default":  # glibc's own allocator behaviour: the engine must not change it
-        train.keep_freed_memory = lambda: False
+        hardware.keep_freed_memory = lambda: False
     compile_ = "true" if mode == "compiled" else "false"
     with tempfile.TemporaryDirectory() as tmp:
         spec = resolve_run(

@@ -112,8 +112,9 @@ def _seed_sweep(folder, seed_sd: float, n_seeds: int = 3):
                     for t, lv in zip(tokens, loss, strict=True):
                         fh.write(json.dumps({"tokens": t, "flops": 6 * n * t, "loss_val": lv}))
                         fh.write("\n")
-                rows.append(dict(run_id=run_id, N=n, D=d, C=6 * n * d, seed=s, loss=loss[-1]))
-                rows[-1]["status"] = "ok"
+                rows.append(
+                    dict(run_id=run_id, N=n, D=d, C=6 * n * d, seed=s, loss=loss[-1], status="ok")
+                )
     pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
     return folder
 

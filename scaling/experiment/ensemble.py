@@ -51,8 +51,8 @@ def ensemble_key(spec: RunSpec) -> str | None:
     return json.dumps(config, sort_keys=True)
 
 
-# auto: the largest N grouped (s2h; at s3 and s4 ensembles ran at 0.80-1.04x of separate runs on
-# a quiet 2-core CPU: docs/performance.md)
+# auto: the largest N grouped (s2h; on a quiet 2-core CPU ensembles at s3 gained 0.89-1.15x over
+# the passes, at s4 0.80-1.03x: docs/performance.md)
 AUTO_MAX_PARAMS = 60_000
 MEMORY_SHARE = 0.5  # an ensemble may use this share of the memory available to its job
 
@@ -286,15 +286,7 @@ class EnsembleEngine:
 def build_ensemble(specs: list[RunSpec]) -> EnsembleEngine:
     """The engine of members `specs` (one shape; sets torch's thread count as a side effect)."""
     t = specs[0].train
-    threads = hardware.pick_threads(t.threads)
-    torch.set_num_threads(threads)
-    device = hardware.pick_device(t.device)
-    if device.type == "cpu":
-        hardware.keep_freed_memory()  # no page faults on every step's activations
-    d_model = specs[0].shape.d_model
-    attention = hardware.pick_attention(specs[0].shape.attention, t.precision, device, d_model)
-    dtype = hardware.pick_dtype(t.precision, device, attention, d_model)
-    shape = dataclasses.replace(specs[0].shape, attention=attention)
+    threads, device, shape, dtype = hardware.place(t, specs[0].shape)
     model = StackedTransformer(shape, [s.train.seed for s in specs]).to(device)
     member = Transformer(shape, seed=0).to(device)
     member_optimizer, _ = train.make_optimizer(member, t)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import math
 import time
 
 import torch
 
-from scaling.experiment.config import RunSpec
-from scaling.experiment.models import forward_flops_per_token
+from scaling.experiment.config import RunSpec, TrainConfig
+from scaling.experiment.models import ModelShape, forward_flops_per_token
 
 
 def pick_device(name: str) -> torch.device:
@@ -35,7 +36,8 @@ def keep_freed_memory() -> bool:
 
     A CPU training step frees and re-allocates the same MiB-sized activations every step; glibc's
     default maps each afresh (or trims the heap under it), so every step page-faults the memory in
-    again: 1.08-1.22x slower steps at s1-s4 (docs/performance.md). Results do not change (the same
+    again: 1.10-1.28x slower steps at s1-s4 until a run's first evaluation raises glibc's own
+    threshold (docs/performance.md). Results do not change (the same
     losses to the bit). glibc only; returns whether the setting took."""
     name = ctypes.util.find_library("c")
     try:
@@ -140,6 +142,22 @@ def pick_threads(threads: int) -> int:
     if threads:
         return threads
     return max(1, min(TORCH_THREADS, int(idle_cores() + 0.2)))
+
+
+def place(t: TrainConfig, shape: ModelShape) -> tuple[int, torch.device, ModelShape, torch.dtype]:
+    """Where and how a run (or an ensemble) of `shape` computes: its threads (set in torch), its
+    device, its shape with the attention kernel resolved and its autocast dtype; on a CPU it also
+    keeps freed memory (`keep_freed_memory`)."""
+    threads = pick_threads(t.threads)
+    torch.set_num_threads(threads)
+    device = pick_device(t.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on every step's activations
+    attention = pick_attention(shape.attention, t.precision, device, shape.d_model)
+    dtype = pick_dtype(t.precision, device, attention, shape.d_model)
+    if attention != shape.attention:
+        shape = dataclasses.replace(shape, attention=attention)
+    return threads, device, shape, dtype
 
 
 COMPILE_MIN_STEPS = 1000  # CUDA: "auto" compiles runs of at least this many steps

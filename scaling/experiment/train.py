@@ -25,15 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from scaling import progress, runs
 from scaling.experiment import checkpoint, losses, trackers
 from scaling.experiment.config import RunSpec, TrainConfig, resolve_run, token_source
-from scaling.experiment.hardware import (
-    autocast,
-    keep_freed_memory,
-    pick_attention,
-    pick_compile,
-    pick_device,
-    pick_dtype,
-    pick_threads,
-)
+from scaling.experiment.hardware import autocast, pick_compile, place
 from scaling.experiment.models import Transformer, training_flops
 from scaling.experiment.schedule import eval_steps, lr_at, schedule_steps
 from scaling.flops import FLOPS_PER_PARAM_TOKEN
@@ -142,25 +134,13 @@ class Engine:
 def build_engine(spec: RunSpec) -> Engine:
     """The engine of run `spec` (sets torch's thread count as a side effect)."""
     t = spec.train
-    threads = pick_threads(t.threads)
-    torch.set_num_threads(threads)
-    device = pick_device(t.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # no page faults on every step's activations
-    d_model = spec.shape.d_model
-    attention = pick_attention(spec.shape.attention, t.precision, device, d_model)
-    dtype = pick_dtype(t.precision, device, attention, d_model)
-    shape = (
-        spec.shape
-        if attention == spec.shape.attention
-        else dataclasses.replace(spec.shape, attention=attention)
-    )
+    threads, device, shape, dtype = place(t, spec.shape)
     model = Transformer(shape, seed=t.seed).to(device)
     optimizer, kind = make_optimizer(model, t)
     compiled = pick_compile(t.compile, device, spec, threads)
     forward = torch.compile(model) if compiled else model
     return Engine(
-        spec, model, forward, optimizer, kind, device, dtype, attention, compiled, threads
+        spec, model, forward, optimizer, kind, device, dtype, shape.attention, compiled, threads
     )
 
 

@@ -64,7 +64,7 @@ class ModelShape:
     # "decoder" (causal LM) | "encoder" (masked LM) | "encoder_decoder" (span corruption)
     arch: str = "decoder"
     attention: str = "sdpa"  # "sdpa" | "matmul": same math, different kernels (speed only);
-    # "auto" lets the trainer choose (scaling.experiment.train.pick_attention);
+    # "auto" lets the trainer choose (scaling.experiment.hardware.pick_attention);
     # the model reads it as "sdpa"
     mask_fraction: float | None = (
         0.15  # encoder: share of the ctx positions replaced by <mask> and predicted
